@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and tests need, skipping those already present so a warm
+# machine does no apt work.
+set -euo pipefail
+pkgs=(git curl ca-certificates build-essential cmake pkg-config)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v kubectl >/dev/null || { echo "kubectl is required (Debian: kubernetes-client is too old; install kubectl >= 1.30)"; exit 1; }

@@ -1,0 +1,66 @@
+//! Types for Kargo's `kargo.akuity.io/v1alpha1` API, shaped so that manifests written for Kargo
+//! validate unchanged against the CRDs generated from them, plus a minimal view of Argo CD's
+//! `Application`.
+
+pub mod argocd;
+pub mod common;
+pub mod freight;
+pub mod project;
+pub mod project_config;
+pub mod promotion;
+pub mod promotion_task;
+pub mod stage;
+pub mod warehouse;
+
+#[cfg(test)]
+mod tests;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use argocd::{Application, application_crd};
+pub use common::*;
+pub use freight::{ApprovedStage, CurrentStage, Freight, FreightStatus, VerifiedStage};
+pub use project::{HealthStats, Project, ProjectStats, ProjectStatus, ResourceStats};
+pub use project_config::{
+    ProjectConfig, ProjectConfigSpec, ProjectConfigStatus, PromotionPolicy,
+    PromotionPolicySelector, WebhookReceiverConfig, WebhookReceiverDetails, WebhookReceiverSecret,
+};
+pub use promotion::{
+    Promotion, PromotionPhase, PromotionSpec, PromotionStatus, StepExecutionMetadata, StepStatus,
+};
+pub use promotion_task::{
+    ClusterPromotionTask, ClusterPromotionTaskSpec, PromotionTask, PromotionTaskSpec,
+};
+pub use stage::{
+    AnalysisRunArgument, AnalysisRunMetadata, AnalysisTemplateKind, AnalysisTemplateReference,
+    AutoPromotionHold, AutoPromotionOptions, AutoPromotionSelectionPolicy, AvailabilityStrategy,
+    FreightRequest, FreightSources, Health, HealthState, PromotionReference, PromotionTemplate,
+    PromotionTemplateSpec, Stage, StageSpec, StageStatus, StageTargets, Verification,
+};
+pub use warehouse::{
+    ChartDiscoveryResult, ChartSubscription, CommitSelectionStrategy, DiscoveredArtifacts,
+    DiscoveredCommit, DiscoveredImageReference, FreightCreationCriteria, FreightCreationPolicy,
+    GitDiscoveryResult, GitSubscription, ImageDiscoveryResult, ImageSelectionStrategy,
+    ImageSubscription, RepoSubscription, Warehouse, WarehouseSpec, WarehouseStatus,
+};
+
+/// The eight Kargo CRDs to install, in a stable order: Project first (it owns namespaces), then
+/// the namespaced kinds roughly in pipeline order, then the promotion tasks. Unlike the bare
+/// `Kind::crd()` of derived kinds, these declare `apiVersion`, `kind` and `metadata` at the
+/// schema root and a `listKind`, as Kargo's CRDs do.
+pub fn all_crds() -> Vec<CustomResourceDefinition> {
+    [
+        Project::crd(),
+        ProjectConfig::crd(),
+        Warehouse::crd(),
+        Freight::crd(),
+        Stage::crd(),
+        Promotion::crd(),
+        PromotionTask::crd(),
+        ClusterPromotionTask::crd(),
+    ]
+    .into_iter()
+    .map(common::normalize_crd)
+    .collect()
+}

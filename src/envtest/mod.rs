@@ -1,0 +1,408 @@
+//! A real Kubernetes control plane for integration tests and the local quickstart: etcd and
+//! kube-apiserver on free loopback ports, started the way controller-runtime's envtest does it
+//! (client-certificate authentication, RBAC on, `--advertise-address=127.0.0.1`), with haul's CRDs
+//! and a minimal Argo CD Application CRD installed and Established.
+
+pub mod binaries;
+pub mod pki;
+mod process;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+
+pub use binaries::Binaries;
+pub use pki::CertPair;
+
+/// How long each process may take to become ready (envtest's default is 20 s).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvtestError {
+    #[error("control-plane binaries: {0}")]
+    Binaries(String),
+    #[error("certificates: {0}")]
+    Pki(String),
+    #[error("process: {0}")]
+    Process(String),
+    #[error("{what} did not become ready within {secs}s; last lines of {log}:\n{tail}")]
+    NotReady {
+        what: &'static str,
+        secs: u64,
+        log: String,
+        tail: String,
+    },
+    #[error("i/o on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("kubernetes: {0}")]
+    Kube(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnvtestError + '_ {
+    move |source| EnvtestError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn kube_err(e: impl std::fmt::Display) -> EnvtestError {
+    EnvtestError::Kube(e.to_string())
+}
+
+/// A running etcd + kube-apiserver. Dropping it stops both and removes its directory.
+pub struct ControlPlane {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    server: String,
+    ca: pki::Ca,
+    children: Mutex<Vec<Child>>,
+    started_in: Duration,
+}
+
+static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The control plane shared by every test in this test binary, started on first use.
+/// Its processes die with the test binary, also when a test panics or the binary is killed.
+pub fn shared() -> &'static ControlPlane {
+    let res = SHARED.get_or_init(|| ControlPlane::start().map_err(|e| e.to_string()));
+    match res {
+        Ok(cp) => cp,
+        Err(e) => panic!("cannot start the test control plane: {e}"),
+    }
+}
+
+fn free_port() -> Result<u16, EnvtestError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| EnvtestError::Process(e.to_string()))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| EnvtestError::Process(e.to_string()))
+}
+
+fn tail(path: &Path) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Removes directories left by test runs whose process no longer exists (e.g. killed ones).
+fn remove_stale_dirs(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix("haul-envtest-") else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        if let Some(pid) = pid
+            && !process::alive(pid)
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), EnvtestError> {
+    std::fs::write(path, contents).map_err(io_err(path))
+}
+
+fn log_file(path: &Path) -> Result<Stdio, EnvtestError> {
+    let f = std::fs::File::create(path).map_err(io_err(path))?;
+    Ok(Stdio::from(f))
+}
+
+impl ControlPlane {
+    /// Starts a new control plane and installs the CRDs. Blocking: it runs its own small async
+    /// runtime for the API calls, so it can be called from sync or async code alike.
+    pub fn start() -> Result<Self, EnvtestError> {
+        let t0 = Instant::now();
+        let bins = binaries::locate()?;
+        let root = std::env::temp_dir();
+        remove_stale_dirs(&root);
+        let dir = root.join(format!(
+            "haul-envtest-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        process::remove_at_exit(dir.clone());
+
+        let ca = pki::Ca::new("haul-envtest-ca")?;
+        let serving = ca.serving_cert()?;
+        let (sa_key, sa_pub) = pki::service_account_key()?;
+        let admin = ca.client_cert("haul-admin", Some("system:masters"))?;
+        write(&dir.join("ca.crt"), &ca.cert_pem)?;
+        write(&dir.join("apiserver.crt"), &serving.cert_pem)?;
+        write(&dir.join("apiserver.key"), &serving.key_pem)?;
+        write(&dir.join("sa.key"), &sa_key)?;
+        write(&dir.join("sa.pub"), &sa_pub)?;
+
+        let mut cp = ControlPlane {
+            kubeconfig: dir.join("kubeconfig"),
+            server: String::new(),
+            dir: dir.clone(),
+            ca,
+            children: Mutex::new(Vec::new()),
+            started_in: Duration::ZERO,
+        };
+
+        let etcd_port = free_port()?;
+        let peer_port = free_port()?;
+        let etcd_log = dir.join("etcd.log");
+        let mut etcd = Command::new(&bins.etcd);
+        etcd.args([
+            "--name=envtest".to_string(),
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+            format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-cluster=envtest=http://127.0.0.1:{peer_port}"),
+            "--unsafe-no-fsync=true".to_string(),
+            "--log-level=warn".to_string(),
+        ])
+        .stdout(log_file(&etcd_log)?)
+        .stderr(log_file(&etcd_log)?);
+        cp.push(process::spawn(etcd)?);
+        wait_tcp(etcd_port, "etcd", &etcd_log)?;
+
+        let api_port = free_port()?;
+        cp.server = format!("https://127.0.0.1:{api_port}");
+        let kas_log = dir.join("kube-apiserver.log");
+        let d = dir.display();
+        let mut kas = Command::new(&bins.kube_apiserver);
+        kas.args([
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            format!("--cert-dir={d}"),
+            format!("--tls-cert-file={d}/apiserver.crt"),
+            format!("--tls-private-key-file={d}/apiserver.key"),
+            format!("--secure-port={api_port}"),
+            "--bind-address=127.0.0.1".to_string(),
+            // Without it kube-apiserver looks for a default route, which offline machines lack.
+            "--advertise-address=127.0.0.1".to_string(),
+            "--service-cluster-ip-range=10.0.0.0/24".to_string(),
+            "--allow-privileged=true".to_string(),
+            // No service-account controller runs, so no default ServiceAccount exists.
+            "--disable-admission-plugins=ServiceAccount".to_string(),
+            "--authorization-mode=RBAC".to_string(),
+            format!("--service-account-issuer=https://127.0.0.1:{api_port}/"),
+            format!("--service-account-key-file={d}/sa.pub"),
+            format!("--service-account-signing-key-file={d}/sa.key"),
+            format!("--client-ca-file={d}/ca.crt"),
+            "--v=1".to_string(),
+        ])
+        .stdout(log_file(&kas_log)?)
+        .stderr(log_file(&kas_log)?);
+        cp.push(process::spawn(kas)?);
+
+        let kubeconfig = kubeconfig_yaml(&cp.server, &cp.ca.cert_pem, &admin);
+        write(&cp.kubeconfig, &kubeconfig)?;
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| EnvtestError::Process(e.to_string()))?;
+        rt.block_on(cp.wait_ready_and_install(&kas_log))?;
+        cp.started_in = t0.elapsed();
+        tracing::info!(server = %cp.server, secs = cp.started_in.as_secs_f64(), "control plane ready");
+        Ok(cp)
+    }
+
+    fn push(&self, child: Child) {
+        if let Ok(mut c) = self.children.lock() {
+            c.push(child);
+        }
+    }
+
+    async fn wait_ready_and_install(&self, kas_log: &Path) -> Result<(), EnvtestError> {
+        let client = self.client().await?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .map_err(kube_err)?;
+            if client.request_text(req).await.is_ok() {
+                let ns: Api<Namespace> = Api::all(client.clone());
+                if ns.get_opt("default").await.ok().flatten().is_some() {
+                    break;
+                }
+            }
+            if Instant::now() > deadline || self.exited() {
+                return Err(EnvtestError::NotReady {
+                    what: "kube-apiserver",
+                    secs: START_TIMEOUT.as_secs(),
+                    log: kas_log.display().to_string(),
+                    tail: tail(kas_log),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut crds = crate::api::all_crds();
+        crds.push(crate::api::argocd::application_crd());
+        install_crds(&client, &crds).await
+    }
+
+    fn exited(&self) -> bool {
+        match self.children.lock() {
+            Ok(mut c) => c.iter_mut().any(|ch| matches!(ch.try_wait(), Ok(Some(_)))),
+            Err(_) => true,
+        }
+    }
+
+    /// `https://127.0.0.1:<port>`
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// A kubeconfig for a `system:masters` user.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The directory holding certificates, logs and etcd data.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Time from `start()` until the CRDs were Established.
+    pub fn started_in(&self) -> Duration {
+        self.started_in
+    }
+
+    /// A client authenticated as the admin user.
+    pub async fn client(&self) -> Result<kube::Client, EnvtestError> {
+        client_from(&self.kubeconfig).await
+    }
+
+    /// Writes a kubeconfig for `user` (in `group`, if given), authenticated by a client
+    /// certificate from this control plane's CA, and returns its path.
+    pub fn user_kubeconfig(
+        &self,
+        user: &str,
+        group: Option<&str>,
+    ) -> Result<PathBuf, EnvtestError> {
+        let cert = self.ca.client_cert(user, group)?;
+        let path = self.dir.join(format!("kubeconfig-{user}"));
+        write(
+            &path,
+            &kubeconfig_yaml(&self.server, &self.ca.cert_pem, &cert),
+        )?;
+        Ok(path)
+    }
+
+    /// A `kubectl` command pointed at this control plane as the admin user.
+    pub fn kubectl(&self) -> Command {
+        let mut c = Command::new("kubectl");
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.join("kubectl-cache"));
+        c
+    }
+
+    /// Creates a namespace with a unique name starting with `prefix`, so tests do not collide.
+    pub async fn namespace(&self, prefix: &str) -> Result<String, EnvtestError> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!("{prefix}-{n}-{:x}", nanos & 0xffff);
+        let api: Api<Namespace> = Api::all(self.client().await?);
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &ns)
+            .await
+            .map_err(kube_err)?;
+        Ok(name)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Ok(mut children) = self.children.lock() {
+            // kube-apiserver first, then etcd.
+            while let Some(mut c) = children.pop() {
+                process::stop(&mut c);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_tcp(port: u16, what: &'static str, log: &Path) -> Result<(), EnvtestError> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(EnvtestError::NotReady {
+                what,
+                secs: START_TIMEOUT.as_secs(),
+                log: log.display().to_string(),
+                tail: tail(log),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &CertPair) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: envtest\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: envtest\n  context:\n    cluster: envtest\n    user: envtest\ncurrent-context: envtest\n",
+        b64(ca_pem),
+        b64(&user.cert_pem),
+        b64(&user.key_pem)
+    )
+}
+
+/// A client for the kubeconfig at `path`.
+pub async fn client_from(path: &Path) -> Result<kube::Client, EnvtestError> {
+    let kc = Kubeconfig::read_from(path).map_err(kube_err)?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(kube_err)?;
+    kube::Client::try_from(cfg).map_err(kube_err)
+}
+
+/// Server-side applies the CRDs and waits until each is Established.
+pub async fn install_crds(
+    client: &kube::Client,
+    crds: &[CustomResourceDefinition],
+) -> Result<(), EnvtestError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PatchParams::apply("haul-envtest").force();
+    for crd in crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &pp, &Patch::Apply(crd))
+            .await
+            .map_err(|e| EnvtestError::Kube(format!("installing CRD {name}: {e}")))?;
+    }
+    for crd in crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let established = await_condition(api.clone(), &name, conditions::is_crd_established());
+        tokio::time::timeout(START_TIMEOUT, established)
+            .await
+            .map_err(|_| EnvtestError::Kube(format!("CRD {name} not Established in time")))?
+            .map_err(kube_err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// haul promotes releases through environments the GitOps way (Kargo's kargo.akuity.io/v1alpha1 API).
+#[derive(Parser)]
+#[command(name = "haul", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the CRD YAML into crds/ and charts/haul/crds/ (or, with --check, report drift).
+    Crds {
+        /// Repository root to write under.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// Do not write; exit non-zero if the committed files differ from the code.
+        #[arg(long)]
+        check: bool,
+        /// Print the CRDs to stdout instead of writing files.
+        #[arg(long, conflicts_with = "check")]
+        stdout: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds {
+            root,
+            check,
+            stdout,
+        } => crds(&root, check, stdout),
+    }
+}
+
+fn crds(root: &std::path::Path, check: bool, stdout: bool) -> ExitCode {
+    if stdout {
+        return match haul::crds::render() {
+            Ok(files) => {
+                for f in files {
+                    print!("{}", f.yaml);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    if check {
+        return match haul::crds::drift(root) {
+            Ok(p) if p.is_empty() => ExitCode::SUCCESS,
+            Ok(problems) => {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                fail("CRDs drifted from the code: run `haul crds` and commit the result")
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    match haul::crds::write(root) {
+        Ok(paths) => {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}

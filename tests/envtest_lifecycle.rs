@@ -1,0 +1,97 @@
+//! The test control plane itself: it starts on free ports, and stops every process it started.
+
+use haul::envtest::ControlPlane;
+
+fn pids_of(dir: &std::path::Path) -> Vec<String> {
+    // Processes whose command line names this control plane's directory.
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &dir.display().to_string()])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn two_control_planes_run_side_by_side_and_leave_nothing_behind() {
+    let a = ControlPlane::start().expect("first control plane");
+    let b = ControlPlane::start().expect("second control plane");
+    assert_ne!(
+        a.server(),
+        b.server(),
+        "ports must be free ports, not fixed"
+    );
+    eprintln!(
+        "control plane start: {:.2}s and {:.2}s",
+        a.started_in().as_secs_f64(),
+        b.started_in().as_secs_f64()
+    );
+    let dir = a.dir().to_path_buf();
+    assert_eq!(pids_of(&dir).len(), 2, "etcd and kube-apiserver run");
+
+    // RBAC is on: a user with no bindings is refused.
+    let nobody = a.user_kubeconfig("nobody", None).expect("kubeconfig");
+    let out = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", &nobody)
+        .args(["get", "stages", "-A"])
+        .output()
+        .expect("kubectl");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"));
+
+    drop(a);
+    assert!(
+        pids_of(&dir).is_empty(),
+        "processes outlived the control plane"
+    );
+    assert!(!dir.exists(), "directory outlived the control plane");
+    drop(b);
+}
+
+#[test]
+fn a_killed_test_binary_leaves_no_process() {
+    // Start a control plane in a child copy of this test binary, SIGKILL it, and check that
+    // etcd and kube-apiserver died with it.
+    if std::env::var_os("HAUL_ENVTEST_CHILD").is_some() {
+        let cp = ControlPlane::start().expect("control plane");
+        println!("DIR={}", cp.dir().display());
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "a_killed_test_binary_leaves_no_process",
+            "--nocapture",
+        ])
+        .env("HAUL_ENVTEST_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child test");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut dir = None;
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if let Some(d) = line.strip_prefix("DIR=") {
+            dir = Some(std::path::PathBuf::from(d));
+            break;
+        }
+    }
+    let dir = dir.expect("child started a control plane");
+    assert_eq!(pids_of(&dir).len(), 2);
+    child.kill().expect("SIGKILL the child");
+    child.wait().expect("reap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pids_of(&dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        pids_of(&dir).is_empty(),
+        "etcd/kube-apiserver outlived a killed test binary"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
