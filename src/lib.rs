@@ -3,5 +3,11 @@
 
 pub mod api;
 pub mod crds;
+pub mod credentials;
 pub mod discovery;
+pub mod duration;
 pub mod envtest;
+pub mod expressions;
+pub mod freight;
+pub mod urls;
+pub mod yaml;

@@ -1,0 +1,1013 @@
+//! Tree-walking evaluation with expr-lang's runtime semantics (`expr/vm/runtime`): missing map
+//! keys and unknown names are nil, fetching from nil is an error unless `?.` is used, `/` and
+//! `**` give floats, and `&&`/`||` need a boolean on the left.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+
+use super::Functions;
+use super::parser::{BinOp, Expr, Link, LinkKind, Node, SpanError, UnOp};
+use super::value::{Val, as_origin, chart_val, commit_val, go_quote, image_val, origin_val};
+use crate::api::FreightOrigin;
+
+type R<T> = Result<T, SpanError>;
+
+/// Ranges are materialised, so a typo like `1..1e9` must not exhaust memory.
+const MAX_RANGE: i64 = 1_000_000;
+
+pub(crate) struct Evaluator<'a> {
+    pub(crate) roots: &'a BTreeMap<String, Val>,
+    pub(crate) funcs: &'a dyn Functions,
+    pub(crate) src: &'a str,
+}
+
+impl Evaluator<'_> {
+    fn text(&self, start: usize, end: usize) -> &str {
+        self.src.get(start..end).unwrap_or("").trim()
+    }
+
+    pub(crate) fn eval(&self, e: &Expr) -> R<Val> {
+        Ok(match &e.node {
+            Node::Nil => Val::Nil,
+            Node::Bool(b) => Val::Bool(*b),
+            Node::Int(i) => Val::Int(*i),
+            Node::Float(f) => Val::Float(*f),
+            Node::Str(s) => Val::Str(s.clone()),
+            Node::Ident(name) => self.ident(name),
+            Node::Array(items) => Val::Array(items.iter().map(|i| self.eval(i)).collect::<R<_>>()?),
+            Node::Map(entries) => {
+                let mut m = BTreeMap::new();
+                for (k, v) in entries {
+                    m.insert(k.clone(), self.eval(v)?);
+                }
+                Val::Map(m)
+            }
+            Node::Unary(op, operand) => {
+                let v = self.eval(operand)?;
+                unary(*op, v).map_err(|m| SpanError::new(e.start, m))?
+            }
+            Node::Binary {
+                op,
+                at,
+                negate,
+                left,
+                right,
+            } => {
+                let v = self.binary(*op, *at, left, right)?;
+                if *negate {
+                    match v {
+                        Val::Bool(b) => Val::Bool(!b),
+                        other => other,
+                    }
+                } else {
+                    v
+                }
+            }
+            Node::Cond(cond, then, otherwise) => match self.eval(cond)? {
+                Val::Bool(true) => match then {
+                    Some(t) => self.eval(t)?,
+                    None => Val::Bool(true),
+                },
+                Val::Bool(false) => self.eval(otherwise)?,
+                other => {
+                    return Err(SpanError::new(
+                        cond.start,
+                        format!(
+                            "the condition of ?: must be a bool, got {} ({})",
+                            other.describe(),
+                            self.text(cond.start, cond.end)
+                        ),
+                    ));
+                }
+            },
+            Node::Call(name, args) => self.call(name, args, e.start)?.0,
+            Node::Chain(base, links) => self.chain(base, links)?,
+        })
+    }
+
+    fn ident(&self, name: &str) -> Val {
+        if name == "$env" {
+            return Val::Map(self.roots.clone());
+        }
+        self.roots.get(name).cloned().unwrap_or(Val::Nil)
+    }
+
+    /// Evaluates the base of a chain, noting why it is nil when that is worth telling.
+    fn base(&self, e: &Expr) -> R<(Val, Option<String>)> {
+        match &e.node {
+            Node::Ident(name) if name != "$env" && !self.roots.contains_key(name) => {
+                Ok((Val::Nil, Some(format!("{name} is not defined"))))
+            }
+            Node::Call(name, args) => self.call(name, args, e.start),
+            _ => Ok((self.eval(e)?, None)),
+        }
+    }
+
+    fn chain(&self, base: &Expr, links: &[Link]) -> R<Val> {
+        let (mut cur, mut why_nil) = self.base(base)?;
+        for link in links {
+            if cur == Val::Nil && link.optional {
+                return Ok(Val::Nil);
+            }
+            let so_far = self.text(base.start, link.start).to_string();
+            let key = match &link.kind {
+                LinkKind::Member(name) => Val::Str(name.clone()),
+                LinkKind::Index(e) => self.eval(e)?,
+                LinkKind::Slice(from, to) => {
+                    let from = from.as_ref().map(|e| self.eval(e)).transpose()?;
+                    let to = to.as_ref().map(|e| self.eval(e)).transpose()?;
+                    cur =
+                        slice(cur, from, to, &so_far).map_err(|m| SpanError::new(link.start, m))?;
+                    why_nil = None;
+                    continue;
+                }
+                LinkKind::Method(name) => {
+                    return Err(SpanError::new(
+                        link.start,
+                        format!("method calls such as .{name}() are not supported by haul"),
+                    ));
+                }
+            };
+            let (next, why) = fetch(cur, &key, &so_far, why_nil.take())
+                .map_err(|m| SpanError::new(link.start, m))?;
+            cur = next;
+            why_nil = why;
+        }
+        Ok(cur)
+    }
+
+    fn binary(&self, op: BinOp, at: usize, left: &Expr, right: &Expr) -> R<Val> {
+        let err = |m: String| SpanError::new(at, m);
+        match op {
+            BinOp::And | BinOp::Or => {
+                let l = self.eval(left)?;
+                let Val::Bool(lb) = l else {
+                    return Err(err(format!(
+                        "the left side of {} must be a bool, got {} ({})",
+                        op.symbol(),
+                        l.describe(),
+                        self.text(left.start, left.end)
+                    )));
+                };
+                // expr's VM short-circuits and passes the right side through unchecked.
+                if (op == BinOp::And) != lb {
+                    return Ok(Val::Bool(lb));
+                }
+                self.eval(right)
+            }
+            BinOp::Coalesce => match self.eval(left)? {
+                Val::Nil => self.eval(right),
+                v => Ok(v),
+            },
+            _ => {
+                let l = self.eval(left)?;
+                let r = self.eval(right)?;
+                binary(op, l, r).map_err(err)
+            }
+        }
+    }
+
+    /// Calls a function; the second value says why a nil result is nil.
+    fn call(&self, name: &str, arg_exprs: &[Expr], at: usize) -> R<(Val, Option<String>)> {
+        let args = arg_exprs
+            .iter()
+            .map(|a| self.eval(a))
+            .collect::<R<Vec<_>>>()?;
+        let call = Call {
+            name,
+            args: &args,
+            arg_exprs,
+            ev: self,
+        };
+        call.run()
+            .map_err(|m| SpanError::new(at, format!("{name}: {m}")))
+    }
+}
+
+struct Call<'a, 'b> {
+    name: &'a str,
+    args: &'a [Val],
+    arg_exprs: &'a [Expr],
+    ev: &'a Evaluator<'b>,
+}
+
+impl Call<'_, '_> {
+    fn count(&self, min: usize, max: usize) -> Result<(), String> {
+        let n = self.args.len();
+        if n < min || n > max {
+            let want = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min}-{max}")
+            };
+            let plural = if max == 1 { "" } else { "s" };
+            return Err(format!("expected {want} argument{plural}, got {n}"));
+        }
+        Ok(())
+    }
+
+    fn arg_text(&self, i: usize) -> &str {
+        self.arg_exprs
+            .get(i)
+            .map_or("", |e| self.ev.text(e.start, e.end))
+    }
+
+    fn ordinal(i: usize) -> &'static str {
+        ["first", "second", "third", "fourth"]
+            .get(i)
+            .copied()
+            .unwrap_or("an")
+    }
+
+    fn wrong(&self, i: usize, want: &str) -> String {
+        let got = self
+            .args
+            .get(i)
+            .map_or("nothing".to_string(), Val::describe);
+        format!(
+            "{} argument must be {want}, got {got} ({})",
+            Self::ordinal(i),
+            self.arg_text(i)
+        )
+    }
+
+    fn string(&self, i: usize) -> Result<&str, String> {
+        match self.args.get(i) {
+            Some(Val::Str(s)) => Ok(s),
+            _ => Err(self.wrong(i, "a string")),
+        }
+    }
+
+    fn int(&self, i: usize) -> Result<i64, String> {
+        match self.args.get(i) {
+            Some(Val::Int(n)) => Ok(*n),
+            Some(Val::Float(f)) if f.fract() == 0.0 => Ok(*f as i64),
+            _ => Err(self.wrong(i, "an integer")),
+        }
+    }
+
+    fn origin(&self, i: usize) -> Result<FreightOrigin, String> {
+        self.args
+            .get(i)
+            .and_then(as_origin)
+            .ok_or_else(|| self.wrong(i, "a Freight origin from warehouse(name)"))
+    }
+
+    fn one_string(&self) -> Result<&str, String> {
+        self.count(1, 1)?;
+        self.string(0)
+    }
+
+    fn run(&self) -> Result<(Val, Option<String>), String> {
+        let v = match self.name {
+            // Kargo's functions (pkg/expressions, pkg/expressions/function).
+            "quote" => {
+                self.count(1, 1)?;
+                match &self.args[0] {
+                    Val::Str(s) => Val::Str(go_quote(s)),
+                    other => Val::Str(format!("\"{}\"", other.go_json()?)),
+                }
+            }
+            "unsafeQuote" => {
+                self.count(1, 1)?;
+                Val::Str(format!("\"{}\"", self.args[0].go_json()?))
+            }
+            "asJSON" => {
+                self.count(1, 1)?;
+                Val::Str(format!("\"{}\n\"", self.args[0].go_json_indent("  ")?))
+            }
+            "warehouse" => {
+                let name = self.one_string()?;
+                if name.is_empty() {
+                    return Err("name must not be empty".to_string());
+                }
+                origin_val(&FreightOrigin::warehouse(name))
+            }
+            "imageFrom" | "commitFrom" => return self.artifact(),
+            "chartFrom" => return self.chart(),
+            "success" | "failure" | "always" => {
+                self.count(0, 0)?;
+                Val::Bool(match self.name {
+                    "success" => !self.ev.funcs.any_failed(),
+                    "failure" => self.ev.funcs.any_failed(),
+                    _ => true,
+                })
+            }
+            "status" => {
+                let alias = self.one_string()?;
+                if alias.is_empty() {
+                    return Err("argument must not be empty".to_string());
+                }
+                Val::Str(self.ev.funcs.step_status(alias).unwrap_or_default())
+            }
+            "semverDiff" => {
+                self.count(2, 2)?;
+                Val::Str(semver_diff(self.string(0)?, self.string(1)?).to_string())
+            }
+            "secret" | "configMap" | "sharedSecret" | "sharedConfigMap" => {
+                let name = self.one_string()?;
+                let f = self.ev.funcs;
+                Val::StrMap(match self.name {
+                    "secret" => f.secret(name),
+                    "configMap" => f.config_map(name),
+                    "sharedSecret" => f.shared_secret(name),
+                    _ => f.shared_config_map(name),
+                }?)
+            }
+            "freightMetadata" | "stageMetadata" => {
+                let name = self.one_string()?;
+                if name.is_empty() {
+                    return Err("name must not be empty".to_string());
+                }
+                let found = if self.name == "freightMetadata" {
+                    self.ev.funcs.freight_metadata(name)?
+                } else {
+                    self.ev.funcs.stage_metadata(name)?
+                };
+                match found {
+                    Some(m) => Val::from_json(&serde_json::Value::Object(m)),
+                    None => {
+                        let what = if self.name == "freightMetadata" {
+                            "Freight"
+                        } else {
+                            "Stage"
+                        };
+                        return Ok((Val::Nil, Some(format!("{what} {name:?} has no metadata"))));
+                    }
+                }
+            }
+            "asYAML" | "semverParse" | "artifactFrom" | "freightStatus" => {
+                return Err("not supported by haul".to_string());
+            }
+            _ => builtin(self)?,
+        };
+        Ok((v, None))
+    }
+
+    fn artifact(&self) -> Result<(Val, Option<String>), String> {
+        self.count(1, 2)?;
+        let repo = self.string(0)?;
+        let origin = if self.args.len() == 2 {
+            Some(self.origin(1)?)
+        } else {
+            None
+        };
+        let f = self.ev.funcs;
+        let (found, what) = if self.name == "imageFrom" {
+            (
+                f.image_from(repo, origin.as_ref())?.map(|i| image_val(&i)),
+                "image",
+            )
+        } else {
+            (
+                f.commit_from(repo, origin.as_ref())?
+                    .map(|c| commit_val(&c)),
+                "commit",
+            )
+        };
+        Ok(match found {
+            Some(v) => (v, None),
+            None => (Val::Nil, Some(not_found(what, repo, None, origin.as_ref()))),
+        })
+    }
+
+    fn chart(&self) -> Result<(Val, Option<String>), String> {
+        self.count(1, 3)?;
+        let repo = self.string(0)?;
+        let mut name = None;
+        let mut origin = None;
+        if let Some(second) = self.args.get(1) {
+            match second {
+                Val::Str(s) => name = Some(s.as_str()),
+                _ => {
+                    origin = Some(
+                        as_origin(second)
+                            .ok_or_else(|| self.wrong(1, "a string or a Freight origin"))?,
+                    )
+                }
+            }
+        }
+        if self.args.len() == 3 {
+            if name.is_none() {
+                return Err(self.wrong(1, "a chart name (a string) when there are three arguments"));
+            }
+            origin = Some(self.origin(2)?);
+        }
+        let found = self.ev.funcs.chart_from(repo, name, origin.as_ref())?;
+        Ok(match found {
+            Some(c) => (chart_val(&c), None),
+            None => (
+                Val::Nil,
+                Some(not_found("chart", repo, name, origin.as_ref())),
+            ),
+        })
+    }
+}
+
+fn not_found(what: &str, repo: &str, name: Option<&str>, origin: Option<&FreightOrigin>) -> String {
+    let name = name.map(|n| format!(" named {n:?}")).unwrap_or_default();
+    let origin = origin.map(|o| format!(" from {o}")).unwrap_or_default();
+    format!("{what}From found no {what}{name} from repository {repo:?} in the Freight{origin}")
+}
+
+/// expr-lang's built-in functions that Kargo configurations use.
+fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
+    let a = c.args;
+    Ok(match c.name {
+        "len" => {
+            c.count(1, 1)?;
+            Val::Int(match &a[0] {
+                Val::Str(s) => s.chars().count(),
+                Val::Array(v) => v.len(),
+                Val::Map(m) => m.len(),
+                Val::StrMap(m) => m.len(),
+                other => {
+                    return Err(format!(
+                        "invalid argument for len (type {})",
+                        other.type_name()
+                    ));
+                }
+            } as i64)
+        }
+        "upper" => Val::Str(c.one_string()?.to_uppercase()),
+        "lower" => Val::Str(c.one_string()?.to_lowercase()),
+        "trim" | "trimPrefix" | "trimSuffix" => {
+            c.count(if c.name == "trim" { 1 } else { 2 }, 2)?;
+            let s = c.string(0)?;
+            Val::Str(match (c.name, a.len()) {
+                ("trim", 1) => s.trim().to_string(),
+                ("trim", _) => {
+                    let cut = c.string(1)?;
+                    s.trim_matches(|ch| cut.contains(ch)).to_string()
+                }
+                ("trimPrefix", _) => s.strip_prefix(c.string(1)?).unwrap_or(s).to_string(),
+                _ => s.strip_suffix(c.string(1)?).unwrap_or(s).to_string(),
+            })
+        }
+        "split" => {
+            c.count(2, 3)?;
+            let s = c.string(0)?;
+            let sep = c.string(1)?;
+            let n = if a.len() == 3 { c.int(2)? } else { -1 };
+            Val::Array(go_split(s, sep, n).into_iter().map(Val::Str).collect())
+        }
+        "replace" => {
+            c.count(3, 3)?;
+            Val::Str(c.string(0)?.replace(c.string(1)?, c.string(2)?))
+        }
+        "repeat" => {
+            c.count(2, 2)?;
+            let n = c.int(1)?;
+            let n = usize::try_from(n).map_err(|_| "negative repeat count".to_string())?;
+            Val::Str(c.string(0)?.repeat(n))
+        }
+        "indexOf" | "lastIndexOf" => {
+            c.count(2, 2)?;
+            let (s, sub) = (c.string(0)?, c.string(1)?);
+            let found = if c.name == "indexOf" {
+                s.find(sub)
+            } else {
+                s.rfind(sub)
+            };
+            // expr counts in characters, not bytes.
+            Val::Int(found.map_or(-1, |b| s[..b].chars().count() as i64))
+        }
+        "hasPrefix" | "hasSuffix" => {
+            c.count(2, 2)?;
+            let (s, p) = (c.string(0)?, c.string(1)?);
+            Val::Bool(if c.name == "hasPrefix" {
+                s.starts_with(p)
+            } else {
+                s.ends_with(p)
+            })
+        }
+        "join" => {
+            c.count(1, 2)?;
+            let sep = if a.len() == 2 { c.string(1)? } else { "" };
+            let Val::Array(items) = &a[0] else {
+                return Err(c.wrong(0, "an array of strings"));
+            };
+            let parts = items
+                .iter()
+                .map(|v| match v {
+                    Val::Str(s) => Ok(s.as_str()),
+                    _ => Err(c.wrong(0, "an array of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Val::Str(parts.join(sep))
+        }
+        "string" => {
+            c.count(1, 1)?;
+            Val::Str(a[0].go_display())
+        }
+        "int" => {
+            c.count(1, 1)?;
+            match &a[0] {
+                Val::Int(i) => Val::Int(*i),
+                Val::Float(f) => Val::Int(*f as i64),
+                Val::Str(s) => Val::Int(
+                    s.parse::<i64>()
+                        .map_err(|_| format!("invalid syntax for int: {s:?}"))?,
+                ),
+                other => return Err(format!("invalid operation: int({})", other.type_name())),
+            }
+        }
+        "float" => {
+            c.count(1, 1)?;
+            match &a[0] {
+                Val::Int(i) => Val::Float(*i as f64),
+                Val::Float(f) => Val::Float(*f),
+                Val::Str(s) => Val::Float(
+                    parse_go_float(s).ok_or_else(|| format!("invalid syntax for float: {s:?}"))?,
+                ),
+                other => return Err(format!("invalid operation: float({})", other.type_name())),
+            }
+        }
+        "toJSON" => {
+            c.count(1, 1)?;
+            Val::Str(a[0].go_json_indent("  ")?)
+        }
+        "fromJSON" => {
+            let s = c.one_string()?;
+            let v: serde_json::Value = serde_json::from_str(s).map_err(|e| e.to_string())?;
+            Val::from_go_json(&v)
+        }
+        "toBase64" => Val::Str(base64::engine::general_purpose::STANDARD.encode(c.one_string()?)),
+        "fromBase64" => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(c.one_string()?)
+                .map_err(|e| e.to_string())?;
+            Val::Str(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        "keys" | "values" => {
+            c.count(1, 1)?;
+            let keys_only = c.name == "keys";
+            match &a[0] {
+                Val::Map(m) => Val::Array(if keys_only {
+                    m.keys().map(|k| Val::Str(k.clone())).collect()
+                } else {
+                    m.values().cloned().collect()
+                }),
+                Val::StrMap(m) => Val::Array(if keys_only {
+                    m.keys().map(|k| Val::Str(k.clone())).collect()
+                } else {
+                    m.values().map(|v| Val::Str(v.clone())).collect()
+                }),
+                _ => return Err(c.wrong(0, "a map")),
+            }
+        }
+        "first" | "last" => {
+            c.count(1, 1)?;
+            match &a[0] {
+                Val::Array(v) => {
+                    let item = if c.name == "first" {
+                        v.first()
+                    } else {
+                        v.last()
+                    };
+                    item.cloned().unwrap_or(Val::Nil)
+                }
+                _ => return Err(c.wrong(0, "an array")),
+            }
+        }
+        "get" => {
+            c.count(2, 2)?;
+            fetch(a[0].clone(), &a[1], "", None)
+                .map(|(v, _)| v)
+                .unwrap_or(Val::Nil)
+        }
+        "abs" => {
+            c.count(1, 1)?;
+            match &a[0] {
+                Val::Int(i) => Val::Int(i.wrapping_abs()),
+                Val::Float(f) => Val::Float(f.abs()),
+                _ => return Err(c.wrong(0, "a number")),
+            }
+        }
+        "ceil" | "floor" | "round" => {
+            c.count(1, 1)?;
+            let f = match &a[0] {
+                Val::Int(i) => *i as f64,
+                Val::Float(f) => *f,
+                _ => return Err(c.wrong(0, "a number")),
+            };
+            Val::Float(match c.name {
+                "ceil" => f.ceil(),
+                "floor" => f.floor(),
+                _ => f.round(),
+            })
+        }
+        "max" | "min" => {
+            let items: &[Val] = match a {
+                [Val::Array(v)] => v,
+                _ => a,
+            };
+            let mut best: Option<&Val> = None;
+            for v in items {
+                if !matches!(v, Val::Int(_) | Val::Float(_)) {
+                    return Err(format!(
+                        "invalid argument for {} (type {})",
+                        c.name,
+                        v.type_name()
+                    ));
+                }
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        let lt = compare(BinOp::Lt, v.clone(), b.clone()).unwrap_or(false);
+                        if c.name == "min" {
+                            lt
+                        } else {
+                            compare(BinOp::Gt, v.clone(), b.clone()).unwrap_or(false)
+                        }
+                    }
+                };
+                if better {
+                    best = Some(v);
+                }
+            }
+            best.cloned()
+                .ok_or_else(|| format!("not enough arguments to call {}", c.name))?
+        }
+        "type" => {
+            c.count(1, 1)?;
+            Val::Str(a[0].type_name().to_string())
+        }
+        "now" | "date" | "duration" | "timezone" | "map" | "filter" | "all" | "any" | "one"
+        | "none" | "count" | "find" | "findIndex" | "findLast" | "findLastIndex" | "groupBy"
+        | "sortBy" | "reduce" | "sum" | "sort" => {
+            return Err("not supported by haul".to_string());
+        }
+        _ => return Err("unknown function".to_string()),
+    })
+}
+
+/// Go's `strings.Split` / `strings.SplitN`.
+fn go_split(s: &str, sep: &str, n: i64) -> Vec<String> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut parts: Vec<String> = if sep.is_empty() {
+        s.chars().map(String::from).collect()
+    } else {
+        s.split(sep).map(String::from).collect()
+    };
+    if n > 0 {
+        let n = n as usize;
+        if parts.len() > n {
+            let rest = parts.split_off(n - 1);
+            parts.push(rest.join(sep));
+        }
+    }
+    parts
+}
+
+fn semver_parts(v: &str) -> Option<(u64, u64, u64, String)> {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let (v, meta) = match v.split_once('+') {
+        Some((v, m)) => (v, m),
+        None => (v, ""),
+    };
+    let valid_ids = |s: &str| {
+        s.split('.')
+            .all(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    };
+    if v.contains('+') || (!meta.is_empty() && !valid_ids(meta)) || v.ends_with('+') {
+        return None;
+    }
+    let (core, pre) = match v.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (v, None),
+    };
+    if pre.is_some_and(|p| !valid_ids(p)) {
+        return None;
+    }
+    let nums: Vec<&str> = core.split('.').collect();
+    if nums.is_empty() || nums.len() > 3 {
+        return None;
+    }
+    let mut out = [0u64; 3];
+    for (i, n) in nums.iter().enumerate() {
+        if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        out[i] = n.parse().ok()?;
+    }
+    Some((out[0], out[1], out[2], meta.to_string()))
+}
+
+/// Kargo's `semverDiff`, with Masterminds/semver's lenient parsing (`v` prefix, missing minor or
+/// patch). Prerelease differences are not reported, as in Kargo.
+fn semver_diff(a: &str, b: &str) -> &'static str {
+    let (Some(a), Some(b)) = (semver_parts(a), semver_parts(b)) else {
+        return "Incomparable";
+    };
+    if a.0 != b.0 {
+        "Major"
+    } else if a.1 != b.1 {
+        "Minor"
+    } else if a.2 != b.2 {
+        "Patch"
+    } else if a.3 != b.3 {
+        "Metadata"
+    } else {
+        "None"
+    }
+}
+
+/// Go's `strconv.ParseFloat(s, 64)`, which is stricter than Rust's parser about what it reads
+/// as infinity and which reports overflow as an error.
+pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let lower = body.to_ascii_lowercase();
+    if lower == "inf" || lower == "infinity" {
+        let inf = f64::INFINITY;
+        return Some(if s.starts_with('-') { -inf } else { inf });
+    }
+    if lower == "nan" {
+        return (body.len() == s.len()).then_some(f64::NAN);
+    }
+    let mut seen_digit = false;
+    let mut seen_dot = false;
+    let mut chars = body.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            '0'..='9' => seen_digit = true,
+            '.' if !seen_dot => seen_dot = true,
+            'e' | 'E' if seen_digit => break,
+            _ => return None,
+        }
+        chars.next();
+    }
+    if !seen_digit {
+        return None;
+    }
+    if chars.next().is_some() {
+        let exp: String = chars.collect();
+        let digits = exp.strip_prefix(['+', '-']).unwrap_or(&exp);
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+    }
+    let f: f64 = s.parse().ok()?;
+    // Out of range is an error in Go.
+    f.is_finite().then_some(f)
+}
+
+fn unary(op: UnOp, v: Val) -> Result<Val, String> {
+    match (op, v) {
+        (UnOp::Not, Val::Bool(b)) => Ok(Val::Bool(!b)),
+        (UnOp::Neg, Val::Int(i)) => Ok(Val::Int(i.wrapping_neg())),
+        (UnOp::Neg, Val::Float(f)) => Ok(Val::Float(-f)),
+        (UnOp::Plus, v @ (Val::Int(_) | Val::Float(_))) => Ok(v),
+        (op, v) => {
+            let sym = match op {
+                UnOp::Not => "!",
+                UnOp::Neg => "-",
+                UnOp::Plus => "+",
+            };
+            Err(format!("invalid operation: {sym} ({})", v.describe()))
+        }
+    }
+}
+
+fn mismatched(op: BinOp, l: &Val, r: &Val) -> String {
+    format!(
+        "invalid operation: {} (mismatched types {} and {})",
+        op.symbol(),
+        l.type_name(),
+        r.type_name()
+    )
+}
+
+fn as_f64(v: &Val) -> Option<f64> {
+    match v {
+        Val::Int(i) => Some(*i as f64),
+        Val::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+/// expr's `runtime.Equal`: numbers compare across int and float, other types must match.
+pub(crate) fn equal(l: &Val, r: &Val) -> bool {
+    match (l, r) {
+        (Val::Int(a), Val::Int(b)) => a == b,
+        (Val::Int(_) | Val::Float(_), Val::Int(_) | Val::Float(_)) => as_f64(l) == as_f64(r),
+        (Val::Array(a), Val::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| equal(x, y))
+        }
+        (Val::Map(a), Val::Map(b)) => {
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| equal(v, w)))
+        }
+        _ => l == r,
+    }
+}
+
+fn compare(op: BinOp, l: Val, r: Val) -> Result<bool, String> {
+    use std::cmp::Ordering;
+    let ord = match (&l, &r) {
+        (Val::Int(a), Val::Int(b)) => a.cmp(b),
+        (Val::Str(a), Val::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+        _ => match (as_f64(&l), as_f64(&r)) {
+            (Some(a), Some(b)) => match a.partial_cmp(&b) {
+                Some(o) => o,
+                // NaN compares false with everything.
+                None => return Ok(false),
+            },
+            _ => return Err(mismatched(op, &l, &r)),
+        },
+    };
+    Ok(match op {
+        BinOp::Lt => ord == Ordering::Less,
+        BinOp::Le => ord != Ordering::Greater,
+        BinOp::Gt => ord == Ordering::Greater,
+        _ => ord != Ordering::Less,
+    })
+}
+
+fn binary(op: BinOp, l: Val, r: Val) -> Result<Val, String> {
+    let strings = |l: &Val, r: &Val| match (l, r) {
+        (Val::Str(a), Val::Str(b)) => Ok((a.clone(), b.clone())),
+        _ => Err(mismatched(op, l, r)),
+    };
+    Ok(match op {
+        BinOp::Eq => Val::Bool(equal(&l, &r)),
+        BinOp::Ne => Val::Bool(!equal(&l, &r)),
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => Val::Bool(compare(op, l, r)?),
+        BinOp::Add => match (&l, &r) {
+            (Val::Int(a), Val::Int(b)) => Val::Int(a.wrapping_add(*b)),
+            (Val::Str(a), Val::Str(b)) => Val::Str(format!("{a}{b}")),
+            (Val::Array(a), Val::Array(b)) => Val::Array(a.iter().chain(b).cloned().collect()),
+            _ => match (as_f64(&l), as_f64(&r)) {
+                (Some(a), Some(b)) => Val::Float(a + b),
+                _ => return Err(mismatched(op, &l, &r)),
+            },
+        },
+        BinOp::Sub | BinOp::Mul => match (&l, &r) {
+            (Val::Int(a), Val::Int(b)) => Val::Int(if op == BinOp::Sub {
+                a.wrapping_sub(*b)
+            } else {
+                a.wrapping_mul(*b)
+            }),
+            _ => match (as_f64(&l), as_f64(&r)) {
+                (Some(a), Some(b)) => Val::Float(if op == BinOp::Sub { a - b } else { a * b }),
+                _ => return Err(mismatched(op, &l, &r)),
+            },
+        },
+        BinOp::Div => match (as_f64(&l), as_f64(&r)) {
+            (Some(a), Some(b)) => Val::Float(a / b),
+            _ => return Err(mismatched(op, &l, &r)),
+        },
+        BinOp::Mod => match (&l, &r) {
+            (Val::Int(_), Val::Int(0)) => return Err("integer divide by zero".to_string()),
+            (Val::Int(a), Val::Int(b)) => Val::Int(a.wrapping_rem(*b)),
+            _ => return Err(mismatched(op, &l, &r)),
+        },
+        BinOp::Pow => match (as_f64(&l), as_f64(&r)) {
+            (Some(a), Some(b)) => Val::Float(a.powf(b)),
+            _ => return Err(mismatched(op, &l, &r)),
+        },
+        BinOp::Range => match (&l, &r) {
+            (Val::Int(a), Val::Int(b)) => {
+                if b.saturating_sub(*a) >= MAX_RANGE {
+                    return Err(format!("range {a}..{b} is too large"));
+                }
+                Val::Array((*a..=*b).map(Val::Int).collect())
+            }
+            _ => return Err(mismatched(op, &l, &r)),
+        },
+        BinOp::In => Val::Bool(match (&l, &r) {
+            (_, Val::Array(items)) => items.iter().any(|i| equal(&l, i)),
+            (Val::Str(k), Val::Map(m)) => m.contains_key(k),
+            (Val::Str(k), Val::StrMap(m)) => m.contains_key(k),
+            (Val::Str(k), Val::Struct(s)) => s.field(k).is_some(),
+            (_, Val::Nil) => false,
+            _ => return Err(mismatched(op, &l, &r)),
+        }),
+        BinOp::Contains => {
+            let (a, b) = strings(&l, &r)?;
+            Val::Bool(a.contains(&b))
+        }
+        BinOp::StartsWith => {
+            let (a, b) = strings(&l, &r)?;
+            Val::Bool(a.starts_with(&b))
+        }
+        BinOp::EndsWith => {
+            let (a, b) = strings(&l, &r)?;
+            Val::Bool(a.ends_with(&b))
+        }
+        BinOp::Matches => {
+            let (a, b) = strings(&l, &r)?;
+            let re =
+                regex::Regex::new(&b).map_err(|e| format!("invalid regular expression: {e}"))?;
+            Val::Bool(re.is_match(&a))
+        }
+        // Handled with short-circuiting by the evaluator.
+        BinOp::And | BinOp::Or | BinOp::Coalesce => {
+            return Err(format!("internal: {} evaluated eagerly", op.symbol()));
+        }
+    })
+}
+
+/// A value's member or element, as expr's `runtime.Fetch` does it. The second value explains
+/// a nil result, for the error that fetching from it next would give.
+fn fetch(
+    from: Val,
+    key: &Val,
+    desc: &str,
+    why_nil: Option<String>,
+) -> Result<(Val, Option<String>), String> {
+    let key_text = match key {
+        Val::Str(s) => s.clone(),
+        other => other.go_display(),
+    };
+    match (from, key) {
+        (Val::Nil, _) => {
+            let why = why_nil.unwrap_or_else(|| format!("{desc} is nil"));
+            Err(format!("{why}: cannot fetch {key_text} from nil"))
+        }
+        (Val::Map(mut m), Val::Str(k)) => match m.remove(k) {
+            Some(v) => Ok((v, None)),
+            None => {
+                let known: Vec<String> = m.keys().take(10).map(|k| format!("{k:?}")).collect();
+                let has = if known.is_empty() {
+                    " (it is empty)".to_string()
+                } else {
+                    let more = if m.len() > known.len() { ", …" } else { "" };
+                    format!(" (it has {}{more})", known.join(", "))
+                };
+                Ok((Val::Nil, Some(format!("{desc} has no key {k:?}{has}"))))
+            }
+        },
+        (Val::StrMap(mut m), Val::Str(k)) => Ok((Val::Str(m.remove(k).unwrap_or_default()), None)),
+        (Val::Struct(s), Val::Str(k)) => match s.field(k) {
+            Some(v) => Ok((v.clone(), None)),
+            None => Err(format!(
+                "type {} has no field {k} (fields: {})",
+                s.type_name,
+                s.field_names().join(", ")
+            )),
+        },
+        (Val::Array(mut items), Val::Int(_) | Val::Float(_)) => {
+            let len = items.len();
+            let i = index(key, len)
+                .ok_or_else(|| format!("index {key_text} out of range ({desc} has {len} items)"))?;
+            Ok((items.swap_remove(i), None))
+        }
+        (Val::Str(s), Val::Int(_) | Val::Float(_)) => {
+            let len = s.len();
+            let i = index(key, len)
+                .ok_or_else(|| format!("index {key_text} out of range ({desc} has {len} bytes)"))?;
+            // Go indexes strings by byte.
+            Ok((Val::Int(i64::from(s.as_bytes()[i])), None))
+        }
+        (Val::Map(_) | Val::StrMap(_) | Val::Struct(_), k) => Err(format!(
+            "cannot use {} as a key of a {}",
+            k.type_name(),
+            "map"
+        )),
+        (from, _) => Err(format!(
+            "cannot fetch {key_text} from {} ({desc})",
+            from.describe()
+        )),
+    }
+}
+
+/// A Go index into `len` items, counting negatives from the end.
+fn index(key: &Val, len: usize) -> Option<usize> {
+    let i = match key {
+        Val::Int(i) => *i,
+        Val::Float(f) => *f as i64,
+        _ => return None,
+    };
+    let i = if i < 0 { i + len as i64 } else { i };
+    usize::try_from(i).ok().filter(|i| *i < len)
+}
+
+/// expr's `runtime.Slice`: out-of-range bounds are clamped, not errors.
+fn slice(from: Val, lo: Option<Val>, hi: Option<Val>, desc: &str) -> Result<Val, String> {
+    let len = match &from {
+        Val::Array(a) => a.len(),
+        Val::Str(s) => s.len(),
+        other => return Err(format!("cannot slice {} ({desc})", other.describe())),
+    } as i64;
+    let bound = |v: Option<Val>, default: i64| -> Result<i64, String> {
+        let n = match v {
+            None => default,
+            Some(Val::Int(i)) => i,
+            Some(Val::Float(f)) => f as i64,
+            Some(other) => return Err(format!("invalid slice index {}", other.describe())),
+        };
+        let n = if n < 0 { n + len } else { n };
+        Ok(n.clamp(0, len))
+    };
+    let b = bound(hi, len)?;
+    let a = bound(lo, 0)?.min(b);
+    let (a, b) = (a as usize, b as usize);
+    Ok(match from {
+        Val::Array(items) => Val::Array(items[a..b].to_vec()),
+        Val::Str(s) => Val::Str(String::from_utf8_lossy(&s.as_bytes()[a..b]).into_owned()),
+        _ => Val::Nil,
+    })
+}

@@ -1,0 +1,842 @@
+//! Lexer and Pratt parser for the expr-lang subset Kargo users write, with the operator
+//! precedences of expr v1.17 (`github.com/expr-lang/expr/parser/operator`). Every node keeps
+//! its byte span so that runtime errors can point into the expression.
+
+/// A parse or evaluation failure at a byte offset of the expression.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SpanError {
+    pub(crate) message: String,
+    pub(crate) offset: usize,
+}
+
+impl SpanError {
+    pub(crate) fn new(offset: usize, message: impl Into<String>) -> Self {
+        SpanError {
+            message: message.into(),
+            offset,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Ident(String),
+    Op(&'static str),
+    Eof,
+}
+
+#[derive(Clone, Debug)]
+struct Token {
+    tok: Tok,
+    start: usize,
+    end: usize,
+}
+
+// Longest first, so that `?.` wins over `?` and `**` over `*`.
+const OPERATORS: &[&str] = &[
+    "??", "?.", "..", "==", "!=", "<=", ">=", "&&", "||", "**", "?", ".", "<", ">", "!", "+", "-",
+    "*", "/", "%", "^", "(", ")", "[", "]", "{", "}", ",", ":", "|", "#", ";", "=",
+];
+
+fn lex(src: &str) -> Result<Vec<Token>, SpanError> {
+    let bytes = src.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if src[i..].starts_with("//") {
+            i = src[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            continue;
+        }
+        if src[i..].starts_with("/*") {
+            match src[i + 2..].find("*/") {
+                Some(n) => i = i + 2 + n + 2,
+                None => return Err(SpanError::new(i, "unclosed comment")),
+            }
+            continue;
+        }
+        let start = i;
+        if c.is_ascii_digit() {
+            let (tok, end) = lex_number(src, i)?;
+            tokens.push(Token { tok, start, end });
+            i = end;
+            continue;
+        }
+        if c == b'"' || c == b'\'' || c == b'`' {
+            let (s, end) = lex_string(src, i)?;
+            tokens.push(Token {
+                tok: Tok::Str(s),
+                start,
+                end,
+            });
+            i = end;
+            continue;
+        }
+        let ch = src[i..].chars().next().unwrap_or('\0');
+        if ch == '_' || ch == '$' || ch.is_alphabetic() {
+            let mut end = i;
+            for (off, ch) in src[i..].char_indices() {
+                if ch == '_' || ch == '$' || ch.is_alphanumeric() {
+                    end = i + off + ch.len_utf8();
+                } else {
+                    break;
+                }
+            }
+            tokens.push(Token {
+                tok: Tok::Ident(src[i..end].to_string()),
+                start,
+                end,
+            });
+            i = end;
+            continue;
+        }
+        match OPERATORS.iter().find(|op| src[i..].starts_with(**op)) {
+            Some(op) => {
+                tokens.push(Token {
+                    tok: Tok::Op(op),
+                    start,
+                    end: i + op.len(),
+                });
+                i += op.len();
+            }
+            None => return Err(SpanError::new(i, format!("unexpected character {ch:?}"))),
+        }
+    }
+    tokens.push(Token {
+        tok: Tok::Eof,
+        start: src.len(),
+        end: src.len(),
+    });
+    Ok(tokens)
+}
+
+fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), SpanError> {
+    let bytes = src.as_bytes();
+    let mut i = start;
+    let is_digit_like = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    if bytes[i] == b'0' && i + 1 < bytes.len() && matches!(bytes[i + 1] | 0x20, b'x' | b'o' | b'b')
+    {
+        i += 2;
+        while i < bytes.len() && is_digit_like(bytes[i]) {
+            i += 1;
+        }
+        let text = src[start..i].replace('_', "");
+        let radix = match bytes[start + 1] | 0x20 {
+            b'x' => 16,
+            b'o' => 8,
+            _ => 2,
+        };
+        return i64::from_str_radix(&text[2..], radix)
+            .map(|n| (Tok::Int(n), i))
+            .map_err(|_| SpanError::new(start, format!("invalid number {:?}", &src[start..i])));
+    }
+    while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
+        i += 1;
+    }
+    let mut is_float = false;
+    // `1..3` is a range, so a dot makes a fraction only when a digit follows it.
+    if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit() {
+        is_float = true;
+        i += 1;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
+            i += 1;
+        }
+    }
+    if i < bytes.len() && (bytes[i] | 0x20) == b'e' {
+        let mut j = i + 1;
+        if j < bytes.len() && (bytes[j] == b'+' || bytes[j] == b'-') {
+            j += 1;
+        }
+        if j < bytes.len() && bytes[j].is_ascii_digit() {
+            is_float = true;
+            i = j;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    if i < bytes.len() && (bytes[i].is_ascii_alphabetic() || bytes[i] == b'_') {
+        return Err(SpanError::new(
+            start,
+            format!("invalid number {:?}", &src[start..=i]),
+        ));
+    }
+    let text = src[start..i].replace('_', "");
+    if is_float {
+        return text
+            .parse::<f64>()
+            .map(|f| (Tok::Float(f), i))
+            .map_err(|_| SpanError::new(start, format!("invalid number {:?}", &src[start..i])));
+    }
+    // expr reads integers in base 10 even with a leading zero.
+    text.parse::<i64>().map(|n| (Tok::Int(n), i)).map_err(|_| {
+        SpanError::new(
+            start,
+            format!("integer literal {:?} is too large", &src[start..i]),
+        )
+    })
+}
+
+fn lex_string(src: &str, start: usize) -> Result<(String, usize), SpanError> {
+    let quote = src.as_bytes()[start] as char;
+    let mut out = String::new();
+    let mut chars = src[start + 1..].char_indices().peekable();
+    let unterminated = || SpanError::new(start, "literal not terminated");
+    while let Some((off, c)) = chars.next() {
+        let pos = start + 1 + off;
+        if c == quote {
+            return Ok((out, pos + 1));
+        }
+        if c == '\\' && quote != '`' {
+            let (_, e) = chars.next().ok_or_else(unterminated)?;
+            let mut hex = |n: usize| -> Result<u32, SpanError> {
+                let mut v = 0u32;
+                for _ in 0..n {
+                    let (_, h) = chars.next().ok_or_else(unterminated)?;
+                    v = v * 16
+                        + h.to_digit(16)
+                            .ok_or_else(|| SpanError::new(pos, "invalid escape sequence"))?;
+                }
+                Ok(v)
+            };
+            let decoded =
+                match e {
+                    'a' => '\u{7}',
+                    'b' => '\u{8}',
+                    'f' => '\u{c}',
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    'v' => '\u{b}',
+                    '\\' | '\'' | '"' => e,
+                    'x' => char::from_u32(hex(2)?)
+                        .ok_or_else(|| SpanError::new(pos, "invalid escape"))?,
+                    'u' => char::from_u32(hex(4)?)
+                        .ok_or_else(|| SpanError::new(pos, "invalid escape"))?,
+                    'U' => char::from_u32(hex(8)?)
+                        .ok_or_else(|| SpanError::new(pos, "invalid escape"))?,
+                    '0'..='7' => {
+                        let mut v = e.to_digit(8).unwrap_or(0);
+                        for _ in 0..2 {
+                            let (_, d) = chars.next().ok_or_else(unterminated)?;
+                            v = v * 8
+                                + d.to_digit(8).ok_or_else(|| {
+                                    SpanError::new(pos, "invalid escape sequence")
+                                })?;
+                        }
+                        char::from_u32(v).ok_or_else(|| SpanError::new(pos, "invalid escape"))?
+                    }
+                    other => {
+                        return Err(SpanError::new(
+                            pos,
+                            format!("invalid escape sequence \\{other}"),
+                        ));
+                    }
+                };
+            out.push(decoded);
+            continue;
+        }
+        if c == '\n' && quote != '`' {
+            return Err(unterminated());
+        }
+        out.push(c);
+    }
+    Err(unterminated())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnOp {
+    Not,
+    Neg,
+    Plus,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    Matches,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Range,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Coalesce,
+}
+
+impl BinOp {
+    fn from_token(s: &str) -> Option<(BinOp, u16, bool)> {
+        // (operator, precedence, right-associative)
+        Some(match s {
+            "||" | "or" => (BinOp::Or, 10, false),
+            "&&" | "and" => (BinOp::And, 15, false),
+            "==" => (BinOp::Eq, 20, false),
+            "!=" => (BinOp::Ne, 20, false),
+            "<" => (BinOp::Lt, 20, false),
+            "<=" => (BinOp::Le, 20, false),
+            ">" => (BinOp::Gt, 20, false),
+            ">=" => (BinOp::Ge, 20, false),
+            "in" => (BinOp::In, 20, false),
+            "matches" => (BinOp::Matches, 20, false),
+            "contains" => (BinOp::Contains, 20, false),
+            "startsWith" => (BinOp::StartsWith, 20, false),
+            "endsWith" => (BinOp::EndsWith, 20, false),
+            ".." => (BinOp::Range, 25, false),
+            "+" => (BinOp::Add, 30, false),
+            "-" => (BinOp::Sub, 30, false),
+            "*" => (BinOp::Mul, 60, false),
+            "/" => (BinOp::Div, 60, false),
+            "%" => (BinOp::Mod, 60, false),
+            "**" | "^" => (BinOp::Pow, 100, true),
+            "??" => (BinOp::Coalesce, 500, false),
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Or => "||",
+            BinOp::And => "&&",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::In => "in",
+            BinOp::Matches => "matches",
+            BinOp::Contains => "contains",
+            BinOp::StartsWith => "startsWith",
+            BinOp::EndsWith => "endsWith",
+            BinOp::Range => "..",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Pow => "**",
+            BinOp::Coalesce => "??",
+        }
+    }
+}
+
+/// `!`/`not` bind looser than arithmetic (`!a + b` is an error, `not a in b` is `not (a in b)`
+/// only through `not in`), `-`/`+` tighter.
+const NOT_PRECEDENCE: u16 = 50;
+const SIGN_PRECEDENCE: u16 = 90;
+const COMPARISON_PRECEDENCE: u16 = 20;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Expr {
+    pub(crate) node: Node,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Ident(String),
+    Array(Vec<Expr>),
+    Map(Vec<(String, Expr)>),
+    Unary(UnOp, Box<Expr>),
+    Binary {
+        op: BinOp,
+        /// Offset of the operator, where errors about it point.
+        at: usize,
+        negate: bool,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    /// `cond ? a : b`; `a` is `None` for `cond ?: b`, which yields `cond` itself when true.
+    Cond(Box<Expr>, Option<Box<Expr>>, Box<Expr>),
+    Call(String, Vec<Expr>),
+    /// A postfix chain; one nil reached through `?.` ends the whole chain with nil.
+    Chain(Box<Expr>, Vec<Link>),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Link {
+    pub(crate) kind: LinkKind,
+    pub(crate) optional: bool,
+    pub(crate) start: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum LinkKind {
+    Member(String),
+    Index(Expr),
+    Slice(Option<Expr>, Option<Expr>),
+    Method(String),
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+/// Parses one expression.
+pub(crate) fn parse(src: &str) -> Result<Expr, SpanError> {
+    let tokens = lex(src)?;
+    if matches!(tokens.first().map(|t| &t.tok), Some(Tok::Eof)) {
+        return Err(SpanError::new(0, "empty expression"));
+    }
+    let mut p = Parser {
+        src,
+        tokens,
+        pos: 0,
+    };
+    let expr = p.expression(0)?;
+    let t = p.peek();
+    if t.tok != Tok::Eof {
+        return Err(SpanError::new(
+            t.start,
+            format!("unexpected token {}", describe(&t.tok)),
+        ));
+    }
+    Ok(expr)
+}
+
+fn describe(tok: &Tok) -> String {
+    match tok {
+        Tok::Int(n) => format!("number {n}"),
+        Tok::Float(f) => format!("number {f}"),
+        Tok::Str(s) => format!("string {s:?}"),
+        Tok::Ident(s) => format!("{s:?}"),
+        Tok::Op(o) => format!("{o:?}"),
+        Tok::Eof => "end of expression".to_string(),
+    }
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Token {
+        let last = self.tokens.len().saturating_sub(1);
+        &self.tokens[self.pos.min(last)]
+    }
+
+    fn peek_at(&self, n: usize) -> &Tok {
+        let last = self.tokens.len().saturating_sub(1);
+        &self.tokens[(self.pos + n).min(last)].tok
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.peek().clone();
+        if self.pos < self.tokens.len() {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn is_op(&self, op: &str) -> bool {
+        matches!(&self.peek().tok, Tok::Op(o) if *o == op)
+    }
+
+    fn expect(&mut self, op: &str) -> Result<Token, SpanError> {
+        if self.is_op(op) {
+            return Ok(self.next());
+        }
+        let t = self.peek();
+        Err(SpanError::new(
+            t.start,
+            format!("expected {op:?}, found {}", describe(&t.tok)),
+        ))
+    }
+
+    fn prev_end(&self) -> usize {
+        self.pos
+            .checked_sub(1)
+            .and_then(|i| self.tokens.get(i))
+            .map_or(0, |t| t.end)
+    }
+
+    /// The binary operator at the cursor, as `(op, precedence, right_assoc, negated, tokens)`.
+    fn binary_op(&self) -> Option<(BinOp, u16, bool, bool, usize)> {
+        let word = |t: &Tok| match t {
+            Tok::Op(o) => Some((*o).to_string()),
+            Tok::Ident(s) => Some(s.clone()),
+            _ => None,
+        };
+        let first = word(&self.peek().tok)?;
+        if first == "not" {
+            let second = word(self.peek_at(1))?;
+            return match BinOp::from_token(&second) {
+                Some((op, prec, right))
+                    if matches!(
+                        op,
+                        BinOp::In
+                            | BinOp::Matches
+                            | BinOp::Contains
+                            | BinOp::StartsWith
+                            | BinOp::EndsWith
+                    ) =>
+                {
+                    Some((op, prec, right, true, 2))
+                }
+                _ => None,
+            };
+        }
+        // Identifiers are operators only when they are operator words.
+        if matches!(self.peek().tok, Tok::Ident(_))
+            && !matches!(
+                first.as_str(),
+                "and" | "or" | "in" | "matches" | "contains" | "startsWith" | "endsWith"
+            )
+        {
+            return None;
+        }
+        BinOp::from_token(&first).map(|(op, prec, right)| (op, prec, right, false, 1))
+    }
+
+    fn expression(&mut self, min_prec: u16) -> Result<Expr, SpanError> {
+        let mut left = self.primary()?;
+        let mut prev: Option<BinOp> = None;
+        // The right side of the last comparison: `a < b < c` means `a < b && b < c`.
+        let mut compared: Option<Expr> = None;
+        loop {
+            // `x | f(a)` is `f(x, a)`; a pipe binds loosest of all.
+            if min_prec == 0 && self.is_op("|") {
+                self.next();
+                let t = self.next();
+                let Tok::Ident(name) = t.tok else {
+                    return Err(SpanError::new(t.start, "expected a function call after |"));
+                };
+                let mut args = vec![left];
+                args.extend(self.arguments()?);
+                let start = args[0].start;
+                left = Expr {
+                    node: Node::Call(name, args),
+                    start,
+                    end: self.prev_end(),
+                };
+                prev = None;
+                compared = None;
+                continue;
+            }
+            let Some((op, prec, right_assoc, negate, ntok)) = self.binary_op() else {
+                break;
+            };
+            if prec < min_prec {
+                break;
+            }
+            let at = self.peek().start;
+            if prev == Some(BinOp::Coalesce) && op != BinOp::Coalesce {
+                return Err(SpanError::new(
+                    at,
+                    format!(
+                        "operator ({}) and coalesce expressions (??) cannot be mixed; wrap either in parentheses",
+                        op.symbol()
+                    ),
+                ));
+            }
+            for _ in 0..ntok {
+                self.next();
+            }
+            let right = self.expression(if right_assoc { prec } else { prec + 1 })?;
+            let is_comparison = prec == COMPARISON_PRECEDENCE;
+            let binary = |left: Expr, right: Expr| {
+                let (start, end) = (left.start, right.end);
+                Expr {
+                    node: Node::Binary {
+                        op,
+                        at,
+                        negate,
+                        left: Box::new(left),
+                        right: Box::new(right),
+                    },
+                    start,
+                    end,
+                }
+            };
+            left = match compared.take() {
+                Some(middle) if is_comparison => {
+                    let cmp = binary(middle, right.clone());
+                    let (start, end) = (left.start, cmp.end);
+                    Expr {
+                        node: Node::Binary {
+                            op: BinOp::And,
+                            at,
+                            negate: false,
+                            left: Box::new(left),
+                            right: Box::new(cmp),
+                        },
+                        start,
+                        end,
+                    }
+                }
+                _ => binary(left, right.clone()),
+            };
+            compared = is_comparison.then_some(right);
+            prev = Some(op);
+        }
+        if min_prec == 0 {
+            left = self.conditional(left)?;
+        }
+        Ok(left)
+    }
+
+    fn conditional(&mut self, mut cond: Expr) -> Result<Expr, SpanError> {
+        while self.is_op("?") {
+            self.next();
+            let then = if self.is_op(":") {
+                self.next();
+                None
+            } else {
+                let then = self.expression(0)?;
+                self.expect(":")?;
+                Some(Box::new(then))
+            };
+            let otherwise = self.expression(0)?;
+            let (start, end) = (cond.start, otherwise.end);
+            cond = Expr {
+                node: Node::Cond(Box::new(cond), then, Box::new(otherwise)),
+                start,
+                end,
+            };
+        }
+        Ok(cond)
+    }
+
+    fn primary(&mut self) -> Result<Expr, SpanError> {
+        let t = self.peek().clone();
+        let unary = match &t.tok {
+            Tok::Op("!") => Some(UnOp::Not),
+            Tok::Ident(s) if s == "not" => Some(UnOp::Not),
+            Tok::Op("-") => Some(UnOp::Neg),
+            Tok::Op("+") => Some(UnOp::Plus),
+            _ => None,
+        };
+        if let Some(op) = unary {
+            self.next();
+            let prec = if op == UnOp::Not {
+                NOT_PRECEDENCE
+            } else {
+                SIGN_PRECEDENCE
+            };
+            let operand = self.expression(prec)?;
+            let end = operand.end;
+            let e = Expr {
+                node: Node::Unary(op, Box::new(operand)),
+                start: t.start,
+                end,
+            };
+            return self.postfix(e);
+        }
+        if t.tok == Tok::Op("(") {
+            self.next();
+            let mut inner = self.expression(0)?;
+            let close = self.expect(")")?;
+            inner.start = t.start;
+            inner.end = close.end;
+            return self.postfix(inner);
+        }
+        let e = self.secondary()?;
+        self.postfix(e)
+    }
+
+    fn secondary(&mut self) -> Result<Expr, SpanError> {
+        let t = self.next();
+        let node = match t.tok {
+            Tok::Int(n) => Node::Int(n),
+            Tok::Float(f) => Node::Float(f),
+            Tok::Str(s) => Node::Str(s),
+            Tok::Ident(name) => match name.as_str() {
+                "true" => Node::Bool(true),
+                "false" => Node::Bool(false),
+                "nil" => Node::Nil,
+                "let" => {
+                    return Err(SpanError::new(t.start, "let is not supported by haul"));
+                }
+                _ if self.is_op("(") => Node::Call(name, self.arguments()?),
+                _ => Node::Ident(name),
+            },
+            Tok::Op("[") => {
+                let mut items = Vec::new();
+                while !self.is_op("]") {
+                    items.push(self.expression(0)?);
+                    if !self.is_op("]") {
+                        self.expect(",")?;
+                    }
+                }
+                self.next();
+                Node::Array(items)
+            }
+            Tok::Op("{") => {
+                let mut entries = Vec::new();
+                while !self.is_op("}") {
+                    let k = self.next();
+                    let key = match k.tok {
+                        Tok::Ident(s) | Tok::Str(s) => s,
+                        Tok::Int(_) | Tok::Float(_) => self.src[k.start..k.end].to_string(),
+                        other => {
+                            return Err(SpanError::new(
+                                k.start,
+                                format!(
+                                    "a map key must be a name, a string or a number, found {}",
+                                    describe(&other)
+                                ),
+                            ));
+                        }
+                    };
+                    self.expect(":")?;
+                    entries.push((key, self.expression(0)?));
+                    if !self.is_op("}") {
+                        self.expect(",")?;
+                    }
+                }
+                self.next();
+                Node::Map(entries)
+            }
+            Tok::Op("#") | Tok::Op(".") => {
+                return Err(SpanError::new(
+                    t.start,
+                    "cannot use pointer accessor outside predicate (predicates are not supported by haul)",
+                ));
+            }
+            other => {
+                return Err(SpanError::new(
+                    t.start,
+                    format!("unexpected token {}", describe(&other)),
+                ));
+            }
+        };
+        Ok(Expr {
+            node,
+            start: t.start,
+            end: self.prev_end(),
+        })
+    }
+
+    fn arguments(&mut self) -> Result<Vec<Expr>, SpanError> {
+        self.expect("(")?;
+        let mut args = Vec::new();
+        while !self.is_op(")") {
+            if self.is_op("#")
+                || self.is_op(".")
+                || (self.is_op("{") && self.looks_like_predicate())
+            {
+                let at = self.peek().start;
+                return Err(SpanError::new(
+                    at,
+                    "predicates (#) are not supported by haul",
+                ));
+            }
+            args.push(self.expression(0)?);
+            if !self.is_op(")") {
+                self.expect(",")?;
+            }
+        }
+        self.next();
+        Ok(args)
+    }
+
+    fn looks_like_predicate(&self) -> bool {
+        matches!(self.peek_at(1), Tok::Op("#") | Tok::Op("."))
+    }
+
+    fn postfix(&mut self, base: Expr) -> Result<Expr, SpanError> {
+        let mut links = Vec::new();
+        loop {
+            let t = self.peek().clone();
+            let optional = t.tok == Tok::Op("?.");
+            if t.tok == Tok::Op(".") || optional {
+                self.next();
+                if optional && self.is_op("[") {
+                    self.next();
+                    links.push(self.index_link(t.start, true)?);
+                    continue;
+                }
+                let name_tok = self.next();
+                let name = match name_tok.tok {
+                    Tok::Ident(s) => s,
+                    other => {
+                        return Err(SpanError::new(
+                            name_tok.start,
+                            format!("expected a name after \".\", found {}", describe(&other)),
+                        ));
+                    }
+                };
+                let kind = if self.is_op("(") {
+                    self.arguments()?;
+                    LinkKind::Method(name)
+                } else {
+                    LinkKind::Member(name)
+                };
+                links.push(Link {
+                    kind,
+                    optional,
+                    start: t.start,
+                });
+            } else if t.tok == Tok::Op("[") {
+                self.next();
+                links.push(self.index_link(t.start, false)?);
+            } else {
+                break;
+            }
+        }
+        if links.is_empty() {
+            return Ok(base);
+        }
+        let (start, end) = (base.start, self.prev_end());
+        Ok(Expr {
+            node: Node::Chain(Box::new(base), links),
+            start,
+            end,
+        })
+    }
+
+    /// After `[`: an index `[e]` or a slice `[a:b]`.
+    fn index_link(&mut self, start: usize, optional: bool) -> Result<Link, SpanError> {
+        let from = if self.is_op(":") {
+            None
+        } else {
+            Some(self.expression(0)?)
+        };
+        let kind = if self.is_op(":") {
+            self.next();
+            let to = if self.is_op("]") {
+                None
+            } else {
+                Some(self.expression(0)?)
+            };
+            LinkKind::Slice(from, to)
+        } else {
+            match from {
+                Some(e) => LinkKind::Index(e),
+                None => {
+                    let at = self.peek().start;
+                    return Err(SpanError::new(at, "expected an index"));
+                }
+            }
+        };
+        self.expect("]")?;
+        Ok(Link {
+            kind,
+            optional,
+            start,
+        })
+    }
+}
