@@ -9,5 +9,6 @@ pub mod duration;
 pub mod envtest;
 pub mod expressions;
 pub mod freight;
+pub mod git;
 pub mod urls;
 pub mod yaml;
