@@ -2,6 +2,9 @@
 //! `kargo.akuity.io/v1alpha1` API.
 
 pub mod api;
+pub mod argocd;
+pub mod availability;
+pub mod controller;
 pub mod crds;
 pub mod credentials;
 pub mod discovery;
@@ -10,5 +13,6 @@ pub mod envtest;
 pub mod expressions;
 pub mod freight;
 pub mod git;
+pub mod promotion;
 pub mod urls;
 pub mod yaml;

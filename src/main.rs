@@ -13,6 +13,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers (Warehouses, Promotions) against the cluster in KUBECONFIG or the
+    /// in-cluster service account.
+    Controller {
+        /// Where promotion work directories and the git cache live.
+        #[arg(long, env = "HAUL_WORK_DIR")]
+        work_dir: Option<PathBuf>,
+        /// Namespace of Secrets shared by every project (Kargo's SHARED_RESOURCES_NAMESPACE).
+        #[arg(long, env = "SHARED_RESOURCES_NAMESPACE")]
+        shared_namespace: Option<String>,
+        /// Namespace of Argo CD Applications when a step names none.
+        #[arg(long, env = "ARGOCD_NAMESPACE", default_value = "argocd")]
+        argocd_namespace: String,
+        /// Author name of promotion commits.
+        #[arg(long, env = "GITCLIENT_NAME", default_value = "haul")]
+        git_name: String,
+        /// Author email of promotion commits.
+        #[arg(long, env = "GITCLIENT_EMAIL", default_value = "no-reply@haul.invalid")]
+        git_email: String,
+    },
     /// Write the CRD YAML into crds/ and charts/haul/crds/ (or, with --check, report drift).
     Crds {
         /// Repository root to write under.
@@ -36,6 +55,27 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Controller {
+            work_dir,
+            shared_namespace,
+            argocd_namespace,
+            git_name,
+            git_email,
+        } => {
+            let mut config = haul::controller::Config {
+                shared_namespace,
+                argocd_namespace,
+                git_author: haul::git::Author {
+                    name: git_name,
+                    email: git_email,
+                },
+                ..Default::default()
+            };
+            if let Some(d) = work_dir {
+                config.work_root = d;
+            }
+            controller(config)
+        }
         Command::Crds {
             root,
             check,
@@ -77,6 +117,23 @@ fn crds(root: &std::path::Path, check: bool, stdout: bool) -> ExitCode {
         }
         Err(e) => fail(&e.to_string()),
     }
+}
+
+fn controller(config: haul::controller::Config) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("starting the async runtime: {e}")),
+    };
+    rt.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => return fail(&format!("connecting to Kubernetes: {e}")),
+        };
+        match haul::controller::run(client, config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e.to_string()),
+        }
+    })
 }
 
 fn fail(msg: &str) -> ExitCode {

@@ -258,6 +258,15 @@ pub struct PromotionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_fields")]
     pub state: Option<Value>,
+    /// Steps are the steps this Promotion runs, fixed when it starts (haul extension). Kargo's
+    /// admission webhook copies them into `spec.steps`; haul needs no webhook, so a Promotion
+    /// created with only `stage` and `freight` gets its steps here, and a later edit of the
+    /// Stage does not change a running Promotion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<PromotionStep>,
+    /// Vars are the promotion-level variables fixed with `steps` (haul extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<ExpressionVariable>,
 }
 
 impl PromotionStatus {

@@ -10,3 +10,17 @@ pub use tag_selection::{
     Strategy, TagFilter, TagFilterError, UnknownStrategy, lexical_candidates,
     newest_build_candidates, newest_build_order, semver_candidates, sort_newest_build_by,
 };
+
+pub mod ecr;
+pub mod images;
+pub mod oci;
+pub mod registry_limits;
+
+pub use ecr::{EcrIdentity, EcrRepository};
+pub use images::{
+    CredentialsError, DiscovererConfig, DiscovererInitError, ImageDiscoverer, ImageDiscoveryError,
+    ImageRepository, InvalidPlatform, Platform, RegistryCredentials,
+};
+pub use registry_limits::{
+    CacheCounts, RateLimiter, RateLimits, RegistryStats, RequestCounts, RequestKind,
+};

@@ -23,6 +23,7 @@ use kube::runtime::wait::{await_condition, conditions};
 
 pub use binaries::Binaries;
 pub use pki::CertPair;
+pub use process::{kill_group_at_exit, remove_at_exit};
 
 /// How long each process may take to become ready (envtest's default is 20 s).
 const START_TIMEOUT: Duration = Duration::from_secs(60);

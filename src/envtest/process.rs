@@ -95,6 +95,16 @@ pub fn spawn(mut cmd: Command) -> Result<Child, EnvtestError> {
     Ok(child)
 }
 
+/// Registers a process group (led by `pid`) to kill when this process exits, for services
+/// started by scripts rather than by [`spawn`].
+pub fn kill_group_at_exit(pid: i32) {
+    // Make sure the atexit hook is registered.
+    let _ = spawner();
+    if let Ok(mut reg) = REGISTRY.lock() {
+        reg.pids.push(pid);
+    }
+}
+
 /// Registers a directory to remove when the process exits.
 pub fn remove_at_exit(dir: PathBuf) {
     if let Ok(mut reg) = REGISTRY.lock() {

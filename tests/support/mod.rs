@@ -87,3 +87,106 @@ pub fn namespace(prefix: &str) -> String {
     rt.block_on(cp().namespace(prefix))
         .expect("create namespace")
 }
+
+pub mod services;
+
+/// A `haul controller` process, as a user runs it, against this binary's control plane.
+pub struct ControllerProcess {
+    child: Option<std::process::Child>,
+    pub log: PathBuf,
+}
+
+impl ControllerProcess {
+    /// Starts `haul controller` with `work_dir` as its work root.
+    pub fn start(work_dir: &Path) -> Self {
+        Self::start_with_env(work_dir, &[])
+    }
+
+    /// As [`ControllerProcess::start`], with extra environment variables.
+    pub fn start_with_env(work_dir: &Path, env: &[(&str, &str)]) -> Self {
+        use std::os::unix::process::CommandExt;
+        std::fs::create_dir_all(work_dir).expect("work dir");
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let log = cp().dir().join(format!("controller-{n}.log"));
+        let f = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_haul"))
+            .arg("controller")
+            .env("KUBECONFIG", cp().kubeconfig())
+            .env("HAUL_WORK_DIR", work_dir)
+            .env("RUST_LOG", "info,haul=debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::from(f.try_clone().expect("log")))
+            .stderr(Stdio::from(f))
+            .process_group(0)
+            .spawn()
+            .expect("start haul controller");
+        haul::envtest::kill_group_at_exit(child.id() as i32);
+        Self {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Kills the controller abruptly (SIGKILL), as a crashed pod.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics after `secs` with `what`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// `kubectl get <kind> <name> -n <ns> -o json`, parsed; `None` when it does not exist.
+pub fn get_json(kind: &str, name: &str, ns: &str) -> Option<serde_json::Value> {
+    let out = kubectl(&["get", kind, name, "-n", ns, "-o", "json"]);
+    if !out.ok {
+        return None;
+    }
+    serde_json::from_str(&out.stdout).ok()
+}
+
+/// Runs git in `dir`, panicking with its output on failure; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,186 @@
+//! The reconcilers and what they share. Each reconciler reads like the Kargo reference section
+//! it implements: read → validate → plan (pure) → apply (IO) → status.
+
+pub mod conditions;
+pub mod promotion;
+pub mod warehouse;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+
+use crate::discovery::{DiscovererConfig, ImageDiscoverer};
+
+/// The field manager haul writes status with (server-side apply).
+pub const FIELD_MANAGER: &str = "haul-controller";
+
+/// Settings that are not part of any object.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where Secrets shared by every project live (Kargo's SHARED_RESOURCES_NAMESPACE).
+    pub shared_namespace: Option<String>,
+    /// A floor under every Warehouse's `spec.interval` (Kargo's MIN_WAREHOUSE_RECONCILIATION_INTERVAL).
+    pub min_warehouse_interval: Duration,
+    /// First retry delay after a failed discovery; doubled per consecutive failure.
+    pub error_backoff_base: Duration,
+    /// Where promotion work directories and the git cache live.
+    pub work_root: std::path::PathBuf,
+    /// Author of promotion commits when a step names none (Kargo's GITCLIENT_NAME/EMAIL).
+    pub git_author: crate::git::Author,
+    /// Namespace of Argo CD Applications when a step names none.
+    pub argocd_namespace: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            shared_namespace: None,
+            min_warehouse_interval: Duration::ZERO,
+            error_backoff_base: Duration::from_secs(10),
+            work_root: std::env::temp_dir().join("haul"),
+            git_author: crate::git::Author::default(),
+            argocd_namespace: "argocd".into(),
+        }
+    }
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    pub client: kube::Client,
+    pub recorder: Recorder,
+    pub config: Config,
+    pub images: ImageDiscoverer,
+    pub git: crate::git::RepoCache,
+    stage_locks: promotion::StageLocks,
+    /// Consecutive failures per object, for backoff that grows and resets.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, config: Config) -> Result<Arc<Self>, Error> {
+        let images = ImageDiscoverer::new(DiscovererConfig::from_env())
+            .map_err(|e| Error::Setup(e.to_string()))?;
+        let git = crate::git::RepoCache::new(config.work_root.join("git-cache"))
+            .map_err(|e| Error::Setup(e.to_string()))?;
+        let reporter = Reporter {
+            controller: "haul".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Ok(Arc::new(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            images,
+            git,
+            stage_locks: promotion::StageLocks::default(),
+            failures: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Records a failure of `key` and returns the delay before the next try: the base delay
+    /// doubled per consecutive failure, capped at `cap`, with ±20% jitter so many failing
+    /// objects do not retry in lockstep.
+    pub fn backoff(&self, key: &str, cap: Duration) -> Duration {
+        let n = match self.failures.lock() {
+            Ok(mut f) => {
+                let n = f.entry(key.to_string()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+            Err(_) => 1,
+        };
+        let base = self.config.error_backoff_base.as_secs_f64() * 2f64.powi(n.min(16) as i32 - 1);
+        let capped = base.min(cap.as_secs_f64().max(1.0));
+        Duration::from_secs_f64(capped * (0.8 + 0.4 * fastrand::f64()))
+    }
+
+    /// The mutex that serialises Promotions of one Stage (`<namespace>/<stage>`).
+    pub fn stage_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.stage_locks.get(key)
+    }
+
+    /// Forgets failures of `key` after a success.
+    pub fn reset_backoff(&self, key: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(key);
+        }
+    }
+
+    /// Publishes an Event about `obj`; failures to publish are logged, never fatal.
+    pub async fn event<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let reference: ObjectReference = obj.object_ref(&());
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Credentials(#[from] crate::credentials::CredentialsError),
+    #[error("setting up: {0}")]
+    Setup(String),
+    #[error("serialising status: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Writes `status` of `obj` with server-side apply under haul's field manager.
+pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `<namespace>/<name>` of an object, for keys and messages.
+pub fn key<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Runs every controller until the process is asked to stop.
+pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
+    let ctx = Context::new(client, config)?;
+    tokio::join!(warehouse::run(ctx.clone()), promotion::run(ctx));
+    Ok(())
+}

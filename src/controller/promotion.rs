@@ -1,0 +1,556 @@
+//! The Promotion reconciler (Kargo reference §2.5): one Promotion runs per Stage, the others
+//! wait in creation order; steps are fixed when it starts and run one at a time, with the
+//! status saved after every step, so a restarted controller resumes where it stopped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use serde_json::json;
+
+use super::{Context, Error, apply_status, key};
+use crate::api::{
+    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ClusterPromotionTask, Freight, FreightCollection,
+    Promotion, PromotionPhase, PromotionStatus, PromotionTask, Stage, StepStatus,
+};
+use crate::expressions::{PromotionContext, TargetFreight};
+use crate::promotion::engine::{self, Progress};
+use crate::promotion::inflate::{self, TaskKind, Tasks};
+use crate::promotion::steps::StepEnv;
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+/// The Promotions of one Stage in queue order: Running first, then the rest by creation time
+/// (and name, which Kargo makes sortable with a ULID).
+pub fn queue_order(mut promos: Vec<Promotion>) -> Vec<Promotion> {
+    let running = |p: &Promotion| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|ph| ph == PromotionPhase::Running)
+    };
+    promos.retain(|p| !p.status.as_ref().is_some_and(|s| s.is_terminal()));
+    promos.sort_by(|a, b| {
+        running(b)
+            .cmp(&running(a))
+            .then_with(|| {
+                a.metadata
+                    .creation_timestamp
+                    .cmp(&b.metadata.creation_timestamp)
+            })
+            .then_with(|| a.name_any().cmp(&b.name_any()))
+    });
+    promos
+}
+
+/// The work directory of one Promotion (per UID, so a recreated Promotion starts clean).
+fn work_dir(ctx: &Context, p: &Promotion) -> PathBuf {
+    ctx.config.work_root.join("promotions").join(format!(
+        "promotion-{}",
+        p.uid().unwrap_or_else(|| p.name_any())
+    ))
+}
+
+async fn fail_before_start(
+    ctx: &Context,
+    api: &Api<Promotion>,
+    p: &Promotion,
+    phase: PromotionPhase,
+    message: String,
+) -> Result<Action, Error> {
+    let mut status = p.status.clone().unwrap_or_default();
+    status.phase = Some(phase);
+    status.message = Some(message.clone());
+    status.finished_at = Some(now());
+    apply_status(api, p, &status).await?;
+    ctx.event(
+        p,
+        EventType::Warning,
+        &format!("Promotion{phase:?}"),
+        "Promote",
+        message,
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &ns);
+    // The cache may lag behind our own status writes; re-running a finished step would repeat
+    // a side effect, so read the Promotion fresh.
+    let Some(p) = api.get_opt(&obj.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    let k = key(&p);
+    if p.status.as_ref().is_some_and(|s| s.is_terminal()) {
+        let dir = work_dir(&ctx, &p);
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return Ok(Action::await_change());
+    }
+    if p.annotations().contains_key(ANNOTATION_ABORT) {
+        return abort(&ctx, &api, &p).await;
+    }
+
+    // One Promotion per Stage at a time, in creation order.
+    let stage_name = p.spec.stage.clone();
+    let lock = ctx.stage_lock(&format!("{ns}/{stage_name}"));
+    let _guard = lock.lock().await;
+    let all = api.list(&ListParams::default()).await?;
+    let queue = queue_order(
+        all.items
+            .into_iter()
+            .filter(|o| o.spec.stage == stage_name)
+            .collect(),
+    );
+    if let Some(pos) = queue.iter().position(|o| o.uid() == p.uid())
+        && pos > 0
+    {
+        let head = queue[0].name_any();
+        let mut status = p.status.clone().unwrap_or_default();
+        let message = format!(
+            "Waiting for Promotion {head} to finish ({pos} ahead in the queue of Stage {stage_name})"
+        );
+        if status.phase != Some(PromotionPhase::Pending)
+            || status.message.as_deref() != Some(&message)
+        {
+            status.phase = Some(PromotionPhase::Pending);
+            status.message = Some(message);
+            apply_status(&api, &p, &status).await?;
+        }
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+
+    let mut status = p.status.clone().unwrap_or_default();
+    let stages: Api<Stage> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(stage) = stages.get_opt(&stage_name).await? else {
+        return fail_before_start(
+            &ctx,
+            &api,
+            &p,
+            PromotionPhase::Errored,
+            format!("Stage {stage_name} does not exist in project {ns}"),
+        )
+        .await;
+    };
+    if !matches!(status.phase, Some(PromotionPhase::Running)) {
+        match start(&ctx, &ns, &p, &stage, &mut status).await {
+            Ok(()) => {}
+            Err(Refusal { phase, message }) => {
+                return fail_before_start(&ctx, &api, &p, phase, message).await;
+            }
+        }
+        apply_status(&api, &p, &status).await?;
+        ctx.event(
+            &p,
+            EventType::Normal,
+            "PromotionRunning",
+            "Promote",
+            format!(
+                "Promoting Freight {} to Stage {stage_name}",
+                p.spec.freight.clone().unwrap_or_default()
+            ),
+        )
+        .await;
+    }
+
+    let dir = work_dir(&ctx, &p);
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Setup(format!("creating {}: {e}", dir.display())))?;
+        // A new work dir after a restart on another node: earlier steps' files are gone, so
+        // run from the first step again, keeping their outputs. git-commit and git-push
+        // recognise this Promotion's earlier commit, so nothing is committed or pushed twice.
+        if status.current_step.unwrap_or(0) > 0 {
+            tracing::info!(promotion = %k, "work directory missing; replaying steps from the start");
+            status.current_step = Some(0);
+            for m in &mut status.step_execution_metadata {
+                m.status = None;
+                m.started_at = None;
+                m.finished_at = None;
+            }
+        }
+    }
+
+    let freight = status.freight_collection.clone().unwrap_or_default();
+    let target = status.freight.clone().unwrap_or_default();
+    let actor = p
+        .annotations()
+        .get(ANNOTATION_CREATE_ACTOR)
+        .cloned()
+        .unwrap_or_else(|| "unknown".into());
+    let pctx = PromotionContext {
+        project: ns.clone(),
+        stage: stage_name.clone(),
+        promotion: p.name_any(),
+        target_freight: TargetFreight {
+            name: target.name.clone().unwrap_or_default(),
+            alias: String::new(),
+            origin: target
+                .origin
+                .clone()
+                .unwrap_or_else(|| crate::api::FreightOrigin::warehouse("")),
+        },
+        actor: actor.clone(),
+        ..Default::default()
+    };
+    let promotion_name = p.name_any();
+    let env = StepEnv {
+        client: &ctx.client,
+        git: &ctx.git,
+        work_dir: &dir,
+        project: &ns,
+        stage: &stage_name,
+        promotion: &promotion_name,
+        actor: &actor,
+        freight: &freight,
+        shared_namespace: ctx.config.shared_namespace.as_deref(),
+        author: &ctx.config.git_author,
+        argocd_namespace: &ctx.config.argocd_namespace,
+    };
+    let steps = status.steps.clone();
+    let vars = status.vars.clone();
+    loop {
+        let progress = engine::step_once(&steps, &vars, &pctx, &mut status, &env).await;
+        match progress {
+            Progress::Continue => {
+                apply_status(&api, &p, &status).await?;
+                // A user may abort between steps.
+                if let Some(fresh) = api.get_opt(&p.name_any()).await?
+                    && fresh.annotations().contains_key(ANNOTATION_ABORT)
+                {
+                    return abort(&ctx, &api, &fresh).await;
+                }
+            }
+            Progress::Wait(d) => {
+                apply_status(&api, &p, &status).await?;
+                return Ok(Action::requeue(d));
+            }
+            Progress::Done(phase, message) => {
+                status.phase = Some(phase);
+                status.message = Some(message.clone());
+                status.finished_at = Some(now());
+                apply_status(&api, &p, &status).await?;
+                let type_ = if phase == PromotionPhase::Succeeded {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                };
+                ctx.event(
+                    &p,
+                    type_,
+                    &format!("Promotion{phase:?}"),
+                    "Promote",
+                    message,
+                )
+                .await;
+                if phase == PromotionPhase::Succeeded {
+                    record_on_stage(&ctx, &ns, &stage, &p, &status).await?;
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                return Ok(Action::await_change());
+            }
+        }
+    }
+}
+
+/// Why a Promotion cannot start.
+struct Refusal {
+    phase: PromotionPhase,
+    message: String,
+}
+
+/// Checks the Freight is available to the Stage and fixes the steps, vars and Freight.
+async fn start(
+    ctx: &Context,
+    ns: &str,
+    p: &Promotion,
+    stage: &Stage,
+    status: &mut PromotionStatus,
+) -> Result<(), Refusal> {
+    let errored = |message: String| Refusal {
+        phase: PromotionPhase::Errored,
+        message,
+    };
+    let failed = |message: String| Refusal {
+        phase: PromotionPhase::Failed,
+        message,
+    };
+    let Some(freight_name) = p.spec.freight.clone() else {
+        return Err(failed(
+            "spec.freight is not set (resolving spec.origin to Freight is not supported yet)"
+                .into(),
+        ));
+    };
+    let freights: Api<Freight> = Api::namespaced(ctx.client.clone(), ns);
+    let freight = match freights.get_opt(&freight_name).await {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            return Err(failed(format!(
+                "Freight {freight_name} does not exist in project {ns}"
+            )));
+        }
+        Err(e) => return Err(errored(format!("reading Freight {freight_name}: {e}"))),
+    };
+    crate::availability::check(stage, &freight, Timestamp::now())
+        .map_err(|e| failed(e.to_string()))?;
+
+    let (steps, vars) = if !p.spec.steps.is_empty() {
+        (p.spec.steps.clone(), p.spec.vars.clone())
+    } else {
+        let Some(template) = stage.spec.promotion_template.as_ref().map(|t| &t.spec) else {
+            return Err(failed(format!(
+                "Stage {} has no promotionTemplate steps",
+                stage.name_any()
+            )));
+        };
+        let mut tasks = Tasks::default();
+        for (kind, name) in inflate::task_references(template) {
+            let spec = match kind {
+                TaskKind::Namespaced => Api::<PromotionTask>::namespaced(ctx.client.clone(), ns)
+                    .get_opt(&name)
+                    .await
+                    .map(|t| t.map(|t| t.spec)),
+                TaskKind::Cluster => Api::<ClusterPromotionTask>::all(ctx.client.clone())
+                    .get_opt(&name)
+                    .await
+                    .map(|t| t.map(|t| t.spec.into())),
+            };
+            let spec = spec.map_err(|e| errored(format!("reading task {name}: {e}")))?;
+            if let Some(spec) = spec {
+                tasks.tasks.insert((kind, name), spec);
+            }
+        }
+        let vars: Vec<_> = stage
+            .spec
+            .vars
+            .iter()
+            .chain(template.vars.iter())
+            .cloned()
+            .collect();
+        let steps = inflate::inflate(template, &vars, &tasks)
+            .map_err(|e| failed(format!("Stage {} promotionTemplate: {e}", stage.name_any())))?;
+        (steps, vars)
+    };
+    let reference = freight.to_reference();
+    let mut items = BTreeMap::new();
+    // Freight of the Stage's other origins stays what the Stage has now.
+    if let Some(current) = stage
+        .status
+        .as_ref()
+        .and_then(|s| s.freight_history.first())
+    {
+        items.extend(current.items.clone());
+    }
+    items.insert(freight.origin.to_string(), reference.clone());
+    let names: Vec<String> = items.values().filter_map(|f| f.name.clone()).collect();
+    status.phase = Some(PromotionPhase::Running);
+    status.message = Some(format!("Running {} step(s)", steps.len()));
+    status.started_at = Some(now());
+    status.freight = Some(reference);
+    status.freight_collection = Some(FreightCollection {
+        id: collection_id(&names),
+        items,
+        verification_history: Vec::new(),
+    });
+    status.steps = steps;
+    status.vars = vars;
+    status.current_step = Some(0);
+    Ok(())
+}
+
+/// Kargo's FreightCollection ID: SHA-1 of the sorted Freight names joined with ",".
+fn collection_id(names: &[String]) -> String {
+    use sha1::{Digest, Sha1};
+    let mut sorted = names.to_vec();
+    sorted.sort();
+    Sha1::digest(sorted.join(",").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Records what a successful Promotion deployed: the Stage's current Freight and the
+/// Freight's `currentlyIn`.
+async fn record_on_stage(
+    ctx: &Context,
+    ns: &str,
+    stage: &Stage,
+    p: &Promotion,
+    status: &PromotionStatus,
+) -> Result<(), Error> {
+    let stages: Api<Stage> = Api::namespaced(ctx.client.clone(), ns);
+    let freights: Api<Freight> = Api::namespaced(ctx.client.clone(), ns);
+    let stage_name = stage.name_any();
+    let fresh = stages.get(&stage_name).await?;
+    let mut history = fresh
+        .status
+        .as_ref()
+        .map(|s| s.freight_history.clone())
+        .unwrap_or_default();
+    let previous: Vec<String> = history
+        .first()
+        .map(|c| c.items.values().filter_map(|f| f.name.clone()).collect())
+        .unwrap_or_default();
+    let Some(collection) = status.freight_collection.clone() else {
+        return Ok(());
+    };
+    let current: Vec<String> = collection
+        .items
+        .values()
+        .filter_map(|f| f.name.clone())
+        .collect();
+    history.retain(|c| c.id != collection.id);
+    history.insert(0, collection);
+    history.truncate(10);
+    let summary = if current.len() == 1 {
+        current[0].clone()
+    } else {
+        format!("{} Freight", current.len())
+    };
+    let patch = json!({"status": {
+        "freightHistory": history,
+        "freightSummary": summary,
+        "lastPromotion": {
+            "name": p.name_any(),
+            "freight": status.freight,
+            "status": {"phase": status.phase, "finishedAt": status.finished_at},
+            "finishedAt": status.finished_at,
+        },
+    }});
+    stages
+        .patch_status(&stage_name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let since = now();
+    for name in &previous {
+        if !current.contains(name) {
+            let patch = json!({"status": {"currentlyIn": {stage_name.clone(): null}}});
+            if let Err(e) = freights
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::warn!(freight = %name, error = %e, "cannot clear currentlyIn");
+            }
+        }
+    }
+    for name in &current {
+        if !previous.contains(name) {
+            let patch = json!({"status": {"currentlyIn": {stage_name.clone(): {"since": since}}}});
+            freights
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Action, Error> {
+    let mut status = p.status.clone().unwrap_or_default();
+    for m in &mut status.step_execution_metadata {
+        if m.status == Some(StepStatus::Running) {
+            m.status = Some(StepStatus::Aborted);
+            m.finished_at = Some(now());
+        }
+    }
+    status.phase = Some(PromotionPhase::Aborted);
+    status.message = Some("Promotion aborted by request (kargo.akuity.io/abort)".into());
+    status.finished_at = Some(now());
+    apply_status(api, p, &status).await?;
+    ctx.event(
+        p,
+        EventType::Normal,
+        "PromotionAborted",
+        "Abort",
+        "Promotion aborted".into(),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(work_dir(ctx, p));
+    Ok(Action::await_change())
+}
+
+fn error_policy(p: Arc<Promotion>, err: &Error, ctx: Arc<Context>) -> Action {
+    let k = key(p.as_ref());
+    let delay = ctx.backoff(&k, Duration::from_secs(120));
+    tracing::warn!(promotion = %k, error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs the Promotion controller. A Promotion that finishes re-triggers the others of its
+/// Stage through the watch on Promotions itself; a change to an Argo CD Application
+/// re-triggers the Running Promotions of the Stages it authorises, so argocd-update sees a
+/// finished sync at once instead of at its next poll.
+pub async fn run(ctx: Arc<Context>) {
+    use crate::api::argocd::Application;
+    use kube::runtime::reflector::ObjectRef;
+    let api: Api<Promotion> = Api::all(ctx.client.clone());
+    let controller = Controller::new(api, watcher::Config::default());
+    let apps: Api<Application> = Api::all(ctx.client.clone());
+    let argocd_installed = apps
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+        .is_ok();
+    let controller = if argocd_installed {
+        let store = controller.store();
+        controller.watches(apps, watcher::Config::default(), move |app: Application| {
+            let stages = app
+                .annotations()
+                .get(crate::api::ANNOTATION_AUTHORIZED_STAGE)
+                .cloned()
+                .unwrap_or_default();
+            let targets: Vec<(String, String)> = stages
+                .split(',')
+                .filter_map(|s| s.trim().split_once(':'))
+                .map(|(p, s)| (p.to_string(), s.to_string()))
+                .collect();
+            store
+                .state()
+                .into_iter()
+                .filter(|p| {
+                    p.status.as_ref().and_then(|s| s.phase) == Some(PromotionPhase::Running)
+                        && targets.iter().any(|(proj, st)| {
+                            p.namespace().as_deref() == Some(proj.as_str()) && p.spec.stage == *st
+                        })
+                })
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
+        })
+    } else {
+        tracing::info!("Argo CD Application CRD not found; argocd-update steps will poll");
+        controller
+    };
+    controller
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "promotion controller event");
+            }
+        })
+        .await;
+}
+
+/// A per-Stage mutex map.
+#[derive(Default)]
+pub struct StageLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl StageLocks {
+    pub fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.0.lock() {
+            Ok(mut m) => m.entry(key.to_string()).or_default().clone(),
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}

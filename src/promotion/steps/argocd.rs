@@ -1,0 +1,52 @@
+//! argocd-update: updates and syncs the Argo CD Applications authorised for this Stage (see
+//! `crate::argocd::update`), and leaves a health check for the Stage to run from then on.
+
+use serde_json::{Map, Value};
+
+use super::{StepEnv, StepError, StepOutcome};
+use crate::api::{HealthCheckStep, StepStatus};
+use crate::argocd::{Error, RETRY_AFTER_RUNNING, UpdateConfig, run};
+
+pub async fn update(config: Value, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    let cfg = UpdateConfig::from_value(&config)
+        .map_err(|e| StepError::Failed(format!("invalid config: {e}")))?;
+    let actor = (!env.actor.is_empty() && env.actor != "unknown").then_some(env.actor);
+    let outcome = run(
+        env.client,
+        env.argocd_namespace,
+        env.project,
+        env.stage,
+        env.promotion,
+        actor,
+        &cfg,
+    )
+    .await
+    .map_err(|e| match e {
+        // Refusals and mismatches are not fixed by retrying: the Application must change.
+        Error::Config(_)
+        | Error::Unauthorized(_)
+        | Error::NoMatch(_)
+        | Error::SourceMismatch(_)
+        | Error::NotFound(_) => StepError::Failed(e.to_string()),
+        other => StepError::Retryable(other.to_string()),
+    })?;
+    let health_check: Option<HealthCheckStep> = serde_json::from_value(outcome.health_check()).ok();
+    let mut output = Map::new();
+    output.insert(
+        "apps".into(),
+        serde_json::to_value(&outcome.apps).unwrap_or(Value::Null),
+    );
+    match outcome.status {
+        StepStatus::Errored => Err(StepError::Errored(outcome.message)),
+        StepStatus::Failed => Err(StepError::Failed(outcome.message)),
+        status => Ok(StepOutcome {
+            status,
+            message: Some(outcome.message),
+            output,
+            health_check: (status == StepStatus::Succeeded)
+                .then_some(health_check)
+                .flatten(),
+            retry_after: (status == StepStatus::Running).then_some(RETRY_AFTER_RUNNING),
+        }),
+    }
+}

@@ -1,0 +1,277 @@
+//! git-clone, git-clear, git-commit and git-push (Kargo reference §3.3), on top of the shared
+//! repository cache: clones are reused across promotions, commits carry the promotion's
+//! trailer, and pushes are serialised, rebased and deduplicated by `crate::git`.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{StepEnv, StepError, StepOutcome, path_in, record_worktree, repo_of};
+use crate::api::StepStatus;
+use crate::credentials::{self, CredType};
+use crate::git::{
+    Author, Checkout, CommitOutcome, Credentials, GitError, PROMOTION_TRAILER, PushOptions,
+};
+
+fn git_err(e: GitError) -> StepError {
+    if matches!(e, GitError::RebaseConflict { .. }) {
+        StepError::Failed(e.to_string())
+    } else if e.is_terminal() {
+        StepError::Errored(e.to_string())
+    } else {
+        StepError::Retryable(e.to_string())
+    }
+}
+
+/// Credentials for `repo_url` from a `kargo.akuity.io/cred-type: git` Secret, or none.
+async fn creds_for(env: &StepEnv<'_>, repo_url: &str) -> Result<Credentials, StepError> {
+    let found = credentials::find(
+        env.client,
+        env.project,
+        env.shared_namespace,
+        CredType::Git,
+        repo_url,
+    )
+    .await
+    .map_err(|e| StepError::Retryable(e.to_string()))?;
+    let Some(found) = found else {
+        return Ok(Credentials::None);
+    };
+    if let Some(key) = found.get("sshPrivateKey") {
+        return Ok(Credentials::SshKey { private_key: key });
+    }
+    match (found.get("username"), found.get("password")) {
+        (Some(username), Some(password)) => Ok(Credentials::Basic { username, password }),
+        (None, Some(password)) => Ok(Credentials::Basic {
+            username: "git".into(),
+            password,
+        }),
+        _ => Err(StepError::Failed(format!(
+            "Secret {} matches {repo_url} but has neither password nor sshPrivateKey",
+            found.secret
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorConfig {
+    name: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    signing_key: Option<String>,
+}
+
+fn author(cfg: Option<&AuthorConfig>, default: &Author) -> Author {
+    Author {
+        name: cfg
+            .and_then(|a| a.name.clone())
+            .unwrap_or_else(|| default.name.clone()),
+        email: cfg
+            .and_then(|a| a.email.clone())
+            .unwrap_or_else(|| default.email.clone()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloneConfig {
+    #[serde(rename = "repoURL")]
+    repo_url: String,
+    checkout: Vec<CheckoutConfig>,
+    author: Option<AuthorConfig>,
+    #[serde(default)]
+    insecure_skip_tls_verify: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    blobless: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    recurse_submodules: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckoutConfig {
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    branch: Option<String>,
+    #[serde(default)]
+    create: bool,
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    commit: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    tag: Option<String>,
+    path: String,
+    r#as: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    sparse: Vec<String>,
+}
+
+pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    if cfg.checkout.is_empty() {
+        return Err(StepError::Failed(
+            "invalid config: config.checkout: at least one checkout is required".into(),
+        ));
+    }
+    if cfg.insecure_skip_tls_verify {
+        tracing::debug!("insecureSkipTLSVerify is ignored for git: use http:// or a trusted CA");
+    }
+    // Validate every checkout before touching anything.
+    let mut plans = Vec::new();
+    for (i, c) in cfg.checkout.iter().enumerate() {
+        let set = [c.branch.is_some(), c.commit.is_some(), c.tag.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if set > 1 {
+            return Err(StepError::Failed(format!(
+                "invalid config: config.checkout[{i}]: set at most one of branch, commit or tag"
+            )));
+        }
+        let path = path_in(env, &c.path, &format!("checkout[{i}].path"))?;
+        let checkout = match (&c.branch, &c.commit, &c.tag) {
+            (Some(b), _, _) => Checkout::branch(b.clone()).create_if_missing(c.create),
+            (_, Some(sha), _) => Checkout::commit(sha.clone()),
+            (_, _, Some(t)) => Checkout::tag(t.clone()),
+            // Kargo checks out the default branch when nothing is named.
+            _ => Checkout::branch("main").create_if_missing(c.create),
+        };
+        // Only the newest commit is needed to edit files and push on top of it.
+        let mut checkout = checkout.with_depth(1);
+        checkout.author = author(cfg.author.as_ref(), env.author);
+        plans.push((c, path, checkout));
+    }
+    let creds = creds_for(env, &cfg.repo_url).await?;
+    let mut commits = Map::new();
+    for (c, path, checkout) in plans {
+        let wt = env
+            .git
+            .checkout(&cfg.repo_url, &creds, &checkout, &path)
+            .await
+            .map_err(git_err)?;
+        record_worktree(env.work_dir, &path, &cfg.repo_url)?;
+        let head = wt.head().await.map_err(git_err)?;
+        let key = c.r#as.clone().unwrap_or_else(|| c.path.clone());
+        commits.insert(key, Value::String(head));
+    }
+    let mut out = Map::new();
+    out.insert("commits".into(), Value::Object(commits));
+    Ok(StepOutcome::succeeded(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathConfig {
+    path: String,
+}
+
+/// Deletes everything in a worktree except `.git`.
+pub async fn clear(cfg: PathConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    let dir = path_in(env, &cfg.path, "path")?;
+    repo_of(env.work_dir, &dir, "path")?;
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| StepError::Failed(format!("config.path: cannot read {}: {e}", cfg.path)))?;
+    for e in entries.flatten() {
+        if e.file_name() == ".git" {
+            continue;
+        }
+        let p = e.path();
+        let r = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        r.map_err(|err| StepError::Errored(format!("removing {}: {err}", p.display())))?;
+    }
+    Ok(StepOutcome::succeeded(Map::new()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommitConfig {
+    path: String,
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    message: Option<String>,
+    author: Option<AuthorConfig>,
+}
+
+/// Commits everything in the worktree when something changed (Skipped otherwise), with the
+/// promotion's trailer so a re-run after a crash is recognised and never pushed twice.
+pub async fn commit(cfg: CommitConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    let message = cfg
+        .message
+        .filter(|m| !m.trim().is_empty())
+        .ok_or_else(|| {
+            StepError::Failed("invalid config: config.message: a commit message is required".into())
+        })?;
+    let dir = path_in(env, &cfg.path, "path")?;
+    let repo = repo_of(env.work_dir, &dir, "path")?;
+    let wt = env.git.open_worktree(&repo, &dir).await.map_err(git_err)?;
+    let who = author(cfg.author.as_ref(), env.author);
+    let outcome = wt
+        .commit_all_with_trailers(&message, &who, &[(PROMOTION_TRAILER, env.promotion)])
+        .await
+        .map_err(git_err)?;
+    let mut out = Map::new();
+    out.insert("commit".into(), Value::String(outcome.sha().to_string()));
+    Ok(match outcome {
+        CommitOutcome::Committed(_) => StepOutcome::succeeded(out),
+        CommitOutcome::NothingToCommit(_) => StepOutcome {
+            status: StepStatus::Skipped,
+            message: Some("nothing to commit".into()),
+            ..StepOutcome::succeeded(out)
+        },
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushConfig {
+    path: String,
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    target_branch: Option<String>,
+    #[serde(default)]
+    generate_target_branch: bool,
+    #[serde(default)]
+    force: bool,
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    provider: Option<String>,
+}
+
+pub async fn push(cfg: PushConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    if cfg.generate_target_branch && cfg.target_branch.is_some() {
+        return Err(StepError::Failed(
+            "invalid config: config: set targetBranch or generateTargetBranch, not both".into(),
+        ));
+    }
+    let dir = path_in(env, &cfg.path, "path")?;
+    let repo = repo_of(env.work_dir, &dir, "path")?;
+    let mut wt = env.git.open_worktree(&repo, &dir).await.map_err(git_err)?;
+    let creds = creds_for(env, &repo).await?;
+    let mut opts = PushOptions::default();
+    if let Some(n) = cfg.max_attempts {
+        opts.max_attempts = n.max(1);
+    }
+    if cfg.generate_target_branch {
+        // Unique per Promotion, so a restarted Promotion may force-push it again safely.
+        opts.target_branch = Some(format!("kargo/promotion/{}", env.promotion));
+        opts.force = true;
+    } else {
+        opts.target_branch = cfg.target_branch;
+        opts.force = cfg.force;
+    }
+    let pushed = wt.push(&creds, &opts).await.map_err(git_err)?;
+    let out = json!({"commit": pushed.commit, "branch": pushed.branch});
+    let message = if pushed.already_pushed {
+        Some("this promotion's commit was already on the branch; nothing pushed".to_string())
+    } else {
+        None
+    };
+    Ok(StepOutcome {
+        message,
+        ..StepOutcome::succeeded(out.as_object().cloned().unwrap_or_default())
+    })
+}

@@ -1,0 +1,198 @@
+//! kustomize-set-image (a byte-preserving edit of the kustomization's `images`) and
+//! kustomize-build (rendering with a real kustomize: the one built into kubectl).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{StepEnv, StepError, StepOutcome, path_in};
+use crate::api::Image;
+use crate::yaml::{ImageUpdate, commit_message, set_images};
+
+const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetImageConfig {
+    path: String,
+    images: Option<Vec<ImageConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageConfig {
+    #[serde(deserialize_with = "super::lenient::string")]
+    image: String,
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    tag: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    digest: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    new_name: Option<String>,
+    #[serde(default)]
+    use_digest: bool,
+}
+
+/// The kustomization file in `dir`: exactly one of the names kustomize recognises.
+fn kustomization_in(dir: &Path, shown: &str) -> Result<PathBuf, StepError> {
+    let found: Vec<PathBuf> = KUSTOMIZATION_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    match found.len() {
+        1 => Ok(found.into_iter().next().unwrap_or_default()),
+        0 => Err(StepError::Failed(format!(
+            "config.path: no kustomization.yaml, kustomization.yml or Kustomization in {shown}"
+        ))),
+        _ => Err(StepError::Failed(format!(
+            "config.path: more than one kustomization file in {shown}; kustomize would refuse it too"
+        ))),
+    }
+}
+
+/// Every image of the Freight being promoted, across origins.
+fn freight_images(env: &StepEnv<'_>) -> Vec<Image> {
+    env.freight
+        .items
+        .values()
+        .flat_map(|f| f.images.iter().cloned())
+        .collect()
+}
+
+pub async fn set_image(cfg: SetImageConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    let dir = path_in(env, &cfg.path, "path")?;
+    let file = kustomization_in(&dir, &cfg.path)?;
+    let images = freight_images(env);
+    let find = |repo: &str| images.iter().find(|i| i.repo_url.as_deref() == Some(repo));
+
+    let mut updates = Vec::new();
+    let mut summary = Vec::new();
+    match cfg.images {
+        // No images listed: every image in the Freight, by repository (Kargo's behaviour).
+        None => {
+            if images.is_empty() {
+                return Err(StepError::Failed(
+                    "config.images: not set, and the Freight has no images to set".into(),
+                ));
+            }
+            for i in &images {
+                let repo = i.repo_url.clone().unwrap_or_default();
+                updates.push(ImageUpdate {
+                    name: repo.clone(),
+                    new_name: None,
+                    new_tag: i.tag.clone(),
+                    digest: i.digest.clone(),
+                });
+                summary.push((repo, i.tag.clone(), i.digest.clone()));
+            }
+        }
+        Some(list) => {
+            for (n, c) in list.into_iter().enumerate() {
+                if c.tag.is_some() && c.digest.is_some() {
+                    return Err(StepError::Failed(format!(
+                        "invalid config: config.images[{n}]: set tag or digest, not both"
+                    )));
+                }
+                // Neither tag nor digest: take the image from the Freight, as Kargo up to
+                // v1.2 did and as the ECR reference pipeline's manifests are written.
+                let (tag, digest) = match (c.tag, c.digest) {
+                    (None, None) => {
+                        let i = find(&c.image).ok_or_else(|| {
+                            StepError::Failed(format!(
+                                "config.images[{n}]: no tag or digest given, and the Freight has no image from {}",
+                                c.image
+                            ))
+                        })?;
+                        if c.use_digest {
+                            (None, i.digest.clone())
+                        } else {
+                            (i.tag.clone(), None)
+                        }
+                    }
+                    other => other,
+                };
+                updates.push(ImageUpdate {
+                    name: c.name.clone().unwrap_or_else(|| c.image.clone()),
+                    new_name: c.new_name.clone(),
+                    new_tag: tag.clone(),
+                    digest: digest.clone(),
+                });
+                summary.push((c.new_name.unwrap_or(c.image), tag, digest));
+            }
+        }
+    }
+    let before = std::fs::read_to_string(&file)
+        .map_err(|e| StepError::Errored(format!("reading {}: {e}", file.display())))?;
+    let after = set_images(&before, &updates)
+        .map_err(|e| StepError::Failed(format!("{}: {e}", cfg.path)))?;
+    if after != before {
+        std::fs::write(&file, after)
+            .map_err(|e| StepError::Errored(format!("writing {}: {e}", file.display())))?;
+    }
+    let mut out = Map::new();
+    out.insert(
+        "commitMessage".into(),
+        Value::String(commit_message(&cfg.path, &summary)),
+    );
+    Ok(StepOutcome::succeeded(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildConfig {
+    path: String,
+    out_path: String,
+}
+
+/// Renders `path` with `kubectl kustomize` (kustomize v5 built into kubectl) into `outPath`:
+/// one file when it ends in .yaml/.yml, else a directory with one file per resource.
+pub async fn build(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    let dir = path_in(env, &cfg.path, "path")?;
+    let out = path_in(env, &cfg.out_path, "outPath")?;
+    let output = tokio::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&dir)
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .map_err(|e| StepError::Errored(format!("running kubectl kustomize: {e}")))?;
+    if !output.status.success() {
+        return Err(StepError::Failed(format!(
+            "kustomize build {} failed: {}",
+            cfg.path,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let rendered = String::from_utf8_lossy(&output.stdout).into_owned();
+    let single = cfg.out_path.ends_with(".yaml") || cfg.out_path.ends_with(".yml");
+    let write = |p: &Path, body: &str| -> Result<(), StepError> {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StepError::Errored(e.to_string()))?;
+        }
+        std::fs::write(p, body)
+            .map_err(|e| StepError::Errored(format!("writing {}: {e}", p.display())))
+    };
+    if single {
+        write(&out, &rendered)?;
+    } else {
+        std::fs::create_dir_all(&out).map_err(|e| StepError::Errored(e.to_string()))?;
+        for doc in rendered.split("\n---\n").filter(|d| !d.trim().is_empty()) {
+            let v: Value = serde_saphyr::from_str(doc).unwrap_or(Value::Null);
+            let kind = v["kind"].as_str().unwrap_or("resource").to_lowercase();
+            let name = v["metadata"]["name"]
+                .as_str()
+                .unwrap_or("unnamed")
+                .to_lowercase();
+            let body = doc.trim_start_matches("---\n");
+            write(
+                &out.join(format!("{kind}-{name}.yaml")),
+                &format!("{}\n", body.trim_end()),
+            )?;
+        }
+    }
+    Ok(StepOutcome::succeeded(Map::new()))
+}

@@ -1,0 +1,377 @@
+//! Warehouses end to end: a real control plane, a real `haul controller` process, the
+//! distribution registry (anonymous and htpasswd), and moto's ECR reached through the IRSA
+//! web-identity chain.
+
+mod support;
+
+use std::process::Command;
+
+use support::services::services;
+use support::{ControllerProcess, get_json, kubectl, kubectl_stdin, namespace, wait_for};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/haul-controller";
+
+fn controller() -> &'static std::sync::Mutex<ControllerProcess> {
+    static C: std::sync::OnceLock<std::sync::Mutex<ControllerProcess>> = std::sync::OnceLock::new();
+    C.get_or_init(|| std::sync::Mutex::new(start_controller()))
+}
+
+/// The controller as it runs in EKS with IRSA: only environment variables point it at STS.
+fn start_controller() -> ControllerProcess {
+    let s = services();
+    let token = support::cp().dir().join("web-identity-token");
+    std::fs::write(
+        &token,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6aGF1bDpoYXVsIn0.c2ln",
+    )
+    .expect("token");
+    let token = token.display().to_string();
+    ControllerProcess::start_with_env(
+        &support::cp().dir().join("work"),
+        &[
+            ("AWS_ROLE_ARN", ROLE),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", &token),
+            ("AWS_ROLE_SESSION_NAME", "haul"),
+            ("AWS_REGION", "eu-central-1"),
+            ("AWS_ENDPOINT_URL", s.var("HAUL_TEST_MOTO_URL")),
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+        ],
+    )
+}
+
+fn push(registry: &str, repo: &str, tag: &str, auth: Option<&str>) -> String {
+    let mut c = Command::new("bash");
+    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/push-image.sh"))
+        .args([registry, repo, tag]);
+    if let Some(a) = auth {
+        c.env("REGISTRY_AUTH", a);
+    }
+    let out = c.output().expect("push-image");
+    assert!(
+        out.status.success(),
+        "push {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn warehouse(ns: &str, name: &str, subs: &str) -> String {
+    format!(
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  interval: 10m\n  subscriptions:\n{subs}"
+    )
+}
+
+fn freight_list(ns: &str) -> Vec<serde_json::Value> {
+    let out = kubectl(&["get", "freight", "-n", ns, "-o", "json"]).success("get freight");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn tags_of(f: &serde_json::Value) -> Vec<String> {
+    f["images"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| i["tag"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Requests a discovery now and waits until the controller handled it.
+fn refresh(ns: &str, name: &str) {
+    let token = format!("{:?}", std::time::SystemTime::now());
+    kubectl(&[
+        "annotate",
+        "warehouse",
+        name,
+        "-n",
+        ns,
+        "--overwrite",
+        &format!("kargo.akuity.io/refresh={token}"),
+    ])
+    .success("annotate");
+    wait_for(30, "the refresh to be handled", || {
+        let w = get_json("warehouse", name, ns)?;
+        (w["status"]["lastHandledRefresh"] == token.as_str()).then_some(())
+    });
+}
+
+fn condition(ns: &str, name: &str, type_: &str) -> Option<(String, String, String)> {
+    let w = get_json("warehouse", name, ns)?;
+    let c = w["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?
+        .clone();
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["reason"].as_str()?.to_string(),
+        c["message"].as_str()?.to_string(),
+    ))
+}
+
+#[test]
+fn new_tags_become_freight_once_and_excluded_tags_never() {
+    let _ = controller();
+    let ns = namespace("wh-oci");
+    let reg = services().var("HAUL_TEST_REGISTRY").to_string();
+    let repo = format!("{ns}/app");
+    push(&reg, &repo, "1.0.0", None);
+    let d110 = push(&reg, &repo, "1.1.0", None);
+    push(&reg, &repo, "1.3.0-rc.1", None);
+    let subs = format!(
+        "  - image:\n      repoURL: {reg}/{repo}\n      constraint: ^1.0.0\n      ignoreTagsRegexes: ['-rc']\n"
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "app", &subs)).success("warehouse");
+
+    let f = wait_for(30, "the first Freight", || {
+        freight_list(&ns).into_iter().next()
+    });
+    assert_eq!(tags_of(&f), ["1.1.0"]);
+    assert_eq!(f["images"][0]["digest"], d110.as_str());
+    assert_eq!(f["origin"]["kind"], "Warehouse");
+    assert_eq!(f["origin"]["name"], "app");
+    let alias = f["alias"].as_str().expect("alias").to_string();
+    assert_eq!(
+        f["metadata"]["labels"]["kargo.akuity.io/alias"],
+        alias.as_str()
+    );
+    // Named by Kargo's algorithm: 40 hex chars, the same for the same artifacts.
+    let name = f["metadata"]["name"].as_str().expect("name");
+    assert_eq!(name.len(), 40);
+    let w = get_json("warehouse", "app", &ns).expect("warehouse");
+    assert_eq!(w["status"]["lastFreightID"], name);
+    assert_eq!(
+        condition(&ns, "app", "Ready").map(|c| c.0),
+        Some("True".to_string())
+    );
+    let out = kubectl(&["get", "freight", "-n", &ns]).success("get freight");
+    assert!(
+        out.stdout.contains(&alias) && out.stdout.contains("Warehouse"),
+        "{}",
+        out.stdout
+    );
+
+    // A new matching tag gives new Freight after one refresh; an excluded one gives none.
+    push(&reg, &repo, "1.2.0", None);
+    refresh(&ns, "app");
+    let all = freight_list(&ns);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all.iter().any(|f| tags_of(f) == ["1.2.0"]));
+    push(&reg, &repo, "1.4.0-rc.1", None);
+    refresh(&ns, "app");
+    assert_eq!(
+        freight_list(&ns).len(),
+        2,
+        "an excluded tag produced Freight"
+    );
+}
+
+#[test]
+fn two_subscriptions_make_one_freight_with_both_images() {
+    let _ = controller();
+    let ns = namespace("wh-two");
+    let reg = services().var("HAUL_TEST_REGISTRY").to_string();
+    push(&reg, &format!("{ns}/api"), "2.0.0", None);
+    push(&reg, &format!("{ns}/web"), "v3.1.0", None);
+    let subs = format!(
+        "  - image:\n      repoURL: {reg}/{ns}/api\n  - image:\n      repoURL: {reg}/{ns}/web\n      imageSelectionStrategy: Lexical\n"
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "both", &subs)).success("warehouse");
+    let f = wait_for(30, "Freight", || freight_list(&ns).into_iter().next());
+    let mut tags = tags_of(&f);
+    tags.sort();
+    assert_eq!(tags, ["2.0.0", "v3.1.0"]);
+}
+
+#[test]
+fn registry_credentials_come_from_image_secrets() {
+    let _ = controller();
+    let ns = namespace("wh-auth");
+    let s = services();
+    let reg = s.var("HAUL_TEST_REGISTRY_AUTH").to_string();
+    let auth = format!(
+        "{}:{}",
+        s.var("HAUL_TEST_REGISTRY_USER"),
+        s.var("HAUL_TEST_REGISTRY_PASSWORD")
+    );
+    push(&reg, &format!("{ns}/private"), "1.0.0", Some(&auth));
+    let subs = format!("  - image:\n      repoURL: {reg}/{ns}/private\n");
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "private", &subs)).success("warehouse");
+
+    // Without a Secret: 401, said on the Warehouse, with no Freight.
+    let (status, reason, message) = wait_for(30, "the auth failure", || {
+        condition(&ns, "private", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
+    });
+    assert_eq!(status, "False");
+    assert_eq!(reason, "DiscoveryFailed");
+    assert!(
+        message.contains(&format!("{reg}/{ns}/private")),
+        "{message}"
+    );
+    assert!(freight_list(&ns).is_empty());
+    let events = kubectl(&["get", "events", "-n", &ns, "-o", "json"]).success("events");
+    assert!(events.stdout.contains("DiscoveryFailed"), "no event");
+
+    // With the Secret, discovery works on the next refresh.
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: registry\n  namespace: {ns}\n  labels:\n    kargo.akuity.io/cred-type: image\nstringData:\n  repoURL: {reg}/{ns}/private\n  username: {}\n  password: {}\n",
+        s.var("HAUL_TEST_REGISTRY_USER"),
+        s.var("HAUL_TEST_REGISTRY_PASSWORD")
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &secret).success("secret");
+    refresh(&ns, "private");
+    assert_eq!(freight_list(&ns).len(), 1);
+    let (status, _, _) = condition(&ns, "private", "Healthy").expect("healthy");
+    assert_eq!(status, "True");
+}
+
+#[test]
+fn failures_are_reported_per_warehouse_and_others_keep_working() {
+    let _ = controller();
+    let ns = namespace("wh-fail");
+    let reg = services().var("HAUL_TEST_REGISTRY").to_string();
+    push(&reg, &format!("{ns}/ok"), "1.0.0", None);
+    let cases = [
+        (
+            "unreachable",
+            "  - image:\n      repoURL: 127.0.0.1:9/nothing/here\n".to_string(),
+            "DiscoveryFailed",
+            "127.0.0.1:9/nothing/here",
+        ),
+        (
+            "missing",
+            format!("  - image:\n      repoURL: {reg}/{ns}/does-not-exist\n"),
+            "DiscoveryFailed",
+            "does-not-exist",
+        ),
+        (
+            "bad-regex",
+            format!("  - image:\n      repoURL: {reg}/{ns}/ok\n      allowTagsRegexes: ['(']\n"),
+            "InvalidSpec",
+            "allowTagsRegexes",
+        ),
+        (
+            "bad-constraint",
+            format!("  - image:\n      repoURL: {reg}/{ns}/ok\n      constraint: '>=> 1'\n"),
+            "InvalidSpec",
+            "constraint",
+        ),
+    ];
+    for (name, subs, _, _) in &cases {
+        kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, name, subs)).success(name);
+    }
+    let ok = format!("  - image:\n      repoURL: {reg}/{ns}/ok\n");
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "healthy", &ok)).success("healthy");
+    for (name, _, reason, needle) in &cases {
+        let (status, r, message) = wait_for(45, &format!("{name} to report"), || {
+            condition(&ns, name, "Ready").filter(|c| c.1 == *reason)
+        });
+        assert_eq!(status, "False", "{name}");
+        assert_eq!(r, *reason, "{name}");
+        assert!(message.contains(needle), "{name}: {message}");
+    }
+    // The healthy Warehouse made its Freight regardless.
+    wait_for(30, "Freight of the healthy Warehouse", || {
+        freight_list(&ns)
+            .into_iter()
+            .find(|f| f["origin"]["name"] == "healthy")
+    });
+}
+
+#[test]
+fn a_restarted_controller_creates_no_duplicate_freight() {
+    let ns = namespace("wh-restart");
+    let reg = services().var("HAUL_TEST_REGISTRY").to_string();
+    push(&reg, &format!("{ns}/app"), "5.0.0", None);
+    let subs = format!("  - image:\n      repoURL: {reg}/{ns}/app\n");
+    let _ = controller();
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "app", &subs)).success("warehouse");
+    wait_for(30, "Freight", || freight_list(&ns).into_iter().next());
+    {
+        let mut c = controller().lock().unwrap_or_else(|e| e.into_inner());
+        c.kill();
+        *c = start_controller();
+    }
+    // The new process rediscovers (a refresh forces it) and finds the same artifacts.
+    refresh(&ns, "app");
+    assert_eq!(freight_list(&ns).len(), 1, "a restart duplicated Freight");
+    let (_, reason, _) = condition(&ns, "app", "FreightCreated").expect("condition");
+    assert_eq!(reason, "AlreadyExists");
+}
+
+#[test]
+fn ecr_through_irsa_web_identity() {
+    let _ = controller();
+    let ns = namespace("wh-ecr");
+    let s = services();
+    let repo = format!("{ns}/svc");
+    // Create the repository and push two images in moto, as CI would push to ECR.
+    let py = format!(
+        "{}/venv/bin/python",
+        std::env::var("HAUL_TOOLS").unwrap_or_else(|_| format!(
+            "{}/.cache/haul/tools",
+            std::env::var("HOME").unwrap_or_default()
+        ))
+    );
+    let script = r#"
+import boto3, hashlib, json, sys, time
+ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="eu-central-1",
+                   aws_access_key_id="x", aws_secret_access_key="x")
+ecr.create_repository(repositoryName=sys.argv[2])
+for tag in ["1005", "1006"]:
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "a" * 64, "size": 2},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest(), "size": 1}]})
+    d = "sha256:" + hashlib.sha256(m.encode()).hexdigest()
+    ecr.put_image(repositoryName=sys.argv[2], imageManifest=m, imageTag=tag, imageDigest=d)
+    print(tag, d)
+    time.sleep(1.1)
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, s.var("HAUL_TEST_MOTO_URL"), &repo])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pushed = String::from_utf8_lossy(&out.stdout).to_string();
+    let d1006 = pushed
+        .lines()
+        .find_map(|l| l.strip_prefix("1006 "))
+        .expect("digest")
+        .to_string();
+    let url = format!("123456789012.dkr.ecr.eu-central-1.amazonaws.com/{repo}");
+    let subs = format!("  - image:\n      repoURL: {url}\n      strictSemvers: false\n");
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "ecr", &subs)).success("warehouse");
+    let f = wait_for(45, "Freight from ECR", || {
+        freight_list(&ns).into_iter().next()
+    });
+    assert_eq!(tags_of(&f), ["1006"]);
+    assert_eq!(f["images"][0]["repoURL"], url.as_str());
+    assert_eq!(f["images"][0]["digest"], d1006.as_str());
+
+    // NewestBuild reads imagePushedAt from DescribeImages.
+    let subs =
+        format!("  - image:\n      repoURL: {url}\n      imageSelectionStrategy: NewestBuild\n");
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "ecr-newest", &subs)).success("warehouse");
+    wait_for(45, "NewestBuild Freight", || {
+        freight_list(&ns)
+            .into_iter()
+            .find(|f| f["origin"]["name"] == "ecr-newest" && tags_of(f) == ["1006"])
+    });
+
+    // A repository that does not exist is reported, naming it.
+    let subs =
+        "  - image:\n      repoURL: 123456789012.dkr.ecr.eu-central-1.amazonaws.com/nope/none\n";
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "ecr-missing", subs)).success("warehouse");
+    let (_, reason, message) = wait_for(45, "the missing repository", || {
+        condition(&ns, "ecr-missing", "Ready").filter(|c| c.1 == "DiscoveryFailed")
+    });
+    assert_eq!(reason, "DiscoveryFailed");
+    assert!(message.contains("nope/none"), "{message}");
+}
