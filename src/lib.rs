@@ -14,5 +14,6 @@ pub mod expressions;
 pub mod freight;
 pub mod git;
 pub mod promotion;
+pub mod stages;
 pub mod urls;
 pub mod yaml;

@@ -3,6 +3,7 @@
 
 pub mod conditions;
 pub mod promotion;
+pub mod stage;
 pub mod warehouse;
 
 use std::collections::HashMap;
@@ -181,6 +182,10 @@ pub fn key<K: Resource>(obj: &K) -> String {
 /// Runs every controller until the process is asked to stop.
 pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
     let ctx = Context::new(client, config)?;
-    tokio::join!(warehouse::run(ctx.clone()), promotion::run(ctx));
+    tokio::join!(
+        warehouse::run(ctx.clone()),
+        promotion::run(ctx.clone()),
+        stage::run(ctx)
+    );
     Ok(())
 }

@@ -11,11 +11,10 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
-use serde_json::json;
 
 use super::{Context, Error, apply_status, key};
 use crate::api::{
@@ -257,9 +256,6 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
                     message,
                 )
                 .await;
-                if phase == PromotionPhase::Succeeded {
-                    record_on_stage(&ctx, &ns, &stage, &p, &status).await?;
-                }
                 let _ = std::fs::remove_dir_all(&dir);
                 return Ok(Action::await_change());
             }
@@ -381,80 +377,6 @@ fn collection_id(names: &[String]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Records what a successful Promotion deployed: the Stage's current Freight and the
-/// Freight's `currentlyIn`.
-async fn record_on_stage(
-    ctx: &Context,
-    ns: &str,
-    stage: &Stage,
-    p: &Promotion,
-    status: &PromotionStatus,
-) -> Result<(), Error> {
-    let stages: Api<Stage> = Api::namespaced(ctx.client.clone(), ns);
-    let freights: Api<Freight> = Api::namespaced(ctx.client.clone(), ns);
-    let stage_name = stage.name_any();
-    let fresh = stages.get(&stage_name).await?;
-    let mut history = fresh
-        .status
-        .as_ref()
-        .map(|s| s.freight_history.clone())
-        .unwrap_or_default();
-    let previous: Vec<String> = history
-        .first()
-        .map(|c| c.items.values().filter_map(|f| f.name.clone()).collect())
-        .unwrap_or_default();
-    let Some(collection) = status.freight_collection.clone() else {
-        return Ok(());
-    };
-    let current: Vec<String> = collection
-        .items
-        .values()
-        .filter_map(|f| f.name.clone())
-        .collect();
-    history.retain(|c| c.id != collection.id);
-    history.insert(0, collection);
-    history.truncate(10);
-    let summary = if current.len() == 1 {
-        current[0].clone()
-    } else {
-        format!("{} Freight", current.len())
-    };
-    let patch = json!({"status": {
-        "freightHistory": history,
-        "freightSummary": summary,
-        "lastPromotion": {
-            "name": p.name_any(),
-            "freight": status.freight,
-            "status": {"phase": status.phase, "finishedAt": status.finished_at},
-            "finishedAt": status.finished_at,
-        },
-    }});
-    stages
-        .patch_status(&stage_name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    let since = now();
-    for name in &previous {
-        if !current.contains(name) {
-            let patch = json!({"status": {"currentlyIn": {stage_name.clone(): null}}});
-            if let Err(e) = freights
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                tracing::warn!(freight = %name, error = %e, "cannot clear currentlyIn");
-            }
-        }
-    }
-    for name in &current {
-        if !previous.contains(name) {
-            let patch = json!({"status": {"currentlyIn": {stage_name.clone(): {"since": since}}}});
-            freights
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Action, Error> {

@@ -1,0 +1,276 @@
+//! Auto-promotion: which Freight to promote into a Stage, and the guards Kargo applies
+//! (reference §4): nothing already current or in flight, no automatic retry of a failed
+//! promotion, and a hold after a person promoted older Freight by hand (Kargo v1.11+).
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{
+    ANNOTATION_CREATE_ACTOR, AutoPromotionSelectionPolicy, Freight, FreightRequest, Promotion,
+    PromotionPhase, Stage,
+};
+
+/// The actor recorded on Promotions that haul's own auto-promotion creates.
+pub const CONTROLLER_ACTOR: &str = "haul-controller";
+
+/// What auto-promotion does for one requested origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Create a Promotion of this Freight.
+    Promote(String),
+    /// Do nothing, for this reason (shown on the Stage).
+    Wait(String),
+    /// Held because a person promoted older Freight by hand; the reason says how to resume.
+    Held(String),
+}
+
+fn discovered(f: &Freight) -> Option<Timestamp> {
+    f.discovered_at
+        .as_ref()
+        .or(f.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0)
+}
+
+fn by_recency(a: &Freight, b: &Freight) -> std::cmp::Ordering {
+    discovered(a)
+        .cmp(&discovered(b))
+        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+}
+
+fn is_manual(p: &Promotion) -> bool {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_CREATE_ACTOR))
+        .is_none_or(|a| a != CONTROLLER_ACTOR)
+}
+
+fn phase(p: &Promotion) -> Option<PromotionPhase> {
+    p.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Decides for one request of `stage`, given the project's Freight and the Stage's Promotions.
+pub fn decide(
+    stage: &Stage,
+    req: &FreightRequest,
+    freights: &[Freight],
+    promotions: &[Promotion],
+    now: Timestamp,
+) -> Decision {
+    let stage_name = stage.metadata.name.clone().unwrap_or_default();
+    let mut available: Vec<&Freight> = freights
+        .iter()
+        .filter(|f| f.origin == req.origin)
+        .filter(|f| crate::availability::check(stage, f, now).is_ok())
+        .collect();
+    let match_upstream = matches!(
+        req.sources
+            .auto_promotion_options
+            .as_ref()
+            .and_then(|o| o.selection_policy),
+        Some(AutoPromotionSelectionPolicy::MatchUpstream)
+    );
+    if match_upstream {
+        let Some(up) = req.sources.stages.first() else {
+            return Decision::Wait("MatchUpstream needs an upstream Stage".into());
+        };
+        available.retain(|f| {
+            f.status
+                .as_ref()
+                .is_some_and(|s| s.currently_in.contains_key(up))
+        });
+        if available.len() > 1 {
+            return Decision::Wait(format!(
+                "upstream Stage {up} is changing Freight; waiting for it to settle"
+            ));
+        }
+    }
+    available.sort_by(|a, b| by_recency(b, a));
+    let Some(candidate) = available.first() else {
+        return Decision::Wait(format!("no Freight from {} is available yet", req.origin));
+    };
+    let name = candidate.metadata.name.clone().unwrap_or_default();
+    let current = stage
+        .status
+        .as_ref()
+        .and_then(|s| s.freight_history.first())
+        .and_then(|c| c.items.get(&req.origin.to_string()))
+        .and_then(|r| r.name.clone());
+    let of_stage: Vec<&Promotion> = promotions
+        .iter()
+        .filter(|p| p.spec.stage == stage_name)
+        .collect();
+
+    // A hold: the newest promotion a person made promoted Freight older than what was
+    // available then, i.e. a deliberate rollback or pin.
+    let newest_manual = of_stage
+        .iter()
+        .filter(|p| is_manual(p) && phase(p) == Some(PromotionPhase::Succeeded))
+        .max_by_key(|p| p.metadata.creation_timestamp.clone());
+    let newest_auto = of_stage
+        .iter()
+        .filter(|p| !is_manual(p))
+        .filter_map(|p| p.metadata.creation_timestamp.clone())
+        .max();
+    if let Some(m) = newest_manual
+        && newest_auto.is_none_or(|a| m.metadata.creation_timestamp.as_ref() > Some(&a))
+        && let Some(pinned) = freights
+            .iter()
+            .find(|f| f.metadata.name == m.spec.freight && f.origin == req.origin)
+    {
+        let created = m.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let newer_existed = available.iter().any(|f| {
+            by_recency(f, pinned).is_gt()
+                && discovered(f).is_some_and(|d| created.is_some_and(|c| d <= c))
+        });
+        if newer_existed && current.as_deref() == pinned.metadata.name.as_deref() {
+            return Decision::Held(format!(
+                "auto-promotion of {} is held: Promotion {} put older Freight {} here by hand; promote the newest Freight to resume",
+                req.origin,
+                m.metadata.name.clone().unwrap_or_default(),
+                pinned.metadata.name.clone().unwrap_or_default()
+            ));
+        }
+    }
+
+    if current.as_deref() == Some(name.as_str()) {
+        return Decision::Wait(format!("the newest Freight {name} is already current"));
+    }
+    let for_candidate: Vec<&&Promotion> = of_stage
+        .iter()
+        .filter(|p| p.spec.freight.as_deref() == Some(name.as_str()))
+        .collect();
+    if for_candidate
+        .iter()
+        .any(|p| !phase(p).is_some_and(PromotionPhase::is_terminal))
+    {
+        return Decision::Wait(format!("a Promotion of {name} is already in progress"));
+    }
+    let last = for_candidate
+        .iter()
+        .max_by_key(|p| p.metadata.creation_timestamp.clone());
+    if let Some(last) = last
+        && matches!(
+            phase(last),
+            Some(PromotionPhase::Failed | PromotionPhase::Errored | PromotionPhase::Aborted)
+        )
+    {
+        return Decision::Wait(format!(
+            "the last Promotion of {name} ({}) did not succeed; auto-promotion does not retry it, promote it by hand",
+            last.metadata.name.clone().unwrap_or_default()
+        ));
+    }
+    Decision::Promote(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(sources: serde_json::Value, current: Option<&str>) -> Stage {
+        let mut s = serde_json::json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+            "metadata": {"name": "dev", "namespace": "p"},
+            "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": sources}]}
+        });
+        if let Some(c) = current {
+            s["status"] = serde_json::json!({"freightHistory": [{"id": "x", "items": {"Warehouse/w": {"name": c}}}]});
+        }
+        serde_json::from_value(s).expect("stage")
+    }
+
+    fn freight(name: &str, at: &str, status: serde_json::Value) -> Freight {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Freight",
+            "metadata": {"name": name, "namespace": "p"},
+            "origin": {"kind": "Warehouse", "name": "w"},
+            "discoveredAt": at,
+            "images": [{"repoURL": "r", "tag": name}],
+            "status": status
+        }))
+        .expect("freight")
+    }
+
+    fn promo(name: &str, freight: &str, phase: &str, at: &str, manual: bool) -> Promotion {
+        let actor = if manual { "alice" } else { CONTROLLER_ACTOR };
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+            "metadata": {"name": name, "namespace": "p", "creationTimestamp": at,
+                         "annotations": {"kargo.akuity.io/create-actor": actor}},
+            "spec": {"stage": "dev", "freight": freight},
+            "status": {"phase": phase}
+        }))
+        .expect("promotion")
+    }
+
+    fn run(s: &Stage, f: &[Freight], p: &[Promotion]) -> Decision {
+        decide(s, &s.spec.requested_freight[0], f, p, Timestamp::now())
+    }
+
+    #[test]
+    fn newest_available_freight_is_promoted_once() {
+        let f = [
+            freight("a", "2026-01-01T00:00:00Z", serde_json::json!({})),
+            freight("b", "2026-01-02T00:00:00Z", serde_json::json!({})),
+        ];
+        let s = stage(serde_json::json!({"direct": true}), Some("a"));
+        assert_eq!(run(&s, &f, &[]), Decision::Promote("b".into()));
+        let inflight = [promo("p1", "b", "Running", "2026-01-02T01:00:00Z", false)];
+        assert!(matches!(run(&s, &f, &inflight), Decision::Wait(m) if m.contains("in progress")));
+        let s_b = stage(serde_json::json!({"direct": true}), Some("b"));
+        assert!(matches!(run(&s_b, &f, &[]), Decision::Wait(m) if m.contains("already current")));
+    }
+
+    #[test]
+    fn a_failed_auto_promotion_is_not_retried() {
+        let f = [freight("b", "2026-01-02T00:00:00Z", serde_json::json!({}))];
+        let s = stage(serde_json::json!({"direct": true}), None);
+        let failed = [promo("p1", "b", "Failed", "2026-01-02T01:00:00Z", false)];
+        assert!(matches!(run(&s, &f, &failed), Decision::Wait(m) if m.contains("does not retry")));
+    }
+
+    #[test]
+    fn only_verified_upstream_freight_and_match_upstream() {
+        let f = [
+            freight(
+                "a",
+                "2026-01-01T00:00:00Z",
+                serde_json::json!({"verifiedIn": {"up": {}}, "currentlyIn": {"up": {}}}),
+            ),
+            freight(
+                "b",
+                "2026-01-02T00:00:00Z",
+                serde_json::json!({"verifiedIn": {"up": {}}}),
+            ),
+            freight("c", "2026-01-03T00:00:00Z", serde_json::json!({})),
+        ];
+        let newest = stage(serde_json::json!({"stages": ["up"]}), None);
+        assert_eq!(run(&newest, &f, &[]), Decision::Promote("b".into()));
+        let matching = stage(
+            serde_json::json!({"stages": ["up"], "autoPromotionOptions": {"selectionPolicy": "MatchUpstream"}}),
+            None,
+        );
+        assert_eq!(run(&matching, &f, &[]), Decision::Promote("a".into()));
+    }
+
+    #[test]
+    fn promoting_older_freight_by_hand_holds_auto_promotion() {
+        let f = [
+            freight("old", "2026-01-01T00:00:00Z", serde_json::json!({})),
+            freight("new", "2026-01-02T00:00:00Z", serde_json::json!({})),
+        ];
+        let s = stage(serde_json::json!({"direct": true}), Some("old"));
+        let p = [
+            promo("auto", "new", "Succeeded", "2026-01-02T01:00:00Z", false),
+            promo("rollback", "old", "Succeeded", "2026-01-03T00:00:00Z", true),
+        ];
+        assert!(matches!(run(&s, &f, &p), Decision::Held(m) if m.contains("rollback")));
+        // Promoting the newest by hand resumes: nothing is held, it is just current.
+        let s2 = stage(serde_json::json!({"direct": true}), Some("new"));
+        let p2 = [
+            p[0].clone(),
+            p[1].clone(),
+            promo("resume", "new", "Succeeded", "2026-01-04T00:00:00Z", true),
+        ];
+        assert!(matches!(run(&s2, &f, &p2), Decision::Wait(m) if m.contains("already current")));
+    }
+}
