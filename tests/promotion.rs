@@ -5,11 +5,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use support::gitops::seed_gitops;
 use support::services::services;
 use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, namespace, wait_for};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
-const SCENARIO_BEFORE: &str = include_str!("fixtures/yaml/kustomization-scenario.before.yaml");
 const SCENARIO_AFTER: &str = include_str!("fixtures/yaml/kustomization-scenario.after.yaml");
 
 fn controller() -> &'static std::sync::Mutex<ControllerProcess> {
@@ -18,71 +18,6 @@ fn controller() -> &'static std::sync::Mutex<ControllerProcess> {
         let dir = support::cp().dir().join("work");
         std::sync::Mutex::new(ControllerProcess::start(&dir))
     })
-}
-
-fn encoded_auth_url(url: &str) -> String {
-    let s = services();
-    let user = s.var("HAUL_TEST_GIT_USER");
-    let pass = s
-        .var("HAUL_TEST_GIT_PASSWORD")
-        .replace('%', "%25")
-        .replace('@', "%40")
-        .replace(' ', "%20")
-        .replace(':', "%3A");
-    url.replacen("http://", &format!("http://{user}:{pass}@"), 1)
-}
-
-/// A GitOps monorepo with service1 and service2, each with base and env/dev|uat|prod, on
-/// branch `gitops`. Returns (clone URL, a local clone to inspect).
-fn seed_gitops(name: &str) -> (String, PathBuf) {
-    let url = services().new_repo(name);
-    let work = support::cp().dir().join(format!("seed-{name}"));
-    std::fs::create_dir_all(&work).expect("dir");
-    git(&work, &["clone", "-q", &encoded_auth_url(&url), "."]);
-    git(&work, &["checkout", "-q", "-b", "gitops"]);
-    for svc in ["my-app-service1", "my-app-service2"] {
-        let base = work.join(format!("apps/{svc}/base"));
-        std::fs::create_dir_all(&base).expect("base");
-        std::fs::write(
-            base.join("kustomization.yaml"),
-            "resources:\n  - deployment.yaml\n",
-        )
-        .expect("write");
-        std::fs::write(
-            base.join("deployment.yaml"),
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: my-app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: my-app-service\n",
-        )
-        .expect("write");
-        for env in ["dev", "uat", "prod"] {
-            let d = work.join(format!("apps/{svc}/env/{env}"));
-            std::fs::create_dir_all(&d).expect("env dir");
-            std::fs::write(d.join("kustomization.yaml"), SCENARIO_BEFORE).expect("write");
-            for (f, kind) in [
-                ("virtual-service.yml", "VirtualService"),
-                ("secret-store.yml", "SecretStore"),
-                ("external-secret.yml", "ExternalSecret"),
-                ("scaledobject.yaml", "ScaledObject"),
-                ("vpa.yaml", "VerticalPodAutoscaler"),
-            ] {
-                std::fs::write(
-                    d.join(f),
-                    format!(
-                        "apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: my-app\n"
-                    ),
-                )
-                .expect("write");
-            }
-            std::fs::write(
-                d.join("prod-env.yml"),
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: my-app\nspec:\n  replicas: 2\n",
-            )
-            .expect("write");
-        }
-    }
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "initial layout"]);
-    git(&work, &["push", "-q", "origin", "gitops"]);
-    (url, work)
 }
 
 fn git_secret(ns: &str, url: &str, password: &str) -> String {

@@ -88,6 +88,7 @@ pub fn namespace(prefix: &str) -> String {
         .expect("create namespace")
 }
 
+pub mod gitops;
 pub mod services;
 
 /// A `haul controller` process, as a user runs it, against this binary's control plane.
