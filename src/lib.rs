@@ -14,6 +14,7 @@ pub mod expressions;
 pub mod freight;
 pub mod git;
 pub mod promotion;
+pub mod quickstart;
 pub mod stages;
 pub mod urls;
 pub mod yaml;

@@ -1,0 +1,319 @@
+//! `haul quickstart`: the reference pipeline on this machine, with nothing but the repository.
+//!
+//! It starts a real control plane (etcd + kube-apiserver, as the tests do), moto's ECR with
+//! IRSA-style environment variables, a git server holding a sample GitOps monorepo, the haul
+//! controller, and applies `examples/reference-pipeline/`. No Argo CD runs locally, so a small,
+//! clearly-labelled stand-in marks an Application synced and healthy once a Promotion asks it
+//! to sync, the way Argo CD would report it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use sha2::Digest;
+
+use crate::api::argocd::Application;
+use crate::envtest::ControlPlane;
+
+const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
+const CODECOMMIT: &str =
+    "https://git-codecommit.eu-central-1.amazonaws.com/v1/repos/my-gitops-repo";
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuickstartError {
+    #[error("{0}")]
+    Step(String),
+    #[error("control plane: {0}")]
+    ControlPlane(#[from] crate::envtest::EnvtestError),
+}
+
+fn step(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> QuickstartError {
+    QuickstartError::Step(format!("{what}: {e}"))
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The side services' variables from `hack/test-services.sh start`.
+fn read_env(dir: &Path) -> Result<std::collections::BTreeMap<String, String>, QuickstartError> {
+    let text =
+        std::fs::read_to_string(dir.join("env")).map_err(|e| fail("reading services env", e))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.trim_matches(|c| c == '\'' || c == '"').to_string(),
+            )
+        })
+        .collect())
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<String, QuickstartError> {
+    let out = cmd.output().map_err(|e| fail(what, e))?;
+    if !out.status.success() {
+        return Err(fail(what, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Everything the quickstart started; dropping it stops the services (the control plane
+/// stops itself when dropped).
+pub struct Environment {
+    pub control_plane: ControlPlane,
+    pub services_dir: PathBuf,
+    pub vars: std::collections::BTreeMap<String, String>,
+    pub gitops_url: String,
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("hack/test-services.sh"))
+            .arg("stop")
+            .arg(&self.services_dir)
+            .output();
+    }
+}
+
+/// Starts everything and prepares the sample repository. Blocking; call before the runtime.
+pub fn prepare(state: &Path) -> Result<Environment, QuickstartError> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(state).map_err(|e| fail("creating the state directory", e))?;
+    let script = repo_root().join("hack/test-services.sh");
+    step("installing what the local environment needs (once; apt, a Python venv for moto)");
+    run(
+        Command::new("bash").arg(&script).arg("install"),
+        "hack/test-services.sh install",
+    )?;
+    step("starting the control plane (etcd + kube-apiserver; the first run builds them, ~3 min)");
+    let cp = ControlPlane::start()?;
+    eprintln!(
+        "    kube-apiserver at {} ({:.1}s)",
+        cp.server(),
+        cp.started_in().as_secs_f64()
+    );
+    step("starting moto (ECR + STS), the git server and registries");
+    // Short path: the git server's socket path must fit in sun_path.
+    let services_dir = PathBuf::from(format!("/tmp/haul-qs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&services_dir);
+    run(
+        Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(&services_dir),
+        "starting services",
+    )?;
+    let vars = read_env(&services_dir)?;
+    let var = |k: &str| vars.get(k).cloned().unwrap_or_default();
+    step("creating the GitOps monorepo (apps/my-app-service1, apps/my-app-service2)");
+    let url = run(
+        Command::new("bash")
+            .arg(&script)
+            .arg("new-repo")
+            .arg(&services_dir)
+            .arg("my-gitops-repo"),
+        "creating the repository",
+    )?
+    .trim()
+    .to_string();
+    seed_repo(
+        &url,
+        &var("HAUL_TEST_GIT_USER"),
+        &var("HAUL_TEST_GIT_PASSWORD"),
+        state,
+    )?;
+    eprintln!("    ready in {:.1}s", t0.elapsed().as_secs_f64());
+    Ok(Environment {
+        control_plane: cp,
+        services_dir,
+        vars,
+        gitops_url: url,
+    })
+}
+
+fn seed_repo(url: &str, user: &str, password: &str, state: &Path) -> Result<(), QuickstartError> {
+    let work = state.join("seed");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| fail("seed dir", e))?;
+    let write = |p: &str, body: &str| -> Result<(), QuickstartError> {
+        let path = work.join(p);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail("seed dir", e))?;
+        }
+        std::fs::write(&path, body).map_err(|e| fail("seed file", e))
+    };
+    for svc in ["my-app-service1", "my-app-service2"] {
+        write(
+            &format!("apps/{svc}/base/kustomization.yaml"),
+            "resources:\n  - deployment.yaml\n",
+        )?;
+        write(
+            &format!("apps/{svc}/base/deployment.yaml"),
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {svc}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: my-app-service\n"
+            ),
+        )?;
+        for env in ["dev", "uat", "prod"] {
+            write(
+                &format!("apps/{svc}/env/{env}/kustomization.yaml"),
+                &format!(
+                    "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: backend\ncommonLabels:\n  env: {env}\nresources:\n  - ../../base\nimages:\n  - name: my-app-service\n    newName: {ECR}\n    newTag: \"1000\"\n"
+                ),
+            )?;
+        }
+    }
+    let encoded = password
+        .replace('%', "%25")
+        .replace('@', "%40")
+        .replace(' ', "%20");
+    let auth_url = url.replacen("http://", &format!("http://{user}:{encoded}@"), 1);
+    let git = |args: &[&str]| -> Result<String, QuickstartError> {
+        run(
+            Command::new("git")
+                .current_dir(&work)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .args([
+                    "-c",
+                    "user.name=platform-team",
+                    "-c",
+                    "user.email=platform@example.com",
+                ])
+                .args(args),
+            "git",
+        )
+    };
+    git(&["init", "-q", "-b", "gitops"])?;
+    git(&["add", "-A"])?;
+    git(&["commit", "-q", "-m", "Initial GitOps layout"])?;
+    git(&["push", "-q", &auth_url, "gitops"])?;
+    Ok(())
+}
+
+/// Pushes an image tag to moto's ECR repository `my-app`, as CI would.
+pub async fn push_ecr_image(moto: &str, tag: &str) -> Result<String, QuickstartError> {
+    let creds =
+        aws_sdk_ecr::config::Credentials::new("quickstart", "quickstart", None, None, "quickstart");
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto)
+        .region(aws_config::Region::new("eu-central-1"))
+        .credentials_provider(creds)
+        .load()
+        .await;
+    let ecr = aws_sdk_ecr::Client::new(&conf);
+    let _ = ecr
+        .create_repository()
+        .repository_name("my-app")
+        .send()
+        .await;
+    let hex = |b: &[u8]| -> String {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let layer = format!("sha256:{}", hex(tag.as_bytes()));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", "c".repeat(64)), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 1}],
+    })
+    .to_string();
+    let digest = format!("sha256:{}", hex(manifest.as_bytes()));
+    ecr.put_image()
+        .repository_name("my-app")
+        .image_manifest(manifest)
+        .image_tag(tag)
+        .image_digest(&digest)
+        .send()
+        .await
+        .map_err(|e| {
+            fail(
+                "pushing the image to ECR",
+                aws_sdk_ecr::error::DisplayErrorContext(e),
+            )
+        })?;
+    Ok(digest)
+}
+
+/// The example manifests, pointed at the local git server.
+pub fn example_manifests(env: &Environment) -> Result<String, QuickstartError> {
+    let dir = repo_root().join("examples/reference-pipeline");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| fail("reading examples", e))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let mut all = Vec::new();
+    for f in files {
+        all.push(std::fs::read_to_string(&f).map_err(|e| fail("reading examples", e))?);
+    }
+    let var = |k: &str| env.vars.get(k).cloned().unwrap_or_default();
+    Ok(all
+        .join("\n---\n")
+        .replace(CODECOMMIT, &env.gitops_url)
+        .replace("my-codecommit-https-username", &var("HAUL_TEST_GIT_USER"))
+        .replace(
+            "password: my-codecommit-https-password",
+            &format!("password: '{}'", var("HAUL_TEST_GIT_PASSWORD")),
+        ))
+}
+
+/// A stand-in for Argo CD: when a Promotion asks an Application to sync, report it synced at
+/// that revision and healthy, as Argo CD would after applying it to a cluster.
+pub async fn argocd_stand_in(client: kube::Client) {
+    let apps: Api<Application> = Api::namespaced(client, "argocd");
+    loop {
+        if let Ok(list) = apps.list(&ListParams::default()).await {
+            for app in list.items {
+                let Some(op) = app.operation.as_ref() else {
+                    continue;
+                };
+                let op = serde_json::to_value(op).unwrap_or_default();
+                let revision = op["sync"]["revision"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let now = k8s_openapi::jiff::Timestamp::now();
+                let later = now + k8s_openapi::jiff::SignedDuration::from_secs(1);
+                let patch = serde_json::json!({
+                    "operation": null,
+                    "status": {
+                        "health": {"status": "Healthy"},
+                        "sync": {"status": "Synced", "revision": revision},
+                        "reconciledAt": later.to_string(),
+                        "operationState": {
+                            "phase": "Succeeded",
+                            "message": "synced by the quickstart's Argo CD stand-in",
+                            "startedAt": now.to_string(),
+                            "finishedAt": now.to_string(),
+                            "operation": op,
+                            "syncResult": {"revision": revision}
+                        }
+                    }
+                });
+                let name = app.metadata.name.clone().unwrap_or_default();
+                if apps
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .is_ok()
+                {
+                    eprintln!(
+                        "    [argo cd stand-in] {name} synced to {}",
+                        &revision.get(..7).unwrap_or(&revision)
+                    );
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
