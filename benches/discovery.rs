@@ -151,7 +151,12 @@ fn created(i: usize, n: usize) -> String {
     t.to_string()
 }
 
-async fn upload_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: Vec<u8>) -> BenchResult<String> {
+async fn upload_blob(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    bytes: Vec<u8>,
+) -> BenchResult<String> {
     let digest = sha256(&bytes);
     // distribution 2.8 has no single-POST upload: POST for a location, then PUT the bytes.
     let resp = http
@@ -165,7 +170,11 @@ async fn upload_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: Vec<
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| format!("blob upload start: HTTP {}", resp.status()))?
         .to_owned();
-    let loc = if loc.starts_with("http") { loc } else { format!("{base}{loc}") };
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("{base}{loc}")
+    };
     let sep = if loc.contains('?') { '&' } else { '?' };
     let resp = http
         .put(format!("{loc}{sep}digest={digest}"))
@@ -180,9 +189,50 @@ async fn upload_blob(http: &reqwest::Client, base: &str, repo: &str, bytes: Vec<
     Ok(digest)
 }
 
+/// Pushes one image (a distinct config with creation time `created`, the shared `layer`) as `tag`.
+async fn push_image(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    layer: &str,
+    tag: &str,
+    created: &str,
+) -> BenchResult<()> {
+    let config = serde_json::to_vec(&json!({
+        "created": created, "os": "linux", "architecture": "amd64",
+        "config": {}, "rootfs": {"type": "layers", "diff_ids": [sha256(b"layer")]},
+    }))
+    .map_err(|e| e.to_string())?;
+    let size = config.len();
+    let config_digest = upload_blob(http, base, repo, config).await?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 5}],
+    }))
+    .map_err(|e| e.to_string())?;
+    let resp = http
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status().as_u16() != 201 {
+        return Err(format!("manifest put: HTTP {}", resp.status()));
+    }
+    Ok(())
+}
+
 /// Pushes `n` images with distinct configs (and creation times) under `n` tags, at most
 /// `budget` long. Returns how many were pushed and the time taken.
-async fn seed_oci(base: &str, repo: &str, n: usize, budget: Duration) -> BenchResult<(usize, Duration)> {
+async fn seed_oci(
+    base: &str,
+    repo: &str,
+    n: usize,
+    budget: Duration,
+) -> BenchResult<(usize, Duration)> {
     let http = reqwest::Client::new();
     let t0 = Instant::now();
     let layer = upload_blob(&http, base, repo, b"layer".to_vec()).await?;
@@ -194,30 +244,7 @@ async fn seed_oci(base: &str, repo: &str, n: usize, budget: Duration) -> BenchRe
                 if t0.elapsed() > budget {
                     return Ok(false);
                 }
-                let config = serde_json::to_vec(&json!({
-                    "created": created(i, n), "os": "linux", "architecture": "amd64",
-                    "config": {}, "rootfs": {"type": "layers", "diff_ids": [sha256(b"layer")]},
-                }))
-                .map_err(|e| e.to_string())?;
-                let size = config.len();
-                let config_digest = upload_blob(&http, base, repo, config).await?;
-                let manifest = serde_json::to_vec(&json!({
-                    "schemaVersion": 2,
-                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": size},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 5}],
-                }))
-                .map_err(|e| e.to_string())?;
-                let resp = http
-                    .put(format!("{base}/v2/{repo}/manifests/{}", tag(i)))
-                    .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-                    .body(manifest)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if resp.status().as_u16() != 201 {
-                    return Err(format!("manifest put: HTTP {}", resp.status()));
-                }
+                push_image(&http, base, repo, &layer, &tag(i), &created(i, n)).await?;
                 Ok(true)
             }
         })
@@ -247,7 +274,12 @@ fn ecr_seed_client(moto: &str) -> aws_sdk_ecr::Client {
 
 /// PutImage of `n` distinct manifests (with `imageDigest`, which moto does not compute), at most
 /// `budget` long.
-async fn seed_ecr(moto: &str, repo: &str, n: usize, budget: Duration) -> BenchResult<(usize, Duration)> {
+async fn seed_ecr(
+    moto: &str,
+    repo: &str,
+    n: usize,
+    budget: Duration,
+) -> BenchResult<(usize, Duration)> {
     let client = ecr_seed_client(moto);
     client
         .create_repository()
@@ -352,7 +384,10 @@ fn report(rows: &[Row], header: &str) -> String {
         s,
         "| target | strategy | run | wall | refs | list | manifest GET | HEAD | blob | token | ecr-describe | ecr-batch-get |"
     );
-    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in rows {
         let c = &r.counts;
         let wall = if r.wall.as_secs_f64() >= 1.0 {
@@ -391,7 +426,10 @@ async fn run(services: &Services) -> BenchResult<String> {
     let repo = format!("bench/app-{}", std::process::id());
     let base = format!("http://{}", services.registry);
     let (pushed, took) = seed_oci(&base, &repo, n_tags, budget).await?;
-    eprintln!("seeded {pushed} tags into {repo} in {:.1} s", took.as_secs_f64());
+    eprintln!(
+        "seeded {pushed} tags into {repo} in {:.1} s",
+        took.as_secs_f64()
+    );
     let _ = writeln!(
         out,
         "OCI: docker-registry 2.8 (filesystem storage), one repository with **{pushed} tags**, each a distinct image \
@@ -407,23 +445,104 @@ async fn run(services: &Services) -> BenchResult<String> {
         ..DiscovererConfig::default()
     };
     let default = DiscovererConfig::default();
+    let ttl0 = DiscovererConfig {
+        tag_memo_ttl: Duration::ZERO,
+        ..unlimited.clone()
+    };
     let host = services.registry.as_str();
     let cases: Vec<(&str, &DiscovererConfig, Value)> = vec![
-        ("SemVer `^1.50` (20 req/s)", &default, json!({"repoURL": url, "constraint": "^1.50"})),
+        (
+            "SemVer `^1.50` (20 req/s)",
+            &default,
+            json!({"repoURL": url, "constraint": "^1.50"}),
+        ),
         ("SemVer, no constraint", &unlimited, json!({"repoURL": url})),
-        ("Lexical", &unlimited, json!({"repoURL": url, "imageSelectionStrategy": "Lexical"})),
-        ("NewestBuild", &unlimited, json!({"repoURL": url, "imageSelectionStrategy": "NewestBuild"})),
-        ("Digest `1.99.99`", &default, json!({"repoURL": url, "imageSelectionStrategy": "Digest", "constraint": "1.99.99"})),
-        ("SemVer + platform linux/amd64", &unlimited, json!({"repoURL": url, "platform": "linux/amd64"})),
+        (
+            "Lexical",
+            &unlimited,
+            json!({"repoURL": url, "imageSelectionStrategy": "Lexical"}),
+        ),
+        (
+            "NewestBuild",
+            &unlimited,
+            json!({"repoURL": url, "imageSelectionStrategy": "NewestBuild"}),
+        ),
+        (
+            "NewestBuild, tag memo TTL 0",
+            &ttl0,
+            json!({"repoURL": url, "imageSelectionStrategy": "NewestBuild"}),
+        ),
+        (
+            "Digest `1.99.99`",
+            &default,
+            json!({"repoURL": url, "imageSelectionStrategy": "Digest", "constraint": "1.99.99"}),
+        ),
+        (
+            "SemVer + platform linux/amd64",
+            &unlimited,
+            json!({"repoURL": url, "platform": "linux/amd64"}),
+        ),
     ];
     for (name, config, s) in &cases {
         measure(&mut rows, "OCI", name, host, config, &sub(s.clone())?, None).await?;
     }
 
+    // One new tag (the newest by version and by time) on warm discoverers.
+    let warm_cases = [
+        ("SemVer, no constraint", json!({"repoURL": url})),
+        (
+            "NewestBuild",
+            json!({"repoURL": url, "imageSelectionStrategy": "NewestBuild"}),
+        ),
+    ];
+    let mut warm = Vec::new();
+    for (name, s) in &warm_cases {
+        let d = ImageDiscoverer::new(unlimited.clone()).map_err(|e| e.to_string())?;
+        let s = sub(s.clone())?;
+        d.discover(&s, None).await.map_err(|e| e.to_string())?;
+        warm.push((name, d, s));
+    }
+    let http = reqwest::Client::new();
+    let layer = upload_blob(&http, &base, &repo, b"layer".to_vec()).await?;
+    push_image(
+        &http,
+        &base,
+        &repo,
+        &layer,
+        "1.100.0",
+        "2030-01-01T00:00:00Z",
+    )
+    .await?;
+    for (name, d, s) in &warm {
+        let before = d.stats().registry(host);
+        let t0 = Instant::now();
+        let r = d.discover(s, None).await.map_err(|e| e.to_string())?;
+        let row = Row {
+            target: "OCI".into(),
+            strategy: (*name).to_string(),
+            run: "after 1 new tag",
+            wall: t0.elapsed(),
+            found: r.references.len(),
+            counts: d.stats().registry(host).since(&before),
+        };
+        eprintln!(
+            "OCI   {name:<28} +1 tag {:>9.1} ms  {}",
+            row.wall.as_secs_f64() * 1e3,
+            row.counts
+        );
+        if r.references.first().map(|x| x.tag.as_str()) != Some("1.100.0") {
+            return Err(format!("{name}: the new tag is not first"));
+        }
+        rows.push(row);
+    }
+
     // ---- ECR (moto)
     let ecr_repo = format!("bench/ecr-{}", std::process::id());
     let (pushed_ecr, took_ecr) = seed_ecr(&services.moto_url, &ecr_repo, n_ecr, budget).await?;
-    eprintln!("seeded {pushed_ecr} ECR images into {ecr_repo} in {:.1} s", took_ecr.as_secs_f64());
+    eprintln!(
+        "seeded {pushed_ecr} ECR images into {ecr_repo} in {:.1} s",
+        took_ecr.as_secs_f64()
+    );
     let _ = writeln!(
         out,
         "ECR: moto 5.2.5 `moto_server`, one repository with **{pushed_ecr} images** (one tag each) put with \
@@ -440,12 +559,30 @@ async fn run(services: &Services) -> BenchResult<String> {
     };
     let ecr_cases: Vec<(&str, Value)> = vec![
         ("SemVer, no constraint", json!({"repoURL": ecr_url})),
-        ("Lexical", json!({"repoURL": ecr_url, "imageSelectionStrategy": "Lexical"})),
-        ("NewestBuild", json!({"repoURL": ecr_url, "imageSelectionStrategy": "NewestBuild"})),
-        ("Digest `1.99.99`", json!({"repoURL": ecr_url, "imageSelectionStrategy": "Digest", "constraint": "1.99.99"})),
+        (
+            "Lexical",
+            json!({"repoURL": ecr_url, "imageSelectionStrategy": "Lexical"}),
+        ),
+        (
+            "NewestBuild",
+            json!({"repoURL": ecr_url, "imageSelectionStrategy": "NewestBuild"}),
+        ),
+        (
+            "Digest `1.99.99`",
+            json!({"repoURL": ecr_url, "imageSelectionStrategy": "Digest", "constraint": "1.99.99"}),
+        ),
     ];
     for (name, s) in &ecr_cases {
-        measure(&mut rows, "ECR", name, ECR_HOST, &default, &sub(s.clone())?, Some(&creds)).await?;
+        measure(
+            &mut rows,
+            "ECR",
+            name,
+            ECR_HOST,
+            &default,
+            &sub(s.clone())?,
+            Some(&creds),
+        )
+        .await?;
     }
 
     out.push_str(&report(&rows, ""));
@@ -467,7 +604,10 @@ fn main() {
         std::env::set_var("AWS_ENDPOINT_URL", &services.moto_url);
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("discovery bench: runtime: {e}");

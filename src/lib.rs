@@ -4,6 +4,7 @@
 pub mod api;
 pub mod argocd;
 pub mod availability;
+pub mod cli;
 pub mod controller;
 pub mod crds;
 pub mod credentials;
@@ -13,6 +14,7 @@ pub mod envtest;
 pub mod expressions;
 pub mod freight;
 pub mod git;
+pub mod metrics;
 pub mod promotion;
 pub mod quickstart;
 pub mod stages;

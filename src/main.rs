@@ -41,7 +41,37 @@ enum Command {
         /// Author email of promotion commits.
         #[arg(long, env = "GITCLIENT_EMAIL", default_value = "no-reply@haul.invalid")]
         git_email: String,
+        /// Address of the /metrics, /healthz and /readyz endpoints.
+        #[arg(long, env = "HAUL_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+        metrics_addr: std::net::SocketAddr,
+        /// Run only while holding the Lease (two replicas, one active).
+        #[arg(long, env = "HAUL_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+        leader_elect: bool,
+        /// Namespace of the leader Lease (the namespace haul runs in).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// Seconds a leader's lease lasts without renewal.
+        #[arg(long, env = "HAUL_LEASE_DURATION", default_value_t = 15)]
+        lease_duration: u64,
+        /// Log as JSON lines (for log collectors) instead of text.
+        #[arg(long, env = "HAUL_LOG_JSON")]
+        log_json: bool,
     },
+    /// List Warehouses, Freight, Stages or Promotions of a project, or show one (-o yaml|json|wide).
+    Get(haul::cli::GetArgs),
+    /// Promote Freight to a Stage: creates a Promotion, after checking the Freight is available
+    /// to the Stage; --wait follows its steps.
+    Promote(haul::cli::PromoteArgs),
+    /// Approve Freight for a Stage, so it can be promoted there without passing the upstream
+    /// Stages.
+    Approve(haul::cli::ApproveArgs),
+    /// Ask a Warehouse to discover artifacts now (or a Stage to reconcile).
+    Refresh(haul::cli::RefreshArgs),
+    /// Abort a Promotion that has not finished.
+    Abort(haul::cli::AbortArgs),
+    /// Run a Stage's promotion steps for a piece of Freight on this machine, with no cluster,
+    /// printing the diff each git-commit step commits; stops before git-push unless --push.
+    RunLocal(haul::cli::RunLocalArgs),
     /// Write the CRD YAML into crds/ and charts/haul/crds/ (or, with --check, report drift).
     Crds {
         /// Repository root to write under.
@@ -61,15 +91,25 @@ fn main() -> ExitCode {
     // The quickstart prints its own progress; the controller inside it only warns.
     let default_filter = match cli.command {
         Command::Quickstart { .. } => "warn,kube_client=off",
+        Command::Get(_)
+        | Command::Promote(_)
+        | Command::Approve(_)
+        | Command::Refresh(_)
+        | Command::Abort(_)
+        | Command::RunLocal(_) => "warn",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let json = matches!(cli.command, Command::Controller { log_json: true, .. });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match cli.command {
         Command::Quickstart { state_dir, push } => match push {
             Some(tag) => quickstart_push(&state_dir, &tag),
@@ -81,6 +121,11 @@ fn main() -> ExitCode {
             argocd_namespace,
             git_name,
             git_email,
+            metrics_addr,
+            leader_elect,
+            lease_namespace,
+            lease_duration,
+            log_json: _,
         } => {
             let mut config = haul::controller::Config {
                 shared_namespace,
@@ -94,13 +139,34 @@ fn main() -> ExitCode {
             if let Some(d) = work_dir {
                 config.work_root = d;
             }
-            controller(config)
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+                format!(
+                    "{}-{}",
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .map(|h| h.trim().to_string())
+                        .unwrap_or_else(|_| "haul".into()),
+                    std::process::id()
+                )
+            });
+            let leader = leader_elect.then(|| haul::controller::LeaderElection {
+                namespace: lease_namespace,
+                lease: "haul-controller".into(),
+                identity,
+                duration_secs: lease_duration.max(2),
+            });
+            controller(config, metrics_addr, leader)
         }
         Command::Crds {
             root,
             check,
             stdout,
         } => crds(&root, check, stdout),
+        Command::Get(args) => haul::cli::get(args),
+        Command::Promote(args) => haul::cli::promote(args),
+        Command::Approve(args) => haul::cli::approve(args),
+        Command::Refresh(args) => haul::cli::refresh(args),
+        Command::Abort(args) => haul::cli::abort(args),
+        Command::RunLocal(args) => haul::cli::run_local(args),
     }
 }
 
@@ -139,7 +205,11 @@ fn crds(root: &std::path::Path, check: bool, stdout: bool) -> ExitCode {
     }
 }
 
-fn controller(config: haul::controller::Config) -> ExitCode {
+fn controller(
+    config: haul::controller::Config,
+    metrics_addr: std::net::SocketAddr,
+    leader: Option<haul::controller::LeaderElection>,
+) -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("starting the async runtime: {e}")),
@@ -149,7 +219,19 @@ fn controller(config: haul::controller::Config) -> ExitCode {
             Ok(c) => c,
             Err(e) => return fail(&format!("connecting to Kubernetes: {e}")),
         };
-        match haul::controller::run(client, config).await {
+        let opts = haul::controller::RunOptions {
+            leader,
+            ..Default::default()
+        };
+        let (metrics, ready) = (opts.metrics.clone(), opts.ready.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = haul::metrics::serve(metrics_addr, metrics, ready).await {
+                tracing::error!(error = %e, addr = %metrics_addr, "metrics server stopped");
+            }
+        });
+        let result = haul::controller::run_with(client, config, opts).await;
+        server.abort();
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }
@@ -297,8 +379,7 @@ async fn quickstart_run(
         .unwrap_or_default();
     println!();
     println!(
-        "dev runs Freight {dev_freight} (image {}:1006).",
-        "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app"
+        "dev runs Freight {dev_freight} (image 123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app:1006)."
     );
     println!();
     println!("Try next (in another terminal):");

@@ -237,7 +237,13 @@ impl Pusher {
         (digest, bytes.len())
     }
 
-    async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Pushed {
+    async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Pushed {
         let resp = self
             .req(
                 reqwest::Method::PUT,
@@ -250,7 +256,11 @@ impl Pusher {
             .expect("manifest put");
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        assert_eq!(status.as_u16(), 201, "manifest put {repo}:{reference}: {text}");
+        assert_eq!(
+            status.as_u16(),
+            201,
+            "manifest put {repo}:{reference}: {text}"
+        );
         Pushed {
             digest: sha256(body),
             size: body.len(),
@@ -369,7 +379,14 @@ async fn oci_semver_constraint_and_tag_regexes() {
     let p = Pusher::new(&s.registry, None);
     let mut digests = BTreeMap::new();
     for (i, tag) in [
-        "1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0", "v1.3.0", "latest", "1.4.0-skip", "1.5",
+        "1.0.0",
+        "1.1.0",
+        "1.2.0-rc.1",
+        "2.0.0",
+        "v1.3.0",
+        "latest",
+        "1.4.0-skip",
+        "1.5",
     ]
     .iter()
     .enumerate()
@@ -396,8 +413,10 @@ async fn oci_semver_constraint_and_tag_regexes() {
     // Legacy field name, loose semvers, allow regexes (both spellings), a limit.
     let r = d
         .discover(
-            &sub(json!({"repoURL": url, "semverConstraint": ">=1.1.0-0", "strictSemvers": false,
-                "allowTagsRegexes": ["^1\\."], "allowTagsRegex": ["^2\\."], "discoveryLimit": 3})),
+            &sub(
+                json!({"repoURL": url, "semverConstraint": ">=1.1.0-0", "strictSemvers": false,
+                "allowTagsRegexes": ["^1\\."], "allowTagsRegex": ["^2\\."], "discoveryLimit": 3}),
+            ),
             None,
         )
         .await
@@ -411,7 +430,14 @@ async fn oci_semver_constraint_and_tag_regexes() {
         .expect("discover");
     assert_eq!(
         tags(&r.references),
-        ["2.0.0", "1.4.0-skip", "v1.3.0", "1.2.0-rc.1", "1.1.0", "1.0.0"]
+        [
+            "2.0.0",
+            "1.4.0-skip",
+            "v1.3.0",
+            "1.2.0-rc.1",
+            "1.1.0",
+            "1.0.0"
+        ]
     );
 }
 
@@ -420,8 +446,14 @@ async fn oci_lexical_and_missing_repository() {
     let s = services();
     let repo = unique("team/lexical");
     let p = Pusher::new(&s.registry, None);
-    for tag in ["nightly-20240101", "nightly-20240103", "nightly-20240102", "release-1"] {
-        p.image(&repo, Some(tag), &Img::new("2024-01-01T00:00:00Z", tag)).await;
+    for tag in [
+        "nightly-20240101",
+        "nightly-20240103",
+        "nightly-20240102",
+        "release-1",
+    ] {
+        p.image(&repo, Some(tag), &Img::new("2024-01-01T00:00:00Z", tag))
+            .await;
     }
     let url = format!("{}/{repo}", s.registry);
     let d = discoverer();
@@ -433,7 +465,10 @@ async fn oci_lexical_and_missing_repository() {
         )
         .await
         .expect("discover");
-    assert_eq!(tags(&r.references), ["nightly-20240103", "nightly-20240102"]);
+    assert_eq!(
+        tags(&r.references),
+        ["nightly-20240103", "nightly-20240102"]
+    );
     let before = d.stats().registry(&s.registry);
 
     let missing = format!("{}/{}", s.registry, unique("no/such-repo"));
@@ -454,26 +489,39 @@ async fn oci_newest_build_uses_annotations_labels_and_config_time() {
     let s = services();
     let repo = unique("team/newest");
     let p = Pusher::new(&s.registry, None);
-    p.image(&repo, Some("a"), &Img::new("2024-01-03T00:00:00Z", "a")).await;
-    p.image(&repo, Some("b"), &Img::new("2024-01-01T00:00:00Z", "b")).await;
+    p.image(&repo, Some("a"), &Img::new("2024-01-03T00:00:00Z", "a"))
+        .await;
+    p.image(&repo, Some("b"), &Img::new("2024-01-01T00:00:00Z", "b"))
+        .await;
     // A Label Schema build date wins over the config's `created`.
     let mut c = Img::new("2024-01-02T00:00:00Z", "c");
     c.labels = json!({"org.label-schema.build-date": "2024-01-05T00:00:00Z"});
     p.image(&repo, Some("c"), &c).await;
     // The manifest annotation wins over everything in the config.
     let mut dimg = Img::new("2025-01-01T00:00:00Z", "d");
-    dimg.annotations = json!({"org.opencontainers.image.created": "2023-12-31T00:00:00Z", "team": "x"});
+    dimg.annotations =
+        json!({"org.opencontainers.image.created": "2023-12-31T00:00:00Z", "team": "x"});
     p.image(&repo, Some("d"), &dimg).await;
-    p.image(&repo, Some("ignored"), &Img::new("2030-01-01T00:00:00Z", "i")).await;
+    p.image(
+        &repo,
+        Some("ignored"),
+        &Img::new("2030-01-01T00:00:00Z", "i"),
+    )
+    .await;
     let url = format!("{}/{repo}", s.registry);
     let d = discoverer();
-    let subscription = sub(json!({"repoURL": url, "imageSelectionStrategy": "NewestBuild",
-        "ignoreTagsRegexes": ["^ignored$"]}));
+    let subscription = sub(
+        json!({"repoURL": url, "imageSelectionStrategy": "NewestBuild",
+        "ignoreTagsRegexes": ["^ignored$"]}),
+    );
     let r = d.discover(&subscription, None).await.expect("discover");
     assert_eq!(tags(&r.references), ["c", "a", "b", "d"]);
     assert_eq!(created(&r.references[0]), "2024-01-05T00:00:00Z");
     assert_eq!(created(&r.references[3]), "2023-12-31T00:00:00Z");
-    assert_eq!(r.references[3].annotations.get("team").map(String::as_str), Some("x"));
+    assert_eq!(
+        r.references[3].annotations.get("team").map(String::as_str),
+        Some("x")
+    );
 
     // Repeat with the tag list unchanged: only the tag list is requested.
     let before = d.stats().registry(&s.registry);
@@ -494,11 +542,16 @@ async fn oci_digest_strategy_follows_a_moved_tag() {
     let repo = unique("team/digest");
     let p = Pusher::new(&s.registry, None);
     let first = p
-        .image(&repo, Some("latest"), &Img::new("2024-01-01T00:00:00Z", "one"))
+        .image(
+            &repo,
+            Some("latest"),
+            &Img::new("2024-01-01T00:00:00Z", "one"),
+        )
         .await;
     let url = format!("{}/{repo}", s.registry);
     let d = discoverer();
-    let subscription = sub(json!({"repoURL": url, "imageSelectionStrategy": "Digest", "constraint": "latest"}));
+    let subscription =
+        sub(json!({"repoURL": url, "imageSelectionStrategy": "Digest", "constraint": "latest"}));
 
     let r = d.discover(&subscription, None).await.expect("discover");
     assert_eq!(tags(&r.references), ["latest"]);
@@ -512,7 +565,11 @@ async fn oci_digest_strategy_follows_a_moved_tag() {
     assert_eq!((c.head, c.total()), (1, 1), "{c}");
 
     let second = p
-        .image(&repo, Some("latest"), &Img::new("2024-02-01T00:00:00Z", "two"))
+        .image(
+            &repo,
+            Some("latest"),
+            &Img::new("2024-02-01T00:00:00Z", "two"),
+        )
         .await;
     assert_ne!(first.digest, second.digest);
     let before = d.stats().registry(&s.registry);
@@ -559,10 +616,19 @@ async fn oci_platform_filter_with_index() {
             json!({"org.opencontainers.image.source": "https://example.invalid/src"}),
         )
         .await;
-    p.index(&repo, "1.1.0", &[(&arm, "linux/arm64/v8", Value::Null)], Value::Null)
-        .await;
-    p.image(&repo, Some("1.2.0"), &Img::new("2024-04-01T00:00:00Z", "single-amd"))
-        .await;
+    p.index(
+        &repo,
+        "1.1.0",
+        &[(&arm, "linux/arm64/v8", Value::Null)],
+        Value::Null,
+    )
+    .await;
+    p.image(
+        &repo,
+        Some("1.2.0"),
+        &Img::new("2024-04-01T00:00:00Z", "single-amd"),
+    )
+    .await;
     let mut single_arm = Img::new("2024-05-01T00:00:00Z", "single-arm");
     single_arm.platform = "linux/arm64/v8";
     p.image(&repo, Some("1.3.0"), &single_arm).await;
@@ -581,9 +647,19 @@ async fn oci_platform_filter_with_index() {
     assert_eq!(tags(&r.references), ["1.2.0", "1.0.0"]);
     let idx = &r.references[1];
     assert_eq!(idx.digest, both.digest, "the index digest");
-    assert_eq!(created(idx), "2024-03-01T00:00:00Z", "the amd64 image's time");
-    assert_eq!(idx.annotations.get("entry").map(String::as_str), Some("amd64"));
-    assert!(idx.annotations.contains_key("org.opencontainers.image.source"));
+    assert_eq!(
+        created(idx),
+        "2024-03-01T00:00:00Z",
+        "the amd64 image's time"
+    );
+    assert_eq!(
+        idx.annotations.get("entry").map(String::as_str),
+        Some("amd64")
+    );
+    assert!(
+        idx.annotations
+            .contains_key("org.opencontainers.image.source")
+    );
 
     let r = d
         .discover(
@@ -608,7 +684,8 @@ async fn oci_basic_auth_registry() {
     let s = services();
     let repo = unique("private/app");
     let p = Pusher::new(&s.registry_auth, Some((&s.user, &s.password)));
-    p.image(&repo, Some("1.0.0"), &Img::new("2024-01-01T00:00:00Z", "x")).await;
+    p.image(&repo, Some("1.0.0"), &Img::new("2024-01-01T00:00:00Z", "x"))
+        .await;
     let url = format!("{}/{repo}", s.registry_auth);
     let subscription = sub(json!({"repoURL": url}));
     let d = discoverer();
@@ -617,7 +694,10 @@ async fn oci_basic_auth_registry() {
         username: s.user.clone(),
         password: s.password.clone(),
     };
-    let r = d.discover(&subscription, Some(&good)).await.expect("discover");
+    let r = d
+        .discover(&subscription, Some(&good))
+        .await
+        .expect("discover");
     assert_eq!(tags(&r.references), ["1.0.0"]);
 
     let wrong = RegistryCredentials::Basic {
@@ -631,7 +711,10 @@ async fn oci_basic_auth_registry() {
         .expect_err("wrong password");
     assert!(matches!(err, ImageDiscoveryError::Auth { .. }), "{err:?}");
     assert!(err.to_string().contains(&url), "{err}");
-    assert!(!err.to_string().contains("wrong"), "no secret in errors: {err}");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "no secret in errors: {err}"
+    );
     assert!(fresh.stats().registry(&s.registry_auth).total() <= 2);
 
     let err = discoverer()
@@ -646,9 +729,16 @@ async fn oci_repeat_discovery_fetches_no_manifest() {
     let s = services();
     let repo = unique("team/repeat");
     let p = Pusher::new(&s.registry, None);
-    for (i, tag) in ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"].iter().enumerate() {
-        p.image(&repo, Some(tag), &Img::new(&format!("2024-01-0{}T00:00:00Z", i + 1), tag))
-            .await;
+    for (i, tag) in ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]
+        .iter()
+        .enumerate()
+    {
+        p.image(
+            &repo,
+            Some(tag),
+            &Img::new(&format!("2024-01-0{}T00:00:00Z", i + 1), tag),
+        )
+        .await;
     }
     let url = format!("{}/{repo}", s.registry);
     let subscription = sub(json!({"repoURL": url, "discoveryLimit": 3}));
@@ -658,7 +748,11 @@ async fn oci_repeat_discovery_fetches_no_manifest() {
     let first = d.discover(&subscription, None).await.expect("discover");
     assert_eq!(tags(&first.references), ["1.4.0", "1.3.0", "1.2.0"]);
     let c = spent(&d, &s.registry, &before);
-    assert_eq!((c.list, c.manifest, c.blob, c.head), (1, 3, 3, 0), "first run: {c}");
+    assert_eq!(
+        (c.list, c.manifest, c.blob, c.head),
+        (1, 3, 3, 0),
+        "first run: {c}"
+    );
 
     let before = d.stats().registry(&s.registry);
     let again = d.discover(&subscription, None).await.expect("discover");
@@ -668,12 +762,21 @@ async fn oci_repeat_discovery_fetches_no_manifest() {
     assert!(d.stats().cache.selections_reused >= 1);
 
     // A new tag: only its manifest is fetched; the others come from the memo and the cache.
-    p.image(&repo, Some("1.9.0"), &Img::new("2024-02-01T00:00:00Z", "new")).await;
+    p.image(
+        &repo,
+        Some("1.9.0"),
+        &Img::new("2024-02-01T00:00:00Z", "new"),
+    )
+    .await;
     let before = d.stats().registry(&s.registry);
     let r = d.discover(&subscription, None).await.expect("discover");
     assert_eq!(tags(&r.references), ["1.9.0", "1.4.0", "1.3.0"]);
     let c = spent(&d, &s.registry, &before);
-    assert_eq!((c.list, c.manifest, c.blob, c.head), (1, 1, 1, 0), "new tag: {c}");
+    assert_eq!(
+        (c.list, c.manifest, c.blob, c.head),
+        (1, 1, 1, 0),
+        "new tag: {c}"
+    );
 
     // With no trust in the memo, tags are revalidated with HEADs, still without manifest GETs.
     let strict = ImageDiscoverer::new(DiscovererConfig {
@@ -681,12 +784,22 @@ async fn oci_repeat_discovery_fetches_no_manifest() {
         ..DiscovererConfig::default()
     })
     .expect("discoverer");
-    strict.discover(&subscription, None).await.expect("discover");
+    strict
+        .discover(&subscription, None)
+        .await
+        .expect("discover");
     let before = strict.stats().registry(&s.registry);
-    let r = strict.discover(&subscription, None).await.expect("discover");
+    let r = strict
+        .discover(&subscription, None)
+        .await
+        .expect("discover");
     assert_eq!(tags(&r.references), ["1.9.0", "1.4.0", "1.3.0"]);
     let c = spent(&strict, &s.registry, &before);
-    assert_eq!((c.list, c.head, c.manifest, c.blob), (1, 3, 0, 0), "revalidation: {c}");
+    assert_eq!(
+        (c.list, c.head, c.manifest, c.blob),
+        (1, 3, 0, 0),
+        "revalidation: {c}"
+    );
 }
 
 #[tokio::test]
@@ -695,7 +808,8 @@ async fn oci_rate_limit_is_applied_per_registry() {
     let repo = unique("team/limited");
     let p = Pusher::new(&s.registry, None);
     for tag in ["1.0.0", "1.1.0", "1.2.0", "1.3.0"] {
-        p.image(&repo, Some(tag), &Img::new("2024-01-01T00:00:00Z", tag)).await;
+        p.image(&repo, Some(tag), &Img::new("2024-01-01T00:00:00Z", tag))
+            .await;
     }
     let url = format!("{}/{repo}", s.registry);
     // 10 req/s without burst: 1 list + 4 manifests + 4 blobs = 9 requests, 8 intervals.
@@ -709,10 +823,17 @@ async fn oci_rate_limit_is_applied_per_registry() {
     })
     .expect("discoverer");
     let t0 = std::time::Instant::now();
-    let r = d.discover(&sub(json!({"repoURL": url})), None).await.expect("discover");
+    let r = d
+        .discover(&sub(json!({"repoURL": url})), None)
+        .await
+        .expect("discover");
     assert_eq!(r.references.len(), 4);
     assert_eq!(d.stats().registry(&s.registry).total(), 9);
-    assert!(t0.elapsed() >= Duration::from_millis(750), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(750),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 // ------------------------------------------------------------------------------------ ECR tests
@@ -735,7 +856,13 @@ fn run_child(name: &str, irsa: bool) {
     )
     .expect("token file");
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"]);
+    cmd.args([
+        "--exact",
+        name,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") {
             cmd.env_remove(k);
@@ -752,7 +879,10 @@ fn run_child(name: &str, irsa: bool) {
         .env("AWS_DEFAULT_REGION", ECR_REGION)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", tmp.path().join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", tmp.path().join("no-credentials"));
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            tmp.path().join("no-credentials"),
+        );
     if irsa {
         cmd.env(
             "AWS_ROLE_ARN",
@@ -800,10 +930,18 @@ async fn ecr_repo(client: &aws_sdk_ecr::Client, name: &str) -> String {
 
 /// Puts an OCI manifest (with `imageDigest` = sha256 of its bytes, which moto would not compute);
 /// returns the digest.
-async fn ecr_put(client: &aws_sdk_ecr::Client, repo: &str, tag: Option<&str>, manifest: &Value) -> String {
+async fn ecr_put(
+    client: &aws_sdk_ecr::Client,
+    repo: &str,
+    tag: Option<&str>,
+    manifest: &Value,
+) -> String {
     let body = serde_json::to_string(manifest).expect("json");
     let digest = sha256(body.as_bytes());
-    let media_type = manifest["mediaType"].as_str().unwrap_or_default().to_owned();
+    let media_type = manifest["mediaType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     client
         .put_image()
         .repository_name(repo)
@@ -874,7 +1012,13 @@ async fn child_ecr_irsa_strategies() {
         .await
         .expect("semver");
     assert_eq!(tags(&r.references), ["1.5.0", "1.0.0"]);
-    assert_eq!((r.references[0].digest.as_str(), r.references[1].digest.as_str()), (c.as_str(), a.as_str()));
+    assert_eq!(
+        (
+            r.references[0].digest.as_str(),
+            r.references[1].digest.as_str()
+        ),
+        (c.as_str(), a.as_str())
+    );
     assert!(r.references.iter().all(|r| r.created_at.is_some()));
 
     let r = d
@@ -884,7 +1028,10 @@ async fn child_ecr_irsa_strategies() {
         )
         .await
         .expect("lexical");
-    assert_eq!(tags(&r.references), ["nightly-20240102", "nightly-20240101"]);
+    assert_eq!(
+        tags(&r.references),
+        ["nightly-20240102", "nightly-20240101"]
+    );
 
     let r = d
         .discover(
@@ -894,13 +1041,18 @@ async fn child_ecr_irsa_strategies() {
         .await
         .expect("newest build");
     // Push time, newest first; tags of one image tie and go by tag, descending.
-    assert_eq!(tags(&r.references), ["nightly-20240101", "nightly-20240102", "1.5.0", "latest"]);
+    assert_eq!(
+        tags(&r.references),
+        ["nightly-20240101", "nightly-20240102", "1.5.0", "latest"]
+    );
     assert_eq!(r.references[0].digest, dd);
     assert!(created(&r.references[0]) > created(&r.references[3]));
 
     let r = d
         .discover(
-            &sub(json!({"repoURL": url, "imageSelectionStrategy": "Digest", "constraint": "latest"})),
+            &sub(
+                json!({"repoURL": url, "imageSelectionStrategy": "Digest", "constraint": "latest"}),
+            ),
             None,
         )
         .await
@@ -925,7 +1077,10 @@ async fn child_ecr_irsa_strategies() {
         .discover(&sub(json!({"repoURL": missing})), None)
         .await
         .expect_err("missing repository");
-    assert!(matches!(&err, ImageDiscoveryError::NotFound { repo } if *repo == missing), "{err:?}");
+    assert!(
+        matches!(&err, ImageDiscoveryError::NotFound { repo } if *repo == missing),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -961,14 +1116,23 @@ async fn child_ecr_platform_filter_with_index() {
         ]),
     )
     .await;
-    ecr_put(&seed, &name, Some("1.1.0"), &index(&[(&arm_digest, size(&arm), "linux", "arm64")])).await;
+    ecr_put(
+        &seed,
+        &name,
+        Some("1.1.0"),
+        &index(&[(&arm_digest, size(&arm), "linux", "arm64")]),
+    )
+    .await;
 
     let d = discoverer();
     let subscription = sub(json!({"repoURL": url, "platform": "linux/amd64"}));
     let r = d.discover(&subscription, None).await.expect("discover");
     assert_eq!(tags(&r.references), ["1.0.0"]);
     assert_eq!(r.references[0].digest, both);
-    assert_eq!(r.references[0].annotations.get("arch").map(String::as_str), Some("amd64"));
+    assert_eq!(
+        r.references[0].annotations.get("arch").map(String::as_str),
+        Some("amd64")
+    );
     let c = d.stats().registry(ECR_HOST);
     assert_eq!((c.ecr_describe, c.ecr_batch_get), (1, 1), "{c}");
 
@@ -979,7 +1143,10 @@ async fn child_ecr_platform_filter_with_index() {
     assert_eq!((c.ecr_describe, c.ecr_batch_get), (2, 1), "{c}");
 
     let r = d
-        .discover(&sub(json!({"repoURL": url, "platform": "linux/arm64"})), None)
+        .discover(
+            &sub(json!({"repoURL": url, "platform": "linux/arm64"})),
+            None,
+        )
         .await
         .expect("discover");
     assert_eq!(tags(&r.references), ["1.1.0", "1.0.0"]);
@@ -995,7 +1162,10 @@ async fn child_ecr_static_keys() {
     ecr_put(&seed, &name, Some("3.1.4"), &oci_manifest("pi")).await;
     let data: BTreeMap<String, Vec<u8>> = [
         ("awsAccessKeyID", "AKIAIOSFODNN7EXAMPLE"),
-        ("awsSecretAccessKey", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        (
+            "awsSecretAccessKey",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
         ("awsRegion", ECR_REGION),
     ]
     .into_iter()
@@ -1032,4 +1202,125 @@ async fn child_ecr_without_credentials() {
     assert!(matches!(err, ImageDiscoveryError::Auth { .. }), "{err:?}");
     assert!(err.to_string().contains(&url), "{err}");
     assert!(d.ecr_identity(&url, None).await.is_err());
+}
+
+/// A docker-registry standing in for ECR's registry API: htpasswd with moto's authorization
+/// token (`AWS` / `<account>-auth-token`). Killed on drop.
+struct FakeEcrDataPlane {
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeEcrDataPlane {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let htpasswd = Command::new("htpasswd")
+            .args(["-Bbn", "AWS", &format!("{ECR_ACCOUNT}-auth-token")])
+            .output()
+            .expect("htpasswd (apache2-utils)");
+        std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).expect("htpasswd file");
+        let config = format!(
+            "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {0}/data}}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd: {{realm: ecr, path: {0}/htpasswd}}\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).expect("config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry");
+        let host = format!("127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&host).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            host,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for FakeEcrDataPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ecr_platform_filter_reads_configs_from_the_registry_api() {
+    run_child("child_ecr_platform_filter_single_manifests", true);
+}
+
+#[tokio::test]
+#[ignore = "run in a child process by ecr_platform_filter_reads_configs_from_the_registry_api"]
+async fn child_ecr_platform_filter_single_manifests() {
+    let Some(s) = child_services() else { return };
+    let plane = FakeEcrDataPlane::start();
+    let token = format!("{ECR_ACCOUNT}-auth-token");
+    let pusher = Pusher::new(&plane.host, Some(("AWS", &token)));
+    let seed = seeding_client(&s.moto_url);
+    let name = unique("team/ecr-single");
+    let url = ecr_repo(&seed, &name).await;
+    let mut want = BTreeMap::new();
+    for (tag, platform) in [
+        ("1.0.0", "linux/amd64"),
+        ("1.1.0", "linux/arm64"),
+        ("1.2.0", "linux/amd64"),
+    ] {
+        let (os, arch) = platform.split_once('/').expect("os/arch");
+        let config = serde_json::to_vec(
+            &json!({"created": "2024-01-01T00:00:00Z", "os": os, "architecture": arch,
+            "rootfs": {"type": "layers", "diff_ids": []}}),
+        )
+        .expect("json");
+        let (config_digest, size) = pusher.blob(&name, &config).await;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": size},
+            "layers": [],
+            "annotations": {"tag": tag},
+        });
+        want.insert(tag, ecr_put(&seed, &name, Some(tag), &manifest).await);
+    }
+    let d = ImageDiscoverer::new(DiscovererConfig {
+        ecr_registry_endpoint: Some(format!("http://{}", plane.host)),
+        ..DiscovererConfig::default()
+    })
+    .expect("discoverer");
+    let subscription = sub(json!({"repoURL": url, "platform": "linux/amd64"}));
+    let r = d.discover(&subscription, None).await.expect("discover");
+    assert_eq!(tags(&r.references), ["1.2.0", "1.0.0"]);
+    assert_eq!(r.references[0].digest, want["1.2.0"]);
+    assert_eq!(
+        r.references[0].annotations.get("tag").map(String::as_str),
+        Some("1.2.0")
+    );
+    let c = d.stats().registry(ECR_HOST);
+    // Four blob requests for three configs: the first is answered with a Basic challenge.
+    assert_eq!(
+        (c.ecr_describe, c.ecr_batch_get, c.ecr_token, c.blob),
+        (1, 1, 1, 4),
+        "{c}"
+    );
+
+    // Configs are cached with the manifests: the repeat run only describes.
+    let again = d.discover(&subscription, None).await.expect("discover");
+    assert_eq!(again, r);
+    let c2 = d.stats().registry(ECR_HOST).since(&c);
+    assert_eq!((c2.ecr_describe, c2.total()), (1, 1), "{c2}");
 }

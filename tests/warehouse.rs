@@ -375,3 +375,52 @@ for tag in ["1005", "1006"]:
     assert_eq!(reason, "DiscoveryFailed");
     assert!(message.contains("nope/none"), "{message}");
 }
+
+#[test]
+fn git_commits_become_freight_alongside_images() {
+    let _ = controller();
+    let ns = namespace("wh-git");
+    let s = services();
+    let reg = s.var("HAUL_TEST_REGISTRY").to_string();
+    push(&reg, &format!("{ns}/app"), "1.0.0", None);
+    let url = s.new_repo(&format!("{ns}-config"));
+    let work = support::cp().dir().join(format!("git-{ns}"));
+    std::fs::create_dir_all(&work).expect("dir");
+    let auth = support::gitops::encoded_auth_url(&url);
+    support::git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("config.yaml"), "replicas: 1\n").expect("write");
+    support::git(&work, &["add", "-A"]);
+    support::git(&work, &["commit", "-q", "-m", "first config"]);
+    support::git(&work, &["push", "-q", &auth, "main"]);
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: git\n  namespace: {ns}\n  labels: {{kargo.akuity.io/cred-type: git}}\nstringData:\n  repoURL: {url}\n  username: {}\n  password: '{}'\n",
+        s.var("HAUL_TEST_GIT_USER"),
+        s.var("HAUL_TEST_GIT_PASSWORD")
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &secret).success("secret");
+    let subs = format!(
+        "  - image:\n      repoURL: {reg}/{ns}/app\n  - git:\n      repoURL: {url}\n      branch: main\n"
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "mixed", &subs)).success("warehouse");
+    let f = wait_for(30, "Freight with a commit", || {
+        freight_list(&ns).into_iter().next()
+    });
+    assert_eq!(tags_of(&f), ["1.0.0"]);
+    let head = support::git(&work, &["rev-parse", "HEAD"])
+        .trim()
+        .to_string();
+    assert_eq!(f["commits"][0]["id"], head.as_str(), "{f:#}");
+    assert_eq!(f["commits"][0]["message"], "first config");
+
+    // A new commit on the branch gives new Freight on the next refresh.
+    std::fs::write(work.join("config.yaml"), "replicas: 2\n").expect("write");
+    support::git(&work, &["commit", "-q", "-am", "scale to 2"]);
+    support::git(&work, &["push", "-q", &auth, "main"]);
+    refresh(&ns, "mixed");
+    let all = freight_list(&ns);
+    assert_eq!(all.len(), 2);
+    assert!(
+        all.iter()
+            .any(|f| f["commits"][0]["message"] == "scale to 2")
+    );
+}

@@ -58,13 +58,18 @@ pub struct Context {
     pub config: Config,
     pub images: ImageDiscoverer,
     pub git: crate::git::RepoCache,
+    pub metrics: Arc<crate::metrics::Metrics>,
     stage_locks: promotion::StageLocks,
     /// Consecutive failures per object, for backoff that grows and resets.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(client: kube::Client, config: Config) -> Result<Arc<Self>, Error> {
+    pub fn new(
+        client: kube::Client,
+        config: Config,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<Arc<Self>, Error> {
         let images = ImageDiscoverer::new(DiscovererConfig::from_env())
             .map_err(|e| Error::Setup(e.to_string()))?;
         let git = crate::git::RepoCache::new(config.work_root.join("git-cache"))
@@ -79,6 +84,7 @@ impl Context {
             config,
             images,
             git,
+            metrics,
             stage_locks: promotion::StageLocks::default(),
             failures: Mutex::new(HashMap::new()),
         }))
@@ -179,13 +185,90 @@ pub fn key<K: Resource>(obj: &K) -> String {
     )
 }
 
+/// Leader election settings: only the holder of the Lease runs the controllers.
+#[derive(Debug, Clone)]
+pub struct LeaderElection {
+    pub namespace: String,
+    pub lease: String,
+    pub identity: String,
+    /// How long a lease lasts without renewal: a standby takes over at most this long after
+    /// the leader dies.
+    pub duration_secs: u64,
+}
+
+/// How to run: metrics to record into, readiness to report, and leader election.
+#[derive(Default)]
+pub struct RunOptions {
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+    pub leader: Option<LeaderElection>,
+}
+
 /// Runs every controller until the process is asked to stop.
 pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
-    let ctx = Context::new(client, config)?;
+    run_with(client, config, RunOptions::default()).await
+}
+
+async fn controllers(ctx: Arc<Context>) {
     tokio::join!(
         warehouse::run(ctx.clone()),
         promotion::run(ctx.clone()),
         stage::run(ctx)
     );
-    Ok(())
+}
+
+/// Runs the controllers, behind leader election when configured. Losing the lease ends the
+/// run with an error so the process restarts as a standby; no two processes reconcile at once.
+pub async fn run_with(client: kube::Client, config: Config, opts: RunOptions) -> Result<(), Error> {
+    use std::sync::atomic::Ordering;
+    let ctx = Context::new(client.clone(), config, opts.metrics.clone())?;
+    ctx.metrics.observe(ctx.images.clone(), ctx.git.clone());
+    let Some(le) = opts.leader else {
+        opts.ready.store(true, Ordering::Relaxed);
+        controllers(ctx).await;
+        return Ok(());
+    };
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &le.lease)
+        .with_namespace(&le.namespace)
+        .with_identity(&le.identity)
+        .with_duration(le.duration_secs)
+        .with_grace((le.duration_secs / 3).max(1))
+        .build()
+        .await
+        .map_err(|e| {
+            Error::Setup(format!(
+                "leader election (Lease {}/{}): {e}",
+                le.namespace, le.lease
+            ))
+        })?;
+    let (mut leading, lease_task) = manager.watch().await;
+    // A standby is healthy and ready; it just does not reconcile.
+    opts.ready.store(true, Ordering::Relaxed);
+    tracing::info!(identity = %le.identity, lease = %le.lease, "waiting to become leader");
+    while !*leading.borrow_and_update() {
+        if leading.changed().await.is_err() {
+            return Err(Error::Setup("leader election stopped".into()));
+        }
+    }
+    tracing::info!(identity = %le.identity, "became leader; starting controllers");
+    ctx.metrics.leader.set(1);
+    let lost = async {
+        loop {
+            if leading.changed().await.is_err() || !*leading.borrow_and_update() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = controllers(ctx.clone()) => {
+            // Stopped by a signal: hand the lease over at once instead of letting it expire.
+            drop(leading);
+            let _ = lease_task.await;
+            Ok(())
+        }
+        _ = lost => {
+            ctx.metrics.leader.set(0);
+            Err(Error::Setup("lost the leader lease; exiting so that only one process reconciles".into()))
+        }
+    }
 }

@@ -85,6 +85,7 @@ async fn fail_before_start(
 }
 
 async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("promotion");
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &ns);
     // The cache may lag behind our own status writes; re-running a finished step would repeat
@@ -223,7 +224,20 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
     let steps = status.steps.clone();
     let vars = status.vars.clone();
     loop {
+        let index = status.current_step.unwrap_or(0).max(0) as usize;
+        let started = std::time::Instant::now();
         let progress = engine::step_once(&steps, &vars, &pctx, &mut status, &env).await;
+        if let (Some(step), Some(meta)) =
+            (steps.get(index), status.step_execution_metadata.get(index))
+        {
+            ctx.metrics
+                .step_duration
+                .get_or_create(&crate::metrics::StepLabel {
+                    step: step.uses.clone().unwrap_or_default(),
+                    status: meta.status.map(|s| format!("{s:?}")).unwrap_or_default(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+        }
         match progress {
             Progress::Continue => {
                 apply_status(&api, &p, &status).await?;
@@ -243,6 +257,12 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
                 status.message = Some(message.clone());
                 status.finished_at = Some(now());
                 apply_status(&api, &p, &status).await?;
+                ctx.metrics
+                    .promotions
+                    .get_or_create(&crate::metrics::PhaseLabel {
+                        phase: format!("{phase:?}"),
+                    })
+                    .inc();
                 let type_ = if phase == PromotionPhase::Succeeded {
                     EventType::Normal
                 } else {
@@ -404,6 +424,7 @@ async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Act
 }
 
 fn error_policy(p: Arc<Promotion>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed("promotion");
     let k = key(p.as_ref());
     let delay = ctx.backoff(&k, Duration::from_secs(120));
     tracing::warn!(promotion = %k, error = %err, retry_in = ?delay, "reconcile failed");

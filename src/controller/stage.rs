@@ -91,6 +91,7 @@ async fn load(ctx: &Context, ns: &str) -> Result<Project, Error> {
 }
 
 async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("stage");
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<Stage> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(stage) = api.get_opt(&obj.name_any()).await? else {
@@ -627,6 +628,7 @@ async fn create_promotion(ctx: &Context, stage: &Stage, freight: &str) -> Result
 }
 
 fn error_policy(s: Arc<Stage>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed("stage");
     let k = key(s.as_ref());
     let delay = ctx.backoff(&k, Duration::from_secs(120));
     tracing::warn!(stage = %k, error = %err, retry_in = ?delay, "reconcile failed");

@@ -19,7 +19,8 @@ use crate::api::ImageSelectionStrategy;
 use crate::api::{
     ANNOTATION_REFRESH, CONDITION_FREIGHT_CREATED, CONDITION_HEALTHY, CONDITION_READY,
     CONDITION_RECONCILING, DiscoveredArtifacts, Freight, FreightCreationPolicy, FreightOrigin,
-    Image, ImageDiscoveryResult, LABEL_ALIAS, RepoSubscription, Warehouse, WarehouseStatus,
+    GitCommit, GitDiscoveryResult, Image, ImageDiscoveryResult, LABEL_ALIAS, RepoSubscription,
+    Warehouse, WarehouseStatus,
 };
 use crate::credentials::{self, CredType};
 use crate::discovery::{Constraint, RegistryCredentials, TagFilter};
@@ -122,11 +123,6 @@ pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Duration, Vec<S
                 "{at}.chart: chart subscriptions are not supported by haul yet"
             ));
         }
-        if sub.git.is_some() {
-            problems.push(format!(
-                "{at}.git: git subscriptions are not supported by haul yet"
-            ));
-        }
     }
     if problems.is_empty() {
         Ok(interval)
@@ -170,8 +166,25 @@ pub fn describe(sub: &RepoSubscription) -> String {
 
 /// The Freight the latest discovery describes: the newest item of every subscription.
 /// `None` when some subscription found nothing.
-pub fn plan_freight(w: &Warehouse, images: &[ImageDiscoveryResult]) -> Option<Freight> {
-    let mut f = Freight::new("", FreightOrigin::warehouse(&w.name_any()));
+pub fn plan_freight(
+    w: &Warehouse,
+    images: &[ImageDiscoveryResult],
+    commits: &[GitDiscoveryResult],
+) -> Option<Freight> {
+    let mut f = Freight::new("", FreightOrigin::warehouse(w.name_any()));
+    for r in commits {
+        let top = r.commits.first()?;
+        f.commits.push(GitCommit {
+            repo_url: Some(r.repo_url.clone()),
+            id: top.id.clone(),
+            branch: top.branch.clone(),
+            tag: top.tag.clone(),
+            message: top.subject.clone(),
+            author: top.author.clone(),
+            committer: top.committer.clone(),
+            subscription_name: r.name.clone(),
+        });
+    }
     for r in images {
         let top = r.references.first()?;
         f.images.push(Image {
@@ -182,7 +195,7 @@ pub fn plan_freight(w: &Warehouse, images: &[ImageDiscoveryResult]) -> Option<Fr
             subscription_name: r.name.clone(),
         });
     }
-    if f.images.is_empty() {
+    if f.images.is_empty() && f.commits.is_empty() {
         return None;
     }
     let id = crate::freight::freight_id(&f);
@@ -196,6 +209,7 @@ fn now() -> Time {
 }
 
 async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("warehouse");
     let ns = w.namespace().unwrap_or_default();
     let api: Api<Warehouse> = Api::namespaced(ctx.client.clone(), &ns);
     let k = key(w.as_ref());
@@ -257,10 +271,49 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     );
     apply_status(&api, w.as_ref(), &status).await?;
 
+    let discovery_started = std::time::Instant::now();
     // Each subscription on its own: one failing does not stop the others.
     let mut images = Vec::new();
     let mut failures = Vec::new();
+    let mut commits = Vec::new();
     for sub in &w.spec.subscriptions {
+        if let Some(g) = &sub.git {
+            let creds = match credentials::find(
+                &ctx.client,
+                &ns,
+                ctx.config.shared_namespace.as_deref(),
+                CredType::Git,
+                &g.repo_url,
+            )
+            .await
+            {
+                Ok(Some(found)) => match credentials::to_git(&found) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failures.push(format!("{}: {e}", describe(sub)));
+                        continue;
+                    }
+                },
+                Ok(None) => crate::git::Credentials::None,
+                Err(e) => {
+                    failures.push(format!("{}: {e}", describe(sub)));
+                    continue;
+                }
+            };
+            let previous = status.discovered_artifacts.as_ref().and_then(|d| {
+                d.git
+                    .iter()
+                    .find(|r| r.repo_url == g.repo_url && r.name == sub.name)
+            });
+            match crate::discovery::discover_commits(&ctx.git, g, &creds, previous).await {
+                Ok(mut r) => {
+                    r.name = sub.name.clone();
+                    commits.push(r);
+                }
+                Err(e) => failures.push(format!("{}: {e}", describe(sub))),
+            }
+            continue;
+        }
         let Some(img) = &sub.image else { continue };
         let creds = match credentials::find(
             &ctx.client,
@@ -293,6 +346,9 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
         }
     }
 
+    ctx.metrics
+        .discovery_duration
+        .observe(discovery_started.elapsed().as_secs_f64());
     let t = now();
     status.observed_generation = generation;
     status.last_handled_refresh = w.annotations().get(ANNOTATION_REFRESH).cloned();
@@ -314,7 +370,7 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
             );
         }
         // Keep what was discovered before for the subscriptions that failed now.
-        merge_discovered(&mut status, images, &t);
+        merge_discovered(&mut status, images, commits, &t);
         apply_status(&api, w.as_ref(), &status).await?;
         ctx.event(
             w.as_ref(),
@@ -339,10 +395,17 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
                 r.repo_url
             )
         })
+        .chain(commits.iter().filter(|r| r.commits.is_empty()).map(|r| {
+            format!(
+                "git subscription {} found no commit matching its criteria",
+                r.repo_url
+            )
+        }))
         .collect();
     status.discovered_artifacts = Some(DiscoveredArtifacts {
         discovered_at: Some(t.clone()),
         images: images.clone(),
+        git: commits.clone(),
         ..status.discovered_artifacts.take().unwrap_or_default()
     });
     if !empty.is_empty() {
@@ -382,7 +445,7 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
             generation,
             &t,
         );
-    } else if let Some(freight) = plan_freight(&w, &images) {
+    } else if let Some(freight) = plan_freight(&w, &images, &commits) {
         let name = freight.name_any();
         match create_freight(&ctx, &ns, freight).await? {
             Created::New(alias) => {
@@ -438,8 +501,23 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
 }
 
 /// Replaces the discovered images of the subscriptions that succeeded, keeping the others.
-fn merge_discovered(status: &mut WarehouseStatus, fresh: Vec<ImageDiscoveryResult>, t: &Time) {
+fn merge_discovered(
+    status: &mut WarehouseStatus,
+    fresh: Vec<ImageDiscoveryResult>,
+    fresh_git: Vec<GitDiscoveryResult>,
+    t: &Time,
+) {
     let mut d = status.discovered_artifacts.take().unwrap_or_default();
+    for r in fresh_git {
+        match d
+            .git
+            .iter_mut()
+            .find(|o| o.repo_url == r.repo_url && o.name == r.name)
+        {
+            Some(o) => *o = r,
+            None => d.git.push(r),
+        }
+    }
     for r in fresh {
         match d
             .images
@@ -497,6 +575,7 @@ async fn create_freight(ctx: &Context, ns: &str, mut f: Freight) -> Result<Creat
 }
 
 fn error_policy(w: Arc<Warehouse>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed("warehouse");
     let k = key(w.as_ref());
     let delay = ctx.backoff(&k, Duration::from_secs(300));
     tracing::warn!(warehouse = %k, error = %err, retry_in = ?delay, "reconcile failed");

@@ -199,3 +199,24 @@ mod tests {
         assert!(!secret_matches(&data(&[]), CredType::Git, "x"));
     }
 }
+
+/// Git credentials from a matched Secret: `sshPrivateKey`, or `username` + `password` (a
+/// password alone is used with the user `git`, as token-based servers accept).
+pub fn to_git(found: &FoundCredentials) -> Result<crate::git::Credentials, String> {
+    if let Some(key) = found.get("sshPrivateKey") {
+        return Ok(crate::git::Credentials::SshKey { private_key: key });
+    }
+    match (found.get("username"), found.get("password")) {
+        (Some(username), Some(password)) => {
+            Ok(crate::git::Credentials::Basic { username, password })
+        }
+        (None, Some(password)) => Ok(crate::git::Credentials::Basic {
+            username: "git".into(),
+            password,
+        }),
+        _ => Err(format!(
+            "Secret {} has neither password nor sshPrivateKey",
+            found.secret
+        )),
+    }
+}

@@ -43,6 +43,8 @@ const DESCRIBE_PAGE_SIZE: i32 = 1000;
 const BATCH_GET_MAX: usize = 100;
 /// ECR authorization tokens are renewed this long before they expire.
 const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(300);
+/// Shortest time an authorization token is reused.
+const MIN_TOKEN_REUSE: Duration = Duration::from_secs(60);
 
 /// Account and region of an ECR repository host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -575,13 +577,16 @@ impl EcrDiscovery<'_> {
                         repo: self.repo_url.to_owned(),
                         reason: "GetAuthorizationToken returned an unreadable token".into(),
                     })?;
-                // Renew 5 minutes before expiry; an expiry in the past (moto) means every time.
-                let renew_at = data
+                // Renew 5 minutes before expiry (ECR tokens last 12 h), but keep any token for
+                // at least a minute so an odd expiry (moto's is in 2015) does not cost a token
+                // request per blob.
+                let left = data
                     .expires_at()
                     .and_then(|t| SystemTime::try_from(*t).ok())
                     .and_then(|t| t.duration_since(SystemTime::now()).ok())
-                    .map(|left| Instant::now() + left.saturating_sub(TOKEN_RENEW_MARGIN))
-                    .unwrap_or_else(Instant::now);
+                    .unwrap_or_default()
+                    .saturating_sub(TOKEN_RENEW_MARGIN);
+                let renew_at = Instant::now() + left.max(MIN_TOKEN_REUSE);
                 tokens.insert(
                     key,
                     DataPlaneToken {

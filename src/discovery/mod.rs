@@ -1,6 +1,7 @@
-//! Image tag discovery rules from Kargo's image subscriptions: Masterminds-style semver
-//! constraints and the per-strategy filtering and ordering of tags. Pure functions without IO;
-//! the registry client lists the tags and fetches metadata in the order given here.
+//! Image discovery for Kargo's image subscriptions. `semver_constraint` and `tag_selection` are
+//! pure: Masterminds-style semver constraints and the per-strategy filtering and ordering of tags.
+//! `images` ([`ImageDiscoverer`]) lists tags and fetches metadata in that order from ECR (`ecr`)
+//! or any OCI registry (`oci`), within the per-registry budgets and caches of `registry_limits`.
 
 pub mod semver_constraint;
 pub mod tag_selection;
@@ -12,11 +13,13 @@ pub use tag_selection::{
 };
 
 pub mod ecr;
+pub mod git_commits;
 pub mod images;
 pub mod oci;
 pub mod registry_limits;
 
 pub use ecr::{EcrIdentity, EcrRepository};
+pub use git_commits::{GitDiscoveryError, discover_commits};
 pub use images::{
     CredentialsError, DiscovererConfig, DiscovererInitError, ImageDiscoverer, ImageDiscoveryError,
     ImageRepository, InvalidPlatform, Platform, RegistryCredentials,

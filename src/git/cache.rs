@@ -164,25 +164,144 @@ impl RepoCache {
         repo_url: &str,
         creds: &Credentials,
     ) -> Result<Vec<(String, String)>> {
+        Ok(self.ls_remote_refs(repo_url, creds, false).await?.0)
+    }
+
+    /// [`RepoCache::ls_remote`] plus the branch the remote's `HEAD` points to (`git ls-remote
+    /// --symref`; `None` when the server does not say, e.g. for an empty repository).
+    pub async fn ls_remote_with_head(
+        &self,
+        repo_url: &str,
+        creds: &Credentials,
+    ) -> Result<(Vec<(String, String)>, Option<String>)> {
+        self.ls_remote_refs(repo_url, creds, true).await
+    }
+
+    async fn ls_remote_refs(
+        &self,
+        repo_url: &str,
+        creds: &Credentials,
+        symref: bool,
+    ) -> Result<(Vec<(String, String)>, Option<String>)> {
         let url = self.parse_url(repo_url)?;
         let auth = self.runner().auth(&url, creds)?;
         let home = self.inner.runner.home.clone();
-        let out = self
+        let mut cmd = self
             .runner()
             .cmd("ls-remote", &url.remote, &home)
             .auth(&auth)
-            .arg("ls-remote")
-            .arg(&url.remote)
-            .ok()
-            .await?;
-        Ok(out
-            .stdout
-            .lines()
-            .filter_map(|l| {
-                let (sha, name) = l.split_once('\t')?;
-                Some((name.trim().to_string(), sha.trim().to_string()))
-            })
-            .collect())
+            .arg("ls-remote");
+        if symref {
+            cmd = cmd.arg("--symref");
+        }
+        let out = cmd.arg(&url.remote).ok().await?;
+        let mut head = None;
+        let mut refs = Vec::new();
+        for l in out.stdout.lines() {
+            let Some((sha, name)) = l.split_once('\t') else {
+                continue;
+            };
+            if let Some(target) = sha.strip_prefix("ref: ") {
+                if name.trim() == "HEAD" {
+                    head = target
+                        .trim()
+                        .strip_prefix("refs/heads/")
+                        .map(str::to_string);
+                }
+                continue;
+            }
+            refs.push((name.trim().to_string(), sha.trim().to_string()));
+        }
+        Ok((refs, head))
+    }
+
+    /// For artifact discovery, which needs commit metadata but no worktree: fetches `refspecs`
+    /// of `repo_url` into its cached repository (created on first use), then runs each of
+    /// `reads` in it, still holding the repository's lock so no concurrent fetch changes the
+    /// history in between. A read is the arguments of a local, read-only git command (`log`,
+    /// `rev-list`, `for-each-ref`, `cat-file`, `rev-parse` or `show-ref`).
+    ///
+    /// `depth` is `git fetch --depth` while the cached repository is new or shallow; one that
+    /// already holds complete history is fetched incrementally instead, so discovery never
+    /// makes it shallow again. `None` fetches the complete history. Without refspecs nothing is
+    /// fetched. Returns the standard output of each read, or `None` when the remote lacks one of
+    /// the refs.
+    pub async fn fetch_and_read(
+        &self,
+        repo_url: &str,
+        creds: &Credentials,
+        refspecs: &[String],
+        depth: Option<u32>,
+        reads: &[Vec<String>],
+    ) -> Result<Option<Vec<String>>> {
+        const READ_ONLY: [&str; 6] = [
+            "log",
+            "rev-list",
+            "for-each-ref",
+            "cat-file",
+            "rev-parse",
+            "show-ref",
+        ];
+        let url = self.parse_url(repo_url)?;
+        for read in reads {
+            let command = read.first().map(String::as_str).unwrap_or_default();
+            if !READ_ONLY.contains(&command) || read.iter().any(|a| a.starts_with("--output")) {
+                return Err(GitError::InvalidArgument {
+                    what: "git read",
+                    reason: format!("{command:?} is not a read-only git command"),
+                });
+            }
+        }
+        if let Some(bad) = refspecs.iter().find(|r| r.is_empty() || r.starts_with('-')) {
+            return Err(GitError::InvalidArgument {
+                what: "refspec",
+                reason: format!("{bad:?}"),
+            });
+        }
+        let auth = self.runner().auth(&url, creds)?;
+        let dir = self.repo_dir(&url);
+        let dir_key = dir.to_string_lossy().into_owned();
+        let _repo_guard = locks::repo(&dir_key).await;
+        self.ensure_repo(&url, &dir).await?;
+        if !refspecs.is_empty() {
+            let depth = match depth {
+                None => Depth::Full,
+                Some(n) => {
+                    let has_refs = !self
+                        .runner()
+                        .cmd("for-each-ref", &url.remote, &dir)
+                        .git_dir(&dir)
+                        .args(["for-each-ref", "--count=1", "--format=x"])
+                        .read()
+                        .await?
+                        .is_empty();
+                    if has_refs && !dir.join("shallow").exists() {
+                        Depth::Incremental
+                    } else {
+                        Depth::Shallow(n.max(1))
+                    }
+                }
+            };
+            let specs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
+            if !self
+                .fetch_refspecs(&url, &dir, &auth, &specs, depth)
+                .await?
+            {
+                return Ok(None);
+            }
+        }
+        let mut outputs = Vec::with_capacity(reads.len());
+        for read in reads {
+            let out = self
+                .runner()
+                .cmd("read", &url.remote, &dir)
+                .git_dir(&dir)
+                .args(read)
+                .ok()
+                .await?;
+            outputs.push(out.stdout);
+        }
+        Ok(Some(outputs))
     }
 
     /// Checks out `checkout` of `repo_url` as a new worktree at `work_path`.
@@ -449,6 +568,19 @@ impl RepoCache {
         refspec: &str,
         depth: Depth,
     ) -> Result<bool> {
+        self.fetch_refspecs(url, dir, auth, &[refspec], depth).await
+    }
+
+    /// [`RepoCache::fetch`] of several refspecs in one round trip; `Ok(false)` when the remote
+    /// lacks any of them. Caller holds the repo lock.
+    async fn fetch_refspecs(
+        &self,
+        url: &RepoUrl,
+        dir: &Path,
+        auth: &Auth,
+        refspecs: &[&str],
+        depth: Depth,
+    ) -> Result<bool> {
         let mut cmd = self
             .runner()
             .cmd("fetch", &url.remote, dir)
@@ -469,7 +601,7 @@ impl RepoCache {
             Depth::Full | Depth::Incremental => {}
             Depth::Deepen(n) => cmd = cmd.arg(format!("--deepen={n}")),
         }
-        let out = cmd.args(["origin", refspec]).output().await?;
+        let out = cmd.arg("origin").args(refspecs).output().await?;
         if out.success() {
             self.inner.fetches.fetch_add(1, Ordering::Relaxed);
             return Ok(true);

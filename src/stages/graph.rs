@@ -83,7 +83,7 @@ pub fn check(stage: &Stage, warehouses: &BTreeSet<String>, stages: &[Stage]) -> 
 
 /// A path from `start` back to itself through upstream edges, if there is one.
 fn find_cycle(start: &str, stages: &BTreeMap<String, &Stage>) -> Option<Vec<String>> {
-    fn upstreams<'a>(s: &'a Stage) -> impl Iterator<Item = &'a String> {
+    fn upstreams(s: &Stage) -> impl Iterator<Item = &String> {
         s.spec
             .requested_freight
             .iter()

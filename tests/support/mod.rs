@@ -95,6 +95,8 @@ pub mod services;
 pub struct ControllerProcess {
     child: Option<std::process::Child>,
     pub log: PathBuf,
+    /// The port of its /metrics, /healthz and /readyz endpoints.
+    pub metrics_port: u16,
 }
 
 impl ControllerProcess {
@@ -113,11 +115,17 @@ impl ControllerProcess {
             .unwrap_or(0);
         let log = cp().dir().join(format!("controller-{n}.log"));
         let f = std::fs::File::create(&log).expect("log file");
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
         let child = Command::new(env!("CARGO_BIN_EXE_haul"))
             .arg("controller")
             .env("KUBECONFIG", cp().kubeconfig())
             .env("HAUL_WORK_DIR", work_dir)
             .env("RUST_LOG", "info,haul=debug")
+            .env("HAUL_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("HAUL_LEASE_DURATION", "6")
             .envs(env.iter().copied())
             .stdout(Stdio::from(f.try_clone().expect("log")))
             .stderr(Stdio::from(f))
@@ -128,6 +136,7 @@ impl ControllerProcess {
         Self {
             child: Some(child),
             log,
+            metrics_port,
         }
     }
 
@@ -137,6 +146,25 @@ impl ControllerProcess {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// GET a path of its HTTP endpoint; `None` while it does not answer.
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "2", "-w", "\n%{http_code}"])
+            .arg(format!("http://127.0.0.1:{}{path}", self.metrics_port))
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n')?;
+        Some((code.trim().parse().ok()?, body.to_string()))
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub fn log_text(&self) -> String {

@@ -23,7 +23,11 @@ fn git_err(e: GitError) -> StepError {
 }
 
 /// Credentials for `repo_url` from a `kargo.akuity.io/cred-type: git` Secret, or none.
+/// In local mode (`haul run-local`), the credentials given on its command line instead.
 async fn creds_for(env: &StepEnv<'_>, repo_url: &str) -> Result<Credentials, StepError> {
+    if let Some(creds) = super::local_git_credentials() {
+        return Ok(creds);
+    }
     let found = credentials::find(
         env.client,
         env.project,

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::api::{FreightCollection, HealthCheckStep, StepStatus};
-use crate::git::{Author, RepoCache};
+use crate::git::{Author, Credentials, RepoCache};
 
 /// Everything a step may use besides its config.
 pub struct StepEnv<'a> {
@@ -31,6 +31,35 @@ pub struct StepEnv<'a> {
     pub shared_namespace: Option<&'a str>,
     pub author: &'a Author,
     pub argocd_namespace: &'a str,
+}
+
+tokio::task_local! {
+    /// The git credentials of local mode, set by [`with_local_git_credentials`].
+    static LOCAL_GIT_CREDENTIALS: Credentials;
+}
+
+/// Runs `f` in local mode (`haul run-local`): git steps use `creds` for every repository
+/// instead of looking up `kargo.akuity.io/cred-type: git` Secrets, so no git step reads the
+/// cluster. The controller never calls this; outside `f` nothing changes.
+pub async fn with_local_git_credentials<F: std::future::Future>(
+    creds: Credentials,
+    f: F,
+) -> F::Output {
+    LOCAL_GIT_CREDENTIALS.scope(creds, f).await
+}
+
+/// The credentials given by [`with_local_git_credentials`], when running in local mode.
+fn local_git_credentials() -> Option<Credentials> {
+    LOCAL_GIT_CREDENTIALS.try_with(Clone::clone).ok()
+}
+
+/// The git worktrees that earlier git-clone steps made in `work_dir`: (absolute path,
+/// repoURL) pairs, ordered by path.
+pub fn worktrees(work_dir: &Path) -> Vec<(PathBuf, String)> {
+    read_worktrees(work_dir)
+        .into_iter()
+        .map(|(path, url)| (PathBuf::from(path), url))
+        .collect()
 }
 
 /// What a step reports when it did not fail.
