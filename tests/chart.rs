@@ -1,0 +1,528 @@
+//! The Helm chart as an operator installs it: `helm lint` and `helm template` with the real helm
+//! binary, the rendered manifests accepted by a real kube-apiserver (`kubectl apply
+//! --dry-run=server`), and the controller's RBAC pinned rule by rule, so that a broadening fails
+//! here rather than in a security review.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use support::{kubectl_stdin, namespace, repo_root};
+
+/// helm, as `hack/test-services.sh install` puts it. Missing helm is a failure, not a skip.
+fn helm_bin() -> PathBuf {
+    let tools = std::env::var_os("HAUL_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/haul/tools")))
+        .expect("HOME or HAUL_TOOLS must be set to find helm");
+    let helm = tools.join("bin/helm");
+    assert!(
+        helm.is_file(),
+        "helm is not installed at {}: run `bash hack/test-services.sh install` (or set HAUL_TOOLS \
+         to the directory holding bin/helm)",
+        helm.display()
+    );
+    helm
+}
+
+/// Runs helm with its home, cache, config and data in a temporary directory, and with no
+/// kubeconfig, so nothing of the user's helm setup or cluster is read or written.
+fn helm(args: &[&str]) -> (bool, String, String) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let h = home.path();
+    let out = Command::new(helm_bin())
+        .args(args)
+        .current_dir(repo_root())
+        .env("HOME", h)
+        .env("HELM_CACHE_HOME", h.join("cache"))
+        .env("HELM_CONFIG_HOME", h.join("config"))
+        .env("HELM_DATA_HOME", h.join("data"))
+        .env("KUBECONFIG", h.join("no-kubeconfig"))
+        .output()
+        .expect("helm runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `helm template haul charts/haul --namespace <ns>` plus `extra`; panics with helm's output on failure.
+fn template(ns: &str, extra: &[&str]) -> String {
+    let mut args = vec!["template", "haul", "charts/haul", "--namespace", ns];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = helm(&args);
+    assert!(ok, "helm {args:?} failed:\n{stderr}\n{stdout}");
+    stdout
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .expect("helm template output is YAML")
+        .into_iter()
+        .filter(|d| d.is_object())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| {
+            let have: Vec<String> = docs
+                .iter()
+                .map(|d| format!("{}/{}", d["kind"], d["metadata"]["name"]))
+                .collect();
+            panic!("no {kind} {name} rendered; have {have:?}")
+        })
+}
+
+/// A Role's or ClusterRole's rules as (apiGroup, resource, verb) triples; panics on anything a
+/// triple cannot express (resourceNames, nonResourceURLs, wildcards).
+fn triples(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut set = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        assert!(
+            rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none(),
+            "unexpected rule {rule}"
+        );
+        let list = |k: &str| -> Vec<String> {
+            rule[k]
+                .as_array()
+                .unwrap_or_else(|| panic!("rule without {k}: {rule}"))
+                .iter()
+                .map(|v| v.as_str().expect("string").to_string())
+                .collect()
+        };
+        for g in list("apiGroups") {
+            for r in list("resources") {
+                for v in list("verbs") {
+                    assert!(g != "*" && r != "*" && v != "*", "wildcard in rule {rule}");
+                    set.insert((g.clone(), r.clone(), v));
+                }
+            }
+        }
+    }
+    set
+}
+
+fn expect_triples(spec: &[(&str, &[&str], &[&str])]) -> BTreeSet<(String, String, String)> {
+    let mut set = BTreeSet::new();
+    for (g, resources, verbs) in spec {
+        for r in *resources {
+            for v in *verbs {
+                set.insert((g.to_string(), r.to_string(), v.to_string()));
+            }
+        }
+    }
+    set
+}
+
+const KARGO_KINDS: &[&str] = &[
+    "projects",
+    "projectconfigs",
+    "warehouses",
+    "freights",
+    "stages",
+    "promotions",
+    "promotiontasks",
+    "clusterpromotiontasks",
+];
+
+#[test]
+fn chart_lints() {
+    let (ok, stdout, stderr) = helm(&["lint", "--strict", "charts/haul"]);
+    assert!(ok, "helm lint failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("0 chart(s) failed"), "{stdout}");
+    // The optional parts lint too.
+    let (ok, stdout, stderr) = helm(&[
+        "lint",
+        "--strict",
+        "charts/haul",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/haul",
+        "--set",
+        "authorization.stagePromoters[0].name=prod-promoters",
+        "--set",
+        "authorization.stagePromoters[0].namespace=my-app",
+        "--set",
+        "authorization.stagePromoters[0].stages={prod}",
+        "--set",
+        "authorization.stagePromoters[0].subjects[0].kind=Group",
+        "--set",
+        "authorization.stagePromoters[0].subjects[0].name=release-managers",
+    ]);
+    assert!(ok, "helm lint with options failed:\n{stdout}\n{stderr}");
+}
+
+#[test]
+fn rendered_chart_applies_to_the_api_server() {
+    let ns = namespace("chart");
+    let rendered = template(&ns, &["--include-crds"]);
+    let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered)
+        .success("kubectl apply --dry-run=server of the rendered chart");
+    for object in [
+        "deployment.apps/haul",
+        "serviceaccount/haul",
+        "service/haul-metrics",
+        "clusterrole.rbac.authorization.k8s.io/haul-controller",
+        "clusterrolebinding.rbac.authorization.k8s.io/haul-controller",
+        "role.rbac.authorization.k8s.io/haul-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/haul-leader-election",
+        "clusterrole.rbac.authorization.k8s.io/haul-viewer",
+        "clusterrole.rbac.authorization.k8s.io/haul-promoter",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/haul-promote-stage",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/haul-promote-stage",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/haul-approve-freight",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/haul-approve-freight",
+        "customresourcedefinition.apiextensions.k8s.io/stages.kargo.akuity.io",
+    ] {
+        assert!(
+            out.stdout.contains(object),
+            "{object} not applied:\n{}",
+            out.stdout
+        );
+    }
+
+    // The values-driven prod-only promoter Role renders into a project namespace and applies.
+    let project = namespace("chart-project");
+    let rendered = template(
+        &ns,
+        &[
+            "--set",
+            "authorization.stagePromoters[0].name=prod-promoters",
+            "--set",
+            &format!("authorization.stagePromoters[0].namespace={project}"),
+            "--set",
+            "authorization.stagePromoters[0].stages={prod}",
+            "--set",
+            "authorization.stagePromoters[0].approve=true",
+            "--set",
+            "authorization.stagePromoters[0].subjects[0].kind=Group",
+            "--set",
+            "authorization.stagePromoters[0].subjects[0].name=release-managers",
+            "--set",
+            "authorization.stagePromoters[0].subjects[0].apiGroup=rbac.authorization.k8s.io",
+            "--show-only",
+            "templates/user-roles.yaml",
+        ],
+    );
+    let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered)
+        .success("apply the stage promoter Role");
+    assert!(
+        out.stdout
+            .contains("role.rbac.authorization.k8s.io/prod-promoters"),
+        "{}",
+        out.stdout
+    );
+    let d = docs(&rendered);
+    let role = find(&d, "Role", "prod-promoters");
+    assert_eq!(role["metadata"]["namespace"], project.as_str());
+    let rules = role["rules"].as_array().expect("rules");
+    assert_eq!(rules[0]["resources"], serde_json::json!(["stages"]));
+    assert_eq!(rules[0]["resourceNames"], serde_json::json!(["prod"]));
+    assert_eq!(rules[0]["verbs"], serde_json::json!(["promote"]));
+    assert_eq!(
+        find(&d, "RoleBinding", "prod-promoters-viewer")["roleRef"]["name"],
+        "haul-viewer"
+    );
+
+    // An empty Stage list would mean "every Stage": refused at render time.
+    let (ok, _, stderr) = helm(&[
+        "template",
+        "haul",
+        "charts/haul",
+        "--set",
+        "authorization.stagePromoters[0].name=x",
+        "--set",
+        "authorization.stagePromoters[0].namespace=y",
+        "--set",
+        "authorization.stagePromoters[0].subjects[0].kind=Group",
+        "--set",
+        "authorization.stagePromoters[0].subjects[0].name=z",
+    ]);
+    assert!(!ok, "a stagePromoter without stages rendered");
+    assert!(
+        stderr.contains("stages must list at least one Stage"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn controller_rbac_is_exactly_what_it_uses() {
+    let d = docs(&template("haul", &[]));
+    let cr = find(&d, "ClusterRole", "haul-controller");
+    let expected = expect_triples(&[
+        ("kargo.akuity.io", KARGO_KINDS, &["get", "list", "watch"]),
+        (
+            "kargo.akuity.io",
+            &[
+                "warehouses/status",
+                "freights/status",
+                "stages/status",
+                "promotions/status",
+            ],
+            &["patch"],
+        ),
+        ("kargo.akuity.io", &["freights", "promotions"], &["create"]),
+        // Auto-promotion passes the same admission check as people.
+        ("kargo.akuity.io", &["stages"], &["promote"]),
+        ("", &["secrets"], &["get", "list"]),
+        (
+            "argoproj.io",
+            &["applications"],
+            &["get", "list", "watch", "patch"],
+        ),
+        ("events.k8s.io", &["events"], &["create", "patch"]),
+        ("", &["events"], &["create", "patch"]),
+    ]);
+    let actual = triples(cr);
+    let extra: Vec<_> = actual.difference(&expected).collect();
+    let missing: Vec<_> = expected.difference(&actual).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "controller ClusterRole drifted\n  granted but not expected: {extra:?}\n  expected but not granted: {missing:?}"
+    );
+
+    let crb = find(&d, "ClusterRoleBinding", "haul-controller");
+    assert_eq!(crb["roleRef"]["name"], "haul-controller");
+    assert_eq!(
+        crb["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "haul", "namespace": "haul"}])
+    );
+
+    // Leader election: Leases in the release namespace only.
+    let role = find(&d, "Role", "haul-leader-election");
+    assert_eq!(role["metadata"]["namespace"], "haul");
+    assert_eq!(
+        triples(role),
+        expect_triples(&[(
+            "coordination.k8s.io",
+            &["leases"],
+            &["get", "create", "update", "patch"]
+        )])
+    );
+    let rb = find(&d, "RoleBinding", "haul-leader-election");
+    assert_eq!(rb["roleRef"]["kind"], "Role");
+    assert_eq!(rb["subjects"][0]["name"], "haul");
+
+    // Exactly one ClusterRole/Role pair is bound to the controller: nothing else grants it more.
+    let bound_to_sa: Vec<String> = d
+        .iter()
+        .filter(|o| {
+            matches!(
+                o["kind"].as_str(),
+                Some("ClusterRoleBinding" | "RoleBinding")
+            ) && o["subjects"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["kind"] == "ServiceAccount"))
+        })
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["roleRef"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        bound_to_sa,
+        [
+            "ClusterRoleBinding/haul-controller",
+            "RoleBinding/haul-leader-election"
+        ]
+    );
+}
+
+#[test]
+fn user_roles_grant_viewing_and_promoting() {
+    let d = docs(&template("haul", &[]));
+    let viewer = expect_triples(&[("kargo.akuity.io", KARGO_KINDS, &["get", "list", "watch"])]);
+    assert_eq!(triples(find(&d, "ClusterRole", "haul-viewer")), viewer);
+    let mut promoter = viewer.clone();
+    promoter.extend(expect_triples(&[
+        ("kargo.akuity.io", &["promotions"], &["create"]),
+        ("kargo.akuity.io", &["stages"], &["promote"]),
+        ("kargo.akuity.io", &["freights/status"], &["get", "patch"]),
+    ]));
+    assert_eq!(triples(find(&d, "ClusterRole", "haul-promoter")), promoter);
+
+    let d = docs(&template("haul", &["--set", "rbac.userRoles=false"]));
+    assert!(
+        !d.iter().any(|o| o["metadata"]["name"] == "haul-viewer"),
+        "rbac.userRoles=false still renders haul-viewer"
+    );
+}
+
+#[test]
+fn admission_policies_check_the_promote_verb() {
+    let d = docs(&template("haul", &[]));
+    let promote = find(&d, "ValidatingAdmissionPolicy", "haul-promote-stage");
+    assert_eq!(promote["apiVersion"], "admissionregistration.k8s.io/v1");
+    assert_eq!(promote["spec"]["failurePolicy"], "Fail");
+    let rules = &promote["spec"]["matchConstraints"]["resourceRules"][0];
+    assert_eq!(rules["operations"], serde_json::json!(["CREATE"]));
+    assert_eq!(rules["resources"], serde_json::json!(["promotions"]));
+    let v = &promote["spec"]["validations"][0];
+    let expr = v["expression"].as_str().expect("expression");
+    for part in [
+        "authorizer.group('kargo.akuity.io').resource('stages')",
+        ".name(object.spec.stage)",
+        ".check('promote').allowed()",
+    ] {
+        assert!(expr.contains(part), "{part} not in {expr}");
+    }
+    let msg = v["messageExpression"].as_str().expect("messageExpression");
+    assert!(msg.contains("request.userInfo.username"), "{msg}");
+
+    let approve = find(&d, "ValidatingAdmissionPolicy", "haul-approve-freight");
+    let rules = &approve["spec"]["matchConstraints"]["resourceRules"][0];
+    assert_eq!(rules["operations"], serde_json::json!(["UPDATE"]));
+    assert_eq!(rules["resources"], serde_json::json!(["freights/status"]));
+
+    for name in ["haul-promote-stage", "haul-approve-freight"] {
+        let b = find(&d, "ValidatingAdmissionPolicyBinding", name);
+        assert_eq!(b["spec"]["policyName"], name);
+        assert_eq!(b["spec"]["validationActions"], serde_json::json!(["Deny"]));
+    }
+
+    let d = docs(&template(
+        "haul",
+        &["--set", "authorization.admissionPolicy.enabled=false"],
+    ));
+    assert!(
+        !d.iter().any(|o| o["kind"] == "ValidatingAdmissionPolicy"),
+        "admissionPolicy.enabled=false still renders policies"
+    );
+}
+
+#[test]
+fn deployment_runs_the_controller_restricted() {
+    let d = docs(&template(
+        "haul",
+        &[
+            "--set",
+            "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/haul",
+            "--set",
+            "metrics.port=9095",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "extraEnv[0].name=AWS_REGION",
+            "--set",
+            "extraEnv[0].value=eu-central-1",
+        ],
+    ));
+    let sa = find(&d, "ServiceAccount", "haul");
+    assert_eq!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/haul"
+    );
+
+    let dep = find(&d, "Deployment", "haul");
+    assert_eq!(
+        dep["spec"]["replicas"], 2,
+        "leader election: two replicas by default"
+    );
+    let pod = &dep["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "haul");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["args"], serde_json::json!(["controller"]));
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+
+    let env = c["env"].as_array().expect("env");
+    let var = |name: &str| -> &Value {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("env {name} missing: {env:?}"))
+    };
+    assert_eq!(
+        var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    // The leader Lease lives in the pod's namespace, where the Role lets it.
+    assert_eq!(
+        var("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(var("HAUL_LEADER_ELECT")["value"], "true");
+    assert_eq!(var("HAUL_WORK_DIR")["value"], "/var/lib/haul");
+    assert_eq!(var("SHARED_RESOURCES_NAMESPACE")["value"], "haul");
+    assert_eq!(var("ARGOCD_NAMESPACE")["value"], "argocd");
+    assert_eq!(var("GITCLIENT_NAME")["value"], "haul");
+    assert!(var("GITCLIENT_EMAIL")["value"].is_string());
+    assert_eq!(var("RUST_LOG")["value"], "info");
+    assert_eq!(var("HAUL_METRICS_ADDR")["value"], "0.0.0.0:9095");
+    assert_eq!(var("AWS_REGION")["value"], "eu-central-1");
+
+    assert_eq!(c["ports"][0]["containerPort"], 9095);
+    assert_eq!(c["ports"][0]["name"], "http-metrics");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "http-metrics");
+
+    // Writable paths are emptyDirs: the work dir and /tmp.
+    let mounts = c["volumeMounts"].as_array().expect("mounts");
+    for (vol, path) in [("work", "/var/lib/haul"), ("tmp", "/tmp")] {
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["name"] == vol && m["mountPath"] == path),
+            "{vol} not mounted at {path}: {mounts:?}"
+        );
+        let v = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == vol)
+            .unwrap_or_else(|| panic!("volume {vol} missing"));
+        assert!(v["emptyDir"].is_object(), "{vol} is not an emptyDir: {v}");
+    }
+
+    let svc = find(&d, "Service", "haul-metrics");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http-metrics");
+    let sm = find(&d, "ServiceMonitor", "haul");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "http-metrics");
+    assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
+
+    // Without leader election two replicas would both reconcile: refused at render time.
+    let (ok, _, stderr) = helm(&[
+        "template",
+        "haul",
+        "charts/haul",
+        "--set",
+        "controller.leaderElection.enabled=false",
+    ]);
+    assert!(!ok, "leader election off with 2 replicas rendered");
+    assert!(stderr.contains("needs replicaCount: 1"), "{stderr}");
+    template(
+        "haul",
+        &[
+            "--set",
+            "controller.leaderElection.enabled=false",
+            "--set",
+            "replicaCount=1",
+        ],
+    );
+
+    // Metrics off: no Service, but the port (and the probes on it) stay.
+    let d = docs(&template("haul", &["--set", "metrics.enabled=false"]));
+    assert!(!d.iter().any(|o| o["kind"] == "Service"));
+    assert!(!d.iter().any(|o| o["kind"] == "ServiceMonitor"));
+    let c = &find(&d, "Deployment", "haul")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+}
