@@ -6,54 +6,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Kubectl, cp, kubectl, kubectl_as, kubectl_stdin, namespace, repo_root};
-
-fn helm_bin() -> PathBuf {
-    let tools = std::env::var_os("HAUL_TOOLS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/haul/tools")))
-        .expect("HOME or HAUL_TOOLS must be set to find helm");
-    let helm = tools.join("bin/helm");
-    assert!(
-        helm.is_file(),
-        "helm is not installed at {}: run `bash hack/test-services.sh install` (or set HAUL_TOOLS \
-         to the directory holding bin/helm)",
-        helm.display()
-    );
-    helm
-}
-
-/// `helm template haul charts/haul -n <ns> <extra>`, with helm's state in a temporary directory.
-fn render(ns: &str, extra: &[&str]) -> Vec<Value> {
-    let home = tempfile::tempdir().expect("temp dir");
-    let h = home.path();
-    let out = Command::new(helm_bin())
-        .args(["template", "haul", "charts/haul", "--namespace", ns])
-        .args(extra)
-        .current_dir(repo_root())
-        .env("HOME", h)
-        .env("HELM_CACHE_HOME", h.join("cache"))
-        .env("HELM_CONFIG_HOME", h.join("config"))
-        .env("HELM_DATA_HOME", h.join("data"))
-        .env("KUBECONFIG", h.join("no-kubeconfig"))
-        .output()
-        .expect("helm runs");
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_saphyr::from_multiple::<Value>(&String::from_utf8_lossy(&out.stdout))
-        .expect("helm output is YAML")
-        .into_iter()
-        .filter(|d| d.is_object())
-        .collect()
-}
+use support::helm::render;
+use support::{Kubectl, cp, kubectl, kubectl_as, kubectl_stdin, namespace};
 
 /// Applies `objects` as the admin (a v1 List, so one kubectl call).
 fn apply(objects: Vec<Value>, what: &str) -> Kubectl {

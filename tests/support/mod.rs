@@ -89,6 +89,7 @@ pub fn namespace(prefix: &str) -> String {
 }
 
 pub mod gitops;
+pub mod helm;
 pub mod services;
 
 /// A `haul controller` process, as a user runs it, against this binary's control plane.

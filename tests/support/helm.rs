@@ -1,0 +1,51 @@
+//! The real helm, rendering the project's chart.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::repo_root;
+
+/// The helm binary `hack/test-services.sh install` provides.
+pub fn helm_bin() -> PathBuf {
+    let tools = std::env::var_os("HAUL_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/haul/tools")))
+        .expect("HOME or HAUL_TOOLS must be set to find helm");
+    let helm = tools.join("bin/helm");
+    assert!(
+        helm.is_file(),
+        "helm is not installed at {}: run `bash hack/test-services.sh install` (or set HAUL_TOOLS \
+         to the directory holding bin/helm)",
+        helm.display()
+    );
+    helm
+}
+
+/// `helm template haul charts/haul -n <ns> <extra>`, with helm's state in a temporary directory.
+pub fn render(ns: &str, extra: &[&str]) -> Vec<Value> {
+    let home = tempfile::tempdir().expect("temp dir");
+    let h = home.path();
+    let out = Command::new(helm_bin())
+        .args(["template", "haul", "charts/haul", "--namespace", ns])
+        .args(extra)
+        .current_dir(repo_root())
+        .env("HOME", h)
+        .env("HELM_CACHE_HOME", h.join("cache"))
+        .env("HELM_CONFIG_HOME", h.join("config"))
+        .env("HELM_DATA_HOME", h.join("data"))
+        .env("KUBECONFIG", h.join("no-kubeconfig"))
+        .output()
+        .expect("helm runs");
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_saphyr::from_multiple::<Value>(&String::from_utf8_lossy(&out.stdout))
+        .expect("helm output is YAML")
+        .into_iter()
+        .filter(|d| d.is_object())
+        .collect()
+}
