@@ -26,7 +26,10 @@ struct Env {
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/test-services.sh"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/hack/test-services.sh"
+            ))
             .arg("stop")
             .arg(&self.services)
             .output();
@@ -35,19 +38,35 @@ impl Drop for Env {
 
 fn sh(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command runs");
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn kubectl(env: &Env, args: &[&str], input: Option<&str>) -> String {
     let mut c = env.cp.kubectl();
-    c.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().expect("kubectl");
     if let Some(i) = input {
-        child.stdin.take().expect("stdin").write_all(i.as_bytes()).expect("write");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(i.as_bytes())
+            .expect("write");
     }
     let out = child.wait_with_output().expect("kubectl");
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -56,15 +75,24 @@ fn var<'a>(env: &'a Env, k: &str) -> &'a str {
 }
 
 fn auth_url(env: &Env, url: &str) -> String {
-    let pass = var(env, "HAUL_TEST_GIT_PASSWORD").replace('@', "%40").replace(' ', "%20");
-    url.replacen("http://", &format!("http://{}:{pass}@", var(env, "HAUL_TEST_GIT_USER")), 1)
+    let pass = var(env, "HAUL_TEST_GIT_PASSWORD")
+        .replace('@', "%40")
+        .replace(' ', "%20");
+    url.replacen(
+        "http://",
+        &format!("http://{}:{pass}@", var(env, "HAUL_TEST_GIT_USER")),
+        1,
+    )
 }
 
 /// A repository with `files` files in `apps/svc-<i>/…` and `commits` commits of history, on
 /// branch `gitops`, generated with git fast-import and pushed to the server.
 fn make_repo(env: &Env, name: &str, files: usize, commits: usize) -> String {
     let url = sh(Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/test-services.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/hack/test-services.sh"
+        ))
         .args(["new-repo"])
         .arg(&env.services)
         .arg(name))
@@ -72,20 +100,30 @@ fn make_repo(env: &Env, name: &str, files: usize, commits: usize) -> String {
     .to_string();
     let dir = env.cp.dir().join(format!("gen-{name}"));
     std::fs::create_dir_all(&dir).expect("dir");
-    sh(Command::new("git").arg("init").arg("-q").arg("-b").arg("gitops").arg(&dir));
+    sh(Command::new("git")
+        .arg("init")
+        .arg("-q")
+        .arg("-b")
+        .arg("gitops")
+        .arg(&dir));
     let mut stream = String::new();
     let mut mark = 0;
     let mut blob = |content: &str, stream: &mut String| -> usize {
         mark += 1;
-        stream.push_str(&format!("blob\nmark :{mark}\ndata {}\n{content}\n", content.len()));
+        stream.push_str(&format!(
+            "blob\nmark :{mark}\ndata {}\n{content}\n",
+            content.len()
+        ));
         mark
     };
     let kust = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\nimages:\n  - name: my-app-service\n    newTag: \"1\"\n";
     let k = blob(kust, &mut stream);
-    let filler: Vec<usize> = (0..16).map(|i| blob(&format!("kind: ConfigMap\nindex: {i}\n"), &mut stream)).collect();
-    stream.push_str(&format!(
-        "commit refs/heads/gitops\ncommitter bench <bench@example.com> 1700000000 +0000\ndata 6\nlayout\n"
-    ));
+    let filler: Vec<usize> = (0..16)
+        .map(|i| blob(&format!("kind: ConfigMap\nindex: {i}\n"), &mut stream))
+        .collect();
+    stream.push_str(
+        "commit refs/heads/gitops\ncommitter bench <bench@example.com> 1700000000 +0000\ndata 6\nlayout\n",
+    );
     for s in 0..STAGES {
         stream.push_str(&format!("M 100644 :{k} apps/svc-{s}/kustomization.yaml\n"));
     }
@@ -110,9 +148,15 @@ fn make_repo(env: &Env, name: &str, files: usize, commits: usize) -> String {
         .stdin(Stdio::piped())
         .spawn()
         .expect("fast-import");
-    fi.stdin.take().expect("stdin").write_all(stream.as_bytes()).expect("write");
+    fi.stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("write");
     assert!(fi.wait().expect("fast-import").success());
-    sh(Command::new("git").current_dir(&dir).args(["push", "-q", &auth_url(env, &url), "gitops"]));
+    sh(Command::new("git")
+        .current_dir(&dir)
+        .args(["push", "-q", &auth_url(env, &url), "gitops"]));
     url
 }
 
@@ -137,7 +181,15 @@ fn objects(env: &Env, ns: &str, url: &str) -> String {
 
 fn phase(env: &Env, ns: &str, name: &str) -> String {
     let mut c = env.cp.kubectl();
-    c.args(["get", "promotion", name, "-n", ns, "-o", "jsonpath={.status.phase}"]);
+    c.args([
+        "get",
+        "promotion",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
     String::from_utf8_lossy(&c.output().map(|o| o.stdout).unwrap_or_default()).into_owned()
 }
 
@@ -158,7 +210,10 @@ fn promote_all(env: &Env, ns: &str, items: &[(String, String, String)]) -> Durat
             if p == "Succeeded" {
                 break;
             }
-            assert!(!["Failed", "Errored", "Aborted"].contains(&p.as_str()), "{name} ended {p}");
+            assert!(
+                !["Failed", "Errored", "Aborted"].contains(&p.as_str()),
+                "{name} ended {p}"
+            );
             assert!(Instant::now() < deadline, "{name} did not finish in time");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -193,7 +248,10 @@ fn bench_repo(env: &Env, label: &str, files: usize, commits: usize) -> Vec<Strin
         d.as_secs_f64(),
         STAGES as f64 / d.as_secs_f64()
     ));
-    eprintln!("{label}: repository generated and pushed in {:.1}s", generated.as_secs_f64());
+    eprintln!(
+        "{label}: repository generated and pushed in {:.1}s",
+        generated.as_secs_f64()
+    );
     rows
 }
 
@@ -202,7 +260,10 @@ fn main() {
     let services = PathBuf::from(format!("/tmp/hbench-{}", std::process::id()));
     std::fs::create_dir_all(&services).expect("dir");
     sh(Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/test-services.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/hack/test-services.sh"
+        ))
         .arg("start")
         .arg(&services));
     let text = std::fs::read_to_string(services.join("env")).expect("env");

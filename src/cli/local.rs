@@ -216,12 +216,11 @@ impl Run {
                         continue;
                     }
                     "git-push" if !self.push => {
-                        self.stop_before_push(i, &alias);
-                        return Ok(());
+                        return self.stop_before_push(&status, i, &alias);
                     }
                     "git-commit" if first_attempt => {
                         self.print_diffs(
-                            &format!("step {alias:?} (git-commit) commits"),
+                            &format!("to be committed by step {alias:?}"),
                             &mut shown_diffs,
                         )
                         .await?;
@@ -255,7 +254,7 @@ impl Run {
                 }
                 Progress::Done(phase, message) => {
                     // Changes no git-commit step took (a template without one).
-                    self.print_diffs("uncommitted changes", &mut shown_diffs)
+                    self.print_diffs("not committed by any step", &mut shown_diffs)
                         .await?;
                     if phase == PromotionPhase::Succeeded {
                         eprintln!("Done: {message}.");
@@ -269,8 +268,14 @@ impl Run {
         }
     }
 
-    /// Reports the first git-push that is not run, the steps after it, and where the result is.
-    fn stop_before_push(&self, i: usize, alias: &str) {
+    /// Reports the first git-push that is not run, the steps after it, and where the result
+    /// is; fails when an earlier step did.
+    fn stop_before_push(
+        &self,
+        status: &PromotionStatus,
+        i: usize,
+        alias: &str,
+    ) -> Result<(), CliError> {
         let total = self.steps.len();
         eprintln!(
             "[{}/{total}] {alias} (git-push): not run; pass --push to push",
@@ -284,6 +289,12 @@ impl Run {
                 s.uses.as_deref().unwrap_or_default()
             );
         }
+        let (phase, message) = engine::final_phase(&status.step_execution_metadata);
+        if phase != PromotionPhase::Succeeded {
+            return Err(CliError::Other(format!(
+                "the promotion steps ended {phase}: {message}"
+            )));
+        }
         let trees: Vec<String> = steps::worktrees(&self.work_dir)
             .into_iter()
             .map(|(p, _)| p.display().to_string())
@@ -292,6 +303,7 @@ impl Run {
             "Stopped before git-push: nothing was pushed. The work is in {} (inspect it with `git -C <dir> show`).",
             trees.join(", ")
         );
+        Ok(())
     }
 
     /// Prints (on stdout) the diff of every worktree with changes not shown before in that
@@ -321,7 +333,7 @@ impl Run {
                 continue;
             }
             let rel = path.strip_prefix(&self.work_dir).unwrap_or(&path);
-            eprintln!("==> changes in ./{} ({why}):", rel.display());
+            eprintln!("==> changes in ./{}, {why}:", rel.display());
             print!("{diff}");
             shown.insert(path, diff);
         }
@@ -354,6 +366,7 @@ fn report(status: &PromotionStatus, steps_list: &[PromotionStep], i: usize) {
         step.uses.as_deref().unwrap_or_default()
     );
     if let Some(m) = meta.and_then(|m| m.message.as_deref()) {
+        let m = m.strip_prefix("skipped: ").unwrap_or(m);
         line.push_str(&format!(": {m}"));
     }
     if step.uses.as_deref() == Some("git-commit")

@@ -158,8 +158,8 @@ pub enum AbortTarget {
     },
 }
 
-/// `haul run-local`.
-#[derive(Debug, Clone, clap::Args)]
+/// `haul run-local`. (No `Debug`: it holds a password.)
+#[derive(Clone, clap::Args)]
 pub struct RunLocalArgs {
     /// The Stage manifest (YAML). It may also hold the PromotionTasks and
     /// ClusterPromotionTasks its template references, as more documents.

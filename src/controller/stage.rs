@@ -153,43 +153,45 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
         None => conditions::remove(&mut status.conditions, CONDITION_PROMOTING),
     }
+    // Finished Promotions in the order they finished (ties broken by resourceVersion).
     let newest_finished = mine
         .iter()
         .filter(|p| phase(p).is_some_and(PromotionPhase::is_terminal))
-        .max_by_key(|p| {
-            (
-                p.status.as_ref().and_then(|s| s.finished_at.clone()),
-                p.metadata.creation_timestamp.clone(),
-            )
-        });
+        .max_by_key(|p| candidates::finish_order(p));
+    let newest_success = mine
+        .iter()
+        .filter(|p| phase(p) == Some(PromotionPhase::Succeeded))
+        .max_by_key(|p| candidates::finish_order(p));
+    // The current Freight is what the newest successful Promotion deployed; record it once.
+    if let Some(collection) = newest_success
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.freight_collection.clone())
+        && status.freight_history.first().map(|c| c.id.as_str()) != Some(collection.id.as_str())
+    {
+        let previous = status
+            .freight_history
+            .first()
+            .map(names)
+            .unwrap_or_default();
+        record_current(
+            &ctx,
+            &ns,
+            &name,
+            &project.freights,
+            &previous,
+            &names(&collection),
+        )
+        .await?;
+        status.freight_history.retain(|c| c.id != collection.id);
+        let mut fresh = collection;
+        fresh.verification_history.clear();
+        status.freight_history.insert(0, fresh);
+        status.freight_history.truncate(10);
+    }
     if let Some(p) = newest_finished
         && status.last_promotion.as_ref().map(|l| l.name.as_str()) != Some(p.name_any().as_str())
     {
         let ps = p.status.clone().unwrap_or_default();
-        if ps.phase == Some(PromotionPhase::Succeeded)
-            && let Some(collection) = ps.freight_collection.clone()
-        {
-            let previous = status
-                .freight_history
-                .first()
-                .map(names)
-                .unwrap_or_default();
-            record_current(
-                &ctx,
-                &ns,
-                &name,
-                &project.freights,
-                &previous,
-                &names(&collection),
-            )
-            .await?;
-            status.freight_history.retain(|c| c.id != collection.id);
-            // A re-promotion of the same Freight starts a fresh verification.
-            let mut fresh = collection;
-            fresh.verification_history.clear();
-            status.freight_history.insert(0, fresh);
-            status.freight_history.truncate(10);
-        }
         status.last_promotion = Some(PromotionReference {
             name: p.name_any(),
             freight: ps.freight.clone(),
@@ -293,9 +295,13 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
     status.auto_promotion_enabled = Some(auto);
     let mut auto_note = None;
     if auto && problems.is_empty() && active.is_none() {
+        // Decide on the status as just updated: a Promotion recorded above is current now,
+        // and must not be promoted again.
+        let mut updated = stage.clone();
+        updated.status = Some(status.clone());
         for req in &stage.spec.requested_freight {
             match candidates::decide(
-                &stage,
+                &updated,
                 req,
                 &project.freights,
                 &project.promotions,

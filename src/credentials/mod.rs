@@ -148,6 +148,27 @@ pub async fn find(
     Ok(None)
 }
 
+/// Git credentials from a matched Secret: `sshPrivateKey`, or `username` + `password` (a
+/// password alone is used with the user `git`, as token-based servers accept).
+pub fn to_git(found: &FoundCredentials) -> Result<crate::git::Credentials, String> {
+    if let Some(key) = found.get("sshPrivateKey") {
+        return Ok(crate::git::Credentials::SshKey { private_key: key });
+    }
+    match (found.get("username"), found.get("password")) {
+        (Some(username), Some(password)) => {
+            Ok(crate::git::Credentials::Basic { username, password })
+        }
+        (None, Some(password)) => Ok(crate::git::Credentials::Basic {
+            username: "git".into(),
+            password,
+        }),
+        _ => Err(format!(
+            "Secret {} has neither password nor sshPrivateKey",
+            found.secret
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,26 +218,5 @@ mod tests {
         assert!(!secret_matches(&d, CredType::Git, "("));
         // Without repoURL a Secret matches nothing.
         assert!(!secret_matches(&data(&[]), CredType::Git, "x"));
-    }
-}
-
-/// Git credentials from a matched Secret: `sshPrivateKey`, or `username` + `password` (a
-/// password alone is used with the user `git`, as token-based servers accept).
-pub fn to_git(found: &FoundCredentials) -> Result<crate::git::Credentials, String> {
-    if let Some(key) = found.get("sshPrivateKey") {
-        return Ok(crate::git::Credentials::SshKey { private_key: key });
-    }
-    match (found.get("username"), found.get("password")) {
-        (Some(username), Some(password)) => {
-            Ok(crate::git::Credentials::Basic { username, password })
-        }
-        (None, Some(password)) => Ok(crate::git::Credentials::Basic {
-            username: "git".into(),
-            password,
-        }),
-        _ => Err(format!(
-            "Secret {} has neither password nor sshPrivateKey",
-            found.secret
-        )),
     }
 }

@@ -48,6 +48,23 @@ fn phase(p: &Promotion) -> Option<PromotionPhase> {
     p.status.as_ref().and_then(|s| s.phase)
 }
 
+/// Orders finished Promotions by when they finished. Times have whole-second precision, so
+/// the resourceVersion (etcd's global revision of the Promotion's last write, which for a
+/// finished Promotion is its final status) breaks ties.
+pub fn finish_order(p: &Promotion) -> (Option<Timestamp>, u64) {
+    (
+        p.status
+            .as_ref()
+            .and_then(|s| s.finished_at.as_ref())
+            .map(|t| t.0),
+        p.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 /// Decides for one request of `stage`, given the project's Freight and the Stage's Promotions.
 pub fn decide(
     stage: &Stage,
@@ -100,29 +117,32 @@ pub fn decide(
         .filter(|p| p.spec.stage == stage_name)
         .collect();
 
-    // A hold: the newest promotion a person made promoted Freight older than what was
-    // available then, i.e. a deliberate rollback or pin.
-    let newest_manual = of_stage
+    // A hold: the Freight now in the Stage was put there by a person, and newer Freight was
+    // already available when they did it — a deliberate rollback or pin. It lasts until a
+    // later promotion (e.g. of the newest Freight, by hand) replaces it.
+    let last_success = of_stage
         .iter()
-        .filter(|p| is_manual(p) && phase(p) == Some(PromotionPhase::Succeeded))
-        .max_by_key(|p| p.metadata.creation_timestamp.clone());
-    let newest_auto = of_stage
-        .iter()
-        .filter(|p| !is_manual(p))
-        .filter_map(|p| p.metadata.creation_timestamp.clone())
-        .max();
-    if let Some(m) = newest_manual
-        && newest_auto.is_none_or(|a| m.metadata.creation_timestamp.as_ref() > Some(&a))
+        .filter(|p| phase(p) == Some(PromotionPhase::Succeeded))
+        .max_by_key(|p| finish_order(p));
+    if let Some(m) = last_success
+        && is_manual(m)
+        && m.spec.freight.is_some()
+        && current.as_deref() == m.spec.freight.as_deref()
         && let Some(pinned) = freights
             .iter()
             .find(|f| f.metadata.name == m.spec.freight && f.origin == req.origin)
     {
+        // "Existed" by when the Freight object was created, strictly before the Promotion
+        // (timestamps have whole seconds): Freight that arrives later resumes auto-promotion.
         let created = m.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let newer_existed = available.iter().any(|f| {
             by_recency(f, pinned).is_gt()
-                && discovered(f).is_some_and(|d| created.is_some_and(|c| d <= c))
+                && f.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .is_some_and(|t| created.is_some_and(|c| t.0 < c))
         });
-        if newer_existed && current.as_deref() == pinned.metadata.name.as_deref() {
+        if newer_existed {
             return Decision::Held(format!(
                 "auto-promotion of {} is held: Promotion {} put older Freight {} here by hand; promote the newest Freight to resume",
                 req.origin,
@@ -181,7 +201,7 @@ mod tests {
     fn freight(name: &str, at: &str, status: serde_json::Value) -> Freight {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Freight",
-            "metadata": {"name": name, "namespace": "p"},
+            "metadata": {"name": name, "namespace": "p", "creationTimestamp": at},
             "origin": {"kind": "Warehouse", "name": "w"},
             "discoveredAt": at,
             "images": [{"repoURL": "r", "tag": name}],

@@ -40,20 +40,8 @@ async fn creds_for(env: &StepEnv<'_>, repo_url: &str) -> Result<Credentials, Ste
     let Some(found) = found else {
         return Ok(Credentials::None);
     };
-    if let Some(key) = found.get("sshPrivateKey") {
-        return Ok(Credentials::SshKey { private_key: key });
-    }
-    match (found.get("username"), found.get("password")) {
-        (Some(username), Some(password)) => Ok(Credentials::Basic { username, password }),
-        (None, Some(password)) => Ok(Credentials::Basic {
-            username: "git".into(),
-            password,
-        }),
-        _ => Err(StepError::Failed(format!(
-            "Secret {} matches {repo_url} but has neither password nor sshPrivateKey",
-            found.secret
-        ))),
-    }
+    credentials::to_git(&found)
+        .map_err(|e| StepError::Failed(format!("{e} (it matches {repo_url})")))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,189 @@
+//! Controller memory and CPU with many objects (issue target: 50 Warehouses, 150 Stages, 2,000
+//! Freight, 500 Promotions), idle and while promoting, on a real control plane with a real
+//! `haul controller` process. Reads the controller's resident memory and CPU time from /proc.
+//!
+//!   cargo bench --bench scale       (HAUL_SCALE=0.2 for a fifth of the sizes)
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use haul::envtest::ControlPlane;
+
+fn apply(cp: &ControlPlane, yaml: &str) {
+    let mut c = cp.kubectl();
+    c.args(["apply", "--server-side", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = c.spawn().expect("kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(yaml.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("kubectl").success());
+}
+
+/// (resident MiB, CPU seconds) of a process.
+fn usage(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    (rss_kb / 1024.0, ticks / 100.0)
+}
+
+fn count_phase(cp: &ControlPlane, phase: &str) -> usize {
+    let out = cp
+        .kubectl()
+        .args([
+            "get",
+            "promotions",
+            "-A",
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ])
+        .output()
+        .expect("kubectl");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|p| *p == phase)
+        .count()
+}
+
+fn main() {
+    let scale: f64 = std::env::var("HAUL_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let n = |x: usize| ((x as f64 * scale).round() as usize).max(1);
+    let (warehouses, stages_per, freight_per, promotions) = (n(50), 3, n(40), n(500));
+    let cp = ControlPlane::start().expect("control plane");
+    let log = std::fs::File::create(cp.dir().join("controller.log")).expect("log");
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_haul"))
+        .arg("controller")
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("HAUL_WORK_DIR", cp.dir().join("work"))
+        .env("HAUL_LEADER_ELECT", "false")
+        .env("HAUL_METRICS_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("controller");
+    let pid = controller.id();
+    let mut rows = Vec::new();
+    let sample = |label: &str, rows: &mut Vec<String>| {
+        let (rss, cpu) = usage(pid);
+        rows.push(format!("| {label} | {rss:.1} MiB | {cpu:.1} s |"));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    sample("empty cluster, idle", &mut rows);
+
+    // Projects: one namespace per 5 Warehouses; each Warehouse has 3 Stages (dev direct, uat
+    // and prod downstream) whose template is one compose-output step (no git: this measures
+    // the controller, not git).
+    let mut y = String::new();
+    for w in 0..warehouses {
+        let ns = format!("scale-{}", w / 5);
+        if w % 5 == 0 {
+            y.push_str(&format!(
+                "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+            ));
+        }
+        y.push_str(&format!(
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: w{w}, namespace: {ns}}}\nspec:\n  interval: 100h\n  subscriptions:\n  - image: {{repoURL: 127.0.0.1:9/none/w{w}}}\n"
+        ));
+        for (s, src) in ["dev", "uat", "prod"]
+            .iter()
+            .zip(["{direct: true}", "{stages: [dev-w]}", "{stages: [uat-w]}"])
+            .take(stages_per)
+        {
+            let src = src.replace("-w]", &format!("-w{w}]"));
+            y.push_str(&format!(
+                "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: {s}-w{w}, namespace: {ns}}}\nspec:\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w{w}}}\n    sources: {src}\n  promotionTemplate:\n    spec:\n      steps:\n      - uses: compose-output\n        config: {{stage: {s}}}\n"
+            ));
+        }
+    }
+    apply(&cp, &y);
+    let mut freight_total = 0;
+    for batch in [0.25, 0.5, 1.0] {
+        let target = (freight_per as f64 * batch) as usize;
+        let mut y = String::new();
+        for w in 0..warehouses {
+            let ns = format!("scale-{}", w / 5);
+            for i in 0..target {
+                y.push_str(&format!(
+                    "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata: {{name: f{w}-{i}, namespace: {ns}}}\norigin: {{kind: Warehouse, name: w{w}}}\nimages:\n- {{repoURL: example.com/w{w}, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
+                ));
+            }
+        }
+        apply(&cp, &y);
+        freight_total = warehouses * target;
+        std::thread::sleep(Duration::from_secs(10));
+        sample(
+            &format!(
+                "{freight_total} Freight, {} Stages, idle",
+                warehouses * stages_per
+            ),
+            &mut rows,
+        );
+    }
+    // Promotions: spread over the dev Stages, all created at once.
+    let t = Instant::now();
+    let mut y = String::new();
+    for p in 0..promotions {
+        let w = p % warehouses;
+        let i = p / warehouses % freight_per;
+        y.push_str(&format!(
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata: {{name: p{p}, namespace: scale-{}}}\nspec: {{stage: dev-w{w}, freight: f{w}-{i}}}\n",
+            w / 5
+        ));
+    }
+    apply(&cp, &y);
+    let mut peak = 0.0f64;
+    let deadline = t + Duration::from_secs(900);
+    loop {
+        let (rss, _) = usage(pid);
+        peak = peak.max(rss);
+        let done = count_phase(&cp, "Succeeded");
+        if done >= promotions || Instant::now() > deadline {
+            rows.push(format!(
+                "| while promoting: {done}/{promotions} Promotions succeeded in {:.1} s | peak {peak:.1} MiB | |",
+                t.elapsed().as_secs_f64()
+            ));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    sample(
+        &format!("{freight_total} Freight, {promotions} Promotions, after promoting"),
+        &mut rows,
+    );
+    std::thread::sleep(Duration::from_secs(20));
+    sample("idle 20 s later", &mut rows);
+    let _ = controller.kill();
+    let _ = controller.wait();
+    println!("| state | resident memory | CPU time (cumulative) |");
+    println!("|---|---:|---:|");
+    for r in rows {
+        println!("{r}");
+    }
+}
