@@ -387,3 +387,30 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         "{status:#}"
     );
 }
+
+/// kustomize-build renders the edited overlay with a real kustomize (the one in kubectl) into
+/// the repository, as rendered-manifests pipelines do.
+#[test]
+fn kustomize_build_renders_the_overlay_into_the_repository() {
+    let (ns, url, bare) = setup("render");
+    kubectl_stdin(&["apply", "-f", "-"], &freight_yaml(&ns, "f5001", "5001")).success("freight");
+    let extra = "      - uses: kustomize-build\n        config:\n          path: ./src/apps/my-app-service1/env/dev\n          outPath: ./src/rendered/dev/manifests.yaml\n";
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &stage_yaml(&ns, "dev", &url, "my-app-service1", extra),
+    )
+    .success("stage");
+    promote(&ns, "render", "dev", "f5001");
+    let status = finished(&ns, "render");
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    let head = remote_head(&bare);
+    let rendered = git(
+        &bare,
+        &["show", &format!("{head}:rendered/dev/manifests.yaml")],
+    );
+    assert!(rendered.contains("kind: Deployment"), "{rendered}");
+    assert!(
+        rendered.contains(&format!("image: {ECR}:5001")),
+        "{rendered}"
+    );
+}
