@@ -97,7 +97,7 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
     if p.status.as_ref().is_some_and(|s| s.is_terminal()) {
         let dir = work_dir(&ctx, &p);
         if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
+            clean_work_dir(&ctx, &dir).await;
         }
         return Ok(Action::await_change());
     }
@@ -276,10 +276,26 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
                     message,
                 )
                 .await;
-                let _ = std::fs::remove_dir_all(&dir);
+                clean_work_dir(&ctx, &dir).await;
                 return Ok(Action::await_change());
             }
         }
+    }
+}
+
+/// Removes a finished Promotion's work directory, unregistering its git worktrees from the
+/// shared cache first so their registrations (and per-worktree indexes, large for large
+/// repositories) do not pile up there.
+async fn clean_work_dir(ctx: &Context, dir: &std::path::Path) {
+    for (path, repo) in crate::promotion::steps::worktrees(dir) {
+        if let Ok(wt) = ctx.git.open_worktree(&repo, &path).await
+            && let Err(e) = wt.remove().await
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove git worktree");
+        }
+    }
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -419,7 +435,7 @@ async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Act
         "Promotion aborted".into(),
     )
     .await;
-    let _ = std::fs::remove_dir_all(work_dir(ctx, p));
+    clean_work_dir(ctx, &work_dir(ctx, p)).await;
     Ok(Action::await_change())
 }
 

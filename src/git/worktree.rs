@@ -358,7 +358,14 @@ impl Worktree {
                             attempts: attempt,
                         });
                     }
-                    let delay = opts.backoff.delay(attempt);
+                    // The first rejection is usually another promotion of this process that
+                    // held the branch lock just before: fetch and rebase at once. Back off
+                    // only when someone keeps moving the branch.
+                    let delay = if attempt == 1 {
+                        std::time::Duration::ZERO
+                    } else {
+                        opts.backoff.delay(attempt - 1)
+                    };
                     tracing::info!(repo = %self.url.remote, branch = %target, attempt,
                         delay_ms = delay.as_millis() as u64,
                         "push rejected (non-fast-forward); fetching and rebasing");
