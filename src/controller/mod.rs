@@ -59,6 +59,9 @@ pub struct Context {
     pub images: ImageDiscoverer,
     pub git: crate::git::RepoCache,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Caches of the objects the Stage reconciler reads for a whole project on every pass;
+    /// reading them from memory instead of listing them keeps that pass cheap as Freight grows.
+    pub cache: Caches,
     stage_locks: promotion::StageLocks,
     /// Consecutive failures per object, for backoff that grows and resets.
     failures: Mutex<HashMap<String, u32>>,
@@ -85,6 +88,7 @@ impl Context {
             images,
             git,
             metrics,
+            cache: Caches::default(),
             stage_locks: promotion::StageLocks::default(),
             failures: Mutex::new(HashMap::new()),
         }))
@@ -185,6 +189,145 @@ pub fn key<K: Resource>(obj: &K) -> String {
     )
 }
 
+/// Reflector stores of Freight, Stages and Warehouses, filled by [`Caches::start`].
+#[derive(Default)]
+pub struct Caches {
+    stores: std::sync::OnceLock<CacheStores>,
+    /// Namespaces of Freight changes, sent after the Freight store has the change, so a Stage
+    /// reconciled because of new Freight always finds it in the store.
+    freight_changes: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+}
+
+struct CacheStores {
+    freights: kube::runtime::reflector::Store<crate::api::Freight>,
+    stages: kube::runtime::reflector::Store<crate::api::Stage>,
+    warehouses: kube::runtime::reflector::Store<crate::api::Warehouse>,
+}
+
+fn reflect<K>(
+    client: &kube::Client,
+    changes: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector(
+        writer,
+        kube::runtime::watcher(
+            Api::<K>::all(client.clone()),
+            kube::runtime::watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .applied_objects();
+    tokio::spawn(async move {
+        stream
+            .for_each(|obj| {
+                if let (Ok(o), Some(tx)) = (obj, &changes) {
+                    let _ = tx.send(o.meta().namespace.clone().unwrap_or_default());
+                }
+                async {}
+            })
+            .await;
+    });
+    reader
+}
+
+impl Caches {
+    /// Starts the watches and waits until each store has its first complete list.
+    pub async fn start(&self, client: &kube::Client) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Ok(mut slot) = self.freight_changes.lock() {
+            *slot = Some(rx);
+        }
+        let stores = CacheStores {
+            freights: reflect(client, Some(tx)),
+            stages: reflect(client, None),
+            warehouses: reflect(client, None),
+        };
+        let _ = tokio::join!(
+            stores.freights.wait_until_ready(),
+            stores.stages.wait_until_ready(),
+            stores.warehouses.wait_until_ready(),
+        );
+        let _ = self.stores.set(stores);
+    }
+
+    fn in_ns<K: kube::Resource<DynamicType = ()> + Clone + 'static>(
+        store: &kube::runtime::reflector::Store<K>,
+        ns: &str,
+    ) -> Vec<K> {
+        store
+            .state()
+            .into_iter()
+            .filter(|o| o.meta().namespace.as_deref() == Some(ns))
+            .map(|o| o.as_ref().clone())
+            .collect()
+    }
+
+    /// The Stages to reconcile when Freight changes: every Stage of the Freight's project, once
+    /// the change is in the Freight store. Can be taken once.
+    pub fn stage_triggers(
+        &self,
+    ) -> Option<
+        impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<crate::api::Stage>>
+        + Send
+        + 'static,
+    > {
+        use futures::StreamExt;
+        let rx = self.freight_changes.lock().ok()?.take()?;
+        let stages = self.stores.get()?.stages.clone();
+        Some(
+            futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|ns| (ns, rx)) },
+            )
+            .flat_map(move |ns| {
+                let refs: Vec<_> = stages
+                    .state()
+                    .into_iter()
+                    .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
+                    .map(|s| kube::runtime::reflector::ObjectRef::from_obj(s.as_ref()))
+                    .collect();
+                futures::stream::iter(refs)
+            }),
+        )
+    }
+
+    /// Freight, Stages and Warehouse names of a project; `None` before [`Caches::start`].
+    pub fn project(
+        &self,
+        ns: &str,
+    ) -> Option<(
+        Vec<crate::api::Freight>,
+        Vec<crate::api::Stage>,
+        std::collections::BTreeSet<String>,
+    )> {
+        let s = self.stores.get()?;
+        let warehouses = s
+            .warehouses
+            .state()
+            .into_iter()
+            .filter(|w| w.metadata.namespace.as_deref() == Some(ns))
+            .filter_map(|w| w.metadata.name.clone())
+            .collect();
+        Some((
+            Self::in_ns(&s.freights, ns),
+            Self::in_ns(&s.stages, ns),
+            warehouses,
+        ))
+    }
+}
+
 /// Leader election settings: only the holder of the Lease runs the controllers.
 #[derive(Debug, Clone)]
 pub struct LeaderElection {
@@ -210,6 +353,7 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
 }
 
 async fn controllers(ctx: Arc<Context>) {
+    ctx.cache.start(&ctx.client).await;
     tokio::join!(
         warehouse::run(ctx.clone()),
         promotion::run(ctx.clone()),

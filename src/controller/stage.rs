@@ -63,20 +63,26 @@ struct Project {
 async fn load(ctx: &Context, ns: &str) -> Result<Project, Error> {
     let lp = ListParams::default();
     let c = &ctx.client;
-    let (wa, sa, fa, pa, ca) = (
+    // Promotions are listed live: a Promotion this controller just created must be seen, or
+    // auto-promotion could create it twice. The rest comes from the caches when running.
+    let promotions = Api::<Promotion>::namespaced(c.clone(), ns);
+    let config = Api::<ProjectConfig>::namespaced(c.clone(), ns);
+    let (p, pc) = tokio::try_join!(promotions.list(&lp), config.get_opt(ns))?;
+    if let Some((freights, stages, warehouses)) = ctx.cache.project(ns) {
+        return Ok(Project {
+            warehouses,
+            stages,
+            freights,
+            promotions: p.items,
+            config: pc,
+        });
+    }
+    let (wa, sa, fa) = (
         Api::<Warehouse>::namespaced(c.clone(), ns),
         Api::<Stage>::namespaced(c.clone(), ns),
         Api::<Freight>::namespaced(c.clone(), ns),
-        Api::<Promotion>::namespaced(c.clone(), ns),
-        Api::<ProjectConfig>::namespaced(c.clone(), ns),
     );
-    let (w, s, f, p, pc) = tokio::try_join!(
-        wa.list_metadata(&lp),
-        sa.list(&lp),
-        fa.list(&lp),
-        pa.list(&lp),
-        ca.get_opt(ns),
-    )?;
+    let (w, s, f) = tokio::try_join!(wa.list_metadata(&lp), sa.list(&lp), fa.list(&lp))?;
     Ok(Project {
         warehouses: w
             .items
@@ -662,7 +668,6 @@ pub async fn run(ctx: Arc<Context>) {
                 .collect()
         }
     };
-    let by_ns2 = by_ns.clone();
     let controller = controller
         .watches(
             Api::<Promotion>::all(client.clone()),
@@ -673,15 +678,30 @@ pub async fn run(ctx: Arc<Context>) {
             },
         )
         .watches(
-            Api::<Freight>::all(client.clone()),
-            watcher::Config::default(),
-            move |f: Freight| by_ns(f.namespace()),
-        )
-        .watches(
             Api::<ProjectConfig>::all(client.clone()),
             watcher::Config::default(),
-            move |c: ProjectConfig| by_ns2(c.namespace()),
+            move |c: ProjectConfig| by_ns(c.namespace()),
         );
+    // New or changed Freight re-triggers the Stages of its project once it is in the cache the
+    // reconciler reads (falls back to a watch when the cache is not running).
+    let controller = match ctx.cache.stage_triggers() {
+        Some(triggers) => controller.reconcile_on(triggers),
+        None => {
+            let stages = stages.clone();
+            controller.watches(
+                Api::<Freight>::all(client.clone()),
+                watcher::Config::default(),
+                move |f: Freight| {
+                    stages
+                        .state()
+                        .into_iter()
+                        .filter(|s| s.namespace() == f.namespace())
+                        .map(|s| ObjectRef::from_obj(s.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            )
+        }
+    };
     let apps: Api<Application> = Api::all(client.clone());
     let controller = if apps
         .list_metadata(&ListParams::default().limit(1))
