@@ -277,6 +277,12 @@ fn controller_rbac_is_exactly_what_it_uses() {
             &["applications"],
             &["get", "list", "watch", "patch"],
         ),
+        (
+            "argoproj.io",
+            &["analysistemplates", "clusteranalysistemplates"],
+            &["get"],
+        ),
+        ("argoproj.io", &["analysisruns"], &["get", "create"]),
         ("events.k8s.io", &["events"], &["create", "patch"]),
         ("", &["events"], &["create", "patch"]),
     ]);

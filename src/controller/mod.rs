@@ -1,6 +1,7 @@
 //! The reconcilers and what they share. Each reconciler reads like the Kargo reference section
 //! it implements: read → validate → plan (pure) → apply (IO) → status.
 
+pub mod analysis;
 pub mod conditions;
 pub mod promotion;
 pub mod stage;

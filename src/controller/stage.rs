@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::analysis::{self, RunState};
 use super::conditions::{self, Desired};
 use super::{Context, Error, apply_status, key};
 use crate::api::{
@@ -276,15 +277,16 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
         None => {
             if !status.freight_history.is_empty() {
                 busy = true;
+                let message = running_analysis(&status).unwrap_or_else(|| {
+                    format!("Verification waits for the Stage to be healthy: {health_msg}")
+                });
                 conditions::set(
                     &mut status.conditions,
                     Desired {
                         type_: CONDITION_VERIFIED,
                         status: false,
                         reason: "Pending",
-                        message: format!(
-                            "Verification waits for the Stage to be healthy: {health_msg}"
-                        ),
+                        message,
                     },
                     generation,
                     &t,
@@ -519,66 +521,32 @@ async fn evaluate_health(ctx: &Context, status: &StageStatus, promoting: bool) -
     )
 }
 
-/// Verifies the current Freight: `Some((true, _))` once verified, `Some((false, why))` when
-/// verification failed, `None` while it cannot run yet.
-async fn verify(
+/// The message of a verification still running (an AnalysisRun), if one is.
+fn running_analysis(status: &StageStatus) -> Option<String> {
+    let last = status
+        .freight_history
+        .first()?
+        .verification_history
+        .first()?;
+    (last.phase.as_deref() == Some("Running")).then(|| last.message.clone().unwrap_or_default())
+}
+
+/// Records the outcome of a verification on the Freight (verifiedIn) and as an Event.
+async fn conclude(
     ctx: &Context,
     stage: &Stage,
-    status: &mut StageStatus,
-    can_run: bool,
-    reverify: bool,
-) -> Result<Option<(bool, String)>, Error> {
+    freight: &BTreeSet<String>,
+    ok: bool,
+    message: &str,
+) -> Result<(), Error> {
     let name = stage.name_any();
-    let Some(current) = status.freight_history.first_mut() else {
-        return Ok(None);
-    };
-    if reverify {
-        current.verification_history.clear();
-    }
-    if let Some(last) = current.verification_history.first() {
-        let ok = last.phase.as_deref() == Some("Successful");
-        return Ok(Some((ok, last.message.clone().unwrap_or_default())));
-    }
-    if !can_run {
-        return Ok(None);
-    }
-    let has_analysis = stage
-        .spec
-        .verification
-        .as_ref()
-        .is_some_and(|v| !v.analysis_templates.is_empty());
-    let t = now();
-    let (phase, message) = if has_analysis {
-        (
-            "Failed",
-            "verification.analysisTemplates needs Argo Rollouts AnalysisRuns, which haul does not run yet".to_string(),
-        )
-    } else {
-        (
-            "Successful",
-            "Stage is healthy after the promotion (no verification configured)".to_string(),
-        )
-    };
-    current.verification_history.insert(
-        0,
-        VerificationInfo {
-            id: Some(ulid::Ulid::generate().to_string().to_lowercase()),
-            actor: Some(CONTROLLER_ACTOR.into()),
-            start_time: Some(t.clone()),
-            phase: Some(phase.into()),
-            message: Some(message.clone()),
-            analysis_run: None,
-            finish_time: Some(t.clone()),
-        },
-    );
-    current.verification_history.truncate(10);
-    let ok = phase == "Successful";
     if ok {
         let api: Api<Freight> =
             Api::namespaced(ctx.client.clone(), &stage.namespace().unwrap_or_default());
-        for f in names(current) {
+        let t = now();
+        for f in freight {
             let patch = json!({"status": {"verifiedIn": {name.clone(): {"verifiedAt": t}}}});
-            api.patch_status(&f, &PatchParams::default(), &Patch::Merge(&patch))
+            api.patch_status(f, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
             ctx.event(
                 stage,
@@ -595,11 +563,104 @@ async fn verify(
             EventType::Warning,
             "FreightVerificationFailed",
             "Verify",
-            message.clone(),
+            message.to_string(),
         )
         .await;
     }
-    Ok(Some((ok, message)))
+    Ok(())
+}
+
+/// Verifies the current Freight: `Some((true, _))` once verified, `Some((false, why))` when
+/// verification failed, `None` while it cannot run yet or is still running. Without
+/// `verification.analysisTemplates` a healthy, idle Stage verifies at once; with them an
+/// Argo Rollouts AnalysisRun decides.
+async fn verify(
+    ctx: &Context,
+    stage: &Stage,
+    status: &mut StageStatus,
+    can_run: bool,
+    reverify: bool,
+) -> Result<Option<(bool, String)>, Error> {
+    let Some(current) = status.freight_history.first_mut() else {
+        return Ok(None);
+    };
+    if reverify {
+        current.verification_history.clear();
+    }
+    let freight = names(current);
+    if let Some(last) = current.verification_history.first_mut() {
+        if last.phase.as_deref() == Some("Running")
+            && let Some(run) = last.analysis_run.as_mut()
+        {
+            match analysis::check(&ctx.client, &run.namespace, &run.name).await {
+                Ok(RunState::Running) | Err(_) => return Ok(None),
+                Ok(state) => {
+                    let (ok, message) = match state {
+                        RunState::Successful => {
+                            (true, format!("AnalysisRun {} succeeded", run.name))
+                        }
+                        RunState::Failed(m) => (false, m),
+                        RunState::Running => (false, String::new()),
+                    };
+                    let phase = if ok { "Successful" } else { "Failed" };
+                    run.phase = phase.into();
+                    last.phase = Some(phase.into());
+                    last.message = Some(message.clone());
+                    last.finish_time = Some(now());
+                    conclude(ctx, stage, &freight, ok, &message).await?;
+                    return Ok(Some((ok, message)));
+                }
+            }
+        }
+        let ok = last.phase.as_deref() == Some("Successful");
+        return Ok(Some((ok, last.message.clone().unwrap_or_default())));
+    }
+    if !can_run {
+        return Ok(None);
+    }
+    let has_analysis = stage
+        .spec
+        .verification
+        .as_ref()
+        .is_some_and(|v| !v.analysis_templates.is_empty());
+    let t = now();
+    let mut info = VerificationInfo {
+        id: Some(ulid::Ulid::generate().to_string().to_lowercase()),
+        actor: Some(CONTROLLER_ACTOR.into()),
+        start_time: Some(t.clone()),
+        ..Default::default()
+    };
+    let outcome = if has_analysis {
+        match analysis::start(&ctx.client, stage, &current.id).await {
+            Ok(run) => {
+                info.phase = Some("Running".into());
+                info.message = Some(format!("AnalysisRun {run} is running"));
+                info.analysis_run = Some(crate::api::AnalysisRunReference {
+                    name: run,
+                    namespace: stage.namespace().unwrap_or_default(),
+                    phase: "Running".into(),
+                });
+                None
+            }
+            Err(m) => Some((false, m)),
+        }
+    } else {
+        Some((
+            true,
+            "Stage is healthy after the promotion (no verification configured)".to_string(),
+        ))
+    };
+    if let Some((ok, message)) = &outcome {
+        info.phase = Some(if *ok { "Successful" } else { "Failed" }.into());
+        info.message = Some(message.clone());
+        info.finish_time = Some(t.clone());
+    }
+    current.verification_history.insert(0, info);
+    current.verification_history.truncate(10);
+    if let Some((ok, message)) = &outcome {
+        conclude(ctx, stage, &freight, *ok, message).await?;
+    }
+    Ok(outcome)
 }
 
 /// Creates an auto-promotion named like Kargo's (`<stage>.<ulid>.<freight[0:7]>`), owned by
