@@ -281,13 +281,25 @@ fn main() {
         .env("HAUL_WORK_DIR", &work)
         .env("HAUL_LEADER_ELECT", "false")
         .env("HAUL_METRICS_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "info,haul=debug")
         .stderr(Stdio::from(log))
         .spawn()
         .expect("controller");
-    let mut rows = bench_repo(&env, "small", 20, 10);
-    rows.extend(bench_repo(&env, "large", LARGE_FILES, LARGE_COMMITS));
+    let only = std::env::var("HAUL_BENCH_ONLY").unwrap_or_default();
+    let mut rows = Vec::new();
+    if only.is_empty() || only == "small" {
+        rows.extend(bench_repo(&env, "small", 20, 10));
+    }
+    if only.is_empty() || only == "large" {
+        rows.extend(bench_repo(&env, "large", LARGE_FILES, LARGE_COMMITS));
+    }
     let _ = controller.kill();
     let _ = controller.wait();
+    // Keep the controller's log for a look at where the time went.
+    let _ = std::fs::copy(
+        env.cp.dir().join("controller.log"),
+        "/tmp/haul-bench-controller.log",
+    );
     println!("| repository | promotion | created → Succeeded |");
     println!("|---|---|---:|");
     for r in rows {

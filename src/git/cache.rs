@@ -328,14 +328,32 @@ impl RepoCache {
         let auth = self.runner().auth(&url, creds)?;
         let dir = self.repo_dir(&url);
         let dir_key = dir.to_string_lossy().into_owned();
-        let depth = match checkout.depth {
-            Some(n) => Depth::Shallow(n.max(1)),
-            None => Depth::Full,
-        };
         let started = std::time::Instant::now();
 
         let mut repo_guard = locks::repo(&dir_key).await;
         self.ensure_repo(&url, &dir).await?;
+        // Shallow only for the first fetch into the cache. Fetching again with --depth makes
+        // the server send the whole tree of the new tip (it becomes the new shallow boundary),
+        // which costs as much as a fresh clone on a large repository; a plain fetch sends only
+        // the objects new since what the cache already has.
+        let depth = match checkout.depth {
+            Some(n) => {
+                let has_refs = !self
+                    .runner()
+                    .cmd("for-each-ref", &url.remote, &dir)
+                    .git_dir(&dir)
+                    .args(["for-each-ref", "--count=1", "--format=x"])
+                    .read()
+                    .await?
+                    .is_empty();
+                if has_refs {
+                    Depth::Incremental
+                } else {
+                    Depth::Shallow(n.max(1))
+                }
+            }
+            None => Depth::Full,
+        };
         let worktrees = self.prune(&url, &dir).await?;
         self.clear_work_path(&url, &dir, &work_path, &worktrees)
             .await?;

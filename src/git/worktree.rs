@@ -337,7 +337,14 @@ impl Worktree {
             if attempt > 1 && self.try_rev_parse(&tracking).await?.is_some() {
                 self.rebase_onto(&tracking, &target).await?;
             }
-            match self.try_push(&auth, &target, opts.force).await? {
+            // A successful push also moves the remote-tracking ref, which a concurrent fetch
+            // into the same cached repository would fail to lock: push under the repository
+            // lock (taken after the branch lock, the order used everywhere).
+            let pushed = {
+                let _g = locks::repo(&self.repo_dir.to_string_lossy()).await;
+                self.try_push(&auth, &target, opts.force).await?
+            };
+            match pushed {
                 PushAttempt::Pushed => {
                     let commit = self.head().await?;
                     self.set_base("HEAD").await?;
