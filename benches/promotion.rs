@@ -160,7 +160,7 @@ fn make_repo(env: &Env, name: &str, files: usize, commits: usize) -> String {
     url
 }
 
-fn objects(env: &Env, ns: &str, url: &str) -> String {
+fn objects(env: &Env, ns: &str, url: &str, sparse: bool) -> String {
     let mut y = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: git\n  namespace: {ns}\n  labels: {{kargo.akuity.io/cred-type: git}}\nstringData:\n  repoURL: {url}\n  username: {}\n  password: '{}'\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: w\n  namespace: {ns}\nspec:\n  interval: 100h\n  subscriptions:\n  - image: {{repoURL: 127.0.0.1:9/none}}\n",
         var(env, "HAUL_TEST_GIT_USER"),
@@ -172,8 +172,13 @@ fn objects(env: &Env, ns: &str, url: &str) -> String {
         ));
     }
     for s in 0..STAGES {
+        let sparse_dirs = if sparse {
+            format!(", sparse: [apps/svc-{s}]")
+        } else {
+            String::new()
+        };
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata:\n  name: s{s}\n  namespace: {ns}\nspec:\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w}}\n    sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n      - uses: git-clone\n        config:\n          repoURL: {url}\n          checkout: [{{branch: gitops, path: ./src}}]\n      - uses: kustomize-set-image\n        as: set\n        config:\n          path: ./src/apps/svc-{s}\n          images: [{{image: example.com/app, name: my-app-service}}]\n      - uses: git-commit\n        config: {{path: ./src, message: '${{{{ outputs.set.commitMessage }}}}'}}\n      - uses: git-push\n        config: {{path: ./src}}\n"
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata:\n  name: s{s}\n  namespace: {ns}\nspec:\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w}}\n    sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n      - uses: git-clone\n        config:\n          repoURL: {url}\n          checkout: [{{branch: gitops, path: ./src{sparse_dirs}}}]\n      - uses: kustomize-set-image\n        as: set\n        config:\n          path: ./src/apps/svc-{s}\n          images: [{{image: example.com/app, name: my-app-service}}]\n      - uses: git-commit\n        config: {{path: ./src, message: '${{{{ outputs.set.commitMessage }}}}'}}\n      - uses: git-push\n        config: {{path: ./src}}\n"
         ));
     }
     y
@@ -221,12 +226,16 @@ fn promote_all(env: &Env, ns: &str, items: &[(String, String, String)]) -> Durat
     t.elapsed()
 }
 
-fn bench_repo(env: &Env, label: &str, files: usize, commits: usize) -> Vec<String> {
+fn bench_repo(env: &Env, label: &str, files: usize, commits: usize, sparse: bool) -> Vec<String> {
     let t = Instant::now();
     let url = make_repo(env, label, files, commits);
     let generated = t.elapsed();
     let ns = format!("bench-{label}");
-    kubectl(env, &["apply", "-f", "-"], Some(&objects(env, &ns, &url)));
+    kubectl(
+        env,
+        &["apply", "-f", "-"],
+        Some(&objects(env, &ns, &url, sparse)),
+    );
     let mut rows = Vec::new();
     let mut first = true;
     for i in 0..4 {
@@ -288,10 +297,19 @@ fn main() {
     let only = std::env::var("HAUL_BENCH_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
     if only.is_empty() || only == "small" {
-        rows.extend(bench_repo(&env, "small", 20, 10));
+        rows.extend(bench_repo(&env, "small", 20, 10, false));
     }
     if only.is_empty() || only == "large" {
-        rows.extend(bench_repo(&env, "large", LARGE_FILES, LARGE_COMMITS));
+        rows.extend(bench_repo(&env, "large", LARGE_FILES, LARGE_COMMITS, false));
+    }
+    if only.is_empty() || only == "large-sparse" {
+        rows.extend(bench_repo(
+            &env,
+            "large-sparse",
+            LARGE_FILES,
+            LARGE_COMMITS,
+            true,
+        ));
     }
     let _ = controller.kill();
     let _ = controller.wait();

@@ -414,3 +414,28 @@ fn kustomize_build_renders_the_overlay_into_the_repository() {
         "{rendered}"
     );
 }
+
+/// A sparse checkout writes only the named folder, and the commit still changes only the one
+/// file: nothing outside the sparse folder is deleted from the repository.
+#[test]
+fn sparse_checkouts_touch_only_their_folder() {
+    let (ns, url, bare) = setup("sparse");
+    kubectl_stdin(&["apply", "-f", "-"], &freight_yaml(&ns, "f6001", "6001")).success("freight");
+    let stage = stage_yaml(&ns, "dev", &url, "my-app-service1", "").replace(
+        "          - branch: gitops\n            path: ./src\n",
+        "          - branch: gitops\n            path: ./src\n            sparse: [apps/my-app-service1/env/dev]\n",
+    );
+    assert!(stage.contains("sparse:"), "{stage}");
+    kubectl_stdin(&["apply", "-f", "-"], &stage).success("stage");
+    let before = remote_head(&bare);
+    promote(&ns, "sparse", "dev", "f6001");
+    let status = finished(&ns, "sparse");
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    let after = remote_head(&bare);
+    let files = git(&bare, &["diff", "--name-status", &before, &after]);
+    assert_eq!(
+        files.trim(),
+        "M\tapps/my-app-service1/env/dev/kustomization.yaml",
+        "{files}"
+    );
+}

@@ -385,13 +385,20 @@ impl RepoCache {
                     drop(branch_guard);
                 }
                 let local = local_branch_name(&work_path, b);
-                self.runner()
+                let mut add = self
+                    .runner()
                     .cmd("worktree add", &url.remote, &dir)
                     .git_dir(&dir)
-                    .args(["worktree", "add", "--quiet", "--track", "-B", &local])
+                    .args(["worktree", "add", "--quiet"]);
+                if !checkout.sparse.is_empty() {
+                    add = add.arg("--no-checkout");
+                }
+                add.args(["--track", "-B", &local])
                     .arg(&work_path)
                     .arg(format!("refs/remotes/origin/{b}"))
                     .ok()
+                    .await?;
+                self.apply_sparse(&url, &work_path, &checkout.sparse)
                     .await?;
                 (Some(b.clone()), Some(local))
             }
@@ -514,6 +521,41 @@ impl RepoCache {
             .args(["worktree", "add", "--quiet", "--detach"])
             .arg(work_path)
             .arg(commitish)
+            .ok()
+            .await?;
+        Ok(())
+    }
+
+    /// Restricts a worktree added with `--no-checkout` to `dirs` (cone mode) and writes only
+    /// those files; nothing to do when `dirs` is empty.
+    async fn apply_sparse(&self, url: &RepoUrl, work_path: &Path, dirs: &[String]) -> Result<()> {
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        for d in dirs {
+            if d.starts_with('-') || d.split('/').any(|c| c == "..") {
+                return Err(GitError::InvalidArgument {
+                    what: "sparse checkout directory",
+                    reason: format!("{d:?}"),
+                });
+            }
+        }
+        let run = |op: &'static str| {
+            self.runner()
+                .cmd(op, &url.remote, work_path)
+                .env("GIT_DIR", work_path.join(".git"))
+                .env("GIT_WORK_TREE", work_path)
+        };
+        run("sparse-checkout")
+            .args(["sparse-checkout", "set", "--cone", "--"])
+            .args(
+                dirs.iter()
+                    .map(|d| d.trim_start_matches("./").trim_end_matches('/')),
+            )
+            .ok()
+            .await?;
+        run("read-tree")
+            .args(["read-tree", "-mu", "HEAD"])
             .ok()
             .await?;
         Ok(())

@@ -152,6 +152,9 @@ pub struct Checkout {
     pub depth: Option<u32>,
     /// Author of the "Initial commit" of a created branch.
     pub author: Author,
+    /// Directories to check out (git sparse-checkout, cone mode); empty checks out everything.
+    /// On a large monorepo a promotion that edits one folder then writes only that folder.
+    pub sparse: Vec<String>,
 }
 
 impl Checkout {
@@ -170,7 +173,13 @@ impl Checkout {
             create_branch_if_missing: false,
             depth: None,
             author: Author::default(),
+            sparse: Vec::new(),
         }
+    }
+    /// Sets [`Checkout::sparse`].
+    pub fn with_sparse(mut self, dirs: Vec<String>) -> Self {
+        self.sparse = dirs;
+        self
     }
     /// Sets [`Checkout::depth`].
     pub fn with_depth(mut self, depth: u32) -> Self {

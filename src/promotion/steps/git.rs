@@ -96,7 +96,6 @@ pub struct CheckoutConfig {
     path: String,
     r#as: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     sparse: Vec<String>,
 }
 
@@ -129,8 +128,9 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
             // Kargo checks out the default branch when nothing is named.
             _ => Checkout::branch("main").create_if_missing(c.create),
         };
-        // Only the newest commit is needed to edit files and push on top of it.
-        let mut checkout = checkout.with_depth(1);
+        // Only the newest commit is needed to edit files and push on top of it, and only the
+        // directories the step names when it names some.
+        let mut checkout = checkout.with_depth(1).with_sparse(c.sparse.clone());
         checkout.author = author(cfg.author.as_ref(), env.author);
         plans.push((c, path, checkout));
     }
