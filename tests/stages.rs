@@ -530,11 +530,17 @@ fn stale_argocd_health_is_not_trusted_and_a_hard_refresh_is_requested() {
     succeeded(&ns, "p1");
     // Until the Stage has seen p1 finish it is Unknown because a Promotion runs; wait for the
     // stale-health verdict itself.
-    let s = wait_condition(&ns, "dev", "Healthy", "Healthy False (Unknown, stale)", |c| {
-        c["status"] == "False"
-            && c["reason"] == "Unknown"
-            && c["message"].as_str().is_some_and(|m| m.contains("stale"))
-    });
+    let s = wait_condition(
+        &ns,
+        "dev",
+        "Healthy",
+        "Healthy False (Unknown, stale)",
+        |c| {
+            c["status"] == "False"
+                && c["reason"] == "Unknown"
+                && c["message"].as_str().is_some_and(|m| m.contains("stale"))
+        },
+    );
     assert_eq!(s["status"]["health"]["status"], "Unknown", "{s:#}");
     let m = condition(&s, "Healthy").expect("Healthy")["message"]
         .as_str()
