@@ -323,6 +323,10 @@ async fn quickstart_run(
     };
     let controller = tokio::spawn(haul::controller::run(client.clone(), config));
     tokio::spawn(haul::quickstart::argocd_stand_in(client.clone()));
+    eprintln!("==> CI pushes build 1006 to ECR");
+    if let Err(e) = haul::quickstart::push_ecr_image(moto, "1006").await {
+        return fail(&e.to_string());
+    }
     eprintln!("==> applying examples/reference-pipeline");
     let manifests = match haul::quickstart::example_manifests(env) {
         Ok(m) => m,
@@ -342,10 +346,6 @@ async fn quickstart_run(
         });
     if !applied.is_ok_and(|s| s.success()) {
         return fail("kubectl apply of the examples failed");
-    }
-    eprintln!("==> CI pushes build 1006 to ECR");
-    if let Err(e) = haul::quickstart::push_ecr_image(moto, "1006").await {
-        return fail(&e.to_string());
     }
     eprintln!("==> waiting for Freight and the automatic promotion to dev");
     let stages: kube::Api<haul::api::Stage> = kube::Api::namespaced(client.clone(), "my-app");

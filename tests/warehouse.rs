@@ -424,3 +424,23 @@ fn git_commits_become_freight_alongside_images() {
             .any(|f| f["commits"][0]["message"] == "scale to 2")
     );
 }
+
+/// A repository that does not exist yet (the Warehouse was applied before CI's first push) is
+/// retried after a backoff, without waiting for the interval or a refresh.
+#[test]
+fn a_failed_discovery_is_retried_after_a_backoff() {
+    let _ = controller();
+    let ns = namespace("wh-retry");
+    let reg = services().var("HAUL_TEST_REGISTRY").to_string();
+    let subs = format!("  - image:\n      repoURL: {reg}/{ns}/later\n");
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "later", &subs)).success("warehouse");
+    wait_for(30, "the first discovery to fail", || {
+        condition(&ns, "later", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
+    });
+    push(&reg, &format!("{ns}/later"), "1.0.0", None);
+    // The backoff starts at 10 s (±20%); the interval is 10 minutes.
+    let f = wait_for(45, "Freight after the retry", || {
+        freight_list(&ns).into_iter().next()
+    });
+    assert_eq!(tags_of(&f), ["1.0.0"]);
+}

@@ -66,6 +66,9 @@ pub struct Context {
     stage_locks: promotion::StageLocks,
     /// Consecutive failures per object, for backoff that grows and resets.
     failures: Mutex<HashMap<String, u32>>,
+    /// When each failed object may be retried; status writes re-trigger reconciles, so the
+    /// backoff is enforced here rather than only by the requeue delay.
+    retry_at: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -92,6 +95,7 @@ impl Context {
             cache: Caches::default(),
             stage_locks: promotion::StageLocks::default(),
             failures: Mutex::new(HashMap::new()),
+            retry_at: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -117,10 +121,29 @@ impl Context {
         self.stage_locks.get(key)
     }
 
+    /// Remembers when `key` may be retried after a failure.
+    pub fn retry_after(&self, key: &str, delay: Duration) {
+        if let Ok(mut r) = self.retry_at.lock() {
+            r.insert(key.to_string(), std::time::Instant::now() + delay);
+        }
+    }
+
+    /// How long until `key` may be retried; `None` when it may be retried now (also when this
+    /// process has no record, e.g. after a restart).
+    pub fn retry_wait(&self, key: &str) -> Option<Duration> {
+        let r = self.retry_at.lock().ok()?;
+        let at = *r.get(key)?;
+        at.checked_duration_since(std::time::Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
     /// Forgets failures of `key` after a success.
     pub fn reset_backoff(&self, key: &str) {
         if let Ok(mut f) = self.failures.lock() {
             f.remove(key);
+        }
+        if let Ok(mut r) = self.retry_at.lock() {
+            r.remove(key);
         }
     }
 

@@ -252,9 +252,16 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
         }
     };
 
+    // After a failed discovery, retry when the backoff is over, not only after the interval.
+    let failed_before = conditions::get(&status.conditions, CONDITION_HEALTHY)
+        .is_some_and(|c| c.reason == "DiscoveryFailed");
     let reason = match decide(&w, interval, t.0) {
-        Decision::Wait(d) => return Ok(Action::requeue(d)),
         Decision::Discover(r) => r,
+        Decision::Wait(d) if !failed_before => return Ok(Action::requeue(d)),
+        Decision::Wait(d) => match ctx.retry_wait(&k) {
+            Some(wait) => return Ok(Action::requeue(wait.min(d))),
+            None => "retrying after a failed discovery",
+        },
     };
     tracing::info!(warehouse = %k, reason, "discovering artifacts");
 
@@ -381,6 +388,7 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
         )
         .await;
         let delay = ctx.backoff(&k, interval);
+        ctx.retry_after(&k, delay);
         tracing::warn!(warehouse = %k, retry_in = ?delay, "discovery failed");
         return Ok(Action::requeue(delay));
     }
