@@ -3,57 +3,11 @@
 
 /// Git URLs: lower-cased, no user info for http(s), no trailing `/` or `.git`; SCP-style
 /// `[user@]host:path` becomes `ssh://[user@]host/path`. Unparseable input is returned as is.
+/// One implementation serves Freight names, credential matching and the git cache:
+/// [`crate::git::normalize_url`] (it also drops an ssh password and keeps `file://` paths'
+/// case, which Kargo does not; neither appears in a Freight's repository URL in practice).
 pub fn normalize_git(repo: &str) -> String {
-    let trimmed = repo.trim();
-    if trimmed.chars().any(char::is_whitespace) || trimmed.is_empty() {
-        return repo.to_string();
-    }
-    let has_scheme = ["http://", "https://", "ssh://"]
-        .iter()
-        .any(|p| trimmed.starts_with(p));
-    if has_scheme {
-        let Ok(mut u) = url::Url::parse(trimmed) else {
-            return repo.to_string();
-        };
-        if u.query().is_some() {
-            return repo.to_string();
-        }
-        if !trimmed.starts_with("ssh://") {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-        }
-        let path = trim_repo_path(u.path()).to_string();
-        u.set_path(&path);
-        let mut s = u.to_string();
-        // url always renders a "/" path for an empty one; Go's url.String() does not.
-        if path.is_empty() && s.ends_with('/') {
-            s.pop();
-        }
-        return s.to_lowercase();
-    }
-    // [user@]host.xz[:path/to/repo[.git][/]]
-    let (user_host, path) = match trimmed.split_once(':') {
-        Some((uh, p)) => (uh, p),
-        None => (trimmed, ""),
-    };
-    let valid_host = !user_host.is_empty()
-        && user_host
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
-    if !valid_host {
-        return repo.to_string();
-    }
-    let path = trim_repo_path(path);
-    if path.is_empty() {
-        format!("ssh://{user_host}").to_lowercase()
-    } else {
-        format!("ssh://{user_host}/{}", path.trim_start_matches('/')).to_lowercase()
-    }
-}
-
-fn trim_repo_path(path: &str) -> &str {
-    let p = path.strip_suffix('/').unwrap_or(path);
-    p.strip_suffix(".git").unwrap_or(p)
+    crate::git::normalize_url(repo)
 }
 
 /// Image repositories: Docker Hub's `docker.io/` / `index.docker.io/` host and `library/`
