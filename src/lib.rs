@@ -1,6 +1,7 @@
 //! haul: promotes releases through environments the GitOps way, implementing Kargo's
 //! `kargo.akuity.io/v1alpha1` API.
 
+pub mod admission;
 pub mod api;
 pub mod argocd;
 pub mod availability;

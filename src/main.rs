@@ -44,6 +44,12 @@ enum Command {
         /// Address of the /metrics, /healthz and /readyz endpoints.
         #[arg(long, env = "HAUL_METRICS_ADDR", default_value = "0.0.0.0:8080")]
         metrics_addr: std::net::SocketAddr,
+        /// Address of the admission webhook that records who created a Promotion (HTTPS).
+        #[arg(long, env = "HAUL_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+        webhook_addr: std::net::SocketAddr,
+        /// Directory holding the webhook's tls.crt and tls.key; the webhook runs only when set.
+        #[arg(long, env = "HAUL_WEBHOOK_CERT_DIR")]
+        webhook_cert_dir: Option<PathBuf>,
         /// Run only while holding the Lease (two replicas, one active).
         #[arg(long, env = "HAUL_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
         leader_elect: bool,
@@ -122,6 +128,8 @@ fn main() -> ExitCode {
             git_name,
             git_email,
             metrics_addr,
+            webhook_addr,
+            webhook_cert_dir,
             leader_elect,
             lease_namespace,
             lease_duration,
@@ -154,7 +162,8 @@ fn main() -> ExitCode {
                 identity,
                 duration_secs: lease_duration.max(2),
             });
-            controller(config, metrics_addr, leader)
+            let webhook = webhook_cert_dir.map(|dir| (webhook_addr, dir));
+            controller(config, metrics_addr, webhook, leader)
         }
         Command::Crds {
             root,
@@ -208,6 +217,7 @@ fn crds(root: &std::path::Path, check: bool, stdout: bool) -> ExitCode {
 fn controller(
     config: haul::controller::Config,
     metrics_addr: std::net::SocketAddr,
+    webhook: Option<(std::net::SocketAddr, PathBuf)>,
     leader: Option<haul::controller::LeaderElection>,
 ) -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
@@ -229,7 +239,14 @@ fn controller(
                 tracing::error!(error = %e, addr = %metrics_addr, "metrics server stopped");
             }
         });
-        let result = haul::controller::run_with(client, config, opts).await;
+        // Every replica serves the webhook, the leader and the standbys alike: it is stateless.
+        let result = match webhook {
+            Some((addr, dir)) => tokio::select! {
+                r = haul::controller::run_with(client, config, opts) => r,
+                Err(e) = haul::admission::server::serve(addr, &dir) => Err(haul::controller::Error::Setup(e.to_string())),
+            },
+            None => haul::controller::run_with(client, config, opts).await,
+        };
         server.abort();
         match result {
             Ok(()) => ExitCode::SUCCESS,

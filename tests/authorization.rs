@@ -1,7 +1,9 @@
 //! Who may promote where, decided by the real kube-apiserver: the chart's ValidatingAdmissionPolicies
 //! (rendered by the real helm) check the `promote` verb on the Stage for every Promotion created
 //! and every Freight approval, against RBAC Roles bound to users who authenticate with client
-//! certificates - "developers promote to dev and uat, release managers to prod".
+//! certificates - "developers promote to dev and uat, release managers to prod". The chart's
+//! mutating webhook, served by a real `haul controller` process on loopback, records who created
+//! each Promotion.
 
 mod support;
 
@@ -43,8 +45,13 @@ fn setup() -> &'static Users {
             })
             .cloned()
             .collect();
-        assert_eq!(policies.len(), 4, "two policies and two bindings expected");
+        assert_eq!(
+            policies.len(),
+            6,
+            "three policies and three bindings expected"
+        );
         apply(policies, "apply the admission policies");
+        install_webhook(&docs);
         let user_roles: Vec<Value> = docs
             .iter()
             .filter(|d| {
@@ -70,6 +77,85 @@ fn setup() -> &'static Users {
         wait_until_policies_are_in_force();
         users
     })
+}
+
+/// Serves the chart's mutating webhook from a `haul controller` process, as every replica does,
+/// and installs the chart's MutatingWebhookConfiguration pointed at it on loopback (the test API
+/// server cannot reach a Service). The process stays a standby — a Lease held by another replica
+/// — so it reconciles nothing here; the webhook does not need the lease.
+fn install_webhook(docs: &[Value]) {
+    static WEBHOOK: OnceLock<support::ControllerProcess> = OnceLock::new();
+    let dir = cp().dir().join("webhook-tls");
+    std::fs::create_dir_all(&dir).expect("webhook cert dir");
+    let cert = cp().loopback_serving_cert().expect("serving certificate");
+    std::fs::write(dir.join("tls.crt"), &cert.cert_pem).expect("write tls.crt");
+    std::fs::write(dir.join("tls.key"), &cert.key_pem).expect("write tls.key");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let now = String::from_utf8(
+        std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+            .output()
+            .expect("date")
+            .stdout,
+    )
+    .expect("utf-8");
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "haul-controller", "namespace": "default"},
+        "spec": {"holderIdentity": "another-replica", "leaseDurationSeconds": 86400,
+                 "acquireTime": now.trim(), "renewTime": now.trim()}
+    });
+    apply(vec![lease], "a Lease held by another replica");
+    WEBHOOK.get_or_init(|| {
+        support::ControllerProcess::start_with_env(
+            &cp().dir().join("webhook-work"),
+            &[
+                ("HAUL_WEBHOOK_ADDR", &format!("127.0.0.1:{port}")),
+                ("HAUL_WEBHOOK_CERT_DIR", &dir.to_string_lossy()),
+                ("POD_NAMESPACE", "default"),
+            ],
+        )
+    });
+    let mut config = docs
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .cloned()
+        .expect("the chart renders a MutatingWebhookConfiguration");
+    let ca = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        cp().ca_cert_pem(),
+    );
+    let path = config["webhooks"][0]["clientConfig"]["service"]["path"].clone();
+    config["webhooks"][0]["clientConfig"] = json!({
+        "url": format!("https://127.0.0.1:{port}{}", path.as_str().expect("path")),
+        "caBundle": ca,
+    });
+    apply(vec![config], "the MutatingWebhookConfiguration");
+
+    // In force once a Promotion the admin creates comes back with its creator recorded.
+    let ns = namespace("authz-webhook-probe");
+    stages_and_freight(&ns);
+    let mut n = 0;
+    support::wait_for(30, "the webhook to record creators", || {
+        n += 1;
+        let name = format!("probe-{n}");
+        let out = kubectl_stdin(&["create", "-f", "-"], &promotion_yaml(&ns, &name, "dev"));
+        if !out.ok {
+            return None;
+        }
+        let p = support::get_json("promotion", &name, &ns)?;
+        actor_of(&p).starts_with("kubernetes:").then_some(())
+    });
+}
+
+fn actor_of(p: &Value) -> String {
+    p["metadata"]["annotations"]["kargo.akuity.io/create-actor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Policy changes reach the admission plugin asynchronously. A user who may create Promotions
@@ -254,12 +340,19 @@ fn wait_can_i(kc: &Path, ns: &str, verb: &str, resource: &str) {
 }
 
 fn promotion_yaml(ns: &str, name: &str, stage: &str) -> String {
-    json!({
+    promotion_with_actor(ns, name, stage, None)
+}
+
+fn promotion_with_actor(ns: &str, name: &str, stage: &str, actor: Option<&str>) -> String {
+    let mut p = json!({
         "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
         "metadata": {"name": name, "namespace": ns},
         "spec": {"stage": stage, "freight": "f1", "steps": [{"uses": "git-clone"}]}
-    })
-    .to_string()
+    });
+    if let Some(a) = actor {
+        p["metadata"]["annotations"] = json!({"kargo.akuity.io/create-actor": a});
+    }
+    p.to_string()
 }
 
 fn create_promotion(kc: &Path, ns: &str, name: &str, stage: &str) -> Kubectl {
@@ -520,4 +613,137 @@ fn controller_service_account_promotes_through_the_same_check() {
         out.stderr
     );
     assert_eq!(promotions(&ns), ["promotion.kargo.akuity.io/auto-prod"]);
+}
+
+/// Who promoted is recorded by the API server's admission chain, whatever the client: plain
+/// kubectl gets `kubernetes:<user>`; a forged name is overwritten; claiming to be the controller
+/// is refused unless the request comes from the controller's ServiceAccount; and the record
+/// cannot be rewritten afterwards, not even by a promoter allowed to patch (abort) Promotions.
+#[test]
+fn who_promoted_is_recorded_and_cannot_be_forged() {
+    let users = setup();
+    let ns = namespace("authz-actor");
+    stages_and_freight(&ns);
+    team(&ns);
+    // haul-promoter (which may patch Promotions, for `haul abort`) for the release managers.
+    apply(
+        vec![role_binding(
+            &ns,
+            "release-managers-all",
+            "ClusterRole",
+            "haul-promoter",
+            "Group",
+            "release-managers",
+        )],
+        "haul-promoter for release managers",
+    );
+    wait_can_i(&users.alice, &ns, "create", "promotions");
+    wait_can_i(&users.bob, &ns, "patch", "promotions");
+
+    create_promotion(&users.alice, &ns, "plain", "dev").success("alice, plain kubectl");
+    let p = support::get_json("promotion", "plain", &ns).expect("promotion");
+    assert_eq!(actor_of(&p), "kubernetes:alice", "{p:#}");
+
+    kubectl_as(
+        &users.alice,
+        &["create", "-f", "-"],
+        Some(&promotion_with_actor(
+            &ns,
+            "forged",
+            "uat",
+            Some("kubernetes:bob"),
+        )),
+    )
+    .success("alice, claiming to be bob");
+    let p = support::get_json("promotion", "forged", &ns).expect("promotion");
+    assert_eq!(
+        actor_of(&p),
+        "kubernetes:alice",
+        "a forged creator was kept: {p:#}"
+    );
+
+    let out = kubectl_as(
+        &users.alice,
+        &["create", "-f", "-"],
+        Some(&promotion_with_actor(
+            &ns,
+            "as-controller",
+            "dev",
+            Some("controller:haul-controller"),
+        )),
+    );
+    assert!(!out.ok, "alice passed as the controller");
+    assert!(
+        out.stderr.contains(
+            "annotation kargo.akuity.io/create-actor is \"controller:haul-controller\" but the \
+             request comes from user alice"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    // The controller's ServiceAccount (the chart's, bound to the chart's controller ClusterRole
+    // here) records its auto-promotions as its own.
+    let controller_role = render("haul", &[])
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "haul-controller")
+        .expect("controller ClusterRole");
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "haul-controller", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "haul-controller"},
+        "subjects": [{"kind": "ServiceAccount", "name": "haul", "namespace": "haul"}],
+    });
+    apply(vec![controller_role, binding], "controller RBAC");
+    let sa = "--as=system:serviceaccount:haul:haul";
+    support::wait_for(10, "RBAC for the controller", || {
+        kubectl(&[sa, "auth", "can-i", "create", "promotions", "-n", &ns])
+            .ok
+            .then_some(())
+    });
+    kubectl_stdin(
+        &[sa, "create", "-f", "-"],
+        &promotion_with_actor(&ns, "auto", "dev", Some("controller:haul-controller")),
+    )
+    .success("the controller's auto-promotion");
+    let p = support::get_json("promotion", "auto", &ns).expect("promotion");
+    assert_eq!(actor_of(&p), "controller:haul-controller", "{p:#}");
+
+    // A promoter may abort (patch an annotation) but not rewrite who promoted.
+    let out = kubectl_as(
+        &users.bob,
+        &[
+            "annotate",
+            "promotion",
+            "plain",
+            "-n",
+            &ns,
+            "--overwrite",
+            "kargo.akuity.io/create-actor=kubernetes:bob",
+        ],
+        None,
+    );
+    assert!(!out.ok, "bob rewrote who promoted");
+    assert!(
+        out.stderr.contains(
+            "records who created it (\"kubernetes:alice\") and cannot be changed (user bob"
+        ),
+        "{}",
+        out.stderr
+    );
+    kubectl_as(
+        &users.bob,
+        &[
+            "annotate",
+            "promotion",
+            "plain",
+            "-n",
+            &ns,
+            r#"kargo.akuity.io/abort={"action":"terminate"}"#,
+        ],
+        None,
+    )
+    .success("bob aborts alice's Promotion");
+    let p = support::get_json("promotion", "plain", &ns).expect("promotion");
+    assert_eq!(actor_of(&p), "kubernetes:alice", "{p:#}");
 }

@@ -179,6 +179,11 @@ fn rendered_chart_applies_to_the_api_server() {
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/haul-promote-stage",
         "validatingadmissionpolicy.admissionregistration.k8s.io/haul-approve-freight",
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/haul-approve-freight",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/haul-create-actor",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/haul-create-actor",
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/haul",
+        "service/haul-webhook",
+        "secret/haul-webhook-tls",
         "customresourcedefinition.apiextensions.k8s.io/stages.kargo.akuity.io",
     ] {
         assert!(
@@ -351,7 +356,7 @@ fn user_roles_grant_viewing_and_promoting() {
     assert_eq!(triples(find(&d, "ClusterRole", "haul-viewer")), viewer);
     let mut promoter = viewer.clone();
     promoter.extend(expect_triples(&[
-        ("kargo.akuity.io", &["promotions"], &["create"]),
+        ("kargo.akuity.io", &["promotions"], &["create", "patch"]),
         ("kargo.akuity.io", &["stages"], &["promote"]),
         ("kargo.akuity.io", &["freights/status"], &["get", "patch"]),
     ]));
@@ -527,8 +532,170 @@ fn deployment_runs_the_controller_restricted() {
 
     // Metrics off: no Service, but the port (and the probes on it) stay.
     let d = docs(&template("haul", &["--set", "metrics.enabled=false"]));
-    assert!(!d.iter().any(|o| o["kind"] == "Service"));
+    assert!(
+        !d.iter()
+            .any(|o| o["kind"] == "Service" && o["metadata"]["name"] == "haul-metrics")
+    );
     assert!(!d.iter().any(|o| o["kind"] == "ServiceMonitor"));
     let c = &find(&d, "Deployment", "haul")["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+}
+
+fn b64(s: &Value) -> Vec<u8> {
+    base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        s.as_str().expect("a base64 string"),
+    )
+    .expect("base64")
+}
+
+/// The webhook that records who created a Promotion: called through its Service for Promotion
+/// CREATE only, with a certificate the chart generates that the API server can verify for the
+/// Service's DNS name, mounted into the pods.
+#[test]
+fn webhook_records_the_creator_with_a_verifiable_certificate() {
+    let d = docs(&template("haul-system", &[]));
+    let config = find(&d, "MutatingWebhookConfiguration", "haul");
+    let hook = &config["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(
+        hook["rules"][0]["operations"],
+        serde_json::json!(["CREATE"])
+    );
+    assert_eq!(
+        hook["rules"][0]["resources"],
+        serde_json::json!(["promotions"])
+    );
+    let service = &hook["clientConfig"]["service"];
+    assert_eq!(service["name"], "haul-webhook");
+    assert_eq!(service["namespace"], "haul-system");
+    assert_eq!(service["path"], "/mutate-promotion");
+    let svc = find(&d, "Service", "haul-webhook");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "https-webhook");
+
+    // The certificate chains to the caBundle and names the Service as the API server dials it.
+    let secret = find(&d, "Secret", "haul-webhook-tls");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["data"]["ca.crt"], hook["clientConfig"]["caBundle"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.crt");
+    let crt = dir.path().join("tls.crt");
+    std::fs::write(&ca, b64(&secret["data"]["ca.crt"])).expect("write");
+    std::fs::write(&crt, b64(&secret["data"]["tls.crt"])).expect("write");
+    let verify = Command::new("openssl")
+        .args([
+            "verify",
+            "-verify_hostname",
+            "haul-webhook.haul-system.svc",
+            "-CAfile",
+        ])
+        .arg(&ca)
+        .arg(&crt)
+        .output()
+        .expect("openssl");
+    assert!(
+        verify.status.success(),
+        "the webhook certificate does not verify for haul-webhook.haul-system.svc: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let key = String::from_utf8(b64(&secret["data"]["tls.key"])).expect("utf-8");
+    assert!(key.contains("PRIVATE KEY"), "tls.key is no PEM key");
+
+    // Every replica serves it: the Deployment mounts the Secret and points the binary at it.
+    let pod = &find(&d, "Deployment", "haul")["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let env = c["env"].as_array().expect("env");
+    let var = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| &e["value"]);
+    assert_eq!(
+        var("HAUL_WEBHOOK_CERT_DIR"),
+        Some(&Value::from("/etc/haul/webhook-tls"))
+    );
+    assert_eq!(var("HAUL_WEBHOOK_ADDR"), Some(&Value::from("0.0.0.0:9443")));
+    assert!(
+        c["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .any(|p| p["name"] == "https-webhook" && p["containerPort"] == 9443)
+    );
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "webhook-tls")
+        .expect("webhook-tls volume");
+    assert_eq!(volume["secret"]["secretName"], "haul-webhook-tls");
+
+    // cert-manager: a Certificate for the same name, its CA injected, no chart-made Secret.
+    let d = docs(&template(
+        "haul-system",
+        &["--set", "webhook.certificate.source=cert-manager"],
+    ));
+    let cert = find(&d, "Certificate", "haul-webhook");
+    assert_eq!(cert["spec"]["secretName"], "haul-webhook-tls");
+    assert!(
+        cert["spec"]["dnsNames"]
+            .as_array()
+            .expect("dnsNames")
+            .contains(&Value::from("haul-webhook.haul-system.svc"))
+    );
+    assert_eq!(
+        find(&d, "MutatingWebhookConfiguration", "haul")["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "haul-system/haul-webhook"
+    );
+    assert!(!d.iter().any(|o| o["kind"] == "Secret"));
+
+    // Off: no webhook anywhere.
+    let d = docs(&template(
+        "haul-system",
+        &["--set", "webhook.enabled=false"],
+    ));
+    assert!(
+        !d.iter()
+            .any(|o| o["kind"] == "MutatingWebhookConfiguration")
+    );
+    let yaml = serde_json::to_string(&d).expect("json");
+    assert!(
+        !yaml.contains("HAUL_WEBHOOK"),
+        "webhook env with webhook.enabled=false"
+    );
+
+    // A bad certificate source is refused with the value named.
+    let (ok, _, stderr) = helm(&[
+        "template",
+        "haul",
+        "charts/haul",
+        "--set",
+        "webhook.certificate.source=vault",
+    ]);
+    assert!(
+        !ok && stderr.contains("webhook.certificate.source must be helm, cert-manager or secret"),
+        "{stderr}"
+    );
+}
+
+/// The creator record cannot be forged or rewritten: the policy compares it with the requester,
+/// and only the controller's ServiceAccount of this release may claim `controller:`.
+#[test]
+fn create_actor_policy_guards_the_record() {
+    let d = docs(&template("haul-system", &[]));
+    let p = find(&d, "ValidatingAdmissionPolicy", "haul-create-actor");
+    let rules = &p["spec"]["matchConstraints"]["resourceRules"][0];
+    assert_eq!(rules["operations"], serde_json::json!(["CREATE", "UPDATE"]));
+    assert_eq!(rules["resources"], serde_json::json!(["promotions"]));
+    let controller = p["spec"]["variables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .find(|v| v["name"] == "controller")
+        .expect("controller variable");
+    assert_eq!(
+        controller["expression"].as_str().map(str::trim),
+        Some("'system:serviceaccount:haul-system:haul'")
+    );
+    let b = find(&d, "ValidatingAdmissionPolicyBinding", "haul-create-actor");
+    assert_eq!(b["spec"]["policyName"], "haul-create-actor");
 }

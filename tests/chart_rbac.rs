@@ -195,7 +195,7 @@ spec:
     });
     assert_eq!(
         promotion["metadata"]["annotations"]["kargo.akuity.io/create-actor"],
-        "haul-controller"
+        "controller:haul-controller"
     );
     wait_for(60, "dev to be verified", || {
         let st = get_json("stage", "dev", ns)?;

@@ -226,7 +226,7 @@ fn ecr_to_dev_uat_prod() {
     let p = get_json("promotion", &dev, "my-app").expect("dev promotion");
     assert_eq!(
         p["metadata"]["annotations"]["kargo.akuity.io/create-actor"],
-        "haul-controller"
+        "controller:haul-controller"
     );
     let after_dev = git(&bare, &["rev-parse", "gitops"]).trim().to_string();
     let files = git(&bare, &["diff", "--name-only", &start, &after_dev]);

@@ -188,7 +188,7 @@ fn auto_promoted(ns: &str, stage: &str, freight: &str) -> String {
         || promotions_of(ns, stage, freight).into_iter().next(),
     );
     assert_eq!(
-        p["metadata"]["annotations"]["kargo.akuity.io/create-actor"], "haul-controller",
+        p["metadata"]["annotations"]["kargo.akuity.io/create-actor"], "controller:haul-controller",
         "{p:#}"
     );
     let name = name_of(&p);

@@ -70,8 +70,9 @@ impl Cluster {
         Ok(Self { client, namespace })
     }
 
-    /// The authenticated user's name, from a SelfSubjectReview; `None` when the API server
-    /// does not say (it needs Kubernetes ≥ 1.28).
+    /// The authenticated user as an actor (`kubernetes:<username>`, what the admission webhook
+    /// records), from a SelfSubjectReview; `None` when the API server does not say (it needs
+    /// Kubernetes ≥ 1.28).
     pub async fn whoami(&self) -> Option<String> {
         use k8s_openapi::api::authentication::v1::SelfSubjectReview;
         let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
@@ -79,7 +80,12 @@ impl Cluster {
             .create(&PostParams::default(), &SelfSubjectReview::default())
             .await
             .ok()?;
-        review.status?.user_info?.username.filter(|u| !u.is_empty())
+        review
+            .status?
+            .user_info?
+            .username
+            .filter(|u| !u.is_empty())
+            .map(|u| crate::admission::kubernetes_actor(&u))
     }
 }
 

@@ -280,6 +280,18 @@ impl ControlPlane {
         &self.dir
     }
 
+    /// The PEM of the CA behind every certificate of this control plane: what a webhook
+    /// configuration's `caBundle` holds for a server using [`ControlPlane::loopback_serving_cert`].
+    pub fn ca_cert_pem(&self) -> &str {
+        &self.ca.cert_pem
+    }
+
+    /// A new serving certificate for 127.0.0.1 / localhost, signed by this control plane's CA
+    /// (for webhooks the API server calls on loopback).
+    pub fn loopback_serving_cert(&self) -> Result<CertPair, EnvtestError> {
+        self.ca.serving_cert()
+    }
+
     /// Time from `start()` until the CRDs were Established.
     pub fn started_in(&self) -> Duration {
         self.started_in

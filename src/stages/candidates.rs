@@ -10,7 +10,7 @@ use crate::api::{
 };
 
 /// The actor recorded on Promotions that haul's own auto-promotion creates.
-pub const CONTROLLER_ACTOR: &str = "haul-controller";
+pub const CONTROLLER_ACTOR: &str = "controller:haul-controller";
 
 /// What auto-promotion does for one requested origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ fn is_manual(p: &Promotion) -> bool {
         .annotations
         .as_ref()
         .and_then(|a| a.get(ANNOTATION_CREATE_ACTOR))
-        .is_none_or(|a| a != CONTROLLER_ACTOR)
+        .is_none_or(|a| !crate::admission::is_controller_actor(a))
 }
 
 fn phase(p: &Promotion) -> Option<PromotionPhase> {

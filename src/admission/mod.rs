@@ -1,0 +1,101 @@
+//! Admission: recording who created a Promotion.
+//!
+//! The `promote` verb itself is checked by the API server (the chart's ValidatingAdmissionPolicies);
+//! what a validating policy cannot do is *write* the requester onto the object. A Promotion created
+//! with plain `kubectl` would otherwise carry no `kargo.akuity.io/create-actor`, so this module
+//! serves the one mutating step haul needs: on CREATE of a Promotion, set that annotation to the
+//! authenticated requester, in Kargo's format (`kubernetes:<username>`). A client cannot forge it:
+//! whatever it sent is overwritten, except the controller's own `controller:` stamp, which the
+//! chart's `create-actor` policy only accepts from the controller's ServiceAccount.
+
+pub mod server;
+
+use std::collections::BTreeMap;
+
+use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+
+use crate::api::ANNOTATION_CREATE_ACTOR;
+
+/// Prefix of the actor of Promotions the controller creates (Kargo's `controller:`).
+pub const CONTROLLER_ACTOR_PREFIX: &str = "controller:";
+/// Prefix of an actor authenticated by Kubernetes (Kargo's `kubernetes:`).
+pub const KUBERNETES_ACTOR_PREFIX: &str = "kubernetes:";
+
+/// The actor recorded for a Kubernetes user, as Kargo formats it.
+pub fn kubernetes_actor(username: &str) -> String {
+    format!("{KUBERNETES_ACTOR_PREFIX}{username}")
+}
+
+/// Whether an actor names the controller (an auto-promotion) rather than a person.
+pub fn is_controller_actor(actor: &str) -> bool {
+    actor.starts_with(CONTROLLER_ACTOR_PREFIX)
+}
+
+/// The JSON patch that records `username` as the creator of a new object with `annotations`, or
+/// `None` when the object already says so. A `controller:` stamp is kept as it is: the admission
+/// policy decides whether the requester may claim it.
+pub fn create_actor_patch(
+    annotations: Option<&BTreeMap<String, String>>,
+    username: &str,
+) -> Option<Patch> {
+    let want = kubernetes_actor(username);
+    let current = annotations.and_then(|a| a.get(ANNOTATION_CREATE_ACTOR));
+    if current.is_some_and(|a| *a == want || is_controller_actor(a)) {
+        return None;
+    }
+    let op = match annotations {
+        // JSON patch `add` on a missing parent fails, so the map is added whole.
+        None => AddOperation {
+            path: PointerBuf::from_tokens(["metadata", "annotations"]),
+            value: serde_json::json!({ ANNOTATION_CREATE_ACTOR: want }),
+        },
+        // `add` on an existing member replaces it.
+        Some(_) => AddOperation {
+            path: PointerBuf::from_tokens(["metadata", "annotations", ANNOTATION_CREATE_ACTOR]),
+            value: serde_json::Value::String(want),
+        },
+    };
+    Some(Patch(vec![PatchOperation::Add(op)]))
+}
+
+/// Answers an AdmissionReview for `promotions` (the webhook's only rule): on CREATE, the
+/// response patches in the requester as the creator; anything else is allowed unchanged.
+pub fn review_promotion(review: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => {
+            return AdmissionResponse::invalid(format!("malformed AdmissionReview: {e}"))
+                .into_review();
+        }
+    };
+    let response = AdmissionResponse::from(&request);
+    if request.operation != Operation::Create {
+        return response.into_review();
+    }
+    let Some(object) = request.object.as_ref() else {
+        return response
+            .deny("the AdmissionReview of a CREATE carries no object")
+            .into_review();
+    };
+    let username = request.user_info.username.as_deref().unwrap_or_default();
+    let Some(patch) = create_actor_patch(object.metadata.annotations.as_ref(), username) else {
+        return response.into_review();
+    };
+    tracing::debug!(
+        namespace = request.namespace.as_deref().unwrap_or_default(),
+        promotion = request.name.as_str(),
+        user = username,
+        "recording the creator of a Promotion"
+    );
+    match response.clone().with_patch(patch) {
+        Ok(r) => r.into_review(),
+        Err(e) => response
+            .deny(format!("recording the Promotion's creator: {e}"))
+            .into_review(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn apply(mut doc: Value, patch: &Patch) -> Value {
+    json_patch::patch(&mut doc, patch).expect("patch applies");
+    doc
+}
+
+fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn records_the_requester_when_the_object_has_no_annotations() {
+    let patch = create_actor_patch(None, "alice").expect("a patch");
+    let doc = apply(json!({"metadata": {"name": "p"}}), &patch);
+    assert_eq!(
+        doc["metadata"]["annotations"]["kargo.akuity.io/create-actor"],
+        "kubernetes:alice"
+    );
+}
+
+#[test]
+fn keeps_other_annotations_and_overwrites_a_forged_actor() {
+    let a = annotations(&[
+        ("team", "payments"),
+        (ANNOTATION_CREATE_ACTOR, "kubernetes:bob"),
+    ]);
+    let patch = create_actor_patch(Some(&a), "alice").expect("a patch");
+    let doc = apply(
+        json!({"metadata": {"annotations": {"team": "payments", "kargo.akuity.io/create-actor": "kubernetes:bob"}}}),
+        &patch,
+    );
+    assert_eq!(
+        doc["metadata"]["annotations"],
+        json!({"team": "payments", "kargo.akuity.io/create-actor": "kubernetes:alice"})
+    );
+}
+
+#[test]
+fn leaves_a_correct_actor_and_the_controller_stamp_alone() {
+    let right = annotations(&[(ANNOTATION_CREATE_ACTOR, "kubernetes:alice")]);
+    assert!(create_actor_patch(Some(&right), "alice").is_none());
+    // Whether the requester may claim to be the controller is the admission policy's decision.
+    let controller = annotations(&[(ANNOTATION_CREATE_ACTOR, "controller:haul-controller")]);
+    assert!(create_actor_patch(Some(&controller), "system:serviceaccount:haul:haul").is_none());
+}
+
+fn review(operation: &str, annotations: Value) -> AdmissionReview<DynamicObject> {
+    serde_json::from_value(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "kargo.akuity.io", "version": "v1alpha1", "kind": "Promotion"},
+            "resource": {"group": "kargo.akuity.io", "version": "v1alpha1", "resource": "promotions"},
+            "namespace": "my-app",
+            "name": "prod-1",
+            "operation": operation,
+            "userInfo": {"username": "alice", "groups": ["developers"]},
+            "object": {
+                "apiVersion": "kargo.akuity.io/v1alpha1",
+                "kind": "Promotion",
+                "metadata": {"name": "prod-1", "namespace": "my-app", "annotations": annotations},
+                "spec": {"stage": "prod", "freight": "abc"}
+            }
+        }
+    }))
+    .expect("a valid review")
+}
+
+#[test]
+fn a_create_review_is_answered_with_the_patch() {
+    let out = serde_json::to_value(review_promotion(review("CREATE", json!({})))).expect("json");
+    let response = &out["response"];
+    assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(response["allowed"], true);
+    assert_eq!(response["patchType"], "JSONPatch");
+    // kube-core writes the bytes as a JSON array of numbers, which the API server's Go decoder
+    // reads into []byte as it reads base64.
+    let bytes: Vec<u8> = serde_json::from_value(response["patch"].clone()).expect("patch bytes");
+    let patch: Value = serde_json::from_slice(&bytes).expect("json patch");
+    assert_eq!(
+        patch,
+        json!([{"op": "add", "path": "/metadata/annotations/kargo.akuity.io~1create-actor", "value": "kubernetes:alice"}])
+    );
+}
+
+#[test]
+fn other_operations_pass_unchanged() {
+    let out = serde_json::to_value(review_promotion(review("UPDATE", json!({})))).expect("json");
+    assert_eq!(out["response"]["allowed"], true);
+    assert!(out["response"].get("patch").is_none_or(Value::is_null));
+}
+
+#[test]
+fn a_review_without_a_request_is_refused_as_malformed() {
+    let empty: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"
+    }))
+    .expect("parses");
+    let out = serde_json::to_value(review_promotion(empty)).expect("json");
+    assert_eq!(out["response"]["allowed"], false);
+    assert!(
+        out["response"]["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("malformed AdmissionReview")),
+        "{out}"
+    );
+}
