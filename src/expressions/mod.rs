@@ -17,7 +17,8 @@
 //! predicates (`map(xs, # * 2)`, `filter`, `all`, …), method calls (`semverParse(v).Major()`),
 //! date/duration functions, `asYAML`, `artifactFrom` and `freightStatus`.
 //!
-//! A Warehouse's `freightCreationCriteria` uses the same language; see [`criteria`].
+//! A Warehouse's `freightCreationCriteria` uses the same language; see
+//! [`freight_creation_criteria_satisfied`].
 
 mod criteria;
 mod eval;
