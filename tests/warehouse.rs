@@ -444,3 +444,236 @@ fn a_failed_discovery_is_retried_after_a_backoff() {
     });
     assert_eq!(tags_of(&f), ["1.0.0"]);
 }
+
+fn warehouse_with(ns: &str, name: &str, extra_spec: &str, subs: &str) -> String {
+    format!(
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  interval: 10m\n{extra_spec}  subscriptions:\n{subs}"
+    )
+}
+
+/// Kargo's classic use of `freightCreationCriteria`: only images built together (same tag)
+/// become Freight. A discovery the expression rejects creates nothing and says why.
+#[test]
+fn freight_creation_criteria_gate_automatic_freight() {
+    let _ = controller();
+    let ns = namespace("wh-criteria");
+    let reg = services().var("HAUL_TEST_REGISTRY").to_string();
+    let (api, web) = (format!("{reg}/{ns}/api"), format!("{reg}/{ns}/web"));
+    push(&reg, &format!("{ns}/api"), "1.0.0", None);
+    push(&reg, &format!("{ns}/web"), "1.0.0", None);
+    let criteria = format!(
+        "  freightCreationCriteria:\n    expression: imageFrom('{api}').Tag == imageFrom('{web}').Tag\n"
+    );
+    let subs = format!("  - image:\n      repoURL: {api}\n  - image:\n      repoURL: {web}\n");
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &warehouse_with(&ns, "pair", &criteria, &subs),
+    )
+    .success("warehouse");
+
+    // Accepted: Freight with both images at 1.0.0.
+    let f = wait_for(30, "the first Freight", || {
+        freight_list(&ns).into_iter().next()
+    });
+    assert_eq!(tags_of(&f), ["1.0.0", "1.0.0"]);
+    let (status, reason, _) =
+        condition(&ns, "pair", "FreightCreationCriteriaSatisfied").expect("criteria condition");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "CriteriaSatisfied")
+    );
+
+    // Rejected: api moved on alone; no Freight, and the Warehouse says why.
+    push(&reg, &format!("{ns}/api"), "1.1.0", None);
+    refresh(&ns, "pair");
+    assert_eq!(
+        freight_list(&ns).len(),
+        1,
+        "a rejected discovery made Freight"
+    );
+    let (status, reason, message) =
+        condition(&ns, "pair", "FreightCreationCriteriaSatisfied").expect("criteria condition");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "CriteriaNotSatisfied")
+    );
+    assert!(message.contains(&format!("{api}:1.1.0")), "{message}");
+    assert!(message.contains(&format!("{web}:1.0.0")), "{message}");
+    let (status, reason, _) = condition(&ns, "pair", "FreightCreated").expect("created");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "CriteriaNotSatisfied")
+    );
+    // Not an error: the Warehouse is healthy and ready, it just has nothing to ship.
+    assert_eq!(
+        condition(&ns, "pair", "Ready").map(|c| c.0).as_deref(),
+        Some("True")
+    );
+
+    // Accepted again once web catches up.
+    push(&reg, &format!("{ns}/web"), "1.1.0", None);
+    refresh(&ns, "pair");
+    let all = freight_list(&ns);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all.iter().any(|f| tags_of(f) == ["1.1.0", "1.1.0"]));
+    let (status, _, _) =
+        condition(&ns, "pair", "FreightCreationCriteriaSatisfied").expect("criteria condition");
+    assert_eq!(status, "True");
+
+    // Under the Manual policy the criteria are not evaluated and no Freight is created.
+    let manual =
+        "  freightCreationPolicy: Manual\n  freightCreationCriteria:\n    expression: 'true'\n";
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &warehouse_with(&ns, "manual", manual, &subs),
+    )
+    .success("manual warehouse");
+    let (_, reason, _) = wait_for(30, "the manual Warehouse to discover", || {
+        condition(&ns, "manual", "FreightCreated")
+    });
+    assert_eq!(reason, "ManualPolicy");
+    assert!(condition(&ns, "manual", "FreightCreationCriteriaSatisfied").is_none());
+    assert!(
+        freight_list(&ns)
+            .iter()
+            .all(|f| f["origin"]["name"] != "manual")
+    );
+}
+
+/// A criteria expression that cannot work is reported on the Warehouse, naming the field, and
+/// creates no Freight: a syntax error before any registry is asked, an evaluation error after
+/// discovery.
+#[test]
+fn an_invalid_criteria_expression_is_reported() {
+    let _ = controller();
+    let ns = namespace("wh-criteria-bad");
+    let reg = services().var("HAUL_TEST_REGISTRY").to_string();
+    let app = format!("{reg}/{ns}/app");
+    push(&reg, &format!("{ns}/app"), "1.0.0", None);
+    let subs = format!("  - image:\n      repoURL: {app}\n");
+    let cases = [
+        (
+            "syntax",
+            format!("imageFrom('{app}').Tag =="),
+            "InvalidSpec",
+            "spec.freightCreationCriteria.expression: ",
+        ),
+        (
+            "missing-repo",
+            "imageFrom('ghcr.io/acme/not-subscribed').Tag == '1.0.0'".to_string(),
+            "CriteriaEvaluationFailed",
+            "imageFrom found no image from repository \"ghcr.io/acme/not-subscribed\"",
+        ),
+        (
+            "not-bool",
+            format!("imageFrom('{app}').Tag"),
+            "CriteriaEvaluationFailed",
+            "must evaluate to a boolean, got string \"1.0.0\"",
+        ),
+    ];
+    for (name, expr, _, _) in &cases {
+        let extra = format!(
+            "  freightCreationCriteria:\n    expression: \"{}\"\n",
+            expr.replace('"', "\\\"")
+        );
+        kubectl_stdin(
+            &["apply", "-f", "-"],
+            &warehouse_with(&ns, name, &extra, &subs),
+        )
+        .success(name);
+    }
+    for (name, _, reason, needle) in &cases {
+        let (status, _, message) = wait_for(30, &format!("{name} to report"), || {
+            condition(&ns, name, "Ready").filter(|c| c.1 == *reason)
+        });
+        assert_eq!(status, "False", "{name}");
+        assert!(message.contains(needle), "{name}: {message}");
+        assert!(
+            message.contains("spec.freightCreationCriteria.expression"),
+            "{name}: {message}"
+        );
+    }
+    let (_, reason, _) = condition(&ns, "missing-repo", "Healthy").expect("healthy");
+    assert_eq!(reason, "CriteriaEvaluationFailed");
+    assert!(
+        freight_list(&ns).is_empty(),
+        "an invalid expression made Freight"
+    );
+    let events = kubectl(&["get", "events", "-n", &ns, "-o", "json"]).success("events");
+    assert!(
+        events.stdout.contains("CriteriaEvaluationFailed"),
+        "no event"
+    );
+
+    // Fixing the expression takes effect without a refresh: the spec changed.
+    let fixed =
+        format!("  freightCreationCriteria:\n    expression: imageFrom('{app}').Tag == '1.0.0'\n");
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &warehouse_with(&ns, "missing-repo", &fixed, &subs),
+    )
+    .success("fixed");
+    wait_for(30, "Freight after the fix", || {
+        freight_list(&ns)
+            .into_iter()
+            .find(|f| f["origin"]["name"] == "missing-repo")
+    });
+}
+
+/// A registry answering 429 with `Retry-After: 120` is not asked again before then: without it
+/// the first retry would come after the 10 s backoff.
+#[test]
+fn a_registry_429_retry_after_delays_the_retry() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let _ = controller();
+    let ns = namespace("wh-429");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            // Read the request head; the body (none for GET) does not matter.
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            seen.fetch_add(1, Ordering::SeqCst);
+            let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let subs = format!("  - image:\n      repoURL: 127.0.0.1:{port}/busy/app\n");
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "busy", &subs)).success("warehouse");
+    let (status, _, message) = wait_for(30, "the throttled discovery", || {
+        condition(&ns, "busy", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
+    });
+    assert_eq!(status, "False");
+    assert!(message.contains("throttled"), "{message}");
+    assert!(
+        message.contains("retrying in 120s, as the registry's Retry-After asks"),
+        "{message}"
+    );
+    let after_first = requests.load(Ordering::SeqCst);
+    assert!(after_first >= 1);
+    // Longer than the largest first backoff (10 s + 20% jitter) plus a discovery.
+    std::thread::sleep(std::time::Duration::from_secs(16));
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        after_first,
+        "the registry was asked again before its Retry-After"
+    );
+    assert!(freight_list(&ns).is_empty());
+}

@@ -17,13 +17,14 @@ use super::conditions::{self, Desired};
 use super::{Context, Error, apply_status, key};
 use crate::api::ImageSelectionStrategy;
 use crate::api::{
-    ANNOTATION_REFRESH, CONDITION_FREIGHT_CREATED, CONDITION_HEALTHY, CONDITION_READY,
-    CONDITION_RECONCILING, DiscoveredArtifacts, Freight, FreightCreationPolicy, FreightOrigin,
-    GitCommit, GitDiscoveryResult, Image, ImageDiscoveryResult, LABEL_ALIAS, RepoSubscription,
-    Warehouse, WarehouseStatus,
+    ANNOTATION_REFRESH, CONDITION_FREIGHT_CREATED, CONDITION_FREIGHT_CREATION_CRITERIA_SATISFIED,
+    CONDITION_HEALTHY, CONDITION_READY, CONDITION_RECONCILING, DiscoveredArtifacts, Freight,
+    FreightCreationPolicy, FreightOrigin, GitCommit, GitDiscoveryResult, Image,
+    ImageDiscoveryResult, LABEL_ALIAS, RepoSubscription, Warehouse, WarehouseStatus,
 };
 use crate::credentials::{self, CredType};
 use crate::discovery::{Constraint, RegistryCredentials, TagFilter};
+use crate::expressions::{freight_creation_criteria_satisfied, parse_criteria};
 
 /// Why (or whether) discovery runs now: a pure decision on the object and the clock.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,10 @@ pub enum Decision {
     Discover(&'static str),
     Wait(Duration),
 }
+
+/// [`decide`]'s reasons that come from the clock rather than from a person.
+pub const INTERVAL_ELAPSED: &str = "interval elapsed";
+pub const NO_DISCOVERY_RECORDED: &str = "no discovery recorded";
 
 /// Discovery runs when nothing was discovered yet, the spec changed, a refresh was requested,
 /// or the interval has elapsed since the last discovery.
@@ -51,14 +56,114 @@ pub fn decide(w: &Warehouse, interval: Duration, now: Timestamp) -> Decision {
         .as_ref()
         .and_then(|d| d.discovered_at.as_ref())
     else {
-        return Decision::Discover("no discovery recorded");
+        return Decision::Discover(NO_DISCOVERY_RECORDED);
     };
     let elapsed = now.duration_since(last.0);
     let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
     if elapsed >= interval {
-        Decision::Discover("interval elapsed")
+        Decision::Discover(INTERVAL_ELAPSED)
     } else {
         Decision::Wait(interval - elapsed)
+    }
+}
+
+/// [`decide`] after a failed discovery: the retry waits for `retry_wait` (the backoff, or the
+/// registry's `Retry-After`), even past the interval, since the interval counts from the last
+/// successful discovery. A spec change or a refresh still goes ahead: a person asked.
+pub fn after_failure(
+    decision: Decision,
+    failed_before: bool,
+    retry_wait: Option<Duration>,
+) -> Decision {
+    if !failed_before {
+        return decision;
+    }
+    match (decision, retry_wait) {
+        (Decision::Discover(r), Some(wait))
+            if r == INTERVAL_ELAPSED || r == NO_DISCOVERY_RECORDED =>
+        {
+            Decision::Wait(wait)
+        }
+        (Decision::Wait(d), Some(wait)) => Decision::Wait(wait.min(d)),
+        (Decision::Wait(_), None) => Decision::Discover("retrying after a failed discovery"),
+        (d, _) => d,
+    }
+}
+
+/// The longest `Retry-After` honoured, so a bogus header cannot park a Warehouse for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The delay before retrying a failed discovery: the backoff, but never earlier than a
+/// registry's `Retry-After` (capped at [`MAX_RETRY_AFTER`]).
+pub fn retry_delay(backoff: Duration, retry_after: Option<Duration>) -> Duration {
+    match retry_after {
+        Some(ra) => backoff.max(ra.min(MAX_RETRY_AFTER)),
+        None => backoff,
+    }
+}
+
+/// The part of a failure message that says when the next attempt is and why.
+pub fn retry_note(delay: Duration, retry_after: Option<Duration>) -> String {
+    let secs = delay.as_secs().max(1);
+    match retry_after {
+        Some(ra) if ra > MAX_RETRY_AFTER => format!(
+            "retrying in {secs}s (the registry's Retry-After of {}s, capped)",
+            ra.as_secs()
+        ),
+        Some(ra) if ra.as_secs() >= secs => {
+            format!("retrying in {secs}s, as the registry's Retry-After asks")
+        }
+        _ => format!("retrying in {secs}s"),
+    }
+}
+
+/// The outcome of `spec.freightCreationCriteria` for one discovery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Criteria {
+    Satisfied,
+    /// The expression was false; the message says what it saw.
+    NotSatisfied(String),
+    /// The expression failed to evaluate; the message names the field.
+    Failed(String),
+}
+
+/// Evaluates the Warehouse's criteria against the latest discovery (Kargo: no expression is
+/// satisfied).
+pub fn check_criteria(w: &Warehouse, artifacts: &DiscoveredArtifacts) -> Criteria {
+    let Some(expr) = w
+        .spec
+        .freight_creation_criteria
+        .as_ref()
+        .and_then(|c| c.expression.as_deref())
+    else {
+        return Criteria::Satisfied;
+    };
+    match freight_creation_criteria_satisfied(expr, artifacts) {
+        Ok(true) => Criteria::Satisfied,
+        Ok(false) => {
+            let newest: Vec<String> = artifacts
+                .images
+                .iter()
+                .filter_map(|r| {
+                    r.references
+                        .first()
+                        .map(|i| format!("{}:{}", r.repo_url, i.tag))
+                })
+                .chain(artifacts.git.iter().filter_map(|r| {
+                    let c = r.commits.first()?;
+                    let id = c.tag.as_deref().or(c.id.as_deref())?;
+                    Some(format!("{}@{id}", r.repo_url))
+                }))
+                .collect();
+            Criteria::NotSatisfied(format!(
+                "Freight creation criteria were not satisfied by the newest artifacts ({}): {}",
+                newest.join(", "),
+                expr.trim()
+            ))
+        }
+        Err(e) => Criteria::Failed(format!(
+            "Evaluation of Freight creation criteria failed: {e}"
+        )),
     }
 }
 
@@ -123,6 +228,15 @@ pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Duration, Vec<S
                 "{at}.chart: chart subscriptions are not supported by haul yet"
             ));
         }
+    }
+    if let Some(expr) = w
+        .spec
+        .freight_creation_criteria
+        .as_ref()
+        .and_then(|c| c.expression.as_deref())
+        && let Err(e) = parse_criteria(expr)
+    {
+        problems.push(e.to_string());
     }
     if problems.is_empty() {
         Ok(interval)
@@ -255,13 +369,14 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     // After a failed discovery, retry when the backoff is over, not only after the interval.
     let failed_before = conditions::get(&status.conditions, CONDITION_HEALTHY)
         .is_some_and(|c| c.reason == "DiscoveryFailed");
-    let reason = match decide(&w, interval, t.0) {
+    let retry_wait = if failed_before {
+        ctx.retry_wait(&k)
+    } else {
+        None
+    };
+    let reason = match after_failure(decide(&w, interval, t.0), failed_before, retry_wait) {
         Decision::Discover(r) => r,
-        Decision::Wait(d) if !failed_before => return Ok(Action::requeue(d)),
-        Decision::Wait(d) => match ctx.retry_wait(&k) {
-            Some(wait) => return Ok(Action::requeue(wait.min(d))),
-            None => "retrying after a failed discovery",
-        },
+        Decision::Wait(d) => return Ok(Action::requeue(d)),
     };
     tracing::info!(warehouse = %k, reason, "discovering artifacts");
 
@@ -282,6 +397,8 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     // Each subscription on its own: one failing does not stop the others.
     let mut images = Vec::new();
     let mut failures = Vec::new();
+    // The longest Retry-After any registry sent with a 429.
+    let mut retry_after: Option<Duration> = None;
     let mut commits = Vec::new();
     for sub in &w.spec.subscriptions {
         if let Some(g) = &sub.git {
@@ -349,7 +466,10 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
                 r.name = sub.name.clone();
                 images.push(r);
             }
-            Err(e) => failures.push(format!("{}: {e}", describe(sub))),
+            Err(e) => {
+                retry_after = retry_after.max(e.retry_after());
+                failures.push(format!("{}: {e}", describe(sub)));
+            }
         }
     }
 
@@ -362,7 +482,12 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     conditions::remove(&mut status.conditions, CONDITION_RECONCILING);
 
     if !failures.is_empty() {
-        let message = failures.join("; ");
+        let delay = retry_delay(ctx.backoff(&k, interval), retry_after);
+        let message = format!(
+            "{}; {}",
+            failures.join("; "),
+            retry_note(delay, retry_after)
+        );
         for c in [CONDITION_HEALTHY, CONDITION_READY] {
             conditions::set(
                 &mut status.conditions,
@@ -387,9 +512,8 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
             message,
         )
         .await;
-        let delay = ctx.backoff(&k, interval);
         ctx.retry_after(&k, delay);
-        tracing::warn!(warehouse = %k, retry_in = ?delay, "discovery failed");
+        tracing::warn!(warehouse = %k, retry_in = ?delay, ?retry_after, "discovery failed");
         return Ok(Action::requeue(delay));
     }
     ctx.reset_backoff(&k);
@@ -434,6 +558,91 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
         apply_status(&api, w.as_ref(), &status).await?;
         return Ok(Action::requeue(interval));
     }
+    // As in Kargo, the criteria gate only automatic creation; under Manual they are not read.
+    let criteria = match w.spec.freight_creation_policy {
+        FreightCreationPolicy::Manual => None,
+        FreightCreationPolicy::Automatic => status
+            .discovered_artifacts
+            .as_ref()
+            .map(|d| check_criteria(&w, d)),
+    };
+    match &criteria {
+        None => conditions::remove(
+            &mut status.conditions,
+            CONDITION_FREIGHT_CREATION_CRITERIA_SATISFIED,
+        ),
+        Some(Criteria::Satisfied) => conditions::set(
+            &mut status.conditions,
+            Desired {
+                type_: CONDITION_FREIGHT_CREATION_CRITERIA_SATISFIED,
+                status: true,
+                reason: "CriteriaSatisfied",
+                message: "Freight creation criteria satisfied".into(),
+            },
+            generation,
+            &t,
+        ),
+        Some(Criteria::NotSatisfied(message)) => {
+            conditions::set(
+                &mut status.conditions,
+                Desired {
+                    type_: CONDITION_FREIGHT_CREATION_CRITERIA_SATISFIED,
+                    status: false,
+                    reason: "CriteriaNotSatisfied",
+                    message: message.clone(),
+                },
+                generation,
+                &t,
+            );
+            conditions::set(
+                &mut status.conditions,
+                Desired {
+                    type_: CONDITION_FREIGHT_CREATED,
+                    status: false,
+                    reason: "CriteriaNotSatisfied",
+                    message: "No Freight was created: the newest artifacts do not satisfy spec.freightCreationCriteria".into(),
+                },
+                generation,
+                &t,
+            );
+        }
+        Some(Criteria::Failed(message)) => {
+            // A broken expression stays broken until the spec changes: say so and wait for the
+            // interval, never requeue hot (Kargo returns no error here for the same reason).
+            conditions::remove(
+                &mut status.conditions,
+                CONDITION_FREIGHT_CREATION_CRITERIA_SATISFIED,
+            );
+            let was =
+                conditions::get(&status.conditions, CONDITION_READY).map(|c| c.message.clone());
+            for c in [CONDITION_HEALTHY, CONDITION_READY] {
+                conditions::set(
+                    &mut status.conditions,
+                    Desired {
+                        type_: c,
+                        status: false,
+                        reason: "CriteriaEvaluationFailed",
+                        message: message.clone(),
+                    },
+                    generation,
+                    &t,
+                );
+            }
+            apply_status(&api, w.as_ref(), &status).await?;
+            if was.as_deref() != Some(message.as_str()) {
+                ctx.event(
+                    w.as_ref(),
+                    EventType::Warning,
+                    "CriteriaEvaluationFailed",
+                    "EvaluateCriteria",
+                    message.clone(),
+                )
+                .await;
+            }
+            return Ok(Action::requeue(interval));
+        }
+    }
+
     conditions::set(
         &mut status.conditions,
         Desired {
@@ -453,6 +662,8 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
             generation,
             &t,
         );
+    } else if let Some(Criteria::NotSatisfied(_)) = &criteria {
+        tracing::info!(warehouse = %k, "freight creation criteria not satisfied; no Freight created");
     } else if let Some(freight) = plan_freight(&w, &images, &commits) {
         let name = freight.name_any();
         match create_freight(&ctx, &ns, freight).await? {
@@ -602,4 +813,128 @@ pub async fn run(ctx: Arc<Context>) {
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DiscoveredImageReference, FreightCreationCriteria};
+
+    fn warehouse(expression: Option<&str>) -> Warehouse {
+        let mut w: Warehouse = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1",
+            "kind": "Warehouse",
+            "metadata": {"name": "w", "namespace": "p", "generation": 1},
+            "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/acme/api"}}]},
+        }))
+        .expect("warehouse");
+        w.spec.freight_creation_criteria = expression.map(|e| FreightCreationCriteria {
+            expression: Some(e.to_string()),
+        });
+        w
+    }
+
+    fn discovered(tag: &str) -> DiscoveredArtifacts {
+        DiscoveredArtifacts {
+            images: vec![ImageDiscoveryResult {
+                repo_url: "ghcr.io/acme/api".into(),
+                references: vec![DiscoveredImageReference {
+                    tag: tag.into(),
+                    digest: "sha256:00".into(),
+                    ..DiscoveredImageReference::default()
+                }],
+                ..ImageDiscoveryResult::default()
+            }],
+            ..DiscoveredArtifacts::default()
+        }
+    }
+
+    #[test]
+    fn retry_after_sets_a_floor_under_the_backoff() {
+        let s = Duration::from_secs;
+        assert_eq!(retry_delay(s(10), None), s(10));
+        assert_eq!(retry_delay(s(10), Some(s(120))), s(120));
+        assert_eq!(retry_delay(s(300), Some(s(5))), s(300));
+        assert_eq!(retry_delay(s(10), Some(s(86_400))), MAX_RETRY_AFTER);
+        assert_eq!(
+            retry_note(s(120), Some(s(120))),
+            "retrying in 120s, as the registry's Retry-After asks"
+        );
+        assert_eq!(retry_note(s(300), Some(s(5))), "retrying in 300s");
+        assert!(retry_note(MAX_RETRY_AFTER, Some(s(86_400))).contains("86400s, capped"));
+        assert_eq!(retry_note(s(9), None), "retrying in 9s");
+    }
+
+    #[test]
+    fn a_pending_retry_holds_even_when_the_interval_elapsed() {
+        let s = Duration::from_secs;
+        let elapsed = Decision::Discover(INTERVAL_ELAPSED);
+        // Throttled: the registry's wait wins over the interval.
+        assert_eq!(
+            after_failure(elapsed.clone(), true, Some(s(90))),
+            Decision::Wait(s(90))
+        );
+        // No failure before: the clock decides as usual.
+        assert_eq!(after_failure(elapsed.clone(), false, Some(s(90))), elapsed);
+        // A person asked: go ahead.
+        let spec = Decision::Discover("spec changed");
+        assert_eq!(after_failure(spec.clone(), true, Some(s(90))), spec);
+        // Before the interval: the retry comes after the backoff, not only after the interval.
+        assert_eq!(
+            after_failure(Decision::Wait(s(600)), true, Some(s(20))),
+            Decision::Wait(s(20))
+        );
+        assert_eq!(
+            after_failure(Decision::Wait(s(600)), true, None),
+            Decision::Discover("retrying after a failed discovery")
+        );
+        assert_eq!(
+            after_failure(Decision::Wait(s(600)), false, None),
+            Decision::Wait(s(600))
+        );
+    }
+
+    #[test]
+    fn criteria_outcomes() {
+        let d = discovered("1.4.0");
+        assert_eq!(check_criteria(&warehouse(None), &d), Criteria::Satisfied);
+        assert_eq!(
+            check_criteria(
+                &warehouse(Some("imageFrom('ghcr.io/acme/api').Tag startsWith '1.'")),
+                &d
+            ),
+            Criteria::Satisfied
+        );
+        match check_criteria(
+            &warehouse(Some("imageFrom('ghcr.io/acme/api').Tag == '2.0.0'")),
+            &d,
+        ) {
+            Criteria::NotSatisfied(m) => {
+                assert!(m.contains("ghcr.io/acme/api:1.4.0"), "{m}");
+                assert!(m.contains("== '2.0.0'"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match check_criteria(&warehouse(Some("imageFrom('ghcr.io/x').Tag == '1'")), &d) {
+            Criteria::Failed(m) => assert!(
+                m.contains("spec.freightCreationCriteria.expression")
+                    && m.contains("cannot fetch Tag"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_criteria_syntax_error_is_an_invalid_spec() {
+        let problems = validate(&warehouse(Some("imageFrom('x').Tag ==")), Duration::ZERO)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("spec.freightCreationCriteria.expression: "),
+            "{problems:?}"
+        );
+        assert!(validate(&warehouse(Some("true")), Duration::ZERO).is_ok());
+    }
 }

@@ -8,8 +8,12 @@ use base64::Engine as _;
 
 use super::Functions;
 use super::parser::{BinOp, Expr, Link, LinkKind, Node, SpanError, UnOp};
-use super::value::{Val, as_origin, chart_val, commit_val, go_quote, image_val, origin_val};
-use crate::api::FreightOrigin;
+use super::value::{
+    Val, as_origin, chart_val, commit_val, discovered_commit_val, discovered_image_val, go_quote,
+    image_val, origin_val,
+};
+use crate::api::{Chart, DiscoveredArtifacts, FreightOrigin};
+use crate::urls::{normalize_chart, normalize_git, normalize_image};
 
 type R<T> = Result<T, SpanError>;
 
@@ -346,6 +350,9 @@ impl Call<'_, '_> {
     }
 
     fn artifact(&self) -> Result<(Val, Option<String>), String> {
+        if let Some(d) = self.ev.funcs.discovered_artifacts() {
+            return self.discovered_artifact(d);
+        }
         self.count(1, 2)?;
         let repo = self.string(0)?;
         let origin = if self.args.len() == 2 {
@@ -372,7 +379,78 @@ impl Call<'_, '_> {
         })
     }
 
+    /// `imageFrom(repo)` / `commitFrom(repo)` over a Warehouse's discovery: the newest
+    /// artifact of the first result for the repository (compared normalised) that has one.
+    fn discovered_artifact(
+        &self,
+        d: &DiscoveredArtifacts,
+    ) -> Result<(Val, Option<String>), String> {
+        let repo = self.one_string()?;
+        let (found, what) = if self.name == "imageFrom" {
+            let want = normalize_image(repo);
+            let found = d
+                .images
+                .iter()
+                .filter(|r| normalize_image(&r.repo_url) == want)
+                .find_map(|r| r.references.first())
+                .map(discovered_image_val);
+            (found, "image")
+        } else {
+            let want = normalize_git(repo);
+            let found = d
+                .git
+                .iter()
+                .filter(|r| normalize_git(&r.repo_url) == want)
+                .find_map(|r| r.commits.first())
+                .map(discovered_commit_val);
+            (found, "commit")
+        };
+        Ok(match found {
+            Some(v) => (v, None),
+            None => (Val::Nil, Some(not_discovered(what, repo, None))),
+        })
+    }
+
+    /// `chartFrom(repo[, name])` over a Warehouse's discovery; an empty name matches any chart.
+    fn discovered_chart(&self, d: &DiscoveredArtifacts) -> Result<(Val, Option<String>), String> {
+        self.count(1, 2)?;
+        let repo = self.string(0)?;
+        let name = if self.args.len() == 2 {
+            self.string(1)?
+        } else {
+            ""
+        };
+        let want = normalize_chart(repo);
+        let found = d
+            .charts
+            .iter()
+            .filter(|r| normalize_chart(&r.repo_url) == want)
+            .filter(|r| name.is_empty() || r.name.as_deref().unwrap_or("") == name)
+            .find_map(|r| {
+                r.versions.first().map(|v| Chart {
+                    repo_url: Some(want.clone()),
+                    name: r.name.clone(),
+                    version: Some(v.clone()),
+                    subscription_name: None,
+                })
+            });
+        Ok(match found {
+            Some(c) => (chart_val(&c), None),
+            None => (
+                Val::Nil,
+                Some(not_discovered(
+                    "chart",
+                    repo,
+                    Some(name).filter(|n| !n.is_empty()),
+                )),
+            ),
+        })
+    }
+
     fn chart(&self) -> Result<(Val, Option<String>), String> {
+        if let Some(d) = self.ev.funcs.discovered_artifacts() {
+            return self.discovered_chart(d);
+        }
         self.count(1, 3)?;
         let repo = self.string(0)?;
         let mut name = None;
@@ -409,6 +487,13 @@ fn not_found(what: &str, repo: &str, name: Option<&str>, origin: Option<&Freight
     let name = name.map(|n| format!(" named {n:?}")).unwrap_or_default();
     let origin = origin.map(|o| format!(" from {o}")).unwrap_or_default();
     format!("{what}From found no {what}{name} from repository {repo:?} in the Freight{origin}")
+}
+
+fn not_discovered(what: &str, repo: &str, name: Option<&str>) -> String {
+    let name = name.map(|n| format!(" named {n:?}")).unwrap_or_default();
+    format!(
+        "{what}From found no {what}{name} from repository {repo:?} among the discovered artifacts"
+    )
 }
 
 /// expr-lang's built-in functions that Kargo configurations use.

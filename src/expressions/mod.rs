@@ -16,7 +16,11 @@
 //! field name (`.Tag`) but rendered with their JSON tags (`"tag"`). Not supported here: `let`,
 //! predicates (`map(xs, # * 2)`, `filter`, `all`, …), method calls (`semverParse(v).Major()`),
 //! date/duration functions, `asYAML`, `artifactFrom` and `freightStatus`.
+//!
+//! A Warehouse's `freightCreationCriteria` uses the same language; see
+//! [`freight_creation_criteria_satisfied`].
 
+mod criteria;
 mod eval;
 mod parser;
 mod template;
@@ -30,7 +34,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::api::{Chart, FreightOrigin, GitCommit, Image};
+use crate::api::{Chart, DiscoveredArtifacts, FreightOrigin, GitCommit, Image};
+pub use criteria::{CRITERIA_FIELD, freight_creation_criteria_satisfied, parse_criteria};
 use value::Val;
 
 /// What went wrong, for callers that react differently to each.
@@ -309,6 +314,14 @@ pub trait Functions {
     fn stage_metadata(&self, stage: &str) -> Result<Option<Map<String, Value>>, String> {
         let _ = stage;
         Err("not available here".to_string())
+    }
+
+    /// A Warehouse's latest discovery, set only while evaluating its `freightCreationCriteria`.
+    /// Then `imageFrom`, `commitFrom` and `chartFrom` take no origin and return the newest
+    /// discovered artifact of a repository, as Kargo's `DiscoveredArtifactsOperations` do,
+    /// instead of asking the methods above about Freight.
+    fn discovered_artifacts(&self) -> Option<&DiscoveredArtifacts> {
+        None
     }
 }
 

@@ -7,7 +7,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::api::{Chart, FreightOrigin, GitCommit, Image};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    Chart, DiscoveredCommit, DiscoveredImageReference, FreightOrigin, GitCommit, Image,
+};
 
 /// A value during evaluation. It mirrors the Go types Kargo's environment holds: JSON data
 /// (`map[string]any`), `map[string]string` (annotations, Secrets), and the API structs that
@@ -355,6 +359,46 @@ pub(crate) fn chart_val(c: &Chart) -> Val {
                 "subscriptionName",
                 opt_str(&c.subscription_name),
             ),
+        ],
+    }))
+}
+
+/// A timestamp as Kargo's JSON renders a `metav1.Time` (RFC 3339); nil when unknown.
+fn opt_time(t: &Option<Time>) -> Val {
+    t.as_ref().map_or(Val::Nil, |t| Val::Str(t.0.to_string()))
+}
+
+/// Kargo's `DiscoveredImageReference`, what `imageFrom` returns in a Warehouse's
+/// `freightCreationCriteria`.
+pub(crate) fn discovered_image_val(i: &DiscoveredImageReference) -> Val {
+    Val::Struct(Box::new(GoStruct {
+        type_name: "DiscoveredImageReference",
+        fields: vec![
+            field("Tag", "tag", Val::Str(i.tag.clone())),
+            field("Digest", "digest", Val::Str(i.digest.clone())),
+            field(
+                "Annotations",
+                "annotations",
+                Val::StrMap(i.annotations.clone()),
+            ),
+            field("CreatedAt", "createdAt", opt_time(&i.created_at)),
+        ],
+    }))
+}
+
+/// Kargo's `DiscoveredCommit`, what `commitFrom` returns in a Warehouse's
+/// `freightCreationCriteria`.
+pub(crate) fn discovered_commit_val(c: &DiscoveredCommit) -> Val {
+    Val::Struct(Box::new(GoStruct {
+        type_name: "DiscoveredCommit",
+        fields: vec![
+            field("ID", "id", opt_str(&c.id)),
+            field("Branch", "branch", opt_str(&c.branch)),
+            field("Tag", "tag", opt_str(&c.tag)),
+            field("Subject", "subject", opt_str(&c.subject)),
+            field("Author", "author", opt_str(&c.author)),
+            field("Committer", "committer", opt_str(&c.committer)),
+            field("CreatorDate", "creatorDate", opt_time(&c.creator_date)),
         ],
     }))
 }
