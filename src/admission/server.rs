@@ -229,7 +229,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = CertFiles::new(dir.path());
         let e = files.server_config().expect_err("no files").to_string();
-        assert!(e.contains("tls.crt") && e.contains("reading PEM certificates"), "{e}");
+        assert!(
+            e.contains("tls.crt") && e.contains("reading PEM certificates"),
+            "{e}"
+        );
 
         let ca = Ca::new("ca").expect("ca");
         write_cert(dir.path(), &ca);
@@ -237,6 +240,9 @@ mod tests {
         std::fs::write(dir.path().join("tls.key"), other.key_pem).expect("key");
         let e = files.server_config().expect_err("mismatch").to_string();
         assert!(e.contains("does not match its key"), "{e}");
-        assert!(!e.contains("PRIVATE KEY"), "the key leaked into the error: {e}");
+        assert!(
+            !e.contains("PRIVATE KEY"),
+            "the key leaked into the error: {e}"
+        );
     }
 }
