@@ -9,7 +9,7 @@
 //! needed here is a handful of GETs and HEADs, so it is written directly on `reqwest` (rustls with
 //! aws-lc-rs, the same crypto provider as kube, so `ring` stays out of the build).
 //!
-//! The manifest model ([`ManifestMeta`]) is shared with the ECR path, which reads manifests
+//! The manifest model (`ManifestMeta`) is shared with the ECR path, which reads manifests
 //! through `BatchGetImage`.
 
 use std::collections::{BTreeMap, HashMap};

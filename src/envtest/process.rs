@@ -96,7 +96,7 @@ pub fn spawn(mut cmd: Command) -> Result<Child, EnvtestError> {
 }
 
 /// Registers a process group (led by `pid`) to kill when this process exits, for services
-/// started by scripts rather than by [`spawn`].
+/// started by scripts rather than by `spawn`.
 pub fn kill_group_at_exit(pid: i32) {
     // Make sure the atexit hook is registered.
     let _ = spawner();
