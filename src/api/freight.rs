@@ -1,7 +1,7 @@
 //! Freight: an immutable set of artifact versions from one origin. It has no `spec`: its fields
 //! sit at the top level next to `metadata` and `status`, so the root type is hand-written.
 
-use std::{borrow::Cow, collections::BTreeMap};
+use std::collections::BTreeMap;
 
 use k8s_openapi::{
     apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -11,7 +11,6 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
-use kube::core::{NamespaceResourceScope, Resource, object::HasStatus};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeStruct};
 use serde_json::Value;
@@ -223,68 +222,12 @@ fn serialize_list<S: SerializeStruct, T: Serialize>(
     }
 }
 
-impl Resource for Freight {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Freight".into()
-    }
-
-    fn group(_: &()) -> Cow<'_, str> {
-        GROUP.into()
-    }
-
-    fn version(_: &()) -> Cow<'_, str> {
-        VERSION.into()
-    }
-
-    fn api_version(_: &()) -> Cow<'_, str> {
-        API_VERSION.into()
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        "freights".into()
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
-impl HasStatus for Freight {
-    type Status = FreightStatus;
-
-    fn status(&self) -> Option<&FreightStatus> {
-        self.status.as_ref()
-    }
-
-    fn status_mut(&mut self) -> &mut Option<FreightStatus> {
-        &mut self.status
-    }
-}
-
-impl kube::CustomResourceExt for Freight {
-    fn crd() -> CustomResourceDefinition {
-        Freight::crd()
-    }
-
-    fn crd_name() -> &'static str {
-        "freights.kargo.akuity.io"
-    }
-
-    fn api_resource() -> kube::core::ApiResource {
-        kube::core::ApiResource::erase::<Freight>(&())
-    }
-
-    fn shortnames() -> &'static [&'static str] {
-        &[]
-    }
-}
+super::resource_impls::hand_written_resource!(
+    Freight,
+    FreightStatus,
+    kube::core::NamespaceResourceScope,
+    "freights"
+);
 
 /// The current status of a piece of Freight.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

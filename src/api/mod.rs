@@ -9,6 +9,7 @@ pub mod project;
 pub mod project_config;
 pub mod promotion;
 pub mod promotion_task;
+mod resource_impls;
 pub mod stage;
 pub mod warehouse;
 

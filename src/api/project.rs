@@ -2,8 +2,6 @@
 //! `spec` (Kargo removed it in v1.7 in favour of ProjectConfig), so the root type is
 //! hand-written.
 
-use std::borrow::Cow;
-
 use k8s_openapi::{
     apiextensions_apiserver::pkg::apis::apiextensions::v1::{
         CustomResourceDefinition, CustomResourceDefinitionNames, CustomResourceDefinitionSpec,
@@ -12,7 +10,6 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use kube::core::{ClusterResourceScope, Resource, object::HasStatus};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeStruct};
 use serde_json::Value;
@@ -120,68 +117,12 @@ impl Serialize for Project {
     }
 }
 
-impl Resource for Project {
-    type DynamicType = ();
-    type Scope = ClusterResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Project".into()
-    }
-
-    fn group(_: &()) -> Cow<'_, str> {
-        GROUP.into()
-    }
-
-    fn version(_: &()) -> Cow<'_, str> {
-        VERSION.into()
-    }
-
-    fn api_version(_: &()) -> Cow<'_, str> {
-        API_VERSION.into()
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        "projects".into()
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
-impl HasStatus for Project {
-    type Status = ProjectStatus;
-
-    fn status(&self) -> Option<&ProjectStatus> {
-        self.status.as_ref()
-    }
-
-    fn status_mut(&mut self) -> &mut Option<ProjectStatus> {
-        &mut self.status
-    }
-}
-
-impl kube::CustomResourceExt for Project {
-    fn crd() -> CustomResourceDefinition {
-        Project::crd()
-    }
-
-    fn crd_name() -> &'static str {
-        "projects.kargo.akuity.io"
-    }
-
-    fn api_resource() -> kube::core::ApiResource {
-        kube::core::ApiResource::erase::<Project>(&())
-    }
-
-    fn shortnames() -> &'static [&'static str] {
-        &[]
-    }
-}
+super::resource_impls::hand_written_resource!(
+    Project,
+    ProjectStatus,
+    kube::core::ClusterResourceScope,
+    "projects"
+);
 
 /// The current status of a Project.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
