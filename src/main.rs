@@ -333,11 +333,14 @@ async fn quickstart_run(
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    eprintln!("==> starting the haul controller and an Argo CD stand-in");
+    eprintln!("==> starting the haul controller, its admission webhook and an Argo CD stand-in");
     let config = haul::controller::Config {
         work_root: state.join("work"),
         ..Default::default()
     };
+    if let Err(e) = haul::quickstart::start_webhook(env, state).await {
+        return fail(&e.to_string());
+    }
     let controller = tokio::spawn(haul::controller::run(client.clone(), config));
     tokio::spawn(haul::quickstart::argocd_stand_in(client.clone()));
     eprintln!("==> CI pushes build 1006 to ECR");
@@ -416,6 +419,9 @@ kind: Promotion
 metadata: {{name: to-uat, namespace: my-app}}
 spec: {{stage: uat, freight: {dev_freight}}}
 EOF"
+    );
+    println!(
+        "  kubectl get promotions -n my-app -o custom-columns='NAME:.metadata.name,STAGE:.spec.stage,BY:.metadata.annotations.kargo\\.akuity\\.io/create-actor'"
     );
     println!("  cargo run -- quickstart --push 1007          # CI pushes a new build; dev follows");
     println!();

@@ -317,3 +317,57 @@ pub async fn argocd_stand_in(client: kube::Client) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+/// Serves haul's admission webhook (as every controller replica does in a cluster) on a free
+/// loopback port with a certificate from the control plane's CA, and registers it, so every
+/// Promotion records who created it — `kubectl create` included.
+pub async fn start_webhook(env: &Environment, state: &Path) -> Result<(), QuickstartError> {
+    let dir = state.join("webhook-tls");
+    std::fs::create_dir_all(&dir).map_err(|e| fail("creating the webhook cert directory", e))?;
+    let cert = env.control_plane.loopback_serving_cert()?;
+    std::fs::write(dir.join("tls.crt"), &cert.cert_pem)
+        .and_then(|_| std::fs::write(dir.join("tls.key"), &cert.key_pem))
+        .map_err(|e| fail("writing the webhook certificate", e))?;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| fail("finding a free port for the webhook", e))?;
+    tokio::spawn(async move {
+        if let Err(e) = crate::admission::server::serve(addr, &dir).await {
+            eprintln!("haul quickstart: the admission webhook stopped: {e}");
+        }
+    });
+    let ca = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        env.control_plane.ca_cert_pem(),
+    );
+    // The chart's MutatingWebhookConfiguration, with a loopback URL instead of its Service.
+    let config: k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "haul"},
+            "webhooks": [{
+                "name": "create-actor.promotions.haul.kargo.akuity.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+                "rules": [{"apiGroups": ["kargo.akuity.io"], "apiVersions": ["*"],
+                           "operations": ["CREATE"], "resources": ["promotions"]}],
+                "clientConfig": {
+                    "url": format!("https://{addr}{}", crate::admission::server::MUTATE_PROMOTION_PATH),
+                    "caBundle": ca,
+                },
+            }]
+        }))
+        .map_err(|e| fail("building the webhook configuration", e))?;
+    let client = env.control_plane.client().await?;
+    let api: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
+        Api::all(client);
+    api.patch(
+        "haul",
+        &PatchParams::apply("haul-quickstart").force(),
+        &Patch::Apply(&config),
+    )
+    .await
+    .map_err(|e| fail("registering the admission webhook", e))?;
+    Ok(())
+}
