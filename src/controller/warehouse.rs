@@ -610,7 +610,6 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
         images: images.clone(),
         git: commits.clone(),
         charts: charts.clone(),
-        ..status.discovered_artifacts.take().unwrap_or_default()
     });
     if !empty.is_empty() {
         let message = empty.join("; ");
