@@ -317,6 +317,14 @@ pub struct ChartSubscription {
     #[serde(default = "default_discovery_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub discovery_limit: i32,
+    /// InsecureSkipTLSVerify specifies whether certificate verification errors should be
+    /// ignored when connecting to the repository.
+    #[serde(
+        default,
+        rename = "insecureSkipTLSVerify",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub insecure_skip_tls_verify: Option<bool>,
 }
 
 /// The Warehouse's most recently observed state.
@@ -467,4 +475,7 @@ pub struct ChartDiscoveryResult {
     /// Versions discovered, newest first. Empty means discovery succeeded but found nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<String>,
+    /// SubscriptionName is the name of the subscription, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_name: Option<String>,
 }

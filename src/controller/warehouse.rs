@@ -18,12 +18,13 @@ use super::{Context, Error, apply_status, key};
 use crate::api::ImageSelectionStrategy;
 use crate::api::{
     ANNOTATION_REFRESH, CONDITION_FREIGHT_CREATED, CONDITION_FREIGHT_CREATION_CRITERIA_SATISFIED,
-    CONDITION_HEALTHY, CONDITION_READY, CONDITION_RECONCILING, DiscoveredArtifacts, Freight,
-    FreightCreationPolicy, FreightOrigin, GitCommit, GitDiscoveryResult, Image,
-    ImageDiscoveryResult, LABEL_ALIAS, RepoSubscription, Warehouse, WarehouseStatus,
+    CONDITION_HEALTHY, CONDITION_READY, CONDITION_RECONCILING, Chart, ChartDiscoveryResult,
+    DiscoveredArtifacts, Freight, FreightCreationPolicy, FreightOrigin, GitCommit,
+    GitDiscoveryResult, Image, ImageDiscoveryResult, LABEL_ALIAS, RepoSubscription, Warehouse,
+    WarehouseStatus,
 };
 use crate::credentials::{self, CredType};
-use crate::discovery::{Constraint, RegistryCredentials, TagFilter};
+use crate::discovery::{ChartSource, Constraint, RegistryCredentials, TagFilter};
 use crate::expressions::{freight_creation_criteria_satisfied, parse_criteria};
 
 /// Why (or whether) discovery runs now: a pure decision on the object and the clock.
@@ -154,6 +155,13 @@ pub fn check_criteria(w: &Warehouse, artifacts: &DiscoveredArtifacts) -> Criteri
                     let id = c.tag.as_deref().or(c.id.as_deref())?;
                     Some(format!("{}@{id}", r.repo_url))
                 }))
+                .chain(artifacts.charts.iter().filter_map(|r| {
+                    let v = r.versions.first()?;
+                    Some(match &r.name {
+                        Some(n) => format!("{} {n}:{v}", r.repo_url),
+                        None => format!("{}:{v}", r.repo_url),
+                    })
+                }))
                 .collect();
             Criteria::NotSatisfied(format!(
                 "Freight creation criteria were not satisfied by the newest artifacts ({}): {}",
@@ -223,10 +231,8 @@ pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Duration, Vec<S
                 _ => {}
             }
         }
-        if sub.chart.is_some() {
-            problems.push(format!(
-                "{at}.chart: chart subscriptions are not supported by haul yet"
-            ));
+        if let Some(chart) = &sub.chart {
+            problems.extend(validate_chart(chart, &format!("{at}.chart")));
         }
     }
     if let Some(expr) = w
@@ -243,6 +249,34 @@ pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Duration, Vec<S
     } else {
         Err(problems)
     }
+}
+
+/// A chart subscription's problems (Kargo's webhook rules), each naming the field.
+fn validate_chart(chart: &crate::api::ChartSubscription, at: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = ChartSource::of(chart) {
+        let field = if e.contains("name") {
+            "name"
+        } else {
+            "repoURL"
+        };
+        problems.push(format!("{at}.{field}: {e}"));
+    }
+    if let Some(c) = chart
+        .semver_constraint
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        && let Err(e) = Constraint::parse(c)
+    {
+        problems.push(format!("{at}.semverConstraint: {e}"));
+    }
+    if !(1..=100).contains(&chart.discovery_limit) {
+        problems.push(format!(
+            "{at}.discoveryLimit: must be between 1 and 100 (found {})",
+            chart.discovery_limit
+        ));
+    }
+    problems
 }
 
 fn allow_regexes(img: &crate::api::ImageSubscription) -> Vec<String> {
@@ -284,6 +318,7 @@ pub fn plan_freight(
     w: &Warehouse,
     images: &[ImageDiscoveryResult],
     commits: &[GitDiscoveryResult],
+    charts: &[ChartDiscoveryResult],
 ) -> Option<Freight> {
     let mut f = Freight::new("", FreightOrigin::warehouse(w.name_any()));
     for r in commits {
@@ -309,7 +344,16 @@ pub fn plan_freight(
             subscription_name: r.name.clone(),
         });
     }
-    if f.images.is_empty() && f.commits.is_empty() {
+    for r in charts {
+        let top = r.versions.first()?;
+        f.charts.push(Chart {
+            repo_url: Some(r.repo_url.clone()),
+            name: r.name.clone(),
+            version: Some(top.clone()),
+            subscription_name: r.subscription_name.clone(),
+        });
+    }
+    if f.images.is_empty() && f.commits.is_empty() && f.charts.is_empty() {
         return None;
     }
     let id = crate::freight::freight_id(&f);
@@ -400,7 +444,21 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     // The longest Retry-After any registry sent with a 429.
     let mut retry_after: Option<Duration> = None;
     let mut commits = Vec::new();
+    let mut charts = Vec::new();
     for sub in &w.spec.subscriptions {
+        if let Some(c) = &sub.chart {
+            match discover_chart(&ctx, &ns, c).await {
+                Ok(mut r) => {
+                    r.subscription_name = sub.name.clone();
+                    charts.push(r);
+                }
+                Err((e, ra)) => {
+                    retry_after = retry_after.max(ra);
+                    failures.push(format!("{}: {e}", describe(sub)));
+                }
+            }
+            continue;
+        }
         if let Some(g) = &sub.git {
             let creds = match credentials::find(
                 &ctx.client,
@@ -502,7 +560,7 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
             );
         }
         // Keep what was discovered before for the subscriptions that failed now.
-        merge_discovered(&mut status, images, commits, &t);
+        merge_discovered(&mut status, images, commits, charts, &t);
         apply_status(&api, w.as_ref(), &status).await?;
         ctx.event(
             w.as_ref(),
@@ -533,12 +591,25 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
                 r.repo_url
             )
         }))
+        .chain(charts.iter().filter(|r| r.versions.is_empty()).map(|r| {
+            let name = r.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            match &r.semver_constraint {
+                Some(c) => format!(
+                    "chart subscription {}{name} found no version satisfying semverConstraint {c:?}",
+                    r.repo_url
+                ),
+                None => format!(
+                    "chart subscription {}{name} found no semantic version",
+                    r.repo_url
+                ),
+            }
+        }))
         .collect();
     status.discovered_artifacts = Some(DiscoveredArtifacts {
         discovered_at: Some(t.clone()),
         images: images.clone(),
         git: commits.clone(),
-        ..status.discovered_artifacts.take().unwrap_or_default()
+        charts: charts.clone(),
     });
     if !empty.is_empty() {
         let message = empty.join("; ");
@@ -664,7 +735,7 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
         );
     } else if let Some(Criteria::NotSatisfied(_)) = &criteria {
         tracing::info!(warehouse = %k, "freight creation criteria not satisfied; no Freight created");
-    } else if let Some(freight) = plan_freight(&w, &images, &commits) {
+    } else if let Some(freight) = plan_freight(&w, &images, &commits, &charts) {
         let name = freight.name_any();
         match create_freight(&ctx, &ns, freight).await? {
             Created::New(alias) => {
@@ -719,14 +790,25 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     Ok(Action::requeue(interval))
 }
 
-/// Replaces the discovered images of the subscriptions that succeeded, keeping the others.
+/// Replaces the discovered artifacts of the subscriptions that succeeded, keeping the others.
 fn merge_discovered(
     status: &mut WarehouseStatus,
     fresh: Vec<ImageDiscoveryResult>,
     fresh_git: Vec<GitDiscoveryResult>,
+    fresh_charts: Vec<ChartDiscoveryResult>,
     t: &Time,
 ) {
     let mut d = status.discovered_artifacts.take().unwrap_or_default();
+    for r in fresh_charts {
+        match d.charts.iter_mut().find(|o| {
+            o.repo_url == r.repo_url
+                && o.name == r.name
+                && o.subscription_name == r.subscription_name
+        }) {
+            Some(o) => *o = r,
+            None => d.charts.push(r),
+        }
+    }
     for r in fresh_git {
         match d
             .git
@@ -751,6 +833,37 @@ fn merge_discovered(
         d.discovered_at = Some(t.clone());
     }
     status.discovered_artifacts = Some(d);
+}
+
+/// Finds the subscription's `helm` credentials and discovers its versions. The error carries
+/// the repository's `Retry-After`, if any.
+async fn discover_chart(
+    ctx: &Context,
+    ns: &str,
+    c: &crate::api::ChartSubscription,
+) -> Result<ChartDiscoveryResult, (String, Option<Duration>)> {
+    let creds = match credentials::find(
+        &ctx.client,
+        ns,
+        ctx.config.shared_namespace.as_deref(),
+        CredType::Helm,
+        &c.repo_url,
+    )
+    .await
+    {
+        Ok(Some(found)) => match RegistryCredentials::from_secret_data(&found.data) {
+            Ok(c) => c,
+            Err(e) => return Err((format!("Secret {}: {e}", found.secret), None)),
+        },
+        Ok(None) => None,
+        Err(e) => return Err((e.to_string(), None)),
+    };
+    crate::discovery::discover_chart(&ctx.images, c, creds.as_ref())
+        .await
+        .map_err(|e| {
+            let ra = e.retry_after();
+            (e.to_string(), ra)
+        })
 }
 
 enum Created {
@@ -923,6 +1036,67 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn chart_warehouse(chart: serde_json::Value) -> Warehouse {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1",
+            "kind": "Warehouse",
+            "metadata": {"name": "w", "namespace": "p", "generation": 1},
+            "spec": {"subscriptions": [{"name": "c", "chart": chart}]},
+        }))
+        .expect("warehouse")
+    }
+
+    #[test]
+    fn chart_subscriptions_are_validated_like_kargo() {
+        let ok = chart_warehouse(serde_json::json!({
+            "repoURL": "oci://ghcr.io/acme/charts/api", "semverConstraint": "^1.0"
+        }));
+        assert!(validate(&ok, Duration::ZERO).is_ok());
+        for (chart, want) in [
+            (
+                serde_json::json!({"repoURL": "https://charts.example.com"}),
+                "spec.subscriptions[0].chart.name: name is required",
+            ),
+            (
+                serde_json::json!({"repoURL": "oci://ghcr.io/acme/api", "name": "api"}),
+                "spec.subscriptions[0].chart.name: name must be empty",
+            ),
+            (
+                serde_json::json!({"repoURL": "oci://ghcr.io/acme/api", "semverConstraint": ">>1"}),
+                "spec.subscriptions[0].chart.semverConstraint: ",
+            ),
+        ] {
+            let problems = validate(&chart_warehouse(chart), Duration::ZERO)
+                .err()
+                .unwrap_or_default();
+            assert!(
+                problems.iter().any(|p| p.starts_with(want)),
+                "{want}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn planned_freight_takes_the_newest_chart_version() {
+        let w = chart_warehouse(serde_json::json!({"repoURL": "oci://ghcr.io/acme/charts/api"}));
+        let charts = vec![ChartDiscoveryResult {
+            repo_url: "oci://ghcr.io/acme/charts/api".into(),
+            versions: vec!["1.2.0".into(), "1.1.0".into()],
+            subscription_name: Some("c".into()),
+            ..ChartDiscoveryResult::default()
+        }];
+        let f = plan_freight(&w, &[], &[], &charts).expect("freight");
+        assert_eq!(f.charts.len(), 1);
+        assert_eq!(f.charts[0].version.as_deref(), Some("1.2.0"));
+        assert_eq!(f.charts[0].subscription_name.as_deref(), Some("c"));
+        assert_eq!(f.name_any(), crate::freight::freight_id(&f));
+        let empty = vec![ChartDiscoveryResult {
+            versions: vec![],
+            ..charts[0].clone()
+        }];
+        assert!(plan_freight(&w, &[], &[], &empty).is_none());
     }
 
     #[test]

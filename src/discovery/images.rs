@@ -768,13 +768,34 @@ impl ImageDiscoverer {
             .map_err(|e| format!("invalid registry host {:?}: {e}", repo.registry))
     }
 
-    async fn discover_oci(
+    /// Every tag of an OCI repository, in the registry's order, through the same client, rate
+    /// limits and auth (anonymous, basic, bearer token) as image discovery. Chart discovery uses
+    /// it: in an OCI registry, a chart's versions are its tags.
+    pub async fn list_tags(
         &self,
         repo_url: &str,
-        repo: &ImageRepository,
-        plan: &Plan,
         creds: Option<&RegistryCredentials>,
-    ) -> Result<Vec<DiscoveredImageReference>, ImageDiscoveryError> {
+        insecure: bool,
+    ) -> Result<Vec<String>, ImageDiscoveryError> {
+        let repo = ImageRepository::parse(repo_url).map_err(|reason| {
+            ImageDiscoveryError::InvalidSubscription {
+                repo: repo_url.to_owned(),
+                reason,
+            }
+        })?;
+        let session = self.session(repo_url, &repo, creds, insecure)?;
+        session.list_tags().await
+    }
+
+    /// A session with one repository; refuses to send credentials over plain HTTP to a host
+    /// that is not loopback unless allowed.
+    fn session<'a>(
+        &'a self,
+        repo_url: &str,
+        repo: &ImageRepository,
+        creds: Option<&'a RegistryCredentials>,
+        insecure: bool,
+    ) -> Result<OciRepo<'a>, ImageDiscoveryError> {
         let (base, plain) =
             self.base_url(repo)
                 .map_err(|reason| ImageDiscoveryError::InvalidSubscription {
@@ -793,7 +814,7 @@ impl ImageDiscoverer {
                         .into(),
             });
         }
-        let session = OciRepo::new(
+        Ok(OciRepo::new(
             &self.inner.oci,
             self.inner.budgets.host(&repo.registry),
             base,
@@ -801,8 +822,18 @@ impl ImageDiscoverer {
             repo.path.clone(),
             repo_url.to_owned(),
             creds,
-            plan.insecure,
-        );
+            insecure,
+        ))
+    }
+
+    async fn discover_oci(
+        &self,
+        repo_url: &str,
+        repo: &ImageRepository,
+        plan: &Plan,
+        creds: Option<&RegistryCredentials>,
+    ) -> Result<Vec<DiscoveredImageReference>, ImageDiscoveryError> {
+        let session = self.session(repo_url, repo, creds, plan.insecure)?;
         let d = OciDiscovery {
             inner: &self.inner,
             s: &session,

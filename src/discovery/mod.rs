@@ -2,6 +2,7 @@
 //! pure: Masterminds-style semver constraints and the per-strategy filtering and ordering of tags.
 //! `images` ([`ImageDiscoverer`]) lists tags and fetches metadata in that order from ECR (`ecr`)
 //! or any OCI registry (`oci`), within the per-registry budgets and caches of `registry_limits`.
+//! `charts` discovers chart versions (OCI tags or a classic `index.yaml`) for chart subscriptions.
 
 pub mod semver_constraint;
 pub mod tag_selection;
@@ -12,12 +13,14 @@ pub use tag_selection::{
     newest_build_candidates, newest_build_order, semver_candidates, sort_newest_build_by,
 };
 
+pub mod charts;
 pub mod ecr;
 pub mod git_commits;
 pub mod images;
 pub mod oci;
 pub mod registry_limits;
 
+pub use charts::{ChartDiscoveryError, ChartSource, discover_chart};
 pub use ecr::{EcrIdentity, EcrRepository};
 pub use git_commits::{GitDiscoveryError, discover_commits};
 pub use images::{

@@ -51,12 +51,44 @@ pub fn freight_id(f: &Freight) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Go's `path.Join` for two elements: joined with one `/`, empty elements ignored.
+/// Go's `path.Join(a, b)`: the non-empty elements joined with `/`, then `path.Clean`ed. Kargo
+/// relies on it for charts, so an HTTP(S) repository hashes as `https:/host/path/name` (Clean
+/// folds the `//`), and haul must do the same to name Freight as Kargo does.
 fn path_join(a: &str, b: &str) -> String {
-    match (a.trim_end_matches('/'), b.trim_start_matches('/')) {
-        ("", b) => b.to_string(),
-        (a, "") => a.to_string(),
-        (a, b) => format!("{a}/{b}"),
+    let joined = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return String::new(),
+        (true, false) => b.to_string(),
+        (false, true) => a.to_string(),
+        (false, false) => format!("{a}/{b}"),
+    };
+    go_path_clean(&joined)
+}
+
+/// Go's `path.Clean`: one `/` between elements, `.` removed, `..` folded, no trailing `/`.
+fn go_path_clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".to_string();
+    }
+    let rooted = p.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|l| *l != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    let body = out.join("/");
+    match (rooted, body.is_empty()) {
+        (true, _) => format!("/{body}"),
+        (false, true) => ".".to_string(),
+        (false, false) => body,
     }
 }
 
@@ -102,6 +134,57 @@ mod tests {
         let mut d = a.clone();
         d.origin = FreightOrigin::warehouse("other");
         assert_ne!(freight_id(&a), freight_id(&d));
+    }
+
+    fn sha1_hex(s: &str) -> String {
+        Sha1::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn charts_hash_like_kargo_path_join() {
+        let chart = |url: &str, name: Option<&str>, v: &str| -> crate::api::Chart {
+            serde_json::from_value(serde_json::json!({"repoURL": url, "name": name, "version": v}))
+                .expect("chart")
+        };
+        let mut f = Freight::new("", FreightOrigin::warehouse("w"));
+        // OCI: oci:// dropped, lower-cased, empty name ignored by path.Join.
+        f.charts = vec![chart("oci://GHCR.io/Acme/charts/api", None, "1.2.3")];
+        assert_eq!(
+            freight_id(&f),
+            sha1_hex("Warehouse/w:ghcr.io/acme/charts/api:1.2.3")
+        );
+        // HTTP(S): Go's path.Clean folds "https://" to "https:/" and drops a trailing "/".
+        f.charts = vec![chart(
+            "https://Charts.example.com/stable/",
+            Some("web"),
+            "2.0.0",
+        )];
+        assert_eq!(
+            freight_id(&f),
+            sha1_hex("Warehouse/w:https:/charts.example.com/stable/web:2.0.0")
+        );
+        // Sorted together with the other artifacts.
+        f.images = vec![image("r", "1", "sha256:1")];
+        assert_eq!(
+            freight_id(&f),
+            sha1_hex("Warehouse/w:https:/charts.example.com/stable/web:2.0.0|r:1@sha256:1")
+        );
+    }
+
+    #[test]
+    fn go_path_clean_cases() {
+        for (input, want) in [
+            ("a//b/./c/", "a/b/c"),
+            ("https://x/y", "https:/x/y"),
+            ("a/../../b", "../b"),
+            ("/../a", "/a"),
+            ("", "."),
+        ] {
+            assert_eq!(go_path_clean(input), want, "{input}");
+        }
     }
 
     #[test]

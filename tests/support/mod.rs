@@ -88,6 +88,7 @@ pub fn namespace(prefix: &str) -> String {
         .expect("create namespace")
 }
 
+pub mod charts;
 pub mod gitops;
 pub mod helm;
 pub mod services;

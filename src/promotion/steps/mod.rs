@@ -3,8 +3,10 @@
 //! message naming the field and changes nothing.
 
 mod argocd;
+mod chart_lock;
 mod files;
 mod git;
+mod helm_chart;
 mod kustomize;
 mod yaml_update;
 
@@ -110,6 +112,7 @@ pub const KNOWN_STEPS: &[&str] = &[
     "kustomize-set-image",
     "kustomize-build",
     "yaml-update",
+    "helm-update-chart",
     "argocd-update",
     "compose-output",
     "copy",
@@ -131,6 +134,7 @@ pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOut
         "kustomize-set-image" => kustomize::set_image(parse(config)?, env).await,
         "kustomize-build" => kustomize::build(parse(config)?, env).await,
         "yaml-update" => yaml_update::run(parse(config)?, env).await,
+        "helm-update-chart" => helm_chart::run(parse(config)?, env).await,
         "argocd-update" => argocd::update(config, env).await,
         "compose-output" => match config {
             Value::Object(m) => Ok(StepOutcome::succeeded(m)),
