@@ -628,7 +628,12 @@ fn a_registry_429_retry_after_delays_the_retry() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let _ = controller();
+    // Held for the whole test: a_restarted_controller_creates_no_duplicate_freight restarts the
+    // shared controller, and a new process knows no Retry-After (it retries a failed Warehouse
+    // once at start), which would count as a request before the Retry-After here.
+    let _controller = controller()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let ns = namespace("wh-429");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
