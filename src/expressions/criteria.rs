@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use super::template::eval_expression;
 use super::value::Val;
 use super::{ErrorKind, ExpressionError, Functions};
-use crate::api::{Chart, DiscoveredArtifacts, FreightOrigin, GitCommit, Image};
+use crate::api::DiscoveredArtifacts;
 
 /// The field every criteria error names.
 pub const CRITERIA_FIELD: &str = "spec.freightCreationCriteria.expression";
@@ -21,31 +21,6 @@ pub const CRITERIA_FIELD: &str = "spec.freightCreationCriteria.expression";
 struct Discovered<'a>(&'a DiscoveredArtifacts);
 
 impl Functions for Discovered<'_> {
-    fn image_from(&self, _: &str, _: Option<&FreightOrigin>) -> Result<Option<Image>, String> {
-        Err("not available here".to_string())
-    }
-
-    fn commit_from(&self, _: &str, _: Option<&FreightOrigin>) -> Result<Option<GitCommit>, String> {
-        Err("not available here".to_string())
-    }
-
-    fn chart_from(
-        &self,
-        _: &str,
-        _: Option<&str>,
-        _: Option<&FreightOrigin>,
-    ) -> Result<Option<Chart>, String> {
-        Err("not available here".to_string())
-    }
-
-    fn step_status(&self, _: &str) -> Option<String> {
-        None
-    }
-
-    fn any_failed(&self) -> bool {
-        false
-    }
-
     fn discovered_artifacts(&self) -> Option<&DiscoveredArtifacts> {
         Some(self.0)
     }

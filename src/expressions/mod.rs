@@ -243,9 +243,14 @@ impl Env {
     }
 }
 
+/// What a function says where its context does not exist (e.g. `imageFrom` in verification
+/// arguments).
+const NOT_AVAILABLE: &str = "not available here";
+
 /// The functions whose answers come from outside the expression: the Freight being promoted,
 /// the status of earlier steps, and cluster data. Errors are messages for the person who wrote
-/// the expression; they are shown after the function's name.
+/// the expression; they are shown after the function's name. Each defaults to "not available
+/// here", so a context implements only what it has.
 pub trait Functions {
     /// The image from `repo_url` in the Freight being promoted, or `None` when there is none
     /// (expressions then see nil, as in Kargo). `Err` for an ambiguous request, e.g. two
@@ -254,14 +259,20 @@ pub trait Functions {
         &self,
         repo_url: &str,
         origin: Option<&FreightOrigin>,
-    ) -> Result<Option<Image>, String>;
+    ) -> Result<Option<Image>, String> {
+        let _ = (repo_url, origin);
+        Err(NOT_AVAILABLE.to_string())
+    }
 
     /// As [`Functions::image_from`], for a Git commit.
     fn commit_from(
         &self,
         repo_url: &str,
         origin: Option<&FreightOrigin>,
-    ) -> Result<Option<GitCommit>, String>;
+    ) -> Result<Option<GitCommit>, String> {
+        let _ = (repo_url, origin);
+        Err(NOT_AVAILABLE.to_string())
+    }
 
     /// As [`Functions::image_from`], for a Helm chart; `name` is set for HTTP(S) repositories.
     fn chart_from(
@@ -269,51 +280,59 @@ pub trait Functions {
         repo_url: &str,
         name: Option<&str>,
         origin: Option<&FreightOrigin>,
-    ) -> Result<Option<Chart>, String>;
+    ) -> Result<Option<Chart>, String> {
+        let _ = (repo_url, name, origin);
+        Err(NOT_AVAILABLE.to_string())
+    }
 
     /// The status (`Succeeded`, `Failed`, …) of the earlier step `alias`, resolved within the
     /// current step's task as Kargo does; `None` when there is no such step.
-    fn step_status(&self, alias: &str) -> Option<String>;
+    fn step_status(&self, alias: &str) -> Option<String> {
+        let _ = alias;
+        None
+    }
 
     /// Whether any earlier step failed or errored (`failure()`; `success()` is its negation).
-    fn any_failed(&self) -> bool;
+    fn any_failed(&self) -> bool {
+        false
+    }
 
     /// `secret(name)`: the decoded data of a Secret in the Project namespace; empty when it
     /// does not exist.
     fn secret(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
         let _ = name;
-        Err("not available here".to_string())
+        Err(NOT_AVAILABLE.to_string())
     }
 
     /// `configMap(name)`: the data of a ConfigMap in the Project namespace.
     fn config_map(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
         let _ = name;
-        Err("not available here".to_string())
+        Err(NOT_AVAILABLE.to_string())
     }
 
     /// `sharedSecret(name)`: a generic-credentials Secret in the shared namespace.
     fn shared_secret(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
         let _ = name;
-        Err("not available here".to_string())
+        Err(NOT_AVAILABLE.to_string())
     }
 
     /// `sharedConfigMap(name)`: a ConfigMap in the shared namespace.
     fn shared_config_map(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
         let _ = name;
-        Err("not available here".to_string())
+        Err(NOT_AVAILABLE.to_string())
     }
 
     /// `freightMetadata(name)`: the decoded `status.metadata` of a Freight; `None` when the
     /// Freight or its metadata does not exist.
     fn freight_metadata(&self, freight: &str) -> Result<Option<Map<String, Value>>, String> {
         let _ = freight;
-        Err("not available here".to_string())
+        Err(NOT_AVAILABLE.to_string())
     }
 
     /// `stageMetadata(name)`: the decoded `status.metadata` of a Stage.
     fn stage_metadata(&self, stage: &str) -> Result<Option<Map<String, Value>>, String> {
         let _ = stage;
-        Err("not available here".to_string())
+        Err(NOT_AVAILABLE.to_string())
     }
 
     /// A Warehouse's latest discovery, set only while evaluating its `freightCreationCriteria`.
@@ -330,32 +349,7 @@ pub trait Functions {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoFunctions;
 
-impl Functions for NoFunctions {
-    fn image_from(&self, _: &str, _: Option<&FreightOrigin>) -> Result<Option<Image>, String> {
-        Err("not available here".to_string())
-    }
-
-    fn commit_from(&self, _: &str, _: Option<&FreightOrigin>) -> Result<Option<GitCommit>, String> {
-        Err("not available here".to_string())
-    }
-
-    fn chart_from(
-        &self,
-        _: &str,
-        _: Option<&str>,
-        _: Option<&FreightOrigin>,
-    ) -> Result<Option<Chart>, String> {
-        Err("not available here".to_string())
-    }
-
-    fn step_status(&self, _: &str) -> Option<String> {
-        None
-    }
-
-    fn any_failed(&self) -> bool {
-        false
-    }
-}
+impl Functions for NoFunctions {}
 
 /// Evaluates every string value in `value` (keys never) as a Kargo template. A string that is
 /// exactly one expression keeps the result's type after Kargo's coercion (`${{ 1 + 1 }}` is the
