@@ -2,7 +2,9 @@
 
 mod support;
 
-use support::{kubectl, kubectl_stdin, namespace, repo_root};
+use support::{
+    kubectl, kubectl_stdin, merge_patch, merge_patch_status, must_get_json, namespace, repo_root,
+};
 
 const KINDS: [(&str, &str); 8] = [
     ("projects", "Project"),
@@ -91,11 +93,7 @@ fn reference_pipeline_is_the_scenario() {
     ])
     .success("apply the reference pipeline");
 
-    let get = |kind: &str, name: &str| -> serde_json::Value {
-        let out = kubectl(&["get", kind, name, "-n", "my-app", "-o", "json"])
-            .success(&format!("get {kind} {name}"));
-        serde_json::from_str(&out.stdout).expect("json")
-    };
+    let get = |kind: &str, name: &str| must_get_json(kind, name, "my-app");
 
     let wh: Warehouse =
         serde_json::from_value(get("warehouse", "my-app")).expect("Warehouse decodes");
@@ -152,34 +150,14 @@ fn reference_pipeline_is_the_scenario() {
         );
         drop(s);
 
-        let app = kubectl(&[
-            "get",
-            "application",
-            &format!("my-app-{stage}"),
-            "-n",
-            "argocd",
-            "-o",
-            "json",
-        ])
-        .success("get application");
-        let app: serde_json::Value = serde_json::from_str(&app.stdout).expect("json");
+        let app = must_get_json("application", &format!("my-app-{stage}"), "argocd");
         assert_eq!(
             app["metadata"]["annotations"]["kargo.akuity.io/authorized-stage"],
             format!("my-app:{stage}")
         );
     }
 
-    let secret = kubectl(&[
-        "get",
-        "secret",
-        "codecommit-creds",
-        "-n",
-        "my-app",
-        "-o",
-        "json",
-    ])
-    .success("get secret");
-    let secret: serde_json::Value = serde_json::from_str(&secret.stdout).expect("json");
+    let secret = get("secret", "codecommit-creds");
     assert_eq!(
         secret["metadata"]["labels"]["kargo.akuity.io/cred-type"],
         "git"
@@ -339,28 +317,13 @@ fn freight_artifacts_and_origin_are_immutable() {
     }
 
     // The alias and status stay mutable, as in Kargo.
-    kubectl(&[
-        "patch",
+    merge_patch("freight", "f1", &ns, r#"{"alias":"calm-crab"}"#).success("alias change");
+    merge_patch_status(
         "freight",
         "f1",
-        "-n",
         &ns,
-        "--type=merge",
-        "-p",
-        r#"{"alias":"calm-crab"}"#,
-    ])
-    .success("alias change");
-    kubectl(&[
-        "patch",
-        "freight",
-        "f1",
-        "-n",
-        &ns,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
         r#"{"status":{"approvedFor":{"prod":{}}}}"#,
-    ])
+    )
     .success("status approval");
     let out = kubectl(&[
         "get",
@@ -392,22 +355,14 @@ fn kubectl_get_prints_what_a_person_needs() {
         "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: my-app\n  namespace: {ns}\nspec:\n  shard: eu\n  subscriptions:\n  - image:\n      repoURL: example.com/app\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata:\n  name: dev\n  namespace: {ns}\nspec:\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: my-app}}\n    sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n      - uses: git-clone\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: dev.01abc.f1\n  namespace: {ns}\nspec:\n  stage: dev\n  freight: f1\n  steps:\n  - uses: git-clone\n"
     );
     kubectl_stdin(&["apply", "-f", "-"], &y).success("objects");
-    kubectl(&[
-        "patch", "stage", "dev", "-n", &ns, "--subresource=status", "--type=merge", "-p",
-        r#"{"status":{"freightSummary":"f1","health":{"status":"Healthy"},"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"Stage is ready","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
-    ])
+    merge_patch_status("stage", "dev", &ns, r#"{"status":{"freightSummary":"f1","health":{"status":"Healthy"},"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"Stage is ready","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#)
     .success("stage status");
-    kubectl(&[
-        "patch",
+    merge_patch_status(
         "promotion",
         "dev.01abc.f1",
-        "-n",
         &ns,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
         r#"{"status":{"phase":"Succeeded"}}"#,
-    ])
+    )
     .success("promotion status");
 
     let table = |kind: &str| {

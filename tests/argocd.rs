@@ -349,22 +349,16 @@ fn selectors_skip_unauthorized_apps_and_check_every_source_first() {
         let untouched: &[&str] = &["web-other", "api", "mixed-a", "mixed-b"];
         let before = rvs(untouched).await;
 
-        let sel = |selector: Value| {
-            config(json!({"apps": [{"selector": selector, "sources": [
+        // argocd-update for Stage my-app:dev, selecting its Apps by `selector`.
+        let run_selecting = async |selector: Value| {
+            let cfg = config(json!({"apps": [{"selector": selector, "sources": [
                 {"repoURL": REPO, "desiredRevision": "abc", "updateTargetRevision": true}
-            ]}]}))
+            ]}]}));
+            argocd::run(&client, &ns, "my-app", "dev", "p", None, &cfg).await
         };
-        let out = argocd::run(
-            &client,
-            &ns,
-            "my-app",
-            "dev",
-            "p",
-            None,
-            &sel(json!({"matchLabels": {"team": "web"}})),
-        )
-        .await
-        .expect("selector run");
+        let out = run_selecting(json!({"matchLabels": {"team": "web"}}))
+            .await
+            .expect("selector run");
         assert_eq!(out.status, StepStatus::Running, "{}", out.message);
         let names: Vec<&str> = out.apps.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["web-ok"]);
@@ -374,14 +368,8 @@ fn selectors_skip_unauthorized_apps_and_check_every_source_first() {
         );
 
         // One matched App lacks the source: nothing is changed at all.
-        let err = argocd::run(
-            &client,
-            &ns,
-            "my-app",
-            "dev",
-            "p",
-            None,
-            &sel(json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["mixed"]}]})),
+        let err = run_selecting(
+            json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["mixed"]}]}),
         )
         .await
         .expect_err("source mismatch");
@@ -401,17 +389,9 @@ fn selectors_skip_unauthorized_apps_and_check_every_source_first() {
             ),
         )
         .await;
-        let err = argocd::run(
-            &client,
-            &ns,
-            "my-app",
-            "dev",
-            "p",
-            None,
-            &sel(json!({"matchLabels": {"team": "lonely"}})),
-        )
-        .await
-        .expect_err("none authorized");
+        let err = run_selecting(json!({"matchLabels": {"team": "lonely"}}))
+            .await
+            .expect_err("none authorized");
         assert!(matches!(err, Error::Unauthorized(_)), "{err}");
         assert!(
             err.to_string()
@@ -420,17 +400,9 @@ fn selectors_skip_unauthorized_apps_and_check_every_source_first() {
         );
 
         // Matches nothing.
-        let err = argocd::run(
-            &client,
-            &ns,
-            "my-app",
-            "dev",
-            "p",
-            None,
-            &sel(json!({"matchLabels": {"team": "nobody"}})),
-        )
-        .await
-        .expect_err("no match");
+        let err = run_selecting(json!({"matchLabels": {"team": "nobody"}}))
+            .await
+            .expect_err("no match");
         assert!(matches!(err, Error::NoMatch(_)), "{err}");
 
         assert_eq!(

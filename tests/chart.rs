@@ -6,27 +6,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
+use support::helm::helm_bin;
 use support::{kubectl_stdin, namespace, repo_root};
-
-/// helm, as `hack/test-services.sh install` puts it. Missing helm is a failure, not a skip.
-fn helm_bin() -> PathBuf {
-    let tools = std::env::var_os("HAUL_TOOLS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/haul/tools")))
-        .expect("HOME or HAUL_TOOLS must be set to find helm");
-    let helm = tools.join("bin/helm");
-    assert!(
-        helm.is_file(),
-        "helm is not installed at {}: run `bash hack/test-services.sh install` (or set HAUL_TOOLS \
-         to the directory holding bin/helm)",
-        helm.display()
-    );
-    helm
-}
 
 /// Runs helm with its home, cache, config and data in a temporary directory, and with no
 /// kubeconfig, so nothing of the user's helm setup or cluster is read or written.

@@ -5,6 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::fixtures::{GitopsTemplate, Stage, git_credentials_secret};
 use support::gitops::seed_gitops;
 use support::helm::render;
 use support::services::services;
@@ -120,16 +121,22 @@ fn the_controller_works_with_exactly_the_charts_rbac() {
     let (url, _) = seed_gitops("rbac");
     let s = services();
     let ns = "rbac-project";
+    let reg = s.var("HAUL_TEST_REGISTRY");
+    let image = format!("{reg}/{ns}/app");
+    let template = GitopsTemplate {
+        repo_url: &url,
+        overlay: "apps/my-app-service1/env/dev",
+        image: &image,
+        image_name: "my-app-service",
+        argocd_app: None,
+    }
+    .yaml();
     let y = format!(
         r#"apiVersion: v1
 kind: Namespace
 metadata: {{name: {ns}, labels: {{kargo.akuity.io/project: "true"}}}}
 ---
-apiVersion: v1
-kind: Secret
-metadata: {{name: git, namespace: {ns}, labels: {{kargo.akuity.io/cred-type: git}}}}
-stringData: {{repoURL: "{url}", username: "{user}", password: "{pass}"}}
----
+{secret}---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: ProjectConfig
 metadata: {{name: {ns}, namespace: {ns}}}
@@ -144,39 +151,22 @@ metadata: {{name: my-app, namespace: {ns}}}
 spec:
   interval: 100h
   subscriptions:
-  - image: {{repoURL: "{reg}/{ns}/app"}}
+  - image: {{repoURL: "{image}"}}
 ---
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {{name: dev, namespace: {ns}}}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: my-app}}
-    sources: {{direct: true}}
-  promotionTemplate:
-    spec:
-      steps:
-      - uses: git-clone
-        config:
-          repoURL: "{url}"
-          checkout: [{{branch: gitops, path: ./src}}]
-      - uses: kustomize-set-image
-        as: set
-        config:
-          path: ./src/apps/my-app-service1/env/dev
-          images: [{{image: "{reg}/{ns}/app", name: my-app-service}}]
-      - uses: git-commit
-        config: {{path: ./src, message: "${{{{ outputs.set.commitMessage }}}}"}}
-      - uses: git-push
-        config: {{path: ./src}}
-"#,
-        user = s.var("HAUL_TEST_GIT_USER"),
-        pass = s.var("HAUL_TEST_GIT_PASSWORD"),
-        reg = s.var("HAUL_TEST_REGISTRY"),
+{stage}"#,
+        secret = git_credentials_secret(ns, "git", &url),
+        stage = Stage {
+            ns,
+            name: "dev",
+            warehouse: "my-app",
+            sources: "{direct: true}",
+            template: &template,
+        }
+        .yaml(),
     );
     let out = std::process::Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/push-image.sh"))
-        .args([s.var("HAUL_TEST_REGISTRY"), &format!("{ns}/app"), "2.0.0"])
+        .args([reg, &format!("{ns}/app"), "2.0.0"])
         .output()
         .expect("push");
     assert!(out.status.success());

@@ -9,7 +9,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use support::{ControllerProcess, cp, get_json, git, kubectl, kubectl_stdin, namespace, wait_for};
+use support::fixtures::Stage;
+use support::{
+    ControllerProcess, cp, get_json, git, kubectl, kubectl_stdin, merge_patch_status, namespace,
+    wait_for,
+};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 const FREIGHT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -69,41 +73,24 @@ fn apply(yaml: &str) {
 
 fn patch_status(kind: &str, name: &str, ns: &str, status: Value) {
     let body = json!({ "status": status }).to_string();
-    kubectl(&[
-        "patch",
-        kind,
-        name,
-        "-n",
-        ns,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &body,
-    ])
-    .success("kubectl patch status");
+    merge_patch_status(kind, name, ns, &body).success("kubectl patch status");
 }
 
 /// A Warehouse `w`, Freight FREIGHT (alias wonky-wombat, image ECR:1006) and Stages dev
 /// (direct), uat (from dev) and prod (from uat), each promoting with one `compose-output` step.
 fn pipeline(ns: &str) -> String {
     let stage = |name: &str, sources: &str| {
-        format!(
-            r#"---
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: w}}
-    sources: {sources}
-  promotionTemplate:
-    spec:
-      steps:
-      - uses: compose-output
-        as: note
-        config: {{stage: {name}}}
-"#
-        )
+        let template = format!(
+            "      steps:\n      - uses: compose-output\n        as: note\n        config: {{stage: {name}}}\n"
+        );
+        let stage = Stage {
+            ns,
+            name,
+            warehouse: "w",
+            sources,
+            template: &template,
+        };
+        format!("---\n{}", stage.yaml())
     };
     format!(
         r#"apiVersion: kargo.akuity.io/v1alpha1
@@ -561,22 +548,14 @@ fn promote_wait_follows_the_steps_with_a_controller() {
     assert!(out.stdout.contains("Succeeded (1/1)"), "{}", out.stdout);
 
     // A Promotion that fails makes --wait fail with its message.
-    apply(&format!(
-        r#"apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {{name: broken, namespace: {ns}}}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: w}}
-    sources: {{direct: true}}
-  promotionTemplate:
-    spec:
-      steps:
-      - uses: compose-output
-        as: bad
-        config: not-a-map
-"#
-    ));
+    let broken = Stage {
+        ns: &ns,
+        name: "broken",
+        warehouse: "w",
+        sources: "{direct: true}",
+        template: "      steps:\n      - uses: compose-output\n        as: bad\n        config: not-a-map\n",
+    };
+    apply(&broken.yaml());
     let out = haul(&[
         "promote",
         "-n",
@@ -622,21 +601,12 @@ fn gitops_repo(dir: &Path) {
 
 const GITOPS_URL: &str = "https://git.example.com/org/gitops.git";
 
+/// The Stage and Freight files `run-local` reads, in `dir`: the reference template as a user
+/// writes it, with vars and expressions, and Freight FREIGHT.
 fn local_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let stage = dir.join("stage.yaml");
-    std::fs::write(
-        &stage,
-        format!(
-            r#"apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {{name: dev, namespace: my-app}}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: w}}
-    sources: {{direct: true}}
-  promotionTemplate:
-    spec:
-      vars:
+    let template = format!(
+        r#"      vars:
       - name: gitopsRepo
         value: {GITOPS_URL}
       steps:
@@ -667,9 +637,16 @@ spec:
             - repoURL: ${{{{ vars.gitopsRepo }}}}
               desiredRevision: ${{{{ outputs.commit.commit }}}}
 "#
-        ),
-    )
-    .expect("stage file");
+    );
+    let yaml = Stage {
+        ns: "my-app",
+        name: "dev",
+        warehouse: "w",
+        sources: "{direct: true}",
+        template: &template,
+    }
+    .yaml();
+    std::fs::write(&stage, yaml).expect("stage file");
     let freight = dir.join("freight.yaml");
     std::fs::write(
         &freight,
@@ -679,6 +656,25 @@ spec:
     )
     .expect("freight file");
     (stage, freight)
+}
+
+/// `haul run-local` of the `stage` and `freight` files into `work`, with the repository `repo`
+/// standing in for GITOPS_URL, plus `extra` arguments.
+fn run_local(stage: &Path, freight: &Path, work: &Path, repo: &Path, extra: &[&str]) -> Run {
+    let override_arg = format!("{GITOPS_URL}={}", repo.display());
+    let mut args = vec![
+        "run-local",
+        "--stage-file",
+        stage.to_str().expect("utf-8"),
+        "--freight-file",
+        freight.to_str().expect("utf-8"),
+        "--work-dir",
+        work.to_str().expect("utf-8"),
+        "--repo-override",
+        &override_arg,
+    ];
+    args.extend_from_slice(extra);
+    haul(&args)
 }
 
 /// The changed lines of a unified diff.
@@ -702,19 +698,7 @@ fn run_local_prints_the_diff_and_pushes_nothing_without_push() {
     let before = std::fs::read_to_string(&file).expect("read");
     let (stage, freight) = local_files(tmp.path());
     let work = tmp.path().join("work");
-    let override_arg = format!("{GITOPS_URL}={}", repo.display());
-    let out = haul(&[
-        "run-local",
-        "--stage-file",
-        stage.to_str().expect("utf-8"),
-        "--freight-file",
-        freight.to_str().expect("utf-8"),
-        "--work-dir",
-        work.to_str().expect("utf-8"),
-        "--repo-override",
-        &override_arg,
-    ])
-    .success("run-local");
+    let out = run_local(&stage, &freight, &work, &repo, &[]).success("run-local");
     assert_eq!(
         changed_lines(&out.stdout),
         [
@@ -748,18 +732,7 @@ fn run_local_prints_the_diff_and_pushes_nothing_without_push() {
     assert_eq!(git(&repo, &["branch", "--list"]).trim(), "* main");
 
     // The work dir must be new: a second run into it is refused.
-    let again = haul(&[
-        "run-local",
-        "--stage-file",
-        stage.to_str().expect("utf-8"),
-        "--freight-file",
-        freight.to_str().expect("utf-8"),
-        "--work-dir",
-        work.to_str().expect("utf-8"),
-        "--repo-override",
-        &override_arg,
-    ])
-    .failure("reused work dir");
+    let again = run_local(&stage, &freight, &work, &repo, &[]).failure("reused work dir");
     assert!(again.stderr.contains("not empty"), "{}", again.stderr);
 }
 
@@ -782,19 +755,7 @@ fn run_local_with_push_pushes_and_skips_argocd_update() {
     let before = git(&bare, &["rev-parse", "main"]);
     let (stage, freight) = local_files(tmp.path());
     let work = tmp.path().join("work");
-    let out = haul(&[
-        "run-local",
-        "--stage-file",
-        stage.to_str().expect("utf-8"),
-        "--freight-file",
-        freight.to_str().expect("utf-8"),
-        "--work-dir",
-        work.to_str().expect("utf-8"),
-        "--repo-override",
-        &format!("{GITOPS_URL}={}", bare.display()),
-        "--push",
-    ])
-    .success("run-local --push");
+    let out = run_local(&stage, &freight, &work, &bare, &["--push"]).success("run-local --push");
     assert!(
         out.stderr.contains("(argocd-update): Skipped") && out.stderr.contains("needs a cluster"),
         "{}",

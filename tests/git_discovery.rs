@@ -11,6 +11,7 @@ use haul::discovery::{GitDiscoveryError, discover_commits};
 use haul::git::{Credentials, RepoCache};
 use serde_json::{Value, json};
 use support::git;
+use support::gitops::{encoded_auth_url, percent_encode};
 use support::services::services;
 
 fn creds() -> Credentials {
@@ -21,19 +22,6 @@ fn creds() -> Credentials {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters (the password has '@' and a
-/// space).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A new repository on the server and a local clone with push access to it.
 struct Repo {
     url: String,
@@ -42,17 +30,8 @@ struct Repo {
 
 impl Repo {
     fn new(name: &str) -> Self {
-        let s = services();
-        let url = s.new_repo(name);
-        let authed = url.replacen(
-            "http://",
-            &format!(
-                "http://{}:{}@",
-                encode(s.var("HAUL_TEST_GIT_USER")),
-                encode(s.var("HAUL_TEST_GIT_PASSWORD"))
-            ),
-            1,
-        );
+        let url = services().new_repo(name);
+        let authed = encoded_auth_url(&url);
         let work = tempfile::tempdir().expect("tempdir");
         git(work.path(), &["init", "-q", "-b", "main"]);
         git(work.path(), &["remote", "add", "origin", &authed]);
@@ -225,8 +204,8 @@ async fn wrong_or_missing_credentials_are_auth_errors() {
         "http://",
         &format!(
             "http://{}:{}@",
-            encode(services().var("HAUL_TEST_GIT_USER")),
-            encode(password)
+            percent_encode(services().var("HAUL_TEST_GIT_USER")),
+            percent_encode(password)
         ),
         1,
     );
@@ -237,7 +216,7 @@ async fn wrong_or_missing_credentials_are_auth_errors() {
     assert!(matches!(e, GitDiscoveryError::RepoNotFound { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
-        !msg.contains(&encode(password)) && !msg.contains(password),
+        !msg.contains(&percent_encode(password)) && !msg.contains(password),
         "{msg}"
     );
     assert!(!e.is_transient());

@@ -5,10 +5,13 @@
 //! `HAUL_TEST_GIT_PASSWORD` when set (e.g. by `.ci/run`); otherwise each test starts its own
 //! services with `hack/test-services.sh start <tmpdir>` and stops them when done.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use haul::git::{Author, Checkout, CommitOutcome, Credentials, GitError, PushOptions, RepoCache};
+use support::gitops::percent_encode;
 
 struct Services {
     url: String,
@@ -134,17 +137,6 @@ fn author() -> Author {
         name: "Haul Test".into(),
         email: "haul@example.com".into(),
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Every file under `dir` (not following symlinks) whose bytes contain one of `needles`.

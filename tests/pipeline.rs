@@ -8,6 +8,7 @@ mod support;
 
 use std::process::Command;
 
+use support::fixtures::{argocd_synced, promotion_yaml};
 use support::gitops::seed_gitops;
 use support::services::services;
 use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, wait_for};
@@ -19,13 +20,7 @@ const CODECOMMIT: &str =
 /// CI pushing an image to ECR (moto), with a real manifest digest.
 fn ci_pushes(tag: &str) -> String {
     let s = services();
-    let py = format!(
-        "{}/venv/bin/python",
-        std::env::var("HAUL_TOOLS").unwrap_or_else(|_| format!(
-            "{}/.cache/haul/tools",
-            std::env::var("HOME").unwrap_or_default()
-        ))
-    );
+    let py = support::tools_dir().join("venv/bin/python");
     let script = r#"
 import boto3, hashlib, json, sys
 ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="eu-central-1",
@@ -76,48 +71,18 @@ fn example_manifests(gitops: &str) -> String {
         )
 }
 
-/// What Argo CD does once it has synced `revision` for the Promotion that asked.
+/// What Argo CD does once it has synced `app` to the revision a Promotion asked for.
 fn argocd_syncs(app: &str) {
     let a = get_json("application", app, "argocd").expect("application");
-    let info = a["operation"]["info"].clone();
-    let promotion = info
+    let promotion = a["operation"]["info"]
         .as_array()
         .and_then(|i| i.iter().find(|e| e["name"] == "kargo.akuity.io/promotion"))
         .and_then(|e| e["value"].as_str())
-        .expect("a sync requested by a Promotion")
-        .to_string();
+        .expect("a sync requested by a Promotion");
     let revision = a["operation"]["sync"]["revision"]
         .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let patch = serde_json::json!({
-        "operation": null,
-        "status": {
-            "health": {"status": "Healthy"},
-            "sync": {"status": "Synced", "revision": revision},
-            "reconciledAt": "2030-01-01T00:00:10Z",
-            "operationState": {
-                "phase": "Succeeded",
-                "startedAt": "2030-01-01T00:00:00Z",
-                "finishedAt": "2030-01-01T00:00:05Z",
-                "operation": {"sync": {"revision": revision}, "info": info,
-                              "initiatedBy": {"username": "haul-controller"}},
-                "syncResult": {"revision": revision}
-            }
-        }
-    });
-    kubectl(&[
-        "patch",
-        "application",
-        app,
-        "-n",
-        "argocd",
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ])
-    .success("argocd sync");
-    let _ = promotion;
+        .unwrap_or_default();
+    argocd_synced("argocd", app, promotion, revision);
 }
 
 fn promotion_of(stage: &str) -> Option<serde_json::Value> {
@@ -162,9 +127,7 @@ fn verified_in(freight: &str, stage: &str) {
 fn promote(name: &str, stage: &str, freight: &str) {
     kubectl_stdin(
         &["apply", "-f", "-"],
-        &format!(
-            "apiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: my-app\nspec:\n  stage: {stage}\n  freight: {freight}\n"
-        ),
+        &promotion_yaml("my-app", name, stage, freight),
     )
     .success("promote");
 }

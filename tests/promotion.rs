@@ -5,6 +5,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use support::fixtures::{
+    Stage, git_credentials_secret, git_credentials_secret_with_password, promotion_yaml,
+};
 use support::gitops::seed_gitops;
 use support::services::services;
 use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, namespace, wait_for};
@@ -20,13 +23,6 @@ fn controller() -> &'static std::sync::Mutex<ControllerProcess> {
     })
 }
 
-fn git_secret(ns: &str, url: &str, password: &str) -> String {
-    let user = services().var("HAUL_TEST_GIT_USER");
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: gitops-creds\n  namespace: {ns}\n  labels:\n    kargo.akuity.io/cred-type: git\nstringData:\n  repoURL: {url}\n  username: {user}\n  password: '{password}'\n"
-    )
-}
-
 fn freight_yaml(ns: &str, name: &str, tag: &str) -> String {
     format!(
         "apiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    kargo.akuity.io/alias: {name}-alias\nalias: {name}-alias\norigin:\n  kind: Warehouse\n  name: my-app\nimages:\n- repoURL: {ECR}\n  tag: \"{tag}\"\n  digest: sha256:{tag}0000\n"
@@ -36,19 +32,8 @@ fn freight_yaml(ns: &str, name: &str, tag: &str) -> String {
 /// A Stage whose template is the reference pipeline's (plus the CI annotation the scenario
 /// shows), editing `apps/<service>/env/dev`.
 fn stage_yaml(ns: &str, stage: &str, repo: &str, service: &str, extra_step: &str) -> String {
-    format!(
-        r#"apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata:
-  name: {stage}
-  namespace: {ns}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: my-app}}
-    sources: {{direct: true}}
-  promotionTemplate:
-    spec:
-      vars:
+    let template = format!(
+        r#"      vars:
       - name: gitopsRepo
         value: {repo}
       - name: imageRepo
@@ -84,14 +69,23 @@ spec:
         config:
           path: ./src
 "#
-    )
+    );
+    Stage {
+        ns,
+        name: stage,
+        warehouse: "my-app",
+        sources: "{direct: true}",
+        template: &template,
+    }
+    .yaml()
 }
 
 fn promote(ns: &str, name: &str, stage: &str, freight: &str) {
-    let y = format!(
-        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  stage: {stage}\n  freight: {freight}\n"
-    );
-    kubectl_stdin(&["apply", "-f", "-"], &y).success("create promotion");
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &promotion_yaml(ns, name, stage, freight),
+    )
+    .success("create promotion");
 }
 
 /// Waits until the Promotion is terminal; returns its status.
@@ -115,13 +109,12 @@ fn setup(name: &str) -> (String, String, PathBuf) {
     let _ = controller();
     let ns = namespace(name);
     let (url, _) = seed_gitops(&ns);
-    let s = services();
     kubectl_stdin(
         &["apply", "-f", "-"],
-        &git_secret(&ns, &url, s.var("HAUL_TEST_GIT_PASSWORD")),
+        &git_credentials_secret(&ns, "gitops-creds", &url),
     )
     .success("secret");
-    let bare = s.bare_path(&url);
+    let bare = services().bare_path(&url);
     (ns, url, bare)
 }
 
@@ -334,7 +327,7 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     let _ = wrong;
     kubectl_stdin(
         &["apply", "-f", "-"],
-        &git_secret(&ns, &url, "wrong password"),
+        &git_credentials_secret_with_password(&ns, "gitops-creds", &url, "wrong password"),
     )
     .success("secret");
     kubectl_stdin(

@@ -4,57 +4,37 @@
 
 mod support;
 
-use std::path::PathBuf;
-
-use support::services::services;
+use support::fixtures::{
+    GitopsTemplate, Stage, argocd_application_yaml, argocd_synced, git_credentials_secret,
+    promotion_yaml,
+};
+use support::gitops::seed_dev_overlay;
 use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, namespace, wait_for};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 
-fn auth_url(url: &str) -> String {
-    let s = services();
-    let pass = s
-        .var("HAUL_TEST_GIT_PASSWORD")
-        .replace('@', "%40")
-        .replace(' ', "%20");
-    url.replacen(
-        "http://",
-        &format!("http://{}:{pass}@", s.var("HAUL_TEST_GIT_USER")),
-        1,
-    )
-}
-
-/// A repository with `apps/svc/env/dev/kustomization.yaml` on branch `gitops`.
-fn seed(ns: &str) -> (String, PathBuf) {
-    let url = services().new_repo(ns);
-    let work = support::cp().dir().join(format!("seed-{ns}"));
-    std::fs::create_dir_all(work.join("apps/svc/env/dev")).expect("dir");
-    git(&work, &["init", "-q", "-b", "gitops"]);
-    std::fs::write(
-        work.join("apps/svc/env/dev/kustomization.yaml"),
-        "resources: []\nimages:\n  - name: my-app\n    newTag: \"1\"\n",
-    )
-    .expect("write");
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "init"]);
-    git(&work, &["push", "-q", &auth_url(&url), "gitops"]);
-    (url.clone(), services().bare_path(&url))
-}
-
+/// Credentials, Freight f7, Stage `stage` (git + argocd-update) and its Application
+/// `app-<stage>`.
 fn objects(ns: &str, url: &str, stage: &str) -> String {
-    let s = services();
+    let app = format!("app-{stage}");
+    let template = GitopsTemplate {
+        repo_url: url,
+        overlay: "apps/svc/env/dev",
+        image: ECR,
+        image_name: "my-app",
+        argocd_app: Some((ns, &app)),
+    }
+    .yaml();
+    let stage_yaml = Stage {
+        ns,
+        name: stage,
+        warehouse: "w",
+        sources: "{direct: true}",
+        template: &template,
+    }
+    .yaml();
     format!(
-        r#"apiVersion: v1
-kind: Secret
-metadata:
-  name: git
-  namespace: {ns}
-  labels: {{kargo.akuity.io/cred-type: git}}
-stringData:
-  repoURL: {url}
-  username: {user}
-  password: '{pass}'
----
+        r#"{secret}---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Freight
 metadata:
@@ -64,65 +44,19 @@ origin: {{kind: Warehouse, name: w}}
 images:
 - {{repoURL: {ECR}, tag: "7", digest: "sha256:7"}}
 ---
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata:
-  name: {stage}
-  namespace: {ns}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: w}}
-    sources: {{direct: true}}
-  promotionTemplate:
-    spec:
-      steps:
-      - uses: git-clone
-        config:
-          repoURL: {url}
-          checkout: [{{branch: gitops, path: ./src}}]
-      - uses: kustomize-set-image
-        as: set
-        config:
-          path: ./src/apps/svc/env/dev
-          images: [{{image: {ECR}, name: my-app}}]
-      - uses: git-commit
-        as: commit
-        config:
-          path: ./src
-          message: ${{{{ outputs.set.commitMessage }}}}
-      - uses: git-push
-        config: {{path: ./src}}
-      - uses: argocd-update
-        config:
-          apps:
-          - name: app-{stage}
-            namespace: {ns}
-            sources:
-            - repoURL: {url}
-              desiredRevision: ${{{{ outputs.commit.commit }}}}
----
-apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: app-{stage}
-  namespace: {ns}
-  annotations:
-    kargo.akuity.io/authorized-stage: {ns}:{stage}
-spec:
-  project: default
-  source: {{repoURL: {url}, targetRevision: gitops, path: apps/svc/env/dev}}
-  destination: {{server: https://kubernetes.default.svc, namespace: default}}
-"#,
-        user = s.var("HAUL_TEST_GIT_USER"),
-        pass = s.var("HAUL_TEST_GIT_PASSWORD"),
+{stage_yaml}---
+{application}"#,
+        secret = git_credentials_secret(ns, "git", url),
+        application = argocd_application_yaml(ns, &app, stage, url, "apps/svc/env/dev"),
     )
 }
 
 fn promote(ns: &str, name: &str, stage: &str) {
-    let y = format!(
-        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  stage: {stage}\n  freight: f7\n"
-    );
-    kubectl_stdin(&["apply", "-f", "-"], &y).success("promotion");
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &promotion_yaml(ns, name, stage, "f7"),
+    )
+    .success("promotion");
 }
 
 fn phase(ns: &str, name: &str) -> Option<String> {
@@ -139,41 +73,6 @@ fn waiting_on_argocd(ns: &str, name: &str) {
     });
 }
 
-/// What Argo CD does after syncing `revision` for `promotion`.
-fn argocd_synced(ns: &str, app: &str, promotion: &str, revision: &str) {
-    let patch = serde_json::json!({
-        "operation": null,
-        "status": {
-            "health": {"status": "Healthy"},
-            "sync": {"status": "Synced", "revision": revision},
-            "reconciledAt": "2030-01-01T00:00:10Z",
-            "operationState": {
-                "phase": "Succeeded",
-                "message": "successfully synced (all tasks run)",
-                "startedAt": "2030-01-01T00:00:00Z",
-                "finishedAt": "2030-01-01T00:00:05Z",
-                "operation": {
-                    "sync": {"revision": revision},
-                    "initiatedBy": {"username": "haul-controller"},
-                    "info": [{"name": "kargo.akuity.io/promotion", "value": promotion}]
-                },
-                "syncResult": {"revision": revision}
-            }
-        }
-    });
-    kubectl(&[
-        "patch",
-        "application",
-        app,
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ])
-    .success("argocd status");
-}
-
 /// Each test runs its own controller process; two at once would both reconcile everything.
 static ONE_CONTROLLER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -181,7 +80,7 @@ static ONE_CONTROLLER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn a_controller_killed_mid_promotion_resumes_and_commits_once() {
     let _one = ONE_CONTROLLER.lock().unwrap_or_else(|e| e.into_inner());
     let ns = namespace("resume");
-    let (url, bare) = seed(&ns);
+    let (url, bare) = seed_dev_overlay(&ns);
     kubectl_stdin(&["apply", "-f", "-"], &objects(&ns, &url, "dev")).success("objects");
     let before = git(&bare, &["rev-parse", "gitops"]).trim().to_string();
 
@@ -232,7 +131,7 @@ fn a_controller_killed_mid_promotion_resumes_and_commits_once() {
 fn promotions_queue_per_stage_and_abort() {
     let _one = ONE_CONTROLLER.lock().unwrap_or_else(|e| e.into_inner());
     let ns = namespace("queue");
-    let (url, _bare) = seed(&ns);
+    let (url, _bare) = seed_dev_overlay(&ns);
     kubectl_stdin(&["apply", "-f", "-"], &objects(&ns, &url, "dev")).success("objects");
     let _c = ControllerProcess::start(&support::cp().dir().join("work-q"));
     promote(&ns, "q1", "dev");

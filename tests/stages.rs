@@ -9,12 +9,18 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::services::services;
-use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, namespace, wait_for};
+use support::fixtures::{
+    GitopsTemplate, Stage, argocd_application_yaml, argocd_synced_with, git_credentials_secret,
+    promotion_yaml,
+};
+use support::gitops::seed_dev_overlay;
+use support::{
+    ControllerProcess, get_json, git, kubectl, kubectl_stdin, merge_patch_status, namespace,
+    wait_for,
+};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 
@@ -85,25 +91,16 @@ origin: {{kind: Warehouse, name: w}}
 /// A Stage whose only step is `compose-output`; `sources` is the flow-style YAML map of
 /// `requestedFreight[0].sources`.
 fn cheap_stage_yaml(ns: &str, name: &str, sources: &str) -> String {
-    format!(
-        r#"apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata:
-  name: {name}
-  namespace: {ns}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: w}}
-    sources: {sources}
-  promotionTemplate:
-    spec:
-      steps:
-      - uses: compose-output
-        as: out
-        config:
-          stage: {name}
-"#
-    )
+    Stage {
+        ns,
+        name,
+        warehouse: "w",
+        sources,
+        template: &format!(
+            "      steps:\n      - uses: compose-output\n        as: out\n        config:\n          stage: {name}\n"
+        ),
+    }
+    .yaml()
 }
 
 /// A ProjectConfig turning auto-promotion on for Stages matching each name selector.
@@ -119,9 +116,7 @@ fn auto_promotion_yaml(ns: &str, stage_names: &[&str]) -> String {
 
 /// A Promotion as a person creates it (no create-actor annotation).
 fn promote(ns: &str, name: &str, stage: &str, freight: &str) {
-    apply(&format!(
-        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  stage: {stage}\n  freight: {freight}\n"
-    ));
+    apply(&promotion_yaml(ns, name, stage, freight));
 }
 
 /// Waits until the Promotion is terminal; returns its status.
@@ -312,103 +307,36 @@ fn stays(secs: u64, what: &str, f: impl Fn() -> bool) {
 // ---------------------------------------------------------------------------------------------
 // Argo CD health: a Stage whose template ends with argocd-update.
 
-fn auth_url(url: &str) -> String {
-    support::gitops::encoded_auth_url(url)
-}
-
-/// A repository with `apps/svc/env/dev/kustomization.yaml` on branch `gitops`; its URL and
-/// bare path.
-fn seed(ns: &str) -> (String, PathBuf) {
-    let url = services().new_repo(ns);
-    let work = support::cp().dir().join(format!("seed-{ns}"));
-    std::fs::create_dir_all(work.join("apps/svc/env/dev")).expect("dir");
-    git(&work, &["init", "-q", "-b", "gitops"]);
-    std::fs::write(
-        work.join("apps/svc/env/dev/kustomization.yaml"),
-        "resources: []\nimages:\n  - name: my-app\n    newTag: \"1\"\n",
-    )
-    .expect("write");
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "init"]);
-    git(&work, &["push", "-q", &auth_url(&url), "gitops"]);
-    (url.clone(), services().bare_path(&url))
-}
-
 /// Credentials, Freight f7, Stage dev (git + argocd-update) and its Application `app-dev`.
 fn argocd_objects(ns: &str, url: &str) -> String {
-    let s = services();
+    let template = GitopsTemplate {
+        repo_url: url,
+        overlay: "apps/svc/env/dev",
+        image: ECR,
+        image_name: "my-app",
+        argocd_app: Some((ns, "app-dev")),
+    }
+    .yaml();
+    let stage = Stage {
+        ns,
+        name: "dev",
+        warehouse: "w",
+        sources: "{direct: true}",
+        template: &template,
+    }
+    .yaml();
     format!(
-        r#"apiVersion: v1
-kind: Secret
-metadata:
-  name: git
-  namespace: {ns}
-  labels: {{kargo.akuity.io/cred-type: git}}
-stringData:
-  repoURL: {url}
-  username: {user}
-  password: '{pass}'
----
-{freight}---
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata:
-  name: dev
-  namespace: {ns}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: w}}
-    sources: {{direct: true}}
-  promotionTemplate:
-    spec:
-      steps:
-      - uses: git-clone
-        config:
-          repoURL: {url}
-          checkout: [{{branch: gitops, path: ./src}}]
-      - uses: kustomize-set-image
-        as: set
-        config:
-          path: ./src/apps/svc/env/dev
-          images: [{{image: {ECR}, name: my-app}}]
-      - uses: git-commit
-        as: commit
-        config:
-          path: ./src
-          message: ${{{{ outputs.set.commitMessage }}}}
-      - uses: git-push
-        config: {{path: ./src}}
-      - uses: argocd-update
-        config:
-          apps:
-          - name: app-dev
-            namespace: {ns}
-            sources:
-            - repoURL: {url}
-              desiredRevision: ${{{{ outputs.commit.commit }}}}
----
-apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: app-dev
-  namespace: {ns}
-  annotations:
-    kargo.akuity.io/authorized-stage: {ns}:dev
-spec:
-  project: default
-  source: {{repoURL: {url}, targetRevision: gitops, path: apps/svc/env/dev}}
-  destination: {{server: https://kubernetes.default.svc, namespace: default}}
-"#,
-        freight = freight_yaml(ns, "f7", None),
-        user = s.var("HAUL_TEST_GIT_USER"),
-        pass = s.var("HAUL_TEST_GIT_PASSWORD"),
+        "{}---\n{}---\n{stage}---\n{}",
+        git_credentials_secret(ns, "git", url),
+        freight_yaml(ns, "f7", None),
+        argocd_application_yaml(ns, "app-dev", "dev", url, "apps/svc/env/dev"),
     )
 }
 
 /// Sets up the Argo CD scenario and runs Promotion p1 until it waits on Argo CD; returns the
 /// revision it pushed.
 fn promoted_until_argocd(ns: &str) -> String {
-    let (url, bare) = seed(ns);
+    let (url, bare) = seed_dev_overlay(ns);
     apply(&argocd_objects(ns, &url));
     promote(ns, "p1", "dev", "f7");
     wait_for(60, "p1 to reach argocd-update", || {
@@ -418,41 +346,10 @@ fn promoted_until_argocd(ns: &str) -> String {
     git(&bare, &["rev-parse", "gitops"]).trim().to_string()
 }
 
-/// What Argo CD writes after syncing `revision` for Promotion p1: the operation finished at
-/// :05, health assessed at `reconciled_at`, the refresh done (annotation removed).
+/// What Argo CD writes to `app-dev` after syncing `revision` for Promotion p1: the operation
+/// finished at :05, health assessed at `reconciled_at`, the refresh done.
 fn argocd_reports(ns: &str, revision: &str, health: Value, reconciled_at: &str) {
-    let patch = json!({
-        "metadata": {"annotations": {"argocd.argoproj.io/refresh": null}},
-        "operation": null,
-        "status": {
-            "health": health,
-            "sync": {"status": "Synced", "revision": revision},
-            "reconciledAt": reconciled_at,
-            "operationState": {
-                "phase": "Succeeded",
-                "message": "successfully synced (all tasks run)",
-                "startedAt": "2030-01-01T00:00:00Z",
-                "finishedAt": "2030-01-01T00:00:05Z",
-                "operation": {
-                    "sync": {"revision": revision},
-                    "initiatedBy": {"username": "haul-controller"},
-                    "info": [{"name": "kargo.akuity.io/promotion", "value": "p1"}]
-                },
-                "syncResult": {"revision": revision}
-            }
-        }
-    });
-    kubectl(&[
-        "patch",
-        "application",
-        "app-dev",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ])
-    .success("argocd status");
+    argocd_synced_with(ns, "app-dev", "p1", revision, health, reconciled_at);
 }
 
 #[test]
@@ -674,18 +571,7 @@ fn approval_lets_freight_skip_the_upstream_stage() {
 /// `kubectl patch freight <f> --subresource=status`: approve `freight` for `stage`.
 fn approve(ns: &str, freight: &str, stage: &str) {
     let patch = json!({"status": {"approvedFor": {stage: {}}}});
-    kubectl(&[
-        "patch",
-        "freight",
-        freight,
-        "-n",
-        ns,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ])
-    .success("approve");
+    merge_patch_status("freight", freight, ns, &patch.to_string()).success("approve");
 }
 
 /// A person's Promotion is refused, they approve the Freight and promote again at once: the

@@ -4,36 +4,30 @@
 mod support;
 
 use serde_json::Value;
-use support::{ControllerProcess, get_json, kubectl, kubectl_stdin, namespace, wait_for};
+use support::fixtures::Stage;
+use support::{
+    ControllerProcess, get_json, kubectl, kubectl_stdin, merge_patch, namespace, wait_for,
+};
 
-/// Minimal AnalysisTemplate / AnalysisRun CRDs (argoproj.io/v1alpha1), enough for the API.
-const ROLLOUTS_CRDS: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
+/// A minimal namespaced argoproj.io/v1alpha1 CRD of any fields, enough for the API.
+fn argoproj_crd(kind: &str, plural: &str) -> String {
+    let singular = kind.to_lowercase();
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata: {name: analysistemplates.argoproj.io}
+metadata: {{name: {plural}.argoproj.io}}
 spec:
   group: argoproj.io
   scope: Namespaced
-  names: {kind: AnalysisTemplate, plural: analysistemplates, singular: analysistemplate}
+  names: {{kind: {kind}, plural: {plural}, singular: {singular}}}
   versions:
   - name: v1alpha1
     served: true
     storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: analysisruns.argoproj.io}
-spec:
-  group: argoproj.io
-  scope: Namespaced
-  names: {kind: AnalysisRun, plural: analysisruns, singular: analysisrun}
-  versions:
-  - name: v1alpha1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-"#;
+    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
+"#
+    )
+}
 
 fn setup(ns: &str, template: &str) {
     let y = format!(
@@ -59,17 +53,7 @@ metadata: {{name: f1, namespace: {ns}}}
 origin: {{kind: Warehouse, name: w}}
 images: [{{repoURL: example.com/app, tag: "1", digest: "sha256:1"}}]
 ---
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {{name: uat, namespace: {ns}}}
-spec:
-  requestedFreight:
-  - origin: {{kind: Warehouse, name: w}}
-    sources: {{direct: true}}
-  promotionTemplate:
-    spec:
-      steps: [{{uses: compose-output, config: {{done: "yes"}}}}]
-  verification:
+{stage}  verification:
     analysisTemplates: [{{name: {template}}}]
     args: [{{name: service, value: my-app}}]
 ---
@@ -77,7 +61,16 @@ apiVersion: kargo.akuity.io/v1alpha1
 kind: Promotion
 metadata: {{name: p1, namespace: {ns}}}
 spec: {{stage: uat, freight: f1}}
-"#
+"#,
+        // The Stage's spec goes on after its promotion template, with `verification`.
+        stage = Stage {
+            ns,
+            name: "uat",
+            warehouse: "w",
+            sources: "{direct: true}",
+            template: "      steps: [{uses: compose-output, config: {done: \"yes\"}}]\n",
+        }
+        .yaml(),
     );
     kubectl_stdin(&["apply", "-f", "-"], &y).success("objects");
 }
@@ -101,7 +94,12 @@ fn verified(ns: &str) -> Option<Value> {
 
 #[test]
 fn analysis_runs_decide_verification() {
-    kubectl_stdin(&["apply", "-f", "-"], ROLLOUTS_CRDS).success("rollouts CRDs");
+    let crds = format!(
+        "{}---\n{}",
+        argoproj_crd("AnalysisTemplate", "analysistemplates"),
+        argoproj_crd("AnalysisRun", "analysisruns")
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &crds).success("rollouts CRDs");
     kubectl(&[
         "wait",
         "--for=condition=Established",
@@ -125,16 +123,12 @@ fn analysis_runs_decide_verification() {
         "{st:#}"
     );
     let name = run["metadata"]["name"].as_str().expect("name").to_string();
-    kubectl(&[
-        "patch",
+    merge_patch(
         "analysisrun",
         &name,
-        "-n",
         &ns,
-        "--type=merge",
-        "-p",
         r#"{"status":{"phase":"Successful"}}"#,
-    ])
+    )
     .success("rollouts reports");
     let c = wait_for(60, "Verified", || verified(&ns));
     assert_eq!(c["status"], "True", "{c:#}");
@@ -151,16 +145,12 @@ fn analysis_runs_decide_verification() {
         .as_str()
         .expect("name")
         .to_string();
-    kubectl(&[
-        "patch",
+    merge_patch(
         "analysisrun",
         &name,
-        "-n",
         &ns,
-        "--type=merge",
-        "-p",
         r#"{"status":{"phase":"Failed","message":"smoke-test failed 3 times"}}"#,
-    ])
+    )
     .success("rollouts reports");
     let c = wait_for(60, "VerificationFailed", || verified(&ns));
     assert_eq!(c["status"], "False");

@@ -8,17 +8,44 @@ use super::services::services;
 pub const SCENARIO_BEFORE: &str =
     include_str!("../fixtures/yaml/kustomization-scenario.before.yaml");
 
+/// Percent-encodes everything but RFC 3986 unreserved characters (the test password has '@'
+/// and a space).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `url` with the test git server's credentials in it (URL-encoded), for the git CLI.
 pub fn encoded_auth_url(url: &str) -> String {
     let s = services();
-    let user = s.var("HAUL_TEST_GIT_USER");
-    let pass = s
-        .var("HAUL_TEST_GIT_PASSWORD")
-        .replace('%', "%25")
-        .replace('@', "%40")
-        .replace(' ', "%20")
-        .replace(':', "%3A");
+    let user = percent_encode(s.var("HAUL_TEST_GIT_USER"));
+    let pass = percent_encode(s.var("HAUL_TEST_GIT_PASSWORD"));
     url.replacen("http://", &format!("http://{user}:{pass}@"), 1)
+}
+
+/// A repository with only `apps/svc/env/dev/kustomization.yaml` (image `my-app` at tag 1) on
+/// branch `gitops`. Returns (clone URL, the bare repository on disk).
+pub fn seed_dev_overlay(name: &str) -> (String, PathBuf) {
+    let url = services().new_repo(name);
+    let work = super::cp().dir().join(format!("seed-{name}"));
+    std::fs::create_dir_all(work.join("apps/svc/env/dev")).expect("dir");
+    git(&work, &["init", "-q", "-b", "gitops"]);
+    std::fs::write(
+        work.join("apps/svc/env/dev/kustomization.yaml"),
+        "resources: []\nimages:\n  - name: my-app\n    newTag: \"1\"\n",
+    )
+    .expect("write");
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "init"]);
+    git(&work, &["push", "-q", &encoded_auth_url(&url), "gitops"]);
+    let bare = services().bare_path(&url);
+    (url, bare)
 }
 
 /// A GitOps monorepo with service1 and service2, each with base and env/dev|uat|prod, on

@@ -9,11 +9,7 @@ use super::repo_root;
 
 /// The helm binary `hack/test-services.sh install` provides.
 pub fn helm_bin() -> PathBuf {
-    let tools = std::env::var_os("HAUL_TOOLS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/haul/tools")))
-        .expect("HOME or HAUL_TOOLS must be set to find helm");
-    let helm = tools.join("bin/helm");
+    let helm = super::tools_dir().join("bin/helm");
     assert!(
         helm.is_file(),
         "helm is not installed at {}: run `bash hack/test-services.sh install` (or set HAUL_TOOLS \

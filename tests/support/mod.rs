@@ -16,6 +16,15 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Where `hack/test-services.sh install` puts the tools the tests run (helm, a Python venv):
+/// `$HAUL_TOOLS`, else `~/.cache/haul/tools`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("HAUL_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/haul/tools")))
+        .expect("HOME or HAUL_TOOLS must be set to find the test tools")
+}
+
 /// The outcome of one kubectl call, with both streams as text.
 pub struct Kubectl {
     pub ok: bool,
@@ -39,6 +48,19 @@ impl Kubectl {
             "{what} failed:\nstdout:\n{}\nstderr:\n{}",
             self.stdout, self.stderr
         );
+        self
+    }
+
+    /// Panics unless the command failed and its stderr says every one of `parts`.
+    pub fn refused_with(self, what: &str, parts: &[&str]) -> Self {
+        assert!(!self.ok, "{what} succeeded:\n{}", self.stdout);
+        for part in parts {
+            assert!(
+                self.stderr.contains(part),
+                "{what}: {part:?} not in:\n{}",
+                self.stderr
+            );
+        }
         self
     }
 }
@@ -89,6 +111,7 @@ pub fn namespace(prefix: &str) -> String {
 }
 
 pub mod charts;
+pub mod fixtures;
 pub mod gitops;
 pub mod helm;
 pub mod services;
@@ -202,6 +225,34 @@ pub fn get_json(kind: &str, name: &str, ns: &str) -> Option<serde_json::Value> {
         return None;
     }
     serde_json::from_str(&out.stdout).ok()
+}
+
+/// `kubectl get <kind> <name> -n <ns> -o json`, parsed; panics with kubectl's output when it
+/// does not exist.
+pub fn must_get_json(kind: &str, name: &str, ns: &str) -> serde_json::Value {
+    let out = kubectl(&["get", kind, name, "-n", ns, "-o", "json"])
+        .success(&format!("get {kind} {name}"));
+    serde_json::from_str(&out.stdout).expect("kubectl prints JSON")
+}
+
+/// `kubectl patch <kind> <name> -n <ns> --type=merge -p <patch>` as the admin user.
+pub fn merge_patch(kind: &str, name: &str, ns: &str, patch: &str) -> Kubectl {
+    kubectl(&["patch", kind, name, "-n", ns, "--type=merge", "-p", patch])
+}
+
+/// [`merge_patch`] of the status subresource.
+pub fn merge_patch_status(kind: &str, name: &str, ns: &str, patch: &str) -> Kubectl {
+    kubectl(&[
+        "patch",
+        kind,
+        name,
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        patch,
+    ])
 }
 
 /// Runs git in `dir`, panicking with its output on failure; returns stdout.
