@@ -682,3 +682,63 @@ fn a_registry_429_retry_after_delays_the_retry() {
     );
     assert!(freight_list(&ns).is_empty());
 }
+
+/// A Helm chart stored in ECR (an OCI artifact whose tags are its versions) is discovered with
+/// the same IRSA credentials as images, through `DescribeImages`; no helm Secret is needed.
+#[test]
+fn ecr_chart_through_irsa() {
+    let _ = controller();
+    let ns = namespace("wh-ecr-chart");
+    let s = services();
+    let repo = format!("{ns}/charts/my-app");
+    let py = format!(
+        "{}/venv/bin/python",
+        std::env::var("HAUL_TOOLS").unwrap_or_else(|_| format!(
+            "{}/.cache/haul/tools",
+            std::env::var("HOME").unwrap_or_default()
+        ))
+    );
+    // What `helm push oci://…` leaves in ECR: one manifest per version, tagged with it.
+    let script = r#"
+import boto3, hashlib, json, sys
+ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="eu-central-1",
+                   aws_access_key_id="x", aws_secret_access_key="x")
+ecr.create_repository(repositoryName=sys.argv[2])
+for v in ["0.1.0", "0.2.0", "1.0.0"]:
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": "sha256:" + hashlib.sha256(v.encode()).hexdigest(), "size": 2},
+                    "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": "sha256:" + hashlib.sha256(("l" + v).encode()).hexdigest(), "size": 1}]})
+    ecr.put_image(repositoryName=sys.argv[2], imageManifest=m, imageTag=v,
+                  imageDigest="sha256:" + hashlib.sha256(m.encode()).hexdigest())
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, s.var("HAUL_TEST_MOTO_URL"), &repo])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("oci://123456789012.dkr.ecr.eu-central-1.amazonaws.com/{repo}");
+    let subs = format!("  - chart:\n      repoURL: {url}\n      semverConstraint: <1.0.0\n");
+    kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "charts", &subs)).success("warehouse");
+    let f = wait_for(45, "Freight with the chart from ECR", || {
+        let f = freight_list(&ns).into_iter().next();
+        if f.is_none()
+            && let Some((_, reason, message)) = condition(&ns, "charts", "Healthy")
+            && reason != "Healthy"
+        {
+            eprintln!("Healthy: {reason}: {message}");
+        }
+        f
+    });
+    assert_eq!(f["charts"][0]["repoURL"], url.as_str(), "{f:#}");
+    assert_eq!(f["charts"][0]["version"], "0.2.0", "{f:#}");
+    let w = support::get_json("warehouse", "charts", &ns).expect("warehouse");
+    let versions: Vec<&str> = w["status"]["discoveredArtifacts"]["charts"][0]["versions"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(versions, ["0.2.0", "0.1.0"], "{w:#}");
+}

@@ -275,6 +275,65 @@ pub(crate) async fn discover(
     d.take_matching(ordered).await
 }
 
+/// Every tag of an ECR repository, from `DescribeImages` (chart discovery: an OCI chart's
+/// versions are its tags), with the same credentials as images — IRSA included.
+pub(crate) async fn list_tags(
+    inner: &Inner,
+    repo_url: &str,
+    repo: &ImageRepository,
+    ecr: &EcrRepository,
+    creds: Option<&RegistryCredentials>,
+) -> Result<Vec<String>, ImageDiscoveryError> {
+    let client = inner.ecr.client(&ecr.region, creds).await.client;
+    let budget = inner.budgets.host(&repo.registry);
+    let tagged = describe_tagged(&client, &budget, ecr, repo, repo_url).await?;
+    Ok(tagged.into_iter().map(|t| t.tag).collect())
+}
+
+/// Every tagged image of a repository, paginated by `DescribeImages`.
+async fn describe_tagged(
+    client: &aws_sdk_ecr::Client,
+    budget: &HostBudget,
+    ecr: &EcrRepository,
+    repo: &ImageRepository,
+    repo_url: &str,
+) -> Result<Vec<Tagged>, ImageDiscoveryError> {
+    let mut pages = client
+        .describe_images()
+        .registry_id(&ecr.account)
+        .repository_name(&repo.path)
+        .filter(
+            DescribeImagesFilter::builder()
+                .tag_status(TagStatus::Tagged)
+                .build(),
+        )
+        .max_results(DESCRIBE_PAGE_SIZE)
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    loop {
+        // The paginator sends the next request when polled (and none after the last page).
+        budget.acquire().await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        budget.record(RequestKind::EcrDescribe);
+        let page = page.map_err(|e| sdk_error(e, repo_url))?;
+        for detail in page.image_details() {
+            let Some(digest) = detail.image_digest() else {
+                continue;
+            };
+            let pushed = pushed_at(detail.image_pushed_at());
+            out.extend(detail.image_tags().iter().map(|tag| Tagged {
+                tag: tag.clone(),
+                digest: digest.to_owned(),
+                pushed,
+            }));
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) async fn identity(
     inner: &Inner,
     repo_url: &str,
@@ -328,41 +387,14 @@ impl EcrDiscovery<'_> {
 
     /// Every tagged image, one entry per tag, through the `DescribeImages` paginator.
     async fn describe_all(&self) -> Result<Vec<Tagged>, ImageDiscoveryError> {
-        let mut pages = self
-            .client
-            .describe_images()
-            .registry_id(&self.ecr.account)
-            .repository_name(&self.repo.path)
-            .filter(
-                DescribeImagesFilter::builder()
-                    .tag_status(TagStatus::Tagged)
-                    .build(),
-            )
-            .max_results(DESCRIBE_PAGE_SIZE)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        loop {
-            // The paginator sends the next request when polled (and none after the last page).
-            self.budget.acquire().await;
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            self.budget.record(RequestKind::EcrDescribe);
-            let page = page.map_err(|e| self.err(e))?;
-            for detail in page.image_details() {
-                let Some(digest) = detail.image_digest() else {
-                    continue;
-                };
-                let pushed = pushed_at(detail.image_pushed_at());
-                out.extend(detail.image_tags().iter().map(|tag| Tagged {
-                    tag: tag.clone(),
-                    digest: digest.to_owned(),
-                    pushed,
-                }));
-            }
-        }
-        Ok(out)
+        describe_tagged(
+            &self.client,
+            &self.budget,
+            self.ecr,
+            self.repo,
+            self.repo_url,
+        )
+        .await
     }
 
     /// Digest: `DescribeImages` of the one tag; an unknown tag gives an empty result.

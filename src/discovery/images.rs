@@ -769,8 +769,9 @@ impl ImageDiscoverer {
     }
 
     /// Every tag of an OCI repository, in the registry's order, through the same client, rate
-    /// limits and auth (anonymous, basic, bearer token) as image discovery. Chart discovery uses
-    /// it: in an OCI registry, a chart's versions are its tags.
+    /// limits and auth (anonymous, basic, bearer token; ECR through its API with the AWS
+    /// credentials chain) as image discovery. Chart discovery uses it: in an OCI registry, a
+    /// chart's versions are its tags.
     pub async fn list_tags(
         &self,
         repo_url: &str,
@@ -783,6 +784,12 @@ impl ImageDiscoverer {
                 reason,
             }
         })?;
+        // ECR through its API unless the Secret gives registry credentials, as for images.
+        if let Some(ecr) = &repo.ecr
+            && matches!(creds, None | Some(RegistryCredentials::AwsStatic { .. }))
+        {
+            return super::ecr::list_tags(&self.inner, repo_url, &repo, ecr, creds).await;
+        }
         let session = self.session(repo_url, &repo, creds, insecure)?;
         session.list_tags().await
     }
