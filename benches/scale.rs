@@ -3,6 +3,9 @@
 //! `haul controller` process. Reads the controller's resident memory and CPU time from /proc.
 //!
 //!   cargo bench --bench scale       (HAUL_SCALE=0.2 for a fifth of the sizes)
+//!
+//! HAUL_SCALE_BIN=<path> runs another `haul` binary as the controller (e.g. an older build, to
+//! compare side by side on the same machine).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -78,7 +81,8 @@ fn main() {
     let (warehouses, stages_per, freight_per, promotions) = (n(50), 3, n(40), n(500));
     let cp = ControlPlane::start().expect("control plane");
     let log = std::fs::File::create(cp.dir().join("controller.log")).expect("log");
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_haul"))
+    let bin = std::env::var("HAUL_SCALE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_haul").into());
+    let mut controller = Command::new(bin)
         .arg("controller")
         .env("KUBECONFIG", cp.kubeconfig())
         .env("HAUL_WORK_DIR", cp.dir().join("work"))
@@ -159,14 +163,18 @@ fn main() {
     }
     apply(&cp, &y);
     let mut peak = 0.0f64;
+    // Open descriptors are mostly API server connections (one per request in flight).
+    let mut peak_fds = 0;
     let deadline = t + Duration::from_secs(900);
     loop {
         let (rss, _) = usage(pid);
         peak = peak.max(rss);
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        peak_fds = peak_fds.max(fds);
         let done = count_phase(&cp, "Succeeded");
         if done >= promotions || Instant::now() > deadline {
             rows.push(format!(
-                "| while promoting: {done}/{promotions} Promotions succeeded in {:.1} s | peak {peak:.1} MiB | |",
+                "| while promoting: {done}/{promotions} Promotions succeeded in {:.1} s ({peak_fds} open fds at most) | peak {peak:.1} MiB | |",
                 t.elapsed().as_secs_f64()
             ));
             break;

@@ -17,6 +17,10 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::api::{Freight, Promotion, PromotionPhase, Stage, Warehouse};
 use crate::discovery::{DiscovererConfig, ImageDiscoverer};
 
 /// The field manager haul writes status with (server-side apply).
@@ -213,25 +217,55 @@ pub fn key<K: Resource>(obj: &K) -> String {
     )
 }
 
-/// Reflector stores of Freight, Stages and Warehouses, filled by [`Caches::start`].
+/// Reflector stores of Freight, Stages, Warehouses and Promotions, filled by [`Caches::start`].
+/// The Stage and Promotion controllers are driven from these same stores, so a change that
+/// triggers a reconcile is always in the store it reads.
 #[derive(Default)]
 pub struct Caches {
     stores: std::sync::OnceLock<CacheStores>,
-    /// Namespaces of Freight changes, sent after the Freight store has the change, so a Stage
-    /// reconciled because of new Freight always finds it in the store.
-    freight_changes: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    triggers: Mutex<Option<Triggers>>,
+    /// Promotions this process created that the store may not show yet: auto-promotion must
+    /// see them at once or it could create a second one.
+    created: Mutex<Vec<(std::time::Instant, Arc<Promotion>)>>,
+    /// The last phase this process wrote per Promotion UID, until the store shows it: the queue
+    /// of a Stage must not wait behind a Promotion this process has just finished.
+    phases: Mutex<HashMap<String, (std::time::Instant, Option<PromotionPhase>)>>,
 }
+
+/// How long an overlay entry may wait for the store before it is dropped (a Promotion deleted
+/// before its watch event arrived, or a store that is not being updated).
+const OVERLAY_TTL: Duration = Duration::from_secs(600);
 
 struct CacheStores {
-    freights: kube::runtime::reflector::Store<crate::api::Freight>,
-    stages: kube::runtime::reflector::Store<crate::api::Stage>,
-    warehouses: kube::runtime::reflector::Store<crate::api::Warehouse>,
+    freights: Store<Freight>,
+    stages: Store<Stage>,
+    warehouses: Store<Warehouse>,
+    promotions: Store<Promotion>,
 }
 
-fn reflect<K>(
-    client: &kube::Client,
-    changes: Option<tokio::sync::mpsc::UnboundedSender<String>>,
-) -> kube::runtime::reflector::Store<K>
+/// Changes seen by the stores, sent after the store has them; each can be taken once.
+struct Triggers {
+    /// Namespaces of Freight changes.
+    freight: UnboundedReceiver<String>,
+    /// Changed Stages (drive the Stage controller).
+    stages: UnboundedReceiver<ObjectRef<Stage>>,
+    /// Changed Promotions (drive the Promotion controller).
+    promotions: UnboundedReceiver<ObjectRef<Promotion>>,
+    /// Stages of changed Promotions.
+    promotion_stages: UnboundedReceiver<ObjectRef<Stage>>,
+}
+
+/// Drops what no reconciler reads before an object is stored: managedFields and kubectl's
+/// last-applied copy are often larger than the rest of the object.
+fn slim<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+fn reflect<K>(client: &kube::Client, mut on_apply: impl FnMut(&K) + Send + 'static) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -249,15 +283,16 @@ where
         kube::runtime::watcher(
             Api::<K>::all(client.clone()),
             kube::runtime::watcher::Config::default(),
-        ),
+        )
+        .modify(slim::<K>),
     )
     .default_backoff()
     .applied_objects();
     tokio::spawn(async move {
         stream
             .for_each(|obj| {
-                if let (Ok(o), Some(tx)) = (obj, &changes) {
-                    let _ = tx.send(o.meta().namespace.clone().unwrap_or_default());
+                if let Ok(o) = obj {
+                    on_apply(&o);
                 }
                 async {}
             })
@@ -266,76 +301,146 @@ where
     reader
 }
 
+/// A stream of the objects `rx` names, as the store holds them now (gone ones are skipped).
+fn from_store<K>(
+    rx: UnboundedReceiver<ObjectRef<K>>,
+    store: Store<K>,
+) -> impl futures::Stream<Item = Arc<K>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+        .filter_map(move |r| futures::future::ready(store.get(&r)))
+}
+
+fn send<T>(tx: &UnboundedSender<T>, v: T) {
+    // A closed channel means its controller is gone; the store stays useful.
+    let _ = tx.send(v);
+}
+
 impl Caches {
     /// Starts the watches and waits until each store has its first complete list.
     pub async fn start(&self, client: &kube::Client) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        if let Ok(mut slot) = self.freight_changes.lock() {
-            *slot = Some(rx);
+        let (freight_tx, freight) = unbounded_channel();
+        let (stage_tx, stages) = unbounded_channel();
+        let (promo_tx, promotions) = unbounded_channel();
+        let (promo_stage_tx, promotion_stages) = unbounded_channel();
+        if let Ok(mut slot) = self.triggers.lock() {
+            *slot = Some(Triggers {
+                freight,
+                stages,
+                promotions,
+                promotion_stages,
+            });
         }
         let stores = CacheStores {
-            freights: reflect(client, Some(tx)),
-            stages: reflect(client, None),
-            warehouses: reflect(client, None),
+            freights: reflect(client, move |f: &Freight| {
+                send(
+                    &freight_tx,
+                    f.metadata.namespace.clone().unwrap_or_default(),
+                )
+            }),
+            stages: reflect(client, move |s: &Stage| {
+                send(&stage_tx, ObjectRef::from_obj(s))
+            }),
+            warehouses: reflect(client, |_: &Warehouse| {}),
+            promotions: reflect(client, move |p: &Promotion| {
+                send(&promo_tx, ObjectRef::from_obj(p));
+                let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+                send(
+                    &promo_stage_tx,
+                    ObjectRef::<Stage>::new(&p.spec.stage).within(ns),
+                );
+            }),
         };
         let _ = tokio::join!(
             stores.freights.wait_until_ready(),
             stores.stages.wait_until_ready(),
             stores.warehouses.wait_until_ready(),
+            stores.promotions.wait_until_ready(),
         );
         let _ = self.stores.set(stores);
     }
 
     fn in_ns<K: kube::Resource<DynamicType = ()> + Clone + 'static>(
-        store: &kube::runtime::reflector::Store<K>,
+        store: &Store<K>,
         ns: &str,
-    ) -> Vec<K> {
+    ) -> Vec<Arc<K>> {
         store
             .state()
             .into_iter()
             .filter(|o| o.meta().namespace.as_deref() == Some(ns))
-            .map(|o| o.as_ref().clone())
             .collect()
     }
 
-    /// The Stages to reconcile when Freight changes: every Stage of the Freight's project, once
-    /// the change is in the Freight store. Can be taken once.
+    /// What drives the Stage controller: the Stage store and its changes, plus the Stages to
+    /// reconcile because Freight of their project or one of their Promotions changed (each
+    /// sent once the change is in its store). Can be taken once.
+    #[allow(clippy::type_complexity)]
     pub fn stage_triggers(
         &self,
-    ) -> Option<
-        impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<crate::api::Stage>>
-        + Send
-        + 'static,
-    > {
+    ) -> Option<(
+        Store<Stage>,
+        impl futures::Stream<Item = Arc<Stage>> + Send + 'static,
+        impl futures::Stream<Item = ObjectRef<Stage>> + Send + 'static,
+    )> {
         use futures::StreamExt;
-        let rx = self.freight_changes.lock().ok()?.take()?;
-        let stages = self.stores.get()?.stages.clone();
-        Some(
-            futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|ns| (ns, rx)) },
-            )
-            .flat_map(move |ns| {
-                let refs: Vec<_> = stages
-                    .state()
-                    .into_iter()
-                    .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
-                    .map(|s| kube::runtime::reflector::ObjectRef::from_obj(s.as_ref()))
-                    .collect();
-                futures::stream::iter(refs)
-            }),
-        )
+        let stores = self.stores.get()?;
+        let mut slot = self.triggers.lock().ok()?;
+        let t = slot.as_mut()?;
+        // Take only the Stage half; the Promotion controller takes its own.
+        let (_, empty_freight) = unbounded_channel();
+        let (_, empty_stages) = unbounded_channel();
+        let (_, empty_promo_stages) = unbounded_channel();
+        let freight = std::mem::replace(&mut t.freight, empty_freight);
+        let stages_rx = std::mem::replace(&mut t.stages, empty_stages);
+        let promo_stages = std::mem::replace(&mut t.promotion_stages, empty_promo_stages);
+        let stages = stores.stages.clone();
+        let of_freight = futures::stream::unfold(freight, |mut rx| async move {
+            rx.recv().await.map(|ns| (ns, rx))
+        })
+        .flat_map(move |ns| {
+            let refs: Vec<_> = stages
+                .state()
+                .into_iter()
+                .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect();
+            futures::stream::iter(refs)
+        });
+        let of_promotions = futures::stream::unfold(promo_stages, |mut rx| async move {
+            rx.recv().await.map(|r| (r, rx))
+        });
+        Some((
+            stores.stages.clone(),
+            from_store(stages_rx, stores.stages.clone()),
+            futures::stream::select(of_freight, of_promotions),
+        ))
     }
 
-    /// Freight, Stages and Warehouse names of a project; `None` before [`Caches::start`].
-    pub fn project(
+    /// What drives the Promotion controller: the Promotion store and its changes. Can be
+    /// taken once.
+    pub fn promotion_triggers(
         &self,
-        ns: &str,
     ) -> Option<(
-        Vec<crate::api::Freight>,
-        Vec<crate::api::Stage>,
-        std::collections::BTreeSet<String>,
+        Store<Promotion>,
+        impl futures::Stream<Item = Arc<Promotion>> + Send + 'static,
     )> {
+        let stores = self.stores.get()?;
+        let mut slot = self.triggers.lock().ok()?;
+        let t = slot.as_mut()?;
+        let (_, empty) = unbounded_channel();
+        let rx = std::mem::replace(&mut t.promotions, empty);
+        Some((
+            stores.promotions.clone(),
+            from_store(rx, stores.promotions.clone()),
+        ))
+    }
+
+    /// Freight, Stages, Promotions and Warehouse names of a project; `None` before
+    /// [`Caches::start`]. Objects are shared with the stores, not copied.
+    pub fn project(&self, ns: &str) -> Option<ProjectObjects> {
         let s = self.stores.get()?;
         let warehouses = s
             .warehouses
@@ -344,12 +449,87 @@ impl Caches {
             .filter(|w| w.metadata.namespace.as_deref() == Some(ns))
             .filter_map(|w| w.metadata.name.clone())
             .collect();
-        Some((
-            Self::in_ns(&s.freights, ns),
-            Self::in_ns(&s.stages, ns),
+        let mut promotions = Self::in_ns(&s.promotions, ns);
+        if let Ok(mut created) = self.created.lock() {
+            created.retain(|(at, p)| {
+                at.elapsed() < OVERLAY_TTL
+                    && s.promotions.get(&ObjectRef::from_obj(p.as_ref())).is_none()
+            });
+            promotions.extend(
+                created
+                    .iter()
+                    .filter(|(_, p)| p.metadata.namespace.as_deref() == Some(ns))
+                    .map(|(_, p)| p.clone()),
+            );
+        }
+        Some(ProjectObjects {
+            freights: Self::in_ns(&s.freights, ns),
+            stages: Self::in_ns(&s.stages, ns),
+            promotions,
             warehouses,
-        ))
+        })
     }
+
+    /// Remembers a Promotion this process created until the store has it.
+    pub fn created(&self, p: Promotion) {
+        if let Ok(mut created) = self.created.lock() {
+            created.push((std::time::Instant::now(), Arc::new(p)));
+        }
+    }
+
+    /// Remembers the phase this process wrote to a Promotion until the store shows it.
+    pub fn wrote_phase(&self, p: &Promotion, phase: Option<PromotionPhase>) {
+        let Some(uid) = p.metadata.uid.clone() else {
+            return;
+        };
+        if let Ok(mut phases) = self.phases.lock() {
+            phases.insert(uid, (std::time::Instant::now(), phase));
+        }
+    }
+
+    /// The Promotions of one Stage, with the phases this process wrote that the store does
+    /// not show yet; `fresh` (just read from the API server) replaces its cached copy. `None`
+    /// before [`Caches::start`].
+    pub fn stage_promotions(&self, fresh: &Promotion) -> Option<Vec<Arc<Promotion>>> {
+        let s = self.stores.get()?;
+        let ns = fresh.metadata.namespace.as_deref().unwrap_or_default();
+        let stage = fresh.spec.stage.as_str();
+        let mut phases = self.phases.lock().ok()?;
+        phases.retain(|_, (at, _)| at.elapsed() < OVERLAY_TTL);
+        let mut out: Vec<Arc<Promotion>> = Vec::new();
+        for p in s.promotions.state() {
+            if p.metadata.namespace.as_deref() != Some(ns) || p.spec.stage != stage {
+                continue;
+            }
+            if p.metadata.uid == fresh.metadata.uid {
+                continue;
+            }
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            let cached = p.status.as_ref().and_then(|st| st.phase);
+            match phases.get(&uid) {
+                Some((_, phase)) if *phase == cached => {
+                    phases.remove(&uid);
+                    out.push(p);
+                }
+                Some((_, phase)) => {
+                    let mut newer = p.as_ref().clone();
+                    newer.status.get_or_insert_with(Default::default).phase = *phase;
+                    out.push(Arc::new(newer));
+                }
+                None => out.push(p),
+            }
+        }
+        out.push(Arc::new(fresh.clone()));
+        Some(out)
+    }
+}
+
+/// The objects of one project, as [`Caches::project`] returns them.
+pub struct ProjectObjects {
+    pub freights: Vec<Arc<Freight>>,
+    pub stages: Vec<Arc<Stage>>,
+    pub promotions: Vec<Arc<Promotion>>,
+    pub warehouses: std::collections::BTreeSet<String>,
 }
 
 /// Leader election settings: only the holder of the Lease runs the controllers.

@@ -32,15 +32,16 @@ fn now() -> Time {
 
 /// The Promotions of one Stage in queue order: Running first, then the rest by creation time
 /// (and name, which Kargo makes sortable with a ULID).
-pub fn queue_order(mut promos: Vec<Promotion>) -> Vec<Promotion> {
+pub fn queue_order<P: AsRef<Promotion>>(mut promos: Vec<P>) -> Vec<P> {
     let running = |p: &Promotion| {
         p.status
             .as_ref()
             .and_then(|s| s.phase)
             .is_some_and(|ph| ph == PromotionPhase::Running)
     };
-    promos.retain(|p| !p.status.as_ref().is_some_and(|s| s.is_terminal()));
+    promos.retain(|p| !p.as_ref().status.as_ref().is_some_and(|s| s.is_terminal()));
     promos.sort_by(|a, b| {
+        let (a, b) = (a.as_ref(), b.as_ref());
         running(b)
             .cmp(&running(a))
             .then_with(|| {
@@ -61,6 +62,18 @@ fn work_dir(ctx: &Context, p: &Promotion) -> PathBuf {
     ))
 }
 
+/// Writes a Promotion's status and tells the cache which phase it now has.
+async fn write_status(
+    ctx: &Context,
+    api: &Api<Promotion>,
+    p: &Promotion,
+    status: &PromotionStatus,
+) -> Result<(), Error> {
+    apply_status(api, p, status).await?;
+    ctx.cache.wrote_phase(p, status.phase);
+    Ok(())
+}
+
 async fn fail_before_start(
     ctx: &Context,
     api: &Api<Promotion>,
@@ -72,7 +85,7 @@ async fn fail_before_start(
     status.phase = Some(phase);
     status.message = Some(message.clone());
     status.finished_at = Some(now());
-    apply_status(api, p, &status).await?;
+    write_status(ctx, api, p, &status).await?;
     ctx.event(
         p,
         EventType::Warning,
@@ -109,13 +122,21 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
     let stage_name = p.spec.stage.clone();
     let lock = ctx.stage_lock(&format!("{ns}/{stage_name}"));
     let _guard = lock.lock().await;
-    let all = api.list(&ListParams::default()).await?;
-    let queue = queue_order(
-        all.items
-            .into_iter()
-            .filter(|o| o.spec.stage == stage_name)
-            .collect(),
-    );
+    // The Stage's Promotions from the cache (with the phases this process wrote that it does
+    // not show yet); listed live only when the cache is not running.
+    let queue = match ctx.cache.stage_promotions(&p) {
+        Some(of_stage) => queue_order(of_stage),
+        None => {
+            let all = api.list(&ListParams::default()).await?;
+            queue_order(
+                all.items
+                    .into_iter()
+                    .filter(|o| o.spec.stage == stage_name)
+                    .map(Arc::new)
+                    .collect(),
+            )
+        }
+    };
     if let Some(pos) = queue.iter().position(|o| o.uid() == p.uid())
         && pos > 0
     {
@@ -129,7 +150,7 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
         {
             status.phase = Some(PromotionPhase::Pending);
             status.message = Some(message);
-            apply_status(&api, &p, &status).await?;
+            write_status(&ctx, &api, &p, &status).await?;
         }
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
@@ -153,7 +174,7 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
                 return fail_before_start(&ctx, &api, &p, phase, message).await;
             }
         }
-        apply_status(&api, &p, &status).await?;
+        write_status(&ctx, &api, &p, &status).await?;
         ctx.event(
             &p,
             EventType::Normal,
@@ -240,7 +261,7 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
         }
         match progress {
             Progress::Continue => {
-                apply_status(&api, &p, &status).await?;
+                write_status(&ctx, &api, &p, &status).await?;
                 // A user may abort between steps.
                 if let Some(fresh) = api.get_opt(&p.name_any()).await?
                     && fresh.annotations().contains_key(ANNOTATION_ABORT)
@@ -249,14 +270,14 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
                 }
             }
             Progress::Wait(d) => {
-                apply_status(&api, &p, &status).await?;
+                write_status(&ctx, &api, &p, &status).await?;
                 return Ok(Action::requeue(d));
             }
             Progress::Done(phase, message) => {
                 status.phase = Some(phase);
                 status.message = Some(message.clone());
                 status.finished_at = Some(now());
-                apply_status(&api, &p, &status).await?;
+                write_status(&ctx, &api, &p, &status).await?;
                 ctx.metrics
                     .promotions
                     .get_or_create(&crate::metrics::PhaseLabel {
@@ -426,7 +447,7 @@ async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Act
     status.phase = Some(PromotionPhase::Aborted);
     status.message = Some("Promotion aborted by request (kargo.akuity.io/abort)".into());
     status.finished_at = Some(now());
-    apply_status(api, p, &status).await?;
+    write_status(ctx, api, p, &status).await?;
     ctx.event(
         p,
         EventType::Normal,
@@ -454,8 +475,14 @@ fn error_policy(p: Arc<Promotion>, err: &Error, ctx: Arc<Context>) -> Action {
 pub async fn run(ctx: Arc<Context>) {
     use crate::api::argocd::Application;
     use kube::runtime::reflector::ObjectRef;
-    let api: Api<Promotion> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    // Driven from the shared Promotion cache (which the queue check reads) when it runs.
+    let controller = match ctx.cache.promotion_triggers() {
+        Some((store, changes)) => Controller::for_shared_stream(changes, store),
+        None => Controller::new(
+            Api::<Promotion>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        ),
+    };
     let apps: Api<Application> = Api::all(ctx.client.clone());
     let argocd_installed = apps
         .list_metadata(&ListParams::default().limit(1))

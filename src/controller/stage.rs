@@ -55,44 +55,50 @@ fn names(c: &FreightCollection) -> BTreeSet<String> {
 
 struct Project {
     warehouses: BTreeSet<String>,
-    stages: Vec<Stage>,
-    freights: Vec<Freight>,
-    promotions: Vec<Promotion>,
+    stages: Vec<Arc<Stage>>,
+    freights: Vec<Arc<Freight>>,
+    promotions: Vec<Arc<Promotion>>,
     config: Option<ProjectConfig>,
 }
 
 async fn load(ctx: &Context, ns: &str) -> Result<Project, Error> {
     let lp = ListParams::default();
     let c = &ctx.client;
-    // Promotions are listed live: a Promotion this controller just created must be seen, or
-    // auto-promotion could create it twice. The rest comes from the caches when running.
-    let promotions = Api::<Promotion>::namespaced(c.clone(), ns);
     let config = Api::<ProjectConfig>::namespaced(c.clone(), ns);
-    let (p, pc) = tokio::try_join!(promotions.list(&lp), config.get_opt(ns))?;
-    if let Some((freights, stages, warehouses)) = ctx.cache.project(ns) {
+    // From the caches when running: this reconciler is triggered by a Promotion change only
+    // once the cache has it, and Promotions it created itself are seen at once (see
+    // `Caches::created`), so auto-promotion cannot create one twice.
+    if let Some(o) = ctx.cache.project(ns) {
         return Ok(Project {
-            warehouses,
-            stages,
-            freights,
-            promotions: p.items,
-            config: pc,
+            warehouses: o.warehouses,
+            stages: o.stages,
+            freights: o.freights,
+            promotions: o.promotions,
+            config: config.get_opt(ns).await?,
         });
     }
-    let (wa, sa, fa) = (
+    let (wa, sa, fa, pa) = (
         Api::<Warehouse>::namespaced(c.clone(), ns),
         Api::<Stage>::namespaced(c.clone(), ns),
         Api::<Freight>::namespaced(c.clone(), ns),
+        Api::<Promotion>::namespaced(c.clone(), ns),
     );
-    let (w, s, f) = tokio::try_join!(wa.list_metadata(&lp), sa.list(&lp), fa.list(&lp))?;
+    let (w, s, f, p, pc) = tokio::try_join!(
+        wa.list_metadata(&lp),
+        sa.list(&lp),
+        fa.list(&lp),
+        pa.list(&lp),
+        config.get_opt(ns)
+    )?;
     Ok(Project {
         warehouses: w
             .items
             .into_iter()
             .filter_map(|m| m.metadata.name)
             .collect(),
-        stages: s.items,
-        freights: f.items,
-        promotions: p.items,
+        stages: s.items.into_iter().map(Arc::new).collect(),
+        freights: f.items.into_iter().map(Arc::new).collect(),
+        promotions: p.items.into_iter().map(Arc::new).collect(),
         config: pc,
     })
 }
@@ -118,6 +124,7 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
     let mut mine: Vec<&Promotion> = project
         .promotions
         .iter()
+        .map(AsRef::as_ref)
         .filter(|p| p.spec.stage == name)
         .collect();
     mine.sort_by(|a, b| {
@@ -405,7 +412,7 @@ async fn record_current(
     ctx: &Context,
     ns: &str,
     stage: &str,
-    freights: &[Freight],
+    freights: &[Arc<Freight>],
     previous: &BTreeSet<String>,
     current: &BTreeSet<String>,
 ) -> Result<(), Error> {
@@ -694,9 +701,10 @@ async fn create_promotion(ctx: &Context, stage: &Stage, freight: &str) -> Result
         },
         status: None,
     };
-    Api::<Promotion>::namespaced(ctx.client.clone(), &ns)
+    let created = Api::<Promotion>::namespaced(ctx.client.clone(), &ns)
         .create(&PostParams::default(), &p)
         .await?;
+    ctx.cache.created(created);
     Ok(name)
 }
 
@@ -713,56 +721,56 @@ fn error_policy(s: Arc<Stage>, err: &Error, ctx: Arc<Context>) -> Action {
 pub async fn run(ctx: Arc<Context>) {
     use crate::api::argocd::Application;
     let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<Stage>::all(client.clone()),
+    // Driven from the shared caches when they run: Stage changes, and Freight and Promotion
+    // changes once the cache the reconciler reads has them.
+    let (controller, stages) = match ctx.cache.stage_triggers() {
+        Some((store, changes, others)) => (
+            Controller::for_shared_stream(changes, store.clone()).reconcile_on(others),
+            store,
+        ),
+        None => {
+            let controller = Controller::new(
+                Api::<Stage>::all(client.clone()),
+                watcher::Config::default(),
+            );
+            let stages = controller.store();
+            let of_freight = stages.clone();
+            let controller = controller
+                .watches(
+                    Api::<Promotion>::all(client.clone()),
+                    watcher::Config::default(),
+                    |p: Promotion| {
+                        let ns = p.namespace().unwrap_or_default();
+                        Some(ObjectRef::<Stage>::new(&p.spec.stage).within(&ns))
+                    },
+                )
+                .watches(
+                    Api::<Freight>::all(client.clone()),
+                    watcher::Config::default(),
+                    move |f: Freight| {
+                        of_freight
+                            .state()
+                            .into_iter()
+                            .filter(|s| s.namespace() == f.namespace())
+                            .map(|s| ObjectRef::from_obj(s.as_ref()))
+                            .collect::<Vec<_>>()
+                    },
+                );
+            (controller, stages)
+        }
+    };
+    let controller = controller.watches(
+        Api::<ProjectConfig>::all(client.clone()),
         watcher::Config::default(),
-    );
-    let stages = controller.store();
-    let by_ns = {
-        let stages = stages.clone();
-        move |ns: Option<String>| -> Vec<ObjectRef<Stage>> {
+        move |c: ProjectConfig| {
             stages
                 .state()
                 .into_iter()
-                .filter(|s| s.namespace() == ns)
+                .filter(|s| s.namespace() == c.namespace())
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
-                .collect()
-        }
-    };
-    let controller = controller
-        .watches(
-            Api::<Promotion>::all(client.clone()),
-            watcher::Config::default(),
-            |p: Promotion| {
-                let ns = p.namespace().unwrap_or_default();
-                Some(ObjectRef::<Stage>::new(&p.spec.stage).within(&ns))
-            },
-        )
-        .watches(
-            Api::<ProjectConfig>::all(client.clone()),
-            watcher::Config::default(),
-            move |c: ProjectConfig| by_ns(c.namespace()),
-        );
-    // New or changed Freight re-triggers the Stages of its project once it is in the cache the
-    // reconciler reads (falls back to a watch when the cache is not running).
-    let controller = match ctx.cache.stage_triggers() {
-        Some(triggers) => controller.reconcile_on(triggers),
-        None => {
-            let stages = stages.clone();
-            controller.watches(
-                Api::<Freight>::all(client.clone()),
-                watcher::Config::default(),
-                move |f: Freight| {
-                    stages
-                        .state()
-                        .into_iter()
-                        .filter(|s| s.namespace() == f.namespace())
-                        .map(|s| ObjectRef::from_obj(s.as_ref()))
-                        .collect::<Vec<_>>()
-                },
-            )
-        }
-    };
+                .collect::<Vec<_>>()
+        },
+    );
     let apps: Api<Application> = Api::all(client.clone());
     let controller = if apps
         .list_metadata(&ListParams::default().limit(1))

@@ -2,6 +2,8 @@
 //! (reference §4): nothing already current or in flight, no automatic retry of a failed
 //! promotion, and a hold after a person promoted older Freight by hand (Kargo v1.11+).
 
+use std::borrow::Borrow;
+
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
@@ -65,17 +67,19 @@ pub fn finish_order(p: &Promotion) -> (Option<Timestamp>, u64) {
     )
 }
 
-/// Decides for one request of `stage`, given the project's Freight and the Stage's Promotions.
-pub fn decide(
+/// Decides for one request of `stage`, given the project's Freight and the Stage's Promotions
+/// (owned or shared, e.g. `Arc`s from a cache).
+pub fn decide<F: Borrow<Freight>, P: Borrow<Promotion>>(
     stage: &Stage,
     req: &FreightRequest,
-    freights: &[Freight],
-    promotions: &[Promotion],
+    freights: &[F],
+    promotions: &[P],
     now: Timestamp,
 ) -> Decision {
     let stage_name = stage.metadata.name.clone().unwrap_or_default();
     let mut available: Vec<&Freight> = freights
         .iter()
+        .map(Borrow::borrow)
         .filter(|f| f.origin == req.origin)
         .filter(|f| crate::availability::check(stage, f, now).is_ok())
         .collect();
@@ -114,6 +118,7 @@ pub fn decide(
         .and_then(|r| r.name.clone());
     let of_stage: Vec<&Promotion> = promotions
         .iter()
+        .map(Borrow::borrow)
         .filter(|p| p.spec.stage == stage_name)
         .collect();
 
@@ -130,6 +135,7 @@ pub fn decide(
         && current.as_deref() == m.spec.freight.as_deref()
         && let Some(pinned) = freights
             .iter()
+            .map(Borrow::borrow)
             .find(|f| f.metadata.name == m.spec.freight && f.origin == req.origin)
     {
         // "Existed" by when the Freight object was created, strictly before the Promotion

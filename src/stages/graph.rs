@@ -2,6 +2,7 @@
 //! cycle, or misuse of MatchUpstream. Kargo does not check these; haul reports them on the
 //! Stage instead of letting Freight silently never arrive.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{AutoPromotionSelectionPolicy, Stage};
@@ -13,11 +14,17 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Checks `stage` against the Warehouses and Stages of its project.
-pub fn check(stage: &Stage, warehouses: &BTreeSet<String>, stages: &[Stage]) -> Vec<Problem> {
+/// Checks `stage` against the Warehouses and Stages of its project (owned or shared, e.g.
+/// `Arc<Stage>` from a cache).
+pub fn check<S: Borrow<Stage>>(
+    stage: &Stage,
+    warehouses: &BTreeSet<String>,
+    stages: &[S],
+) -> Vec<Problem> {
     let name = stage.metadata.name.clone().unwrap_or_default();
     let by_name: BTreeMap<String, &Stage> = stages
         .iter()
+        .map(Borrow::borrow)
         .map(|s| (s.metadata.name.clone().unwrap_or_default(), s))
         .collect();
     let mut problems = Vec::new();
