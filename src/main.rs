@@ -78,6 +78,9 @@ enum Command {
     /// Run a Stage's promotion steps for a piece of Freight on this machine, with no cluster,
     /// printing the diff each git-commit step commits; stops before git-push unless --push.
     RunLocal(haul::cli::RunLocalArgs),
+    /// Delete old Promotions and Freight once (Kargo's garbage collector; the chart runs it as
+    /// a CronJob). Exits non-zero if a delete failed.
+    Gc(haul::gc::GcArgs),
     /// Write the CRD YAML into crds/ and charts/haul/crds/ (or, with --check, report drift).
     Crds {
         /// Repository root to write under.
@@ -105,7 +108,11 @@ fn main() -> ExitCode {
         | Command::RunLocal(_) => "warn",
         _ => "info",
     };
-    let json = matches!(cli.command, Command::Controller { log_json: true, .. });
+    let json = match &cli.command {
+        Command::Controller { log_json, .. } => *log_json,
+        Command::Gc(args) => args.log_json,
+        _ => false,
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
     let logs = tracing_subscriber::fmt()
@@ -176,7 +183,48 @@ fn main() -> ExitCode {
         Command::Refresh(args) => haul::cli::refresh(args),
         Command::Abort(args) => haul::cli::abort(args),
         Command::RunLocal(args) => haul::cli::run_local(args),
+        Command::Gc(args) => gc(&args),
     }
+}
+
+fn gc(args: &haul::gc::GcArgs) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("starting the async runtime: {e}")),
+    };
+    rt.block_on(async {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => return fail(&format!("connecting to Kubernetes: {e}")),
+        };
+        match haul::gc::run(
+            &client,
+            &args.config(),
+            args.namespace.as_deref(),
+            args.dry_run,
+        )
+        .await
+        {
+            Ok(out) => {
+                tracing::info!(
+                    deleted = out.deleted.len(),
+                    skipped = out.skipped.len(),
+                    failed = out.failed.len(),
+                    dry_run = args.dry_run,
+                    "garbage collection done"
+                );
+                if out.failed.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    fail(&format!(
+                        "{} deletes failed (see the log); the next run retries them",
+                        out.failed.len()
+                    ))
+                }
+            }
+            Err(e) => fail(&e.to_string()),
+        }
+    })
 }
 
 fn crds(root: &std::path::Path, check: bool, stdout: bool) -> ExitCode {
