@@ -176,8 +176,8 @@ fn deletion(kind: Kind, meta: &kube::api::ObjectMeta, owner: &str) -> Deletion {
     }
 }
 
-/// Objects of one kind grouped by (namespace, owner name), owners sorted.
-fn owners<'a, T: ResourceExt>(objs: &'a [T]) -> BTreeSet<(String, &'a str)> {
+/// The (namespace, name) of each object, sorted.
+fn owners<T: ResourceExt>(objs: &[T]) -> BTreeSet<(String, &str)> {
     objs.iter()
         .filter_map(|o| Some((o.namespace().unwrap_or_default(), o.meta().name.as_deref()?)))
         .collect()
