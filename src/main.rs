@@ -183,48 +183,8 @@ fn main() -> ExitCode {
         Command::Refresh(args) => haul::cli::refresh(args),
         Command::Abort(args) => haul::cli::abort(args),
         Command::RunLocal(args) => haul::cli::run_local(args),
-        Command::Gc(args) => gc(&args),
+        Command::Gc(args) => haul::gc::command(&args),
     }
-}
-
-fn gc(args: &haul::gc::GcArgs) -> ExitCode {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&format!("starting the async runtime: {e}")),
-    };
-    rt.block_on(async {
-        let client = match kube::Client::try_default().await {
-            Ok(c) => c,
-            Err(e) => return fail(&format!("connecting to Kubernetes: {e}")),
-        };
-        match haul::gc::run(
-            &client,
-            &args.config(),
-            args.namespace.as_deref(),
-            args.dry_run,
-        )
-        .await
-        {
-            Ok(out) => {
-                tracing::info!(
-                    deleted = out.deleted.len(),
-                    skipped = out.skipped.len(),
-                    failed = out.failed.len(),
-                    dry_run = args.dry_run,
-                    "garbage collection done"
-                );
-                if out.failed.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
-                    fail(&format!(
-                        "{} deletes failed (see the log); the next run retries them",
-                        out.failed.len()
-                    ))
-                }
-            }
-            Err(e) => fail(&e.to_string()),
-        }
-    })
 }
 
 fn crds(root: &std::path::Path, check: bool, stdout: bool) -> ExitCode {

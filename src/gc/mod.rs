@@ -10,6 +10,7 @@
 
 pub mod plan;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -216,4 +217,50 @@ pub async fn run(
         "garbage collection planned"
     );
     Ok(apply(client, &plan, dry_run).await)
+}
+
+/// `haul gc`: one pass; fails when listing or any delete failed, so a failed pass is a failed Job.
+pub fn command(args: &GcArgs) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("starting the async runtime: {e}")),
+    };
+    rt.block_on(async {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => return fail(format!("connecting to Kubernetes: {e}")),
+        };
+        match run(
+            &client,
+            &args.config(),
+            args.namespace.as_deref(),
+            args.dry_run,
+        )
+        .await
+        {
+            Ok(out) => {
+                tracing::info!(
+                    deleted = out.deleted.len(),
+                    skipped = out.skipped.len(),
+                    failed = out.failed.len(),
+                    dry_run = args.dry_run,
+                    "garbage collection done"
+                );
+                if out.failed.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    fail(format!(
+                        "{} deletes failed (see the log); the next run retries them",
+                        out.failed.len()
+                    ))
+                }
+            }
+            Err(e) => fail(e.to_string()),
+        }
+    })
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
 }
