@@ -14,6 +14,7 @@ pub mod duration;
 pub mod envtest;
 pub mod expressions;
 pub mod freight;
+pub mod gc;
 pub mod git;
 pub mod metrics;
 pub mod promotion;

@@ -78,6 +78,9 @@ enum Command {
     /// Run a Stage's promotion steps for a piece of Freight on this machine, with no cluster,
     /// printing the diff each git-commit step commits; stops before git-push unless --push.
     RunLocal(haul::cli::RunLocalArgs),
+    /// Delete old Promotions and Freight once (Kargo's garbage collector; the chart runs it as
+    /// a CronJob). Exits non-zero if a delete failed.
+    Gc(haul::gc::GcArgs),
     /// Write the CRD YAML into crds/ and charts/haul/crds/ (or, with --check, report drift).
     Crds {
         /// Repository root to write under.
@@ -105,7 +108,11 @@ fn main() -> ExitCode {
         | Command::RunLocal(_) => "warn",
         _ => "info",
     };
-    let json = matches!(cli.command, Command::Controller { log_json: true, .. });
+    let json = match &cli.command {
+        Command::Controller { log_json, .. } => *log_json,
+        Command::Gc(args) => args.log_json,
+        _ => false,
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
     let logs = tracing_subscriber::fmt()
@@ -176,6 +183,7 @@ fn main() -> ExitCode {
         Command::Refresh(args) => haul::cli::refresh(args),
         Command::Abort(args) => haul::cli::abort(args),
         Command::RunLocal(args) => haul::cli::run_local(args),
+        Command::Gc(args) => haul::gc::command(&args),
     }
 }
 

@@ -168,6 +168,10 @@ fn rendered_chart_applies_to_the_api_server() {
         "mutatingwebhookconfiguration.admissionregistration.k8s.io/haul",
         "service/haul-webhook",
         "secret/haul-webhook-tls",
+        "cronjob.batch/haul-garbage-collector",
+        "serviceaccount/haul-garbage-collector",
+        "clusterrole.rbac.authorization.k8s.io/haul-garbage-collector",
+        "clusterrolebinding.rbac.authorization.k8s.io/haul-garbage-collector",
         "customresourcedefinition.apiextensions.k8s.io/stages.kargo.akuity.io",
     ] {
         assert!(
@@ -312,9 +316,10 @@ fn controller_rbac_is_exactly_what_it_uses() {
             matches!(
                 o["kind"].as_str(),
                 Some("ClusterRoleBinding" | "RoleBinding")
-            ) && o["subjects"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s["kind"] == "ServiceAccount"))
+            ) && o["subjects"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|s| s["kind"] == "ServiceAccount" && s["name"] == "haul")
+            })
         })
         .map(|o| {
             format!(
@@ -330,6 +335,86 @@ fn controller_rbac_is_exactly_what_it_uses() {
             "ClusterRoleBinding/haul-controller",
             "RoleBinding/haul-leader-election"
         ]
+    );
+}
+
+#[test]
+fn garbage_collector_runs_haul_gc_with_only_list_and_delete() {
+    let d = docs(&template(
+        "haul",
+        &[
+            "--set",
+            "garbageCollector.schedule=*/30 * * * *",
+            "--set",
+            "garbageCollector.maxRetainedPromotions=5",
+            "--set",
+            "garbageCollector.minFreightDeletionAge=72h",
+            "--set",
+            "garbageCollector.dryRun=true",
+        ],
+    ));
+    // Its own ServiceAccount and ClusterRole: the controller's gains no `delete`.
+    let cr = find(&d, "ClusterRole", "haul-garbage-collector");
+    assert_eq!(
+        triples(cr),
+        expect_triples(&[
+            ("kargo.akuity.io", &["stages", "warehouses"], &["list"]),
+            (
+                "kargo.akuity.io",
+                &["promotions", "freights"],
+                &["list", "delete"]
+            ),
+        ])
+    );
+    let crb = find(&d, "ClusterRoleBinding", "haul-garbage-collector");
+    assert_eq!(crb["roleRef"]["name"], "haul-garbage-collector");
+    assert_eq!(
+        crb["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "haul-garbage-collector", "namespace": "haul"}])
+    );
+    find(&d, "ServiceAccount", "haul-garbage-collector");
+
+    let cj = find(&d, "CronJob", "haul-garbage-collector");
+    assert_eq!(cj["spec"]["schedule"], "*/30 * * * *");
+    assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "haul-garbage-collector");
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(c["args"], serde_json::json!(["gc"]));
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        c["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
+    let env: std::collections::BTreeMap<&str, &str> = c["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
+        .collect();
+    for (k, v) in [
+        ("MAX_RETAINED_PROMOTIONS", "5"),
+        ("MIN_PROMOTION_DELETION_AGE", "336h"),
+        ("MAX_RETAINED_FREIGHT", "20"),
+        ("MIN_FREIGHT_DELETION_AGE", "72h"),
+        ("HAUL_GC_DRY_RUN", "true"),
+    ] {
+        assert_eq!(env.get(k), Some(&v), "{k} in {env:?}");
+    }
+    // Not selected by the controller's Deployment, PDB or Services.
+    let labels = &cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/component"], "garbage-collector");
+
+    let d = docs(&template(
+        "haul",
+        &["--set", "garbageCollector.enabled=false"],
+    ));
+    assert!(
+        !d.iter()
+            .any(|o| o["metadata"]["name"] == "haul-garbage-collector"),
+        "garbage collector rendered while disabled"
     );
 }
 
