@@ -6,6 +6,7 @@ mod argocd;
 mod chart_lock;
 mod files;
 mod git;
+mod git_tag;
 mod helm_chart;
 mod kustomize;
 mod yaml_update;
@@ -109,6 +110,7 @@ pub const KNOWN_STEPS: &[&str] = &[
     "git-clear",
     "git-commit",
     "git-push",
+    "git-tag",
     "kustomize-set-image",
     "kustomize-build",
     "yaml-update",
@@ -131,6 +133,7 @@ pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOut
         "git-clear" => git::clear(parse(config)?, env).await,
         "git-commit" => git::commit(parse(config)?, env).await,
         "git-push" => git::push(parse(config)?, env).await,
+        "git-tag" => git_tag::tag(parse(config)?, env).await,
         "kustomize-set-image" => kustomize::set_image(parse(config)?, env).await,
         "kustomize-build" => kustomize::build(parse(config)?, env).await,
         "yaml-update" => yaml_update::run(parse(config)?, env).await,
