@@ -10,6 +10,7 @@ mod files;
 mod git;
 mod git_tag;
 mod helm_chart;
+mod http;
 mod json_edit;
 mod kustomize;
 mod yaml_update;
@@ -126,6 +127,7 @@ pub const KNOWN_STEPS: &[&str] = &[
     "copy",
     "delete",
     "fail",
+    "http",
 ];
 
 /// Default `retry.timeout` per step (Kargo: 5 minutes for argocd-update, none otherwise).
@@ -157,6 +159,7 @@ pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOut
         "copy" => files::copy(parse(config)?, env).await,
         "delete" => files::delete(parse(config)?, env).await,
         "fail" => fail::run(parse(config)?),
+        "http" => http::run(parse(config)?).await,
         other => Err(StepError::Errored(format!(
             "unknown step {other:?}; haul runs: {}",
             KNOWN_STEPS.join(", ")
