@@ -65,6 +65,7 @@ mod cache;
 mod cmd;
 mod error;
 mod locks;
+mod tag;
 mod url;
 mod worktree;
 
@@ -75,6 +76,7 @@ use std::time::Duration;
 
 pub use cache::{CacheStats, RepoCache, RepoCacheConfig};
 pub use error::{GitError, Result};
+pub use tag::{TagOutcome, TagPushOutcome};
 pub use url::normalize_url;
 pub use worktree::Worktree;
 

@@ -3,7 +3,7 @@
 //! trailer, and pushes are serialised, rebased and deduplicated by `crate::git`.
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::{StepEnv, StepError, StepOutcome, path_in, record_worktree, repo_of};
 use crate::api::StepStatus;
@@ -12,7 +12,7 @@ use crate::git::{
     Author, Checkout, CommitOutcome, Credentials, GitError, PROMOTION_TRAILER, PushOptions,
 };
 
-fn git_err(e: GitError) -> StepError {
+pub(super) fn git_err(e: GitError) -> StepError {
     if matches!(e, GitError::RebaseConflict { .. }) {
         StepError::Failed(e.to_string())
     } else if e.is_terminal() {
@@ -228,8 +228,11 @@ pub struct PushConfig {
     #[serde(default)]
     force: bool,
     max_attempts: Option<u32>,
+    /// A tag made by git-tag, pushed after the branch.
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    tag: Option<String>,
+    /// Names the git provider for the `commitURL` output (else inferred from the host).
     #[serde(default)]
-    #[allow(dead_code)]
     provider: Option<String>,
 }
 
@@ -255,15 +258,60 @@ pub async fn push(cfg: PushConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
         opts.target_branch = cfg.target_branch;
         opts.force = cfg.force;
     }
-    let pushed = wt.push(&creds, &opts).await.map_err(git_err)?;
-    let out = json!({"commit": pushed.commit, "branch": pushed.branch});
-    let message = if pushed.already_pushed {
+    let tag = cfg.tag.filter(|t| !t.trim().is_empty());
+    let tagged_before = match &tag {
+        Some(t) => Some(
+            wt.tag_commit(t)
+                .await
+                .map_err(|e| StepError::Failed(format!("config.tag: {e}")))?
+                .ok_or_else(|| {
+                    StepError::Failed(format!(
+                        "config.tag: there is no tag {t:?} in {}; create it with a git-tag step first",
+                        cfg.path
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let head_before = wt.head().await.map_err(git_err)?;
+    // A worktree checked out at a tag or commit has no branch to push: only the tag goes.
+    let tag_only = tag.is_some() && wt.branch().is_none() && opts.target_branch.is_none();
+    let pushed = if tag_only {
+        None
+    } else {
+        Some(wt.push(&creds, &opts).await.map_err(git_err)?)
+    };
+    if let Some(t) = &tag {
+        super::git_tag::push_tag(
+            &wt,
+            &creds,
+            env.author,
+            t,
+            tagged_before.as_deref(),
+            &head_before,
+            cfg.force,
+        )
+        .await?;
+    }
+    let commit = match &pushed {
+        Some(p) => p.commit.clone(),
+        None => wt.head().await.map_err(git_err)?,
+    };
+    let mut out = Map::new();
+    out.insert("commit".into(), Value::String(commit.clone()));
+    if let Some(p) = &pushed {
+        out.insert("branch".into(), Value::String(p.branch.clone()));
+    }
+    if let Some(url) = super::git_tag::commit_url(&repo, cfg.provider.as_deref(), &commit) {
+        out.insert("commitURL".into(), Value::String(url));
+    }
+    let message = if pushed.as_ref().is_some_and(|p| p.already_pushed) {
         Some("this promotion's commit was already on the branch; nothing pushed".to_string())
     } else {
         None
     };
     Ok(StepOutcome {
         message,
-        ..StepOutcome::succeeded(out.as_object().cloned().unwrap_or_default())
+        ..StepOutcome::succeeded(out)
     })
 }

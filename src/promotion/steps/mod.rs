@@ -4,9 +4,14 @@
 
 mod argocd;
 mod chart_lock;
+mod data_files;
+mod fail;
 mod files;
 mod git;
+mod git_tag;
 mod helm_chart;
+mod http;
+mod json_edit;
 mod kustomize;
 mod yaml_update;
 
@@ -109,14 +114,20 @@ pub const KNOWN_STEPS: &[&str] = &[
     "git-clear",
     "git-commit",
     "git-push",
+    "git-tag",
     "kustomize-set-image",
     "kustomize-build",
     "yaml-update",
+    "json-update",
+    "yaml-parse",
+    "json-parse",
     "helm-update-chart",
     "argocd-update",
     "compose-output",
     "copy",
     "delete",
+    "fail",
+    "http",
 ];
 
 /// Default `retry.timeout` per step (Kargo: 5 minutes for argocd-update, none otherwise).
@@ -131,9 +142,13 @@ pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOut
         "git-clear" => git::clear(parse(config)?, env).await,
         "git-commit" => git::commit(parse(config)?, env).await,
         "git-push" => git::push(parse(config)?, env).await,
+        "git-tag" => git_tag::tag(parse(config)?, env).await,
         "kustomize-set-image" => kustomize::set_image(parse(config)?, env).await,
         "kustomize-build" => kustomize::build(parse(config)?, env).await,
         "yaml-update" => yaml_update::run(parse(config)?, env).await,
+        "json-update" => data_files::json_update(parse(config)?, env).await,
+        "yaml-parse" => data_files::parse_file(parse(config)?, data_files::Format::Yaml, env).await,
+        "json-parse" => data_files::parse_file(parse(config)?, data_files::Format::Json, env).await,
         "helm-update-chart" => helm_chart::run(parse(config)?, env).await,
         "argocd-update" => argocd::update(config, env).await,
         "compose-output" => match config {
@@ -143,6 +158,8 @@ pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOut
         },
         "copy" => files::copy(parse(config)?, env).await,
         "delete" => files::delete(parse(config)?, env).await,
+        "fail" => fail::run(parse(config)?),
+        "http" => http::run(parse(config)?).await,
         other => Err(StepError::Errored(format!(
             "unknown step {other:?}; haul runs: {}",
             KNOWN_STEPS.join(", ")

@@ -1,0 +1,435 @@
+//! http: one HTTP request per attempt (webhooks, ChatOps, a deployment gate), judged by
+//! `successExpression` / `failureExpression` over `response.status`, `response.headers` and
+//! `response.body`, with outputs read from the response by expressions (Kargo's `http` step).
+//! The request, the expression environment and the verdict are pure; only `run` does IO.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::{StepError, StepOutcome};
+use crate::api::StepStatus;
+use crate::expressions::{self, Env, ErrorKind, NoFunctions};
+
+/// Kargo's limits: 10 s per request, 2 MiB of response body.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BODY: usize = 2 << 20;
+/// How long to wait before asking again while neither criterion is met.
+const DEFAULT_POLL: Duration = Duration::from_secs(30);
+const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    method: Option<String>,
+    #[serde(deserialize_with = "super::lenient::string")]
+    url: String,
+    #[serde(default)]
+    headers: Vec<NameValue>,
+    #[serde(default)]
+    query_params: Vec<NameValue>,
+    #[serde(default, deserialize_with = "body")]
+    body: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    poll_interval: Option<String>,
+    #[serde(default, rename = "insecureSkipTLSVerify")]
+    insecure_skip_tls_verify: bool,
+    #[serde(default)]
+    success_expression: Option<String>,
+    #[serde(default)]
+    failure_expression: Option<String>,
+    #[serde(default)]
+    outputs: Vec<Output>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameValue {
+    name: String,
+    #[serde(deserialize_with = "super::lenient::string")]
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Output {
+    name: String,
+    from_expression: String,
+}
+
+/// The body is text; a map or list (what a lone `${{ }}` renders to after Kargo's coercion,
+/// e.g. `${{ toJSON(x) }}`) is sent as its JSON instead of being refused.
+fn body<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    })
+}
+
+/// A validated request.
+#[derive(Debug, PartialEq)]
+pub struct Plan {
+    pub method: reqwest::Method,
+    pub url: reqwest::Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub timeout: Duration,
+    pub poll: Duration,
+}
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> StepError {
+    StepError::Failed(format!("invalid config: config.{field}: {why}"))
+}
+
+/// Checks the config and builds the request, touching nothing.
+pub fn plan(cfg: &Config) -> Result<Plan, StepError> {
+    let method = cfg.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(invalid(
+            "method",
+            format!("{method:?} is not one of {}", METHODS.join(", ")),
+        ));
+    }
+    let mut url = reqwest::Url::parse(&cfg.url).map_err(|e| invalid("url", e))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("url", "only http and https URLs are supported"));
+    }
+    if !cfg.query_params.is_empty() {
+        let mut q = url.query_pairs_mut();
+        for p in &cfg.query_params {
+            q.append_pair(&p.name, &p.value);
+        }
+    }
+    for (i, h) in cfg.headers.iter().enumerate() {
+        reqwest::header::HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|e| invalid(&format!("headers[{i}].name"), e))?;
+        reqwest::header::HeaderValue::from_str(&h.value)
+            .map_err(|e| invalid(&format!("headers[{i}].value"), e))?;
+    }
+    let duration = |field: &str, v: &Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(s) => crate::duration::parse(s)
+            .map(|d| if d.is_zero() { default } else { d })
+            .map_err(|e| invalid(field, e)),
+    };
+    for (i, o) in cfg.outputs.iter().enumerate() {
+        if o.name.is_empty() {
+            return Err(invalid(&format!("outputs[{i}].name"), "must not be empty"));
+        }
+    }
+    Ok(Plan {
+        method: reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| invalid("method", e))?,
+        url,
+        headers: cfg
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+        body: cfg.body.clone(),
+        timeout: duration("timeout", &cfg.timeout, DEFAULT_TIMEOUT)?,
+        poll: duration("pollInterval", &cfg.poll_interval, DEFAULT_POLL)?,
+    })
+}
+
+/// A header name as Go writes it (`content-type` → `Content-Type`), so `response.headers`
+/// reads as it does in Kargo.
+fn canonical(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        upper = c == '-';
+    }
+    out
+}
+
+/// The `response` variable: `status`, `headers` (name → list of values) and `body` (the
+/// parsed JSON when the body is JSON, else an empty map, as in Kargo).
+pub fn response_value(status: u16, headers: &[(String, String)], body: &[u8]) -> Value {
+    let mut hs: Map<String, Value> = Map::new();
+    for (k, v) in headers {
+        let entry = hs
+            .entry(canonical(k))
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(a) = entry {
+            a.push(Value::String(v.clone()));
+        }
+    }
+    let parsed = serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(|v| v.is_object() || v.is_array())
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    serde_json::json!({"status": status, "headers": hs, "body": parsed})
+}
+
+/// What the response means.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    Succeeded,
+    /// The failure criteria were met: the step fails for good.
+    Failed(String),
+    /// No criteria and a non-2xx status: counts toward `retry.errorThreshold`.
+    Retry(String),
+    /// Criteria given and neither met yet: ask again after `pollInterval`.
+    Pending,
+}
+
+fn criterion(expr: &Option<String>, env: &Env, field: &str) -> Result<Option<bool>, StepError> {
+    let Some(e) = expr.as_deref().filter(|e| !e.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match expressions::evaluate_expression(e, env, &NoFunctions) {
+        Ok(Value::Bool(b)) => Ok(Some(b)),
+        Ok(other) => Err(StepError::Failed(format!(
+            "config.{field}: {e}: must evaluate to a bool, got {other}"
+        ))),
+        Err(err) => Err(expression_error(err, field)),
+    }
+}
+
+/// A syntax error is the config's fault; an evaluation error may depend on the response
+/// (a key not there yet), so it is retried as Kargo does.
+fn expression_error(err: expressions::ExpressionError, field: &str) -> StepError {
+    let syntax = err.kind == ErrorKind::Syntax;
+    let msg = err.under(&format!("config.{field}")).to_string();
+    if syntax {
+        StepError::Failed(msg)
+    } else {
+        StepError::Retryable(msg)
+    }
+}
+
+/// Judges the response (Kargo's order: failure first, then success, then the status code).
+pub fn verdict(cfg: &Config, response: &Value) -> Result<Verdict, StepError> {
+    let env = Env::new().with("response", response.clone());
+    let failed = criterion(&cfg.failure_expression, &env, "failureExpression")?;
+    let succeeded = criterion(&cfg.success_expression, &env, "successExpression")?;
+    let status = response.get("status").and_then(Value::as_u64).unwrap_or(0);
+    Ok(match (succeeded, failed) {
+        (_, Some(true)) => {
+            Verdict::Failed(format!("HTTP ({status}) response met the failure criteria"))
+        }
+        (Some(true), _) => Verdict::Succeeded,
+        (None, None) if (200..300).contains(&status) => Verdict::Succeeded,
+        (None, None) => Verdict::Retry(format!(
+            "HTTP ({status}) response is not a success and no successExpression says otherwise"
+        )),
+        _ => Verdict::Pending,
+    })
+}
+
+/// The step's outputs, read from the response.
+pub fn outputs(cfg: &Config, response: &Value) -> Result<Map<String, Value>, StepError> {
+    let env = Env::new().with("response", response.clone());
+    let mut out = Map::new();
+    for (i, o) in cfg.outputs.iter().enumerate() {
+        let v = expressions::evaluate_expression(&o.from_expression, &env, &NoFunctions)
+            .map_err(|e| expression_error(e, &format!("outputs[{i}].fromExpression")))?;
+        out.insert(o.name.clone(), v);
+    }
+    Ok(out)
+}
+
+pub async fn run(cfg: Config) -> Result<StepOutcome, StepError> {
+    let plan = plan(&cfg)?;
+    let client = reqwest::Client::builder()
+        .timeout(plan.timeout)
+        .tls_danger_accept_invalid_certs(cfg.insecure_skip_tls_verify)
+        .build()
+        .map_err(|e| StepError::Errored(format!("building the HTTP client: {e}")))?;
+    let mut req = client.request(plan.method.clone(), plan.url.clone());
+    for (k, v) in &plan.headers {
+        req = req.header(k, v);
+    }
+    if let Some(b) = &plan.body {
+        req = req.body(b.clone());
+    }
+    let shown = format!("{} {}", plan.method, redact(&plan.url));
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| StepError::Retryable(format!("{shown}: {}", without_url(&e))))?;
+    let status = resp.status().as_u16();
+    let headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(StepError::Errored(format!(
+            "{shown}: the response body is larger than {MAX_BODY} bytes"
+        )));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        StepError::Retryable(format!(
+            "{shown}: reading the response: {}",
+            without_url(&e)
+        ))
+    })? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(StepError::Errored(format!(
+                "{shown}: the response body is larger than {MAX_BODY} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    tracing::debug!(request = %shown, status, body_bytes = body.len(), "http step response");
+    let response = response_value(status, &headers, &body);
+    match verdict(&cfg, &response)? {
+        Verdict::Succeeded => Ok(StepOutcome::succeeded(outputs(&cfg, &response)?)),
+        Verdict::Failed(m) => Err(StepError::Failed(format!("{shown}: {m}"))),
+        Verdict::Retry(m) => Err(StepError::Retryable(format!("{shown}: {m}"))),
+        Verdict::Pending => Ok(StepOutcome {
+            status: StepStatus::Running,
+            message: Some(format!(
+                "{shown}: HTTP ({status}); waiting for the success or failure criteria"
+            )),
+            retry_after: Some(plan.poll),
+            ..StepOutcome::succeeded(Map::new())
+        }),
+    }
+}
+
+/// The URL without its query (which may carry a token) or userinfo, for messages.
+fn redact(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+/// reqwest's error text without the URL it embeds (which may carry a token).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    if cause.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(v: Value) -> Config {
+        super::super::parse(v).expect("config")
+    }
+
+    #[test]
+    fn plans_the_request_and_refuses_bad_fields() {
+        let cfg = config(json!({
+            "method": "post",
+            "url": "http://127.0.0.1:9/hook?x=1",
+            "headers": [{"name": "Authorization", "value": "Bearer t"}],
+            "queryParams": [{"name": "stage", "value": "uat env"}],
+            "body": {"text": "hi"},
+            "timeout": "2s",
+        }));
+        let p = plan(&cfg).expect("plan");
+        assert_eq!(p.method, reqwest::Method::POST);
+        assert_eq!(p.url.as_str(), "http://127.0.0.1:9/hook?x=1&stage=uat+env");
+        assert_eq!(p.body.as_deref(), Some("{\"text\":\"hi\"}"));
+        assert_eq!(p.timeout, Duration::from_secs(2));
+        assert_eq!(p.poll, DEFAULT_POLL);
+        let e = plan(&config(json!({"url": "http://x", "method": "BREW"}))).expect_err("method");
+        assert!(
+            e.to_string().starts_with("invalid config: config.method: "),
+            "{e}"
+        );
+        let e = plan(&config(json!({"url": "ftp://x"}))).expect_err("scheme");
+        assert!(e.to_string().contains("config.url"), "{e}");
+        let e = plan(&config(json!({"url": "http://x", "timeout": "soon"}))).expect_err("t");
+        assert!(e.to_string().contains("config.timeout"), "{e}");
+        let e = super::super::parse::<Config>(json!({"url": "http://x", "verb": "GET"}))
+            .expect_err("unknown field");
+        assert!(e.to_string().contains("verb"), "{e}");
+    }
+
+    #[test]
+    fn response_reads_like_kargos() {
+        let r = response_value(
+            201,
+            &[
+                ("content-type".into(), "application/json".into()),
+                ("x-multi".into(), "a".into()),
+                ("x-multi".into(), "b".into()),
+            ],
+            br#"{"state": "done", "items": [1, 2]}"#,
+        );
+        assert_eq!(r["status"], json!(201));
+        assert_eq!(r["headers"]["X-Multi"], json!(["a", "b"]));
+        assert_eq!(r["body"]["items"][1], json!(2));
+        assert_eq!(response_value(200, &[], b"plain text")["body"], json!({}));
+    }
+
+    #[test]
+    fn verdict_follows_kargos_order() {
+        let ok = response_value(200, &[], br#"{"state": "running"}"#);
+        let bad = response_value(503, &[], b"");
+        let plain = config(json!({"url": "http://x"}));
+        assert_eq!(verdict(&plain, &ok), Ok(Verdict::Succeeded));
+        assert!(matches!(verdict(&plain, &bad), Ok(Verdict::Retry(_))));
+        let polled = config(json!({
+            "url": "http://x",
+            "successExpression": "response.body.state == 'done'",
+            "failureExpression": "response.status >= 500 || response.body.state == 'failed'",
+        }));
+        assert_eq!(verdict(&polled, &ok), Ok(Verdict::Pending));
+        assert!(matches!(verdict(&polled, &bad), Ok(Verdict::Failed(_))));
+        let done = response_value(200, &[], br#"{"state": "done"}"#);
+        assert_eq!(verdict(&polled, &done), Ok(Verdict::Succeeded));
+        let not_bool = config(json!({"url": "http://x", "successExpression": "response.status"}));
+        let e = verdict(&not_bool, &ok).expect_err("not a bool");
+        assert!(e.to_string().contains("must evaluate to a bool"), "{e}");
+    }
+
+    #[test]
+    fn outputs_come_from_the_response() {
+        let cfg = config(json!({
+            "url": "http://x",
+            "outputs": [
+                {"name": "state", "fromExpression": "response.body.state"},
+                {"name": "type", "fromExpression": "response.headers['Content-Type'][0]"},
+            ],
+        }));
+        let r = response_value(
+            200,
+            &[("content-type".into(), "application/json".into())],
+            br#"{"state": "done"}"#,
+        );
+        assert_eq!(
+            Value::Object(outputs(&cfg, &r).expect("outputs")),
+            json!({"state": "done", "type": "application/json"})
+        );
+    }
+}
