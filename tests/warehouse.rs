@@ -306,45 +306,11 @@ fn a_restarted_controller_creates_no_duplicate_freight() {
 fn ecr_through_irsa_web_identity() {
     let _ = controller();
     let ns = namespace("wh-ecr");
-    let s = services();
     let repo = format!("{ns}/svc");
     // Create the repository and push two images in moto, as CI would push to ECR.
-    let py = format!(
-        "{}/venv/bin/python",
-        std::env::var("HAUL_TOOLS").unwrap_or_else(|_| format!(
-            "{}/.cache/haul/tools",
-            std::env::var("HOME").unwrap_or_default()
-        ))
-    );
-    let script = r#"
-import boto3, hashlib, json, sys, time
-ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="eu-central-1",
-                   aws_access_key_id="x", aws_secret_access_key="x")
-ecr.create_repository(repositoryName=sys.argv[2])
-for tag in ["1005", "1006"]:
-    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "a" * 64, "size": 2},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest(), "size": 1}]})
-    d = "sha256:" + hashlib.sha256(m.encode()).hexdigest()
-    ecr.put_image(repositoryName=sys.argv[2], imageManifest=m, imageTag=tag, imageDigest=d)
-    print(tag, d)
-    time.sleep(1.1)
-"#;
-    let out = Command::new(&py)
-        .args(["-c", script, s.var("HAUL_TEST_MOTO_URL"), &repo])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pushed = String::from_utf8_lossy(&out.stdout).to_string();
-    let d1006 = pushed
-        .lines()
-        .find_map(|l| l.strip_prefix("1006 "))
-        .expect("digest")
-        .to_string();
+    let d1006 = moto_push(&repo, MotoArtifact::Image, &["1005", "1006"])
+        .remove("1006")
+        .expect("digest of 1006");
     let url = format!("123456789012.dkr.ecr.eu-central-1.amazonaws.com/{repo}");
     let subs = format!("  - image:\n      repoURL: {url}\n      strictSemvers: false\n");
     kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "ecr", &subs)).success("warehouse");
@@ -689,37 +655,9 @@ fn a_registry_429_retry_after_delays_the_retry() {
 fn ecr_chart_through_irsa() {
     let _ = controller();
     let ns = namespace("wh-ecr-chart");
-    let s = services();
     let repo = format!("{ns}/charts/my-app");
-    let py = format!(
-        "{}/venv/bin/python",
-        std::env::var("HAUL_TOOLS").unwrap_or_else(|_| format!(
-            "{}/.cache/haul/tools",
-            std::env::var("HOME").unwrap_or_default()
-        ))
-    );
     // What `helm push oci://…` leaves in ECR: one manifest per version, tagged with it.
-    let script = r#"
-import boto3, hashlib, json, sys
-ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="eu-central-1",
-                   aws_access_key_id="x", aws_secret_access_key="x")
-ecr.create_repository(repositoryName=sys.argv[2])
-for v in ["0.1.0", "0.2.0", "1.0.0"]:
-    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": "sha256:" + hashlib.sha256(v.encode()).hexdigest(), "size": 2},
-                    "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": "sha256:" + hashlib.sha256(("l" + v).encode()).hexdigest(), "size": 1}]})
-    ecr.put_image(repositoryName=sys.argv[2], imageManifest=m, imageTag=v,
-                  imageDigest="sha256:" + hashlib.sha256(m.encode()).hexdigest())
-"#;
-    let out = Command::new(&py)
-        .args(["-c", script, s.var("HAUL_TEST_MOTO_URL"), &repo])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    moto_push(&repo, MotoArtifact::Chart, &["0.1.0", "0.2.0", "1.0.0"]);
     let url = format!("oci://123456789012.dkr.ecr.eu-central-1.amazonaws.com/{repo}");
     let subs = format!("  - chart:\n      repoURL: {url}\n      semverConstraint: <1.0.0\n");
     kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "charts", &subs)).success("warehouse");
@@ -741,4 +679,64 @@ for v in ["0.1.0", "0.2.0", "1.0.0"]:
         .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
         .unwrap_or_default();
     assert_eq!(versions, ["0.2.0", "0.1.0"], "{w:#}");
+}
+
+#[derive(Clone, Copy)]
+enum MotoArtifact {
+    Image,
+    Chart,
+}
+
+/// Creates ECR repository `repo` in moto and pushes one manifest per tag (an image, or a Helm
+/// chart as `helm push oci://` stores it), a second apart so that `imagePushedAt` orders them.
+/// Returns each tag's digest.
+fn moto_push(
+    repo: &str,
+    artifact: MotoArtifact,
+    tags: &[&str],
+) -> std::collections::BTreeMap<String, String> {
+    let py = support::tools_dir().join("venv/bin/python");
+    let script = r#"
+import boto3, hashlib, json, sys, time
+ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="eu-central-1",
+                   aws_access_key_id="x", aws_secret_access_key="x")
+ecr.create_repository(repositoryName=sys.argv[2])
+config, layer = {
+    "image": ("application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip"),
+    "chart": ("application/vnd.cncf.helm.config.v1+json", "application/vnd.cncf.helm.chart.content.v1.tar+gzip"),
+}[sys.argv[3]]
+for tag in sys.argv[4:]:
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": config, "digest": "sha256:" + "a" * 64, "size": 2},
+                    "layers": [{"mediaType": layer, "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest(), "size": 1}]})
+    d = "sha256:" + hashlib.sha256(m.encode()).hexdigest()
+    ecr.put_image(repositoryName=sys.argv[2], imageManifest=m, imageTag=tag, imageDigest=d)
+    print(tag, d)
+    time.sleep(1.1)
+"#;
+    let kind = match artifact {
+        MotoArtifact::Image => "image",
+        MotoArtifact::Chart => "chart",
+    };
+    let out = Command::new(&py)
+        .args([
+            "-c",
+            script,
+            services().var("HAUL_TEST_MOTO_URL"),
+            repo,
+            kind,
+        ])
+        .args(tags)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", py.display()));
+    assert!(
+        out.status.success(),
+        "pushing to moto: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, d)| (t.to_string(), d.to_string()))
+        .collect()
 }

@@ -26,6 +26,8 @@ mod parser;
 mod template;
 mod value;
 
+pub(crate) use value::write_go_json_string;
+
 #[cfg(test)]
 mod tests;
 

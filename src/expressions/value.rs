@@ -500,7 +500,8 @@ pub(crate) fn go_float_g(f: f64) -> String {
     }
 }
 
-fn write_go_json_string(out: &mut String, s: &str) {
+/// Appends `s` as Go's `encoding/json` writes a string (HTML-safe escaping on, Go ≥ 1.22).
+pub(crate) fn write_go_json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -246,29 +246,10 @@ fn go_value(v: &Value) -> String {
     }
 }
 
-/// A string as Go's `encoding/json` writes it (HTML-safe escaping on, Go ≥ 1.22).
+/// A string as Go's `encoding/json` writes it (Helm hashes the JSON Go wrote).
 fn go_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    crate::expressions::write_go_json_string(&mut out, s);
     out
 }
 
