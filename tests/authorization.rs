@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::helm::render;
-use support::{Kubectl, cp, kubectl, kubectl_as, kubectl_stdin, merge_patch_status, namespace};
+use support::{Outcome, cp, kubectl, kubectl_as, kubectl_stdin, merge_patch_status, namespace};
 
 /// Applies `objects` as the admin (a v1 List, so one kubectl call).
-fn apply(objects: Vec<Value>, what: &str) -> Kubectl {
+fn apply(objects: Vec<Value>, what: &str) -> Outcome {
     assert!(!objects.is_empty(), "{what}: nothing to apply");
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
     kubectl_stdin(&["apply", "-f", "-"], &list.to_string()).success(what)
@@ -353,7 +353,7 @@ fn promotion_with_actor(ns: &str, name: &str, stage: &str, actor: Option<&str>) 
     p.to_string()
 }
 
-fn create_promotion(kc: &Path, ns: &str, name: &str, stage: &str) -> Kubectl {
+fn create_promotion(kc: &Path, ns: &str, name: &str, stage: &str) -> Outcome {
     kubectl_as(
         kc,
         &["create", "-f", "-"],
@@ -362,7 +362,7 @@ fn create_promotion(kc: &Path, ns: &str, name: &str, stage: &str) -> Kubectl {
 }
 
 /// Approves Freight f1 for `stages` the way `kargo approve` does: a patch of the status subresource.
-fn approve(kc: &Path, ns: &str, stages: &str) -> Kubectl {
+fn approve(kc: &Path, ns: &str, stages: &str) -> Outcome {
     let approved: serde_json::Map<String, Value> = stages
         .split(',')
         .map(|s| (s.to_string(), json!({"approvedAt": "2026-01-01T00:00:00Z"})))

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use support::Outcome as Run;
 use support::fixtures::Stage;
 use support::{
     ControllerProcess, cp, get_json, git, kubectl, kubectl_stdin, merge_patch_status, namespace,
@@ -18,33 +19,6 @@ use support::{
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 const FREIGHT: &str = "0123456789abcdef0123456789abcdef01234567";
 const ALIAS: &str = "wonky-wombat";
-
-/// What one `haul` run printed.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn success(self, what: &str) -> Self {
-        assert!(
-            self.ok,
-            "{what} failed:\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn failure(self, what: &str) -> Self {
-        assert!(
-            !self.ok,
-            "{what} should have failed:\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
 
 /// Runs the haul binary with `kubeconfig` (the admin's unless given).
 fn haul_as(kubeconfig: Option<&Path>, args: &[&str]) -> Run {
@@ -56,11 +30,7 @@ fn haul_as(kubeconfig: Option<&Path>, args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .output()
         .expect("haul runs");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 fn haul(args: &[&str]) -> Run {

@@ -10,37 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use support::Outcome as Run;
 use support::fixtures::Stage;
 use support::git;
 
 const REPO_URL: &str = "https://git.example.com/org/config.git";
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn success(self, what: &str) -> Self {
-        assert!(
-            self.ok,
-            "{what} failed:\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn failure(self, what: &str) -> Self {
-        assert!(
-            !self.ok,
-            "{what} should have failed:\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
 
 /// Writes a Stage with `steps` (the YAML list, indented six spaces) and Freight with image
 /// ECR:1006 into `dir`, and runs them with `haul run-local`, `--push`, into a new work dir.
@@ -85,11 +60,7 @@ fn run_steps(dir: &Path, steps: &str, repo: Option<&Path>) -> Run {
             .arg(format!("{REPO_URL}={}", repo.display()));
     }
     let out = cmd.output().expect("haul runs");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 fn unique_suffix() -> u64 {

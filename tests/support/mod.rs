@@ -25,15 +25,15 @@ pub fn tools_dir() -> PathBuf {
         .expect("HOME or HAUL_TOOLS must be set to find the test tools")
 }
 
-/// The outcome of one kubectl call, with both streams as text.
-pub struct Kubectl {
+/// The outcome of one command (kubectl, haul), with both streams as text.
+pub struct Outcome {
     pub ok: bool,
     pub stdout: String,
     pub stderr: String,
 }
 
-impl Kubectl {
-    fn from(out: Output) -> Self {
+impl Outcome {
+    pub fn from(out: Output) -> Self {
         Self {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -46,6 +46,16 @@ impl Kubectl {
         assert!(
             self.ok,
             "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics with both streams unless the command failed.
+    pub fn failure(self, what: &str) -> Self {
+        assert!(
+            !self.ok,
+            "{what} should have failed:\nstdout:\n{}\nstderr:\n{}",
             self.stdout, self.stderr
         );
         self
@@ -66,23 +76,23 @@ impl Kubectl {
 }
 
 /// Runs kubectl as the admin user.
-pub fn kubectl(args: &[&str]) -> Kubectl {
+pub fn kubectl(args: &[&str]) -> Outcome {
     run(cp().kubectl().args(args), None)
 }
 
 /// Runs kubectl with `input` on standard input (for `apply -f -`).
-pub fn kubectl_stdin(args: &[&str], input: &str) -> Kubectl {
+pub fn kubectl_stdin(args: &[&str], input: &str) -> Outcome {
     run(cp().kubectl().args(args), Some(input))
 }
 
 /// Runs kubectl with another kubeconfig (a different user).
-pub fn kubectl_as(kubeconfig: &Path, args: &[&str], input: Option<&str>) -> Kubectl {
+pub fn kubectl_as(kubeconfig: &Path, args: &[&str], input: Option<&str>) -> Outcome {
     let mut c = cp().kubectl();
     c.env("KUBECONFIG", kubeconfig).args(args);
     run(&mut c, input)
 }
 
-fn run(cmd: &mut Command, input: Option<&str>) -> Kubectl {
+fn run(cmd: &mut Command, input: Option<&str>) -> Outcome {
     cmd.stdin(if input.is_some() {
         Stdio::piped()
     } else {
@@ -97,7 +107,7 @@ fn run(cmd: &mut Command, input: Option<&str>) -> Kubectl {
             .write_all(input.as_bytes())
             .expect("write kubectl stdin");
     }
-    Kubectl::from(child.wait_with_output().expect("kubectl runs"))
+    Outcome::from(child.wait_with_output().expect("kubectl runs"))
 }
 
 /// A fresh namespace for one test.
@@ -236,12 +246,12 @@ pub fn must_get_json(kind: &str, name: &str, ns: &str) -> serde_json::Value {
 }
 
 /// `kubectl patch <kind> <name> -n <ns> --type=merge -p <patch>` as the admin user.
-pub fn merge_patch(kind: &str, name: &str, ns: &str, patch: &str) -> Kubectl {
+pub fn merge_patch(kind: &str, name: &str, ns: &str, patch: &str) -> Outcome {
     kubectl(&["patch", kind, name, "-n", ns, "--type=merge", "-p", patch])
 }
 
 /// [`merge_patch`] of the status subresource.
-pub fn merge_patch_status(kind: &str, name: &str, ns: &str, patch: &str) -> Kubectl {
+pub fn merge_patch_status(kind: &str, name: &str, ns: &str, patch: &str) -> Outcome {
     kubectl(&[
         "patch",
         kind,
