@@ -19,6 +19,7 @@ pub mod git;
 pub mod metrics;
 pub mod promotion;
 pub mod quickstart;
+pub mod receivers;
 pub mod stages;
 pub mod urls;
 pub mod yaml;

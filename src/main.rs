@@ -47,6 +47,9 @@ enum Command {
         /// Address of the admission webhook that records who created a Promotion (HTTPS).
         #[arg(long, env = "HAUL_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
         webhook_addr: std::net::SocketAddr,
+        /// Address of the webhook receivers (GitHub, GitLab, Quay, Docker Hub pushes); "off" disables them.
+        #[arg(long, env = "HAUL_RECEIVERS_ADDR", default_value = "0.0.0.0:8081")]
+        receivers_addr: String,
         /// Directory holding the webhook's tls.crt and tls.key; the webhook runs only when set.
         #[arg(long, env = "HAUL_WEBHOOK_CERT_DIR")]
         webhook_cert_dir: Option<PathBuf>,
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
             metrics_addr,
             webhook_addr,
             webhook_cert_dir,
+            receivers_addr,
             leader_elect,
             lease_namespace,
             lease_duration,
@@ -170,7 +174,14 @@ fn main() -> ExitCode {
                 duration_secs: lease_duration.max(2),
             });
             let webhook = webhook_cert_dir.map(|dir| (webhook_addr, dir));
-            controller(config, metrics_addr, webhook, leader)
+            let receivers = match receivers_addr.as_str() {
+                "off" | "" => None,
+                a => match a.parse() {
+                    Ok(addr) => Some(addr),
+                    Err(e) => return fail(&format!("HAUL_RECEIVERS_ADDR {a:?}: {e}")),
+                },
+            };
+            controller(config, metrics_addr, webhook, receivers, leader)
         }
         Command::Crds {
             root,
@@ -226,6 +237,7 @@ fn controller(
     config: haul::controller::Config,
     metrics_addr: std::net::SocketAddr,
     webhook: Option<(std::net::SocketAddr, PathBuf)>,
+    receivers: Option<std::net::SocketAddr>,
     leader: Option<haul::controller::LeaderElection>,
 ) -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
@@ -247,6 +259,15 @@ fn controller(
                 tracing::error!(error = %e, addr = %metrics_addr, "metrics server stopped");
             }
         });
+        // Every replica serves the receivers too: they only patch refresh annotations.
+        let receivers = receivers.map(|addr| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                if let Err(e) = haul::receivers::server::serve(addr, client).await {
+                    tracing::error!(error = %e, %addr, "webhook receivers stopped");
+                }
+            })
+        });
         // Every replica serves the webhook, the leader and the standbys alike: it is stateless.
         let result = match webhook {
             Some((addr, dir)) => tokio::select! {
@@ -256,6 +277,9 @@ fn controller(
             None => haul::controller::run_with(client, config, opts).await,
         };
         server.abort();
+        if let Some(r) = receivers {
+            r.abort();
+        }
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod project_config;
 pub mod promotion;
 pub mod stage;
 pub mod warehouse;
@@ -561,7 +562,8 @@ async fn controllers(ctx: Arc<Context>) {
     tokio::join!(
         warehouse::run(ctx.clone()),
         promotion::run(ctx.clone()),
-        stage::run(ctx)
+        stage::run(ctx.clone()),
+        project_config::run(ctx)
     );
 }
 

@@ -1,0 +1,135 @@
+//! ProjectConfig reconciler: publishes each webhook receiver's secret path and URL in
+//! `status.webhookReceivers` (Kargo's `ProjectConfig` controller), reading the receiver's
+//! Secret. A missing Secret or key, or an unsupported platform, makes `Ready` False with a
+//! message naming the receiver; the receivers that are fine are still published.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+
+use super::conditions::{self, Desired};
+use super::{Context, Error, apply_status, key};
+use crate::api::{CONDITION_READY, ProjectConfig, WebhookReceiverDetails};
+use crate::receivers::{details, platform_of};
+
+/// How often receivers are re-checked (a Secret created or rotated later is picked up).
+const RESYNC: Duration = Duration::from_secs(60);
+
+/// `HAUL_RECEIVERS_BASE_URL`: the public base of the receivers' URLs.
+fn base_url() -> Option<String> {
+    std::env::var("HAUL_RECEIVERS_BASE_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+async fn reconcile(pc: Arc<ProjectConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let Some(namespace) = pc.namespace() else {
+        return Ok(Action::await_change());
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let base = base_url();
+    let mut published: Vec<WebhookReceiverDetails> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    for cfg in &pc.spec.webhook_receivers {
+        let (platform, secret_ref) = match platform_of(cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let name = cfg.name.clone().unwrap_or_default();
+        let data_key = platform.secret_key();
+        let secret = secrets.get_opt(&secret_ref.name).await?;
+        let Some(secret) = secret else {
+            problems.push(format!(
+                "webhook receiver {name:?}: Secret {:?} not found in namespace {namespace:?}",
+                secret_ref.name
+            ));
+            continue;
+        };
+        let Some(value) = secret.data.as_ref().and_then(|d| d.get(data_key)) else {
+            problems.push(format!(
+                "webhook receiver {name:?}: Secret {:?} has no {data_key:?} key for the {} receiver",
+                secret_ref.name,
+                platform.as_str()
+            ));
+            continue;
+        };
+        let value = String::from_utf8_lossy(&value.0);
+        published.push(details(
+            base.as_deref(),
+            &namespace,
+            &name,
+            platform,
+            &value,
+        ));
+    }
+    let mut status = pc.status.clone().unwrap_or_default();
+    let generation = pc.metadata.generation;
+    let ready = problems.is_empty();
+    let desired = Desired {
+        type_: CONDITION_READY,
+        status: ready,
+        reason: if ready {
+            "Synced"
+        } else {
+            "WebhookReceiverError"
+        },
+        message: if ready {
+            format!("{} webhook receiver(s) ready", published.len())
+        } else {
+            problems.join("; ")
+        },
+    };
+    let before = status.clone();
+    conditions::set(
+        &mut status.conditions,
+        desired,
+        generation,
+        &Time(Timestamp::now()),
+    );
+    status.webhook_receivers = published;
+    status.observed_generation = generation;
+    if status != before {
+        let api: Api<ProjectConfig> = Api::namespaced(ctx.client.clone(), &namespace);
+        apply_status(&api, pc.as_ref(), &status).await?;
+    }
+    if !ready {
+        tracing::info!(projectconfig = %key(pc.as_ref()), problems = %problems.join("; "), "webhook receivers not ready");
+    }
+    Ok(Action::requeue(if ready {
+        RESYNC
+    } else {
+        Duration::from_secs(10)
+    }))
+}
+
+fn error_policy(pc: Arc<ProjectConfig>, err: &Error, ctx: Arc<Context>) -> Action {
+    let k = key(pc.as_ref());
+    let delay = ctx.backoff(&k, Duration::from_secs(300));
+    tracing::warn!(projectconfig = %k, error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs the ProjectConfig controller until the stream ends.
+pub async fn run(ctx: Arc<Context>) {
+    let api: Api<ProjectConfig> = Api::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "projectconfig controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,355 @@
+//! The receivers' HTTP server. Every replica serves it (it only reads ProjectConfigs, Secrets
+//! and Warehouses and patches the refresh annotation), on its own port.
+//!
+//! A request path is looked up among the paths published in `ProjectConfig.status`; the
+//! receiver's Secret is then read again and the path recomputed, so a rotated secret stops the
+//! old URL at once. Refreshes of one Warehouse are coalesced: at most one annotation patch per
+//! [`REFRESH_WINDOW`], plus one trailing patch for the pushes that arrived inside the window,
+//! so a burst of deliveries neither floods the API server nor loses the last push.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+
+use super::{
+    Event, MAX_BODY_BYTES, Platform, RequestError, matching_warehouses, parse_dockerhub,
+    parse_github, parse_gitlab, parse_quay, platform_of, verify_github, verify_gitlab,
+    webhook_path,
+};
+use crate::api::{ANNOTATION_REFRESH, ProjectConfig, Warehouse};
+
+/// The least time between two refresh patches of one Warehouse.
+pub const REFRESH_WINDOW: Duration = Duration::from_secs(1);
+
+struct Slot {
+    last: Instant,
+    pending: bool,
+}
+
+/// Sets the refresh annotation on Warehouses, coalescing bursts per Warehouse.
+pub struct Refresher {
+    client: kube::Client,
+    window: Duration,
+    slots: Mutex<HashMap<(String, String), Slot>>,
+}
+
+/// What became of one Warehouse's refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refreshed {
+    /// The annotation was set now.
+    Now,
+    /// A refresh was set less than a window ago; one more follows when the window ends.
+    Coalesced,
+}
+
+impl Refresher {
+    pub fn new(client: kube::Client, window: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            window,
+            slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn patch(client: &kube::Client, namespace: &str, name: &str) -> Result<(), kube::Error> {
+        let api: Api<Warehouse> = Api::namespaced(client.clone(), namespace);
+        let patch = json!({"metadata": {"annotations": {ANNOTATION_REFRESH: Timestamp::now().to_string()}}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+    }
+
+    /// Refreshes `namespace/name` now, or once the current window ends.
+    pub async fn refresh(
+        self: &Arc<Self>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Refreshed, kube::Error> {
+        let key = (namespace.to_string(), name.to_string());
+        let now = Instant::now();
+        let wait = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.retain(|_, s| s.pending || now.duration_since(s.last) < self.window * 4);
+            match slots.get_mut(&key) {
+                Some(s) if now.duration_since(s.last) < self.window => {
+                    if s.pending {
+                        return Ok(Refreshed::Coalesced);
+                    }
+                    s.pending = true;
+                    Some(self.window.saturating_sub(now.duration_since(s.last)))
+                }
+                _ => {
+                    slots.insert(
+                        key.clone(),
+                        Slot {
+                            last: now,
+                            pending: false,
+                        },
+                    );
+                    None
+                }
+            }
+        };
+        let Some(wait) = wait else {
+            Self::patch(&self.client, namespace, name).await?;
+            return Ok(Refreshed::Now);
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Ok(mut slots) = this.slots.lock()
+                && let Some(s) = slots.get_mut(&key)
+            {
+                s.last = Instant::now();
+                s.pending = false;
+            }
+            if let Err(e) = Self::patch(&this.client, &key.0, &key.1).await {
+                tracing::warn!(namespace = %key.0, warehouse = %key.1, error = %e, "deferred webhook refresh failed");
+            }
+        });
+        Ok(Refreshed::Coalesced)
+    }
+}
+
+/// What the handlers share.
+pub struct Receivers {
+    client: kube::Client,
+    configs: Store<ProjectConfig>,
+    refresher: Arc<Refresher>,
+}
+
+/// Serves the receivers on `addr` until the listener fails.
+pub async fn serve(addr: std::net::SocketAddr, client: kube::Client) -> std::io::Result<()> {
+    let (configs, writer) = reflector::store::<ProjectConfig>();
+    let stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<ProjectConfig>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .applied_objects();
+    let watch = tokio::spawn(stream.for_each(|_| std::future::ready(())));
+    let state = Arc::new(Receivers {
+        refresher: Refresher::new(client.clone(), REFRESH_WINDOW),
+        client,
+        configs,
+    });
+    let app = axum::Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "webhook receivers listening");
+    let result = axum::serve(listener, app).await;
+    watch.abort();
+    result
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    reply(status, json!({"error": msg}))
+}
+
+/// A receiver found by its path.
+struct Found {
+    namespace: String,
+    platform: Platform,
+    secret: Vec<u8>,
+}
+
+async fn lookup(state: &Receivers, path: &str) -> Result<Option<Found>, Response> {
+    if state.configs.wait_until_ready().await.is_err() {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "not ready"));
+    }
+    for pc in state.configs.state() {
+        let Some(namespace) = pc.metadata.namespace.clone() else {
+            continue;
+        };
+        let Some(status) = pc.status.as_ref() else {
+            continue;
+        };
+        let Some(name) = status
+            .webhook_receivers
+            .iter()
+            .find(|d| d.path.as_deref() == Some(path))
+            .and_then(|d| d.name.clone())
+        else {
+            continue;
+        };
+        let Some((platform, secret_ref)) = pc
+            .spec
+            .webhook_receivers
+            .iter()
+            .filter(|r| r.name.as_deref() == Some(name.as_str()))
+            .find_map(|r| platform_of(r).ok())
+        else {
+            continue;
+        };
+        let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &namespace);
+        let secret = match secrets.get_opt(&secret_ref.name).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%namespace, receiver = %name, error = %e, "reading a webhook receiver's Secret");
+                return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+            }
+        };
+        let Some(value) = secret
+            .and_then(|s| s.data)
+            .and_then(|mut d| d.remove(platform.secret_key()))
+            .map(|b| b.0)
+        else {
+            continue;
+        };
+        // The path must still derive from the current secret (rotation retires old URLs).
+        let secret_str = String::from_utf8_lossy(&value);
+        if !path.ends_with(&webhook_path(
+            "",
+            &namespace,
+            platform,
+            &name,
+            &[&secret_str],
+        )) {
+            continue;
+        }
+        return Ok(Some(Found {
+            namespace,
+            platform,
+            secret: value,
+        }));
+    }
+    Ok(None)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn authenticate_and_parse(
+    found: &Found,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Event, RequestError> {
+    match found.platform {
+        Platform::Github => {
+            verify_github(header(headers, "x-hub-signature-256"), body, &found.secret)?;
+            parse_github(header(headers, "x-github-event").unwrap_or_default(), body)
+        }
+        Platform::Gitlab => {
+            verify_gitlab(header(headers, "x-gitlab-token"), &found.secret)?;
+            parse_gitlab(header(headers, "x-gitlab-event").unwrap_or_default(), body)
+        }
+        Platform::Quay => parse_quay(body),
+        Platform::Dockerhub => parse_dockerhub(body),
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<Receivers>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let found = match lookup(&state, path).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "not found"),
+        Err(resp) => return resp,
+    };
+    if method != Method::POST {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "only POST is accepted");
+    }
+    let receiver = found.platform.as_str();
+    let event = match authenticate_and_parse(&found, &headers, &body) {
+        Ok(e) => e,
+        Err(e) => {
+            // Never log the secret, the signature or the token; the reason is enough.
+            tracing::info!(namespace = %found.namespace, receiver, reason = %e, "webhook request refused");
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return error(status, &e.to_string());
+        }
+    };
+    let (repo_urls, qualifiers) = match event {
+        Event::Ping => {
+            return reply(
+                StatusCode::OK,
+                json!({"msg": "ping event received, webhook is configured correctly"}),
+            );
+        }
+        Event::Ignored => return reply(StatusCode::OK, json!({"msg": "event ignored"})),
+        Event::Refresh {
+            repo_urls,
+            qualifiers,
+        } => (repo_urls, qualifiers),
+    };
+    let warehouses: Api<Warehouse> = Api::namespaced(state.client.clone(), &found.namespace);
+    let list = match warehouses.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            tracing::warn!(namespace = %found.namespace, error = %e, "listing Warehouses for a webhook");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "listing Warehouses failed",
+            );
+        }
+    };
+    let names = matching_warehouses(&list, &repo_urls);
+    let mut refreshed = Vec::new();
+    let mut coalesced = Vec::new();
+    let mut failed = Vec::new();
+    for name in &names {
+        match state.refresher.refresh(&found.namespace, name).await {
+            Ok(Refreshed::Now) => refreshed.push(name.clone()),
+            Ok(Refreshed::Coalesced) => coalesced.push(name.clone()),
+            Err(e) => {
+                tracing::warn!(namespace = %found.namespace, warehouse = %name, error = %e, "webhook refresh failed");
+                failed.push(name.clone());
+            }
+        }
+    }
+    tracing::info!(
+        namespace = %found.namespace,
+        receiver,
+        ?repo_urls,
+        ?qualifiers,
+        ?refreshed,
+        ?coalesced,
+        "webhook refreshed Warehouses"
+    );
+    let summary = json!({
+        "repoURLs": repo_urls,
+        "refreshed": refreshed,
+        "coalesced": coalesced,
+        "failed": failed,
+    });
+    if failed.is_empty() {
+        let mut body = summary;
+        body["msg"] = json!(format!("refreshed {} warehouse(s)", names.len()));
+        reply(StatusCode::OK, body)
+    } else {
+        let mut body = summary;
+        body["error"] = json!(format!(
+            "failed to refresh {} of {} warehouses",
+            failed.len(),
+            names.len()
+        ));
+        reply(StatusCode::INTERNAL_SERVER_ERROR, body)
+    }
+}
