@@ -258,6 +258,7 @@ fn controller_rbac_is_exactly_what_it_uses() {
                 "freights/status",
                 "stages/status",
                 "promotions/status",
+                "projectconfigs/status",
             ],
             &["patch"],
         ),
@@ -767,4 +768,47 @@ fn create_actor_policy_guards_the_record() {
     );
     let b = find(&d, "ValidatingAdmissionPolicyBinding", "haul-create-actor");
     assert_eq!(b["spec"]["policyName"], "haul-create-actor");
+}
+
+#[test]
+fn receivers_add_a_port_a_service_an_ingress_and_warehouse_patch() {
+    let off = docs(&template("haul", &[]));
+    let cr = find(&off, "ClusterRole", "haul-controller");
+    let patch = (
+        "kargo.akuity.io".to_string(),
+        "warehouses".to_string(),
+        "patch".to_string(),
+    );
+    assert!(!triples(cr).contains(&patch));
+    let on = docs(&template(
+        "haul",
+        &[
+            "--set",
+            "receivers.enabled=true",
+            "--set",
+            "receivers.ingress.enabled=true",
+            "--set",
+            "receivers.ingress.host=hooks.example.com",
+            "--set",
+            "receivers.ingress.className=nginx",
+        ],
+    ));
+    assert!(triples(find(&on, "ClusterRole", "haul-controller")).contains(&patch));
+    let svc = find(&on, "Service", "haul-receivers");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http-receivers");
+    let ing = find(&on, "Ingress", "haul-receivers");
+    assert_eq!(ing["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ing["spec"]["rules"][0]["host"], "hooks.example.com");
+    let dep = find(&on, "Deployment", "haul");
+    let env = &dep["spec"]["template"]["spec"]["containers"][0]["env"];
+    let var = |n: &str| {
+        env.as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == n))
+            .map(|v| v["value"].clone())
+    };
+    assert_eq!(var("HAUL_RECEIVERS_ADDR"), Some("0.0.0.0:8081".into()));
+    assert_eq!(
+        var("HAUL_RECEIVERS_BASE_URL"),
+        Some("https://hooks.example.com".into())
+    );
 }

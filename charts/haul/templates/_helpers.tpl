@@ -60,3 +60,14 @@ app.kubernetes.io/part-of: haul
 {{- define "haul.sharedResourcesNamespace" -}}
 {{- default .Release.Namespace .Values.controller.sharedResourcesNamespace -}}
 {{- end -}}
+
+{{/*
+Public base URL of the webhook receivers: receivers.baseURL, else https://<ingress host>.
+*/}}
+{{- define "haul.receiversBaseURL" -}}
+{{- if .Values.receivers.baseURL -}}
+{{- .Values.receivers.baseURL -}}
+{{- else if and .Values.receivers.ingress.enabled .Values.receivers.ingress.host -}}
+{{- printf "https://%s" .Values.receivers.ingress.host -}}
+{{- end -}}
+{{- end -}}
