@@ -8,7 +8,8 @@
 //! directory first, so a failure leaves `outPath` as it was.
 //!
 //! Stricter than Kargo, which silently skips them: an entry whose path leaves the output
-//! directory (absolute, `..`) or a symlink whose target does fails the step, since such an
+//! directory (absolute, `..`), a symlink whose target does, or an entry below a symlink (which
+//! would defeat the lexical symlink check) fails the step, since such an
 //! archive is malformed or hostile. A leading `./` is accepted (Kargo skips those entries).
 //! Also bounded: the entry count and the decompressed stream itself, so header bombs fail too.
 
@@ -44,6 +45,8 @@ pub enum UntarError {
     Escapes(String),
     #[error("symlink {name:?} points outside the output directory ({target:?})")]
     SymlinkEscapes { name: String, target: String },
+    #[error("entry {0:?} goes through a symlink the archive made")]
+    ThroughSymlink(String),
     #[error("file {name:?} is {size} bytes, over the {MAX_FILE_SIZE}-byte limit for one file")]
     FileTooBig { name: String, size: u64 },
     #[error("the archive extracts to more than {MAX_TOTAL_SIZE} bytes")]
@@ -202,6 +205,7 @@ pub fn extract(
     ignore: Option<&str>,
 ) -> Result<usize, UntarError> {
     let rules = rules(ignore)?;
+    let canon_out = out.canonicalize()?;
     let mut file = std::fs::File::open(archive)?;
     let mut magic = [0u8; 2];
     let gz = file.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
@@ -236,6 +240,14 @@ pub fn extract(
         let dest: PathBuf = parts.iter().fold(out.to_path_buf(), |p, s| p.join(s));
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
+            // Symlink targets are checked lexically, so no entry may sit below a symlink:
+            // `d -> .` then `d/d/link -> ../x` would otherwise escape.
+            let lexical = parts[..parts.len() - 1]
+                .iter()
+                .fold(canon_out.clone(), |p, s| p.join(s));
+            if parent.canonicalize()? != lexical {
+                return Err(UntarError::ThroughSymlink(name));
+            }
         }
         if kind.is_dir() {
             std::fs::create_dir_all(&dest)?;
@@ -348,6 +360,27 @@ mod tests {
         assert!(!link_stays_inside(&parts("link"), "../c"));
         assert!(!link_stays_inside(&parts("a/link"), "/etc/passwd"));
         assert!(!link_stays_inside(&parts("a/link"), "b/../../../x"));
+    }
+
+    #[test]
+    fn entries_below_symlinks_are_refused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "d", ".").expect("link");
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "d/d/link", "../x").expect("link");
+        let archive = d.path().join("a.tar");
+        std::fs::write(&archive, b.into_inner().expect("tar")).expect("write");
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).expect("out");
+        let e = extract(&archive, &out, 0, None).expect_err("through a symlink");
+        assert!(matches!(e, UntarError::ThroughSymlink(_)), "{e}");
+        assert!(!out.join("link").exists() && !d.path().join("x").exists());
     }
 
     #[test]
