@@ -13,6 +13,9 @@ mod helm_chart;
 mod http;
 mod json_edit;
 mod kustomize;
+mod toml_files;
+mod untar;
+mod yaml_merge;
 mod yaml_update;
 
 use std::collections::BTreeMap;
@@ -118,6 +121,10 @@ pub const KNOWN_STEPS: &[&str] = &[
     "kustomize-set-image",
     "kustomize-build",
     "yaml-update",
+    "yaml-merge",
+    "toml-update",
+    "toml-parse",
+    "untar",
     "json-update",
     "yaml-parse",
     "json-parse",
@@ -146,6 +153,10 @@ pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOut
         "kustomize-set-image" => kustomize::set_image(parse(config)?, env).await,
         "kustomize-build" => kustomize::build(parse(config)?, env).await,
         "yaml-update" => yaml_update::run(parse(config)?, env).await,
+        "yaml-merge" => yaml_merge::run(parse(config)?, env).await,
+        "toml-update" => toml_files::update(parse(config)?, env).await,
+        "toml-parse" => toml_files::parse_file(parse(config)?, env).await,
+        "untar" => untar::run(parse(config)?, env).await,
         "json-update" => data_files::json_update(parse(config)?, env).await,
         "yaml-parse" => data_files::parse_file(parse(config)?, data_files::Format::Yaml, env).await,
         "json-parse" => data_files::parse_file(parse(config)?, data_files::Format::Json, env).await,
