@@ -161,6 +161,8 @@ impl ControllerProcess {
             .env("RUST_LOG", "info,haul=debug")
             .env("HAUL_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("HAUL_LEASE_DURATION", "6")
+            // Off unless a test asks: the default listens on every interface, on a fixed port.
+            .env("HAUL_RECEIVERS_ADDR", "off")
             .envs(env.iter().copied())
             .stdout(Stdio::from(f.try_clone().expect("log")))
             .stderr(Stdio::from(f))
