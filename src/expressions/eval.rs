@@ -320,7 +320,14 @@ impl Call<'_, '_> {
                 }?)
             }
             "freightMetadata" | "stageMetadata" => {
-                let name = self.one_string()?;
+                // Kargo's older two-argument form returns one key's value.
+                self.count(1, 2)?;
+                let name = self.string(0)?;
+                let key = if self.args.len() == 2 {
+                    Some(self.string(1)?)
+                } else {
+                    None
+                };
                 if name.is_empty() {
                     return Err("name must not be empty".to_string());
                 }
@@ -330,7 +337,13 @@ impl Call<'_, '_> {
                     self.ev.funcs.stage_metadata(name)?
                 };
                 match found {
-                    Some(m) => Val::from_json(&serde_json::Value::Object(m)),
+                    Some(m) => match key {
+                        None => Val::from_json(&serde_json::Value::Object(m)),
+                        Some(k) => match m.get(k) {
+                            Some(v) => Val::from_json(v),
+                            None => Val::Nil,
+                        },
+                    },
                     None => {
                         let what = if self.name == "freightMetadata" {
                             "Freight"

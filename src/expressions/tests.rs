@@ -403,6 +403,14 @@ fn examples_from_kargos_expression_docs() {
             json!("eu-west-1"),
         ),
         (
+            "${{ stageMetadata(ctx.stage, 'aws-region') }}",
+            json!("eu-west-1"),
+        ),
+        (
+            "${{ freightMetadata(ctx.targetFreight.name, 'nope') ?? 'none' }}",
+            json!("none"),
+        ),
+        (
             "${{ stageMetadata(ctx.stage)['tier'] ?? \"default-tier\" }}",
             json!("default-tier"),
         ),

@@ -4,17 +4,20 @@
 //! statuses. The caller saves the status after every call, so a restarted controller resumes
 //! at the step where it stopped.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use serde_json::{Map, Value};
 
 use super::inflate::{TASK_SEPARATOR, task_of};
 use super::steps::{self, StepEnv, StepError};
 use crate::api::{
-    Chart, ExpressionVariable, FreightCollection, FreightOrigin, GitCommit, Image, PromotionPhase,
-    PromotionStatus, PromotionStep, StepExecutionMetadata, StepStatus,
+    Chart, ExpressionVariable, Freight, FreightCollection, FreightOrigin, GitCommit, Image,
+    PromotionPhase, PromotionStatus, PromotionStep, Stage, StepExecutionMetadata, StepStatus,
 };
 use crate::expressions::{self, Env, Functions, PromotionContext};
 
@@ -38,6 +41,87 @@ pub struct PromotionFunctions<'a> {
     pub metas: &'a [StepExecutionMetadata],
     /// The task of the step being evaluated, so `status('x')` finds a sibling in the task.
     pub task: Option<&'a str>,
+    /// `status.metadata` of the Project's Stages and Freight, read before evaluating a step
+    /// that calls `freightMetadata`/`stageMetadata`; `None` when it does not.
+    pub cluster_metadata: Option<&'a ClusterMetadata>,
+}
+
+/// The `status.metadata` of every Stage and Freight in a Project, by name, or why it could
+/// not be read.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMetadata {
+    pub stages: BTreeMap<String, Map<String, Value>>,
+    pub freight: BTreeMap<String, Map<String, Value>>,
+    pub unavailable: Option<String>,
+}
+
+impl ClusterMetadata {
+    /// Reads the metadata from the cluster (none in local mode).
+    async fn load(env: &StepEnv<'_>) -> Self {
+        if steps::local_mode() {
+            return Self {
+                unavailable: Some(
+                    "needs a cluster to read Stage and Freight metadata, and run-local has none"
+                        .into(),
+                ),
+                ..Default::default()
+            };
+        }
+        let to_map = |m: BTreeMap<String, Value>| m.into_iter().collect::<Map<String, Value>>();
+        let lp = ListParams::default();
+        let stages = Api::<Stage>::namespaced(env.client.clone(), env.project)
+            .list(&lp)
+            .await;
+        let freight = Api::<Freight>::namespaced(env.client.clone(), env.project)
+            .list(&lp)
+            .await;
+        match (stages, freight) {
+            (Ok(stages), Ok(freight)) => Self {
+                stages: stages
+                    .items
+                    .into_iter()
+                    .map(|s| (s.name_any(), to_map(s.status.unwrap_or_default().metadata)))
+                    .collect(),
+                freight: freight
+                    .items
+                    .into_iter()
+                    .map(|f| {
+                        (
+                            f.metadata.name.clone().unwrap_or_default(),
+                            to_map(f.status.unwrap_or_default().metadata),
+                        )
+                    })
+                    .collect(),
+                unavailable: None,
+            },
+            (Err(e), _) | (_, Err(e)) => Self {
+                unavailable: Some(format!("reading Stage and Freight metadata: {e}")),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn lookup(
+        found: Option<&Self>,
+        which: fn(&Self) -> &BTreeMap<String, Map<String, Value>>,
+        name: &str,
+    ) -> Result<Option<Map<String, Value>>, String> {
+        let m = found.ok_or("not available here")?;
+        if let Some(why) = &m.unavailable {
+            return Err(why.clone());
+        }
+        Ok(which(m).get(name).filter(|v| !v.is_empty()).cloned())
+    }
+}
+
+/// Whether a step (or the promotion's vars) calls a function reading cluster metadata.
+fn reads_cluster_metadata(step: &PromotionStep, vars: &[ExpressionVariable]) -> bool {
+    let text = format!(
+        "{} {}",
+        serde_json::to_string(step).unwrap_or_default(),
+        serde_json::to_string(vars).unwrap_or_default()
+    );
+    text.contains("freightMetadata") || text.contains("stageMetadata")
 }
 
 impl PromotionFunctions<'_> {
@@ -130,6 +214,14 @@ impl Functions for PromotionFunctions<'_> {
 
     fn any_failed(&self) -> bool {
         earlier_failure(self.metas)
+    }
+
+    fn freight_metadata(&self, freight: &str) -> Result<Option<Map<String, Value>>, String> {
+        ClusterMetadata::lookup(self.cluster_metadata, |m| &m.freight, freight)
+    }
+
+    fn stage_metadata(&self, stage: &str) -> Result<Option<Map<String, Value>>, String> {
+        ClusterMetadata::lookup(self.cluster_metadata, |m| &m.stages, stage)
     }
 }
 
@@ -258,10 +350,16 @@ pub async fn step_once(
     step_ctx.step_alias = Some(alias.clone());
     // A copy: the funcs read earlier steps while this step's metadata is updated.
     let earlier: Vec<StepExecutionMetadata> = status.step_execution_metadata[..i].to_vec();
+    let cluster_metadata = if reads_cluster_metadata(step, promotion_vars) {
+        Some(ClusterMetadata::load(env).await)
+    } else {
+        None
+    };
     let funcs = PromotionFunctions {
         freight: env.freight,
         metas: &earlier,
         task: task.as_deref(),
+        cluster_metadata: cluster_metadata.as_ref(),
     };
 
     // `if` is evaluated only before the step first starts.
@@ -494,6 +592,7 @@ mod tests {
             freight: &fc,
             metas: &[],
             task: None,
+            cluster_metadata: None,
         };
         assert_eq!(
             f.image_from("r", None).ok().flatten().and_then(|i| i.tag),
@@ -505,6 +604,7 @@ mod tests {
             freight: &fc,
             metas: &[],
             task: None,
+            cluster_metadata: None,
         };
         assert!(f.image_from("r", None).is_err());
         let o = FreightOrigin::warehouse("b");
@@ -528,12 +628,14 @@ mod tests {
             freight: &fc,
             metas: &metas,
             task: Some("t"),
+            cluster_metadata: None,
         };
         assert_eq!(f.step_status("clone").as_deref(), Some("Succeeded"));
         let f = PromotionFunctions {
             freight: &fc,
             metas: &metas,
             task: None,
+            cluster_metadata: None,
         };
         assert_eq!(f.step_status("clone").as_deref(), Some("Failed"));
         assert!(f.any_failed());

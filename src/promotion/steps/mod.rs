@@ -13,6 +13,7 @@ mod helm_chart;
 mod http;
 mod json_edit;
 mod kustomize;
+mod metadata;
 mod toml_files;
 mod untar;
 mod yaml_merge;
@@ -56,6 +57,12 @@ pub async fn with_local_git_credentials<F: std::future::Future>(
     f: F,
 ) -> F::Output {
     LOCAL_GIT_CREDENTIALS.scope(creds, f).await
+}
+
+/// Whether this runs in local mode (`haul run-local`, inside [`with_local_git_credentials`]),
+/// where there is no cluster to read or write.
+pub fn local_mode() -> bool {
+    local_git_credentials().is_some()
 }
 
 /// The credentials given by [`with_local_git_credentials`], when running in local mode.
@@ -135,6 +142,7 @@ pub const KNOWN_STEPS: &[&str] = &[
     "delete",
     "fail",
     "http",
+    "set-metadata",
 ];
 
 /// Default `retry.timeout` per step (Kargo: 5 minutes for argocd-update, none otherwise).
@@ -171,6 +179,7 @@ pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOut
         "delete" => files::delete(parse(config)?, env).await,
         "fail" => fail::run(parse(config)?),
         "http" => http::run(parse(config)?).await,
+        "set-metadata" => metadata::run(parse(config)?, env).await,
         other => Err(StepError::Errored(format!(
             "unknown step {other:?}; haul runs: {}",
             KNOWN_STEPS.join(", ")
