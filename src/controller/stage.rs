@@ -397,7 +397,11 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
     }
     status.observed_generation = generation;
     if stage.status.as_ref() != Some(&status) {
-        apply_status(&api, &stage, &status).await?;
+        // status.metadata belongs to the set-metadata step (a merge patch): applying the cached
+        // copy would make haul's field manager own it and could put back an older value.
+        let mut applied = status.clone();
+        applied.metadata.clear();
+        apply_status(&api, &stage, &applied).await?;
     }
     Ok(Action::requeue(if busy {
         Duration::from_secs(5)
