@@ -1,5 +1,5 @@
-//! json-update (a byte-preserving edit, see `json_edit`), and yaml-parse / json-parse: values
-//! read out of a file with expressions into the step's outputs.
+//! json-update (a byte-preserving edit, see `json_edit`), and yaml-parse / json-parse /
+//! toml-parse: values read out of a file with expressions into the step's outputs.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -10,19 +10,23 @@ use crate::expressions::{self, Env, NoFunctions};
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateConfig {
-    path: String,
-    updates: Vec<Update>,
+    pub(super) path: String,
+    pub(super) updates: Vec<Update>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Update {
     #[serde(deserialize_with = "super::lenient::string")]
-    key: String,
-    value: Value,
+    pub(super) key: String,
+    pub(super) value: Value,
 }
 
-fn read(env: &StepEnv<'_>, rel: &str) -> Result<(std::path::PathBuf, String), StepError> {
+/// The file at `config.path`, resolved inside the work dir, and its text.
+pub(super) fn read(
+    env: &StepEnv<'_>,
+    rel: &str,
+) -> Result<(std::path::PathBuf, String), StepError> {
     let file = path_in(env, rel, "path")?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| StepError::Failed(format!("config.path: cannot read {rel}: {e}")))?;
@@ -101,6 +105,7 @@ pub struct ParseOutput {
 pub enum Format {
     Json,
     Yaml,
+    Toml,
 }
 
 /// Evaluates each output's expression with the document's top-level keys as variables, as
@@ -151,6 +156,10 @@ pub async fn parse_file(
             .map_err(|e| StepError::Failed(format!("{}: not valid JSON: {e}", cfg.path)))?,
         Format::Yaml => serde_saphyr::from_str(&text)
             .map_err(|e| StepError::Failed(format!("{}: not valid YAML: {e}", cfg.path)))?,
+        Format::Toml => text
+            .parse::<toml_edit::DocumentMut>()
+            .map(|doc| super::toml_files::to_json(doc.as_item()))
+            .map_err(|e| StepError::Failed(format!("{}: not valid TOML: {e}", cfg.path)))?,
     };
     let out = extract(&doc, &cfg.outputs).map_err(|e| match e {
         StepError::Failed(m) => StepError::Failed(format!("{}: {m}", cfg.path)),

@@ -163,7 +163,7 @@ pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOut
         "yaml-update" => yaml_update::run(parse(config)?, env).await,
         "yaml-merge" => yaml_merge::run(parse(config)?, env).await,
         "toml-update" => toml_files::update(parse(config)?, env).await,
-        "toml-parse" => toml_files::parse_file(parse(config)?, env).await,
+        "toml-parse" => data_files::parse_file(parse(config)?, data_files::Format::Toml, env).await,
         "untar" => untar::run(parse(config)?, env).await,
         "json-update" => data_files::json_update(parse(config)?, env).await,
         "yaml-parse" => data_files::parse_file(parse(config)?, data_files::Format::Yaml, env).await,

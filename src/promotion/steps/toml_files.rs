@@ -1,39 +1,16 @@
-//! toml-update (byte-preserving edits of existing scalars, through toml_edit) and toml-parse
-//! (values read out of a TOML file with expressions, like yaml-parse).
+//! toml-update (byte-preserving edits of existing scalars, through toml_edit), and the TOML
+//! document as JSON that toml-parse reads (see `data_files`).
 //!
 //! Kargo's rules (`pkg/toml`): keys use sjson's dotted syntax (a number indexes an array or an
 //! array of tables); only an existing scalar may be set; a missing key or one naming a table or
 //! array fails the step. haul keeps the replaced string's quoting style where the new value
 //! allows it (Kargo writes go-toml's literal `'…'` form whenever it can).
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml_edit::{DocumentMut, Item};
 
-use super::data_files::{ParseOutput, extract};
-use super::{StepEnv, StepError, StepOutcome, json_edit, path_in};
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UpdateConfig {
-    path: String,
-    updates: Vec<Update>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Update {
-    #[serde(deserialize_with = "super::lenient::string")]
-    key: String,
-    value: Value,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ParseConfig {
-    path: String,
-    outputs: Vec<ParseOutput>,
-}
+use super::data_files::{UpdateConfig, read};
+use super::{StepEnv, StepError, StepOutcome, json_edit};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TomlEditError {
@@ -187,9 +164,7 @@ pub async fn update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome,
         ));
     }
     let updates: Vec<(String, Value)> = cfg.updates.into_iter().map(|u| (u.key, u.value)).collect();
-    let file = path_in(env, &cfg.path, "path")?;
-    let before = std::fs::read_to_string(&file)
-        .map_err(|e| StepError::Failed(format!("config.path: cannot read {}: {e}", cfg.path)))?;
+    let (file, before) = read(env, &cfg.path)?;
     let after = set_values(&before, &updates)
         .map_err(|e| StepError::Failed(format!("{}: {e}", cfg.path)))?;
     if after != before {
@@ -238,25 +213,6 @@ fn value_to_json(v: &toml_edit::Value) -> Value {
                 .collect(),
         ),
     }
-}
-
-pub async fn parse_file(cfg: ParseConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-    if cfg.outputs.is_empty() {
-        return Err(StepError::Failed(
-            "invalid config: config.outputs: at least one output is required".into(),
-        ));
-    }
-    let file = path_in(env, &cfg.path, "path")?;
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| StepError::Failed(format!("config.path: cannot read {}: {e}", cfg.path)))?;
-    let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        StepError::Failed(format!("{}: not valid TOML: {e}", cfg.path))
-    })?;
-    let out = extract(&to_json(doc.as_item()), &cfg.outputs).map_err(|e| match e {
-        StepError::Failed(m) => StepError::Failed(format!("{}: {m}", cfg.path)),
-        other => other,
-    })?;
-    Ok(StepOutcome::succeeded(out))
 }
 
 #[cfg(test)]
