@@ -7,60 +7,19 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::{Arc, Mutex};
 
 use support::Outcome as Run;
-use support::fixtures::Stage;
 use support::git;
+use support::run_local;
 
-const REPO_URL: &str = "https://git.example.com/org/config.git";
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 
-/// Writes a Stage with `steps` (the YAML list, indented six spaces) and Freight with image
-/// ECR:1006 into `dir`, and runs them with `haul run-local`, `--push`, into a new work dir.
+/// The steps with Freight of image ECR:1006, each run in a new work dir.
 fn run_steps(dir: &Path, steps: &str, repo: Option<&Path>) -> Run {
-    let template = format!("      steps:\n{steps}");
-    let stage = dir.join("stage.yaml");
-    std::fs::write(
-        &stage,
-        Stage {
-            ns: "my-app",
-            name: "uat",
-            warehouse: "w",
-            sources: "{direct: true}",
-            template: &template,
-        }
-        .yaml(),
-    )
-    .expect("stage file");
-    let freight = dir.join("freight.yaml");
-    std::fs::write(
-        &freight,
-        format!(
-            "apiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata: {{name: 0123456789abcdef0123456789abcdef01234567, namespace: my-app}}\nalias: wonky-wombat\norigin: {{kind: Warehouse, name: w}}\nimages:\n- {{repoURL: {ECR}, tag: \"1006\", digest: \"sha256:1006\"}}\n"
-        ),
-    )
-    .expect("freight file");
     let work = dir.join(format!("work-{}", unique_suffix()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_haul"));
-    cmd.arg("run-local")
-        .arg("--stage-file")
-        .arg(&stage)
-        .arg("--freight-file")
-        .arg(&freight)
-        .arg("--work-dir")
-        .arg(&work)
-        .arg("--push")
-        .env_remove("HAUL_GIT_USERNAME")
-        .env_remove("HAUL_GIT_PASSWORD")
-        .stdin(Stdio::null());
-    if let Some(repo) = repo {
-        cmd.arg("--repo-override")
-            .arg(format!("{REPO_URL}={}", repo.display()));
-    }
-    let out = cmd.output().expect("haul runs");
-    Run::from(out)
+    run_local::run_steps(dir, steps, ECR, &work, repo)
 }
 
 fn unique_suffix() -> u64 {

@@ -5,54 +5,20 @@ mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use support::Outcome as Run;
-use support::fixtures::Stage;
 use support::git;
+use support::run_local;
 
-const REPO_URL: &str = "https://git.example.com/org/config.git";
-
-/// Writes a Stage with `steps` (the YAML list, indented six spaces) and a Freight into `dir`
-/// and runs them with `haul run-local --push` in a new work dir under `dir`.
+/// The steps run in `dir/work` (the tests look inside it afterwards).
 fn run_steps(dir: &Path, steps: &str, repo: &Path) -> Run {
-    let template = format!("      steps:\n{steps}");
-    let stage = dir.join("stage.yaml");
-    std::fs::write(
-        &stage,
-        Stage {
-            ns: "my-app",
-            name: "uat",
-            warehouse: "w",
-            sources: "{direct: true}",
-            template: &template,
-        }
-        .yaml(),
+    run_local::run_steps(
+        dir,
+        steps,
+        "example.com/my-app",
+        &dir.join("work"),
+        Some(repo),
     )
-    .expect("stage file");
-    let freight = dir.join("freight.yaml");
-    std::fs::write(
-        &freight,
-        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata: {name: 0123456789abcdef0123456789abcdef01234567, namespace: my-app}\nalias: wonky-wombat\norigin: {kind: Warehouse, name: w}\nimages:\n- {repoURL: example.com/my-app, tag: \"1006\", digest: \"sha256:1006\"}\n",
-    )
-    .expect("freight file");
-    let out = Command::new(env!("CARGO_BIN_EXE_haul"))
-        .arg("run-local")
-        .arg("--stage-file")
-        .arg(&stage)
-        .arg("--freight-file")
-        .arg(&freight)
-        .arg("--work-dir")
-        .arg(dir.join("work"))
-        .arg("--push")
-        .arg("--repo-override")
-        .arg(format!("{REPO_URL}={}", repo.display()))
-        .env_remove("HAUL_GIT_USERNAME")
-        .env_remove("HAUL_GIT_PASSWORD")
-        .stdin(Stdio::null())
-        .output()
-        .expect("haul runs");
-    Run::from(out)
 }
 
 /// A bare repository whose main branch holds `files` (path, bytes).

@@ -124,6 +124,7 @@ pub mod charts;
 pub mod fixtures;
 pub mod gitops;
 pub mod helm;
+pub mod run_local;
 pub mod services;
 
 /// A `haul controller` process, as a user runs it, against this binary's control plane.
