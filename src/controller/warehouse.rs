@@ -799,40 +799,29 @@ fn merge_discovered(
     t: &Time,
 ) {
     let mut d = status.discovered_artifacts.take().unwrap_or_default();
-    for r in fresh_charts {
-        match d.charts.iter_mut().find(|o| {
-            o.repo_url == r.repo_url
-                && o.name == r.name
-                && o.subscription_name == r.subscription_name
-        }) {
-            Some(o) => *o = r,
-            None => d.charts.push(r),
-        }
-    }
-    for r in fresh_git {
-        match d
-            .git
-            .iter_mut()
-            .find(|o| o.repo_url == r.repo_url && o.name == r.name)
-        {
-            Some(o) => *o = r,
-            None => d.git.push(r),
-        }
-    }
-    for r in fresh {
-        match d
-            .images
-            .iter_mut()
-            .find(|o| o.repo_url == r.repo_url && o.name == r.name)
-        {
-            Some(o) => *o = r,
-            None => d.images.push(r),
-        }
-    }
+    upsert(&mut d.charts, fresh_charts, |o, r| {
+        o.repo_url == r.repo_url && o.name == r.name && o.subscription_name == r.subscription_name
+    });
+    upsert(&mut d.git, fresh_git, |o, r| {
+        o.repo_url == r.repo_url && o.name == r.name
+    });
+    upsert(&mut d.images, fresh, |o, r| {
+        o.repo_url == r.repo_url && o.name == r.name
+    });
     if d.discovered_at.is_none() {
         d.discovered_at = Some(t.clone());
     }
     status.discovered_artifacts = Some(d);
+}
+
+/// Replaces the entry of `list` that `same` matches with each fresh result, or appends it.
+fn upsert<T>(list: &mut Vec<T>, fresh: Vec<T>, same: impl Fn(&T, &T) -> bool) {
+    for r in fresh {
+        match list.iter_mut().find(|o| same(o, &r)) {
+            Some(o) => *o = r,
+            None => list.push(r),
+        }
+    }
 }
 
 /// Finds the subscription's `helm` credentials and discovers its versions. The error carries
