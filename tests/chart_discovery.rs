@@ -7,7 +7,10 @@ mod support;
 use sha1::{Digest as _, Sha1};
 use support::charts::{HttpRepo, push_oci};
 use support::services::services;
-use support::{ControllerProcess, get_json, kubectl, kubectl_stdin, namespace, wait_for};
+use support::{
+    ControllerProcess, freight_list, get_json, kubectl, kubectl_stdin, namespace, wait_for,
+    warehouse_condition,
+};
 
 fn controller() -> &'static std::sync::Mutex<ControllerProcess> {
     static C: std::sync::OnceLock<std::sync::Mutex<ControllerProcess>> = std::sync::OnceLock::new();
@@ -24,30 +27,10 @@ fn warehouse(ns: &str, name: &str, subs: &str, extra: &str) -> String {
     )
 }
 
-fn freight_list(ns: &str) -> Vec<serde_json::Value> {
-    let out = kubectl(&["get", "freight", "-n", ns, "-o", "json"]).success("get freight");
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    v["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn condition(ns: &str, name: &str, type_: &str) -> Option<(String, String, String)> {
-    let w = get_json("warehouse", name, ns)?;
-    let c = w["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)?
-        .clone();
-    Some((
-        c["status"].as_str()?.to_string(),
-        c["reason"].as_str()?.to_string(),
-        c["message"].as_str()?.to_string(),
-    ))
-}
-
 /// Waits until the Warehouse's Healthy condition has `reason` and returns its message.
 fn wait_unhealthy(ns: &str, name: &str, reason: &str) -> String {
     wait_for(60, &format!("{name}: Healthy reason {reason}"), || {
-        let (status, r, message) = condition(ns, name, "Healthy")?;
+        let (status, r, message) = warehouse_condition(ns, name, "Healthy")?;
         (status == "False" && r == reason).then_some(message)
     })
 }
@@ -192,8 +175,8 @@ fn classic_repository_charts_and_criteria() {
         repo.url.replacen("http://", "http:/", 1)
     ));
     assert_eq!(f["metadata"]["name"], expected.as_str());
-    let (status, reason, _) =
-        condition(&ns, "web", "FreightCreationCriteriaSatisfied").expect("criteria condition");
+    let (status, reason, _) = warehouse_condition(&ns, "web", "FreightCreationCriteriaSatisfied")
+        .expect("criteria condition");
     assert_eq!(
         (status.as_str(), reason.as_str()),
         ("True", "CriteriaSatisfied")
@@ -280,7 +263,7 @@ fn bad_chart_subscriptions_say_what_is_wrong() {
     );
     kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "invalid", &subs, "")).success("apply");
     let message = wait_for(30, "InvalidSpec", || {
-        let (status, reason, message) = condition(&ns, "invalid", "Ready")?;
+        let (status, reason, message) = warehouse_condition(&ns, "invalid", "Ready")?;
         (status == "False" && reason == "InvalidSpec").then_some(message)
     });
     assert!(

@@ -7,7 +7,10 @@ mod support;
 use std::process::Command;
 
 use support::services::services;
-use support::{ControllerProcess, get_json, kubectl, kubectl_stdin, namespace, wait_for};
+use support::{
+    ControllerProcess, freight_list, get_json, kubectl, kubectl_stdin, namespace, wait_for,
+    warehouse_condition,
+};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/haul-controller";
 
@@ -62,12 +65,6 @@ fn warehouse(ns: &str, name: &str, subs: &str) -> String {
     )
 }
 
-fn freight_list(ns: &str) -> Vec<serde_json::Value> {
-    let out = kubectl(&["get", "freight", "-n", ns, "-o", "json"]).success("get freight");
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    v["items"].as_array().cloned().unwrap_or_default()
-}
-
 fn tags_of(f: &serde_json::Value) -> Vec<String> {
     f["images"]
         .as_array()
@@ -96,20 +93,6 @@ fn refresh(ns: &str, name: &str) {
         let w = get_json("warehouse", name, ns)?;
         (w["status"]["lastHandledRefresh"] == token.as_str()).then_some(())
     });
-}
-
-fn condition(ns: &str, name: &str, type_: &str) -> Option<(String, String, String)> {
-    let w = get_json("warehouse", name, ns)?;
-    let c = w["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)?
-        .clone();
-    Some((
-        c["status"].as_str()?.to_string(),
-        c["reason"].as_str()?.to_string(),
-        c["message"].as_str()?.to_string(),
-    ))
 }
 
 #[test]
@@ -144,7 +127,7 @@ fn new_tags_become_freight_once_and_excluded_tags_never() {
     let w = get_json("warehouse", "app", &ns).expect("warehouse");
     assert_eq!(w["status"]["lastFreightID"], name);
     assert_eq!(
-        condition(&ns, "app", "Ready").map(|c| c.0),
+        warehouse_condition(&ns, "app", "Ready").map(|c| c.0),
         Some("True".to_string())
     );
     let out = kubectl(&["get", "freight", "-n", &ns]).success("get freight");
@@ -203,7 +186,7 @@ fn registry_credentials_come_from_image_secrets() {
 
     // Without a Secret: 401, said on the Warehouse, with no Freight.
     let (status, reason, message) = wait_for(30, "the auth failure", || {
-        condition(&ns, "private", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
+        warehouse_condition(&ns, "private", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
     });
     assert_eq!(status, "False");
     assert_eq!(reason, "DiscoveryFailed");
@@ -224,7 +207,7 @@ fn registry_credentials_come_from_image_secrets() {
     kubectl_stdin(&["apply", "-f", "-"], &secret).success("secret");
     refresh(&ns, "private");
     assert_eq!(freight_list(&ns).len(), 1);
-    let (status, _, _) = condition(&ns, "private", "Healthy").expect("healthy");
+    let (status, _, _) = warehouse_condition(&ns, "private", "Healthy").expect("healthy");
     assert_eq!(status, "True");
 }
 
@@ -267,7 +250,7 @@ fn failures_are_reported_per_warehouse_and_others_keep_working() {
     kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "healthy", &ok)).success("healthy");
     for (name, _, reason, needle) in &cases {
         let (status, r, message) = wait_for(45, &format!("{name} to report"), || {
-            condition(&ns, name, "Ready").filter(|c| c.1 == *reason)
+            warehouse_condition(&ns, name, "Ready").filter(|c| c.1 == *reason)
         });
         assert_eq!(status, "False", "{name}");
         assert_eq!(r, *reason, "{name}");
@@ -298,7 +281,7 @@ fn a_restarted_controller_creates_no_duplicate_freight() {
     // The new process rediscovers (a refresh forces it) and finds the same artifacts.
     refresh(&ns, "app");
     assert_eq!(freight_list(&ns).len(), 1, "a restart duplicated Freight");
-    let (_, reason, _) = condition(&ns, "app", "FreightCreated").expect("condition");
+    let (_, reason, _) = warehouse_condition(&ns, "app", "FreightCreated").expect("condition");
     assert_eq!(reason, "AlreadyExists");
 }
 
@@ -336,7 +319,7 @@ fn ecr_through_irsa_web_identity() {
         "  - image:\n      repoURL: 123456789012.dkr.ecr.eu-central-1.amazonaws.com/nope/none\n";
     kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "ecr-missing", subs)).success("warehouse");
     let (_, reason, message) = wait_for(45, "the missing repository", || {
-        condition(&ns, "ecr-missing", "Ready").filter(|c| c.1 == "DiscoveryFailed")
+        warehouse_condition(&ns, "ecr-missing", "Ready").filter(|c| c.1 == "DiscoveryFailed")
     });
     assert_eq!(reason, "DiscoveryFailed");
     assert!(message.contains("nope/none"), "{message}");
@@ -401,7 +384,7 @@ fn a_failed_discovery_is_retried_after_a_backoff() {
     let subs = format!("  - image:\n      repoURL: {reg}/{ns}/later\n");
     kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "later", &subs)).success("warehouse");
     wait_for(30, "the first discovery to fail", || {
-        condition(&ns, "later", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
+        warehouse_condition(&ns, "later", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
     });
     push(&reg, &format!("{ns}/later"), "1.0.0", None);
     // The backoff starts at 10 s (±20%); the interval is 10 minutes.
@@ -442,8 +425,8 @@ fn freight_creation_criteria_gate_automatic_freight() {
         freight_list(&ns).into_iter().next()
     });
     assert_eq!(tags_of(&f), ["1.0.0", "1.0.0"]);
-    let (status, reason, _) =
-        condition(&ns, "pair", "FreightCreationCriteriaSatisfied").expect("criteria condition");
+    let (status, reason, _) = warehouse_condition(&ns, "pair", "FreightCreationCriteriaSatisfied")
+        .expect("criteria condition");
     assert_eq!(
         (status.as_str(), reason.as_str()),
         ("True", "CriteriaSatisfied")
@@ -458,21 +441,24 @@ fn freight_creation_criteria_gate_automatic_freight() {
         "a rejected discovery made Freight"
     );
     let (status, reason, message) =
-        condition(&ns, "pair", "FreightCreationCriteriaSatisfied").expect("criteria condition");
+        warehouse_condition(&ns, "pair", "FreightCreationCriteriaSatisfied")
+            .expect("criteria condition");
     assert_eq!(
         (status.as_str(), reason.as_str()),
         ("False", "CriteriaNotSatisfied")
     );
     assert!(message.contains(&format!("{api}:1.1.0")), "{message}");
     assert!(message.contains(&format!("{web}:1.0.0")), "{message}");
-    let (status, reason, _) = condition(&ns, "pair", "FreightCreated").expect("created");
+    let (status, reason, _) = warehouse_condition(&ns, "pair", "FreightCreated").expect("created");
     assert_eq!(
         (status.as_str(), reason.as_str()),
         ("False", "CriteriaNotSatisfied")
     );
     // Not an error: the Warehouse is healthy and ready, it just has nothing to ship.
     assert_eq!(
-        condition(&ns, "pair", "Ready").map(|c| c.0).as_deref(),
+        warehouse_condition(&ns, "pair", "Ready")
+            .map(|c| c.0)
+            .as_deref(),
         Some("True")
     );
 
@@ -482,8 +468,8 @@ fn freight_creation_criteria_gate_automatic_freight() {
     let all = freight_list(&ns);
     assert_eq!(all.len(), 2, "{all:#?}");
     assert!(all.iter().any(|f| tags_of(f) == ["1.1.0", "1.1.0"]));
-    let (status, _, _) =
-        condition(&ns, "pair", "FreightCreationCriteriaSatisfied").expect("criteria condition");
+    let (status, _, _) = warehouse_condition(&ns, "pair", "FreightCreationCriteriaSatisfied")
+        .expect("criteria condition");
     assert_eq!(status, "True");
 
     // Under the Manual policy the criteria are not evaluated and no Freight is created.
@@ -495,10 +481,10 @@ fn freight_creation_criteria_gate_automatic_freight() {
     )
     .success("manual warehouse");
     let (_, reason, _) = wait_for(30, "the manual Warehouse to discover", || {
-        condition(&ns, "manual", "FreightCreated")
+        warehouse_condition(&ns, "manual", "FreightCreated")
     });
     assert_eq!(reason, "ManualPolicy");
-    assert!(condition(&ns, "manual", "FreightCreationCriteriaSatisfied").is_none());
+    assert!(warehouse_condition(&ns, "manual", "FreightCreationCriteriaSatisfied").is_none());
     assert!(
         freight_list(&ns)
             .iter()
@@ -550,7 +536,7 @@ fn an_invalid_criteria_expression_is_reported() {
     }
     for (name, _, reason, needle) in &cases {
         let (status, _, message) = wait_for(30, &format!("{name} to report"), || {
-            condition(&ns, name, "Ready").filter(|c| c.1 == *reason)
+            warehouse_condition(&ns, name, "Ready").filter(|c| c.1 == *reason)
         });
         assert_eq!(status, "False", "{name}");
         assert!(message.contains(needle), "{name}: {message}");
@@ -559,7 +545,7 @@ fn an_invalid_criteria_expression_is_reported() {
             "{name}: {message}"
         );
     }
-    let (_, reason, _) = condition(&ns, "missing-repo", "Healthy").expect("healthy");
+    let (_, reason, _) = warehouse_condition(&ns, "missing-repo", "Healthy").expect("healthy");
     assert_eq!(reason, "CriteriaEvaluationFailed");
     assert!(
         freight_list(&ns).is_empty(),
@@ -629,7 +615,7 @@ fn a_registry_429_retry_after_delays_the_retry() {
     let subs = format!("  - image:\n      repoURL: 127.0.0.1:{port}/busy/app\n");
     kubectl_stdin(&["apply", "-f", "-"], &warehouse(&ns, "busy", &subs)).success("warehouse");
     let (status, _, message) = wait_for(30, "the throttled discovery", || {
-        condition(&ns, "busy", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
+        warehouse_condition(&ns, "busy", "Healthy").filter(|c| c.1 == "DiscoveryFailed")
     });
     assert_eq!(status, "False");
     assert!(message.contains("throttled"), "{message}");
@@ -664,7 +650,7 @@ fn ecr_chart_through_irsa() {
     let f = wait_for(45, "Freight with the chart from ECR", || {
         let f = freight_list(&ns).into_iter().next();
         if f.is_none()
-            && let Some((_, reason, message)) = condition(&ns, "charts", "Healthy")
+            && let Some((_, reason, message)) = warehouse_condition(&ns, "charts", "Healthy")
             && reason != "Healthy"
         {
             eprintln!("Healthy: {reason}: {message}");

@@ -285,3 +285,25 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Every Freight of namespace `ns`, as JSON.
+pub fn freight_list(ns: &str) -> Vec<serde_json::Value> {
+    let out = kubectl(&["get", "freight", "-n", ns, "-o", "json"]).success("get freight");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// (status, reason, message) of Warehouse `name`'s condition `type_`, once it has one.
+pub fn warehouse_condition(ns: &str, name: &str, type_: &str) -> Option<(String, String, String)> {
+    let w = get_json("warehouse", name, ns)?;
+    let c = w["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?
+        .clone();
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["reason"].as_str()?.to_string(),
+        c["message"].as_str()?.to_string(),
+    ))
+}
