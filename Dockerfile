@@ -37,13 +37,15 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+# A workspace member; its manifest must be present, though the operator build links none of it.
+COPY crates ./crates
 # Strip the symbol table too (release already drops debug info), without touching Cargo.toml.
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
     CARGO_TERM_COLOR=never
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin haul \
+    cargo build --release --locked --no-default-features --bin haul \
  && install -D -m 0755 target/release/haul /out/haul \
  && /out/haul --version
 

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use haul::api::Promotion;
-use haul::envtest::ControlPlane;
+use haul_testenv::ControlPlane;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -76,7 +76,7 @@ fn p95(v: &mut [Duration]) -> Duration {
 
 fn main() {
     // The control plane starts (and stops) outside the runtime: it blocks on its own.
-    let cp = ControlPlane::start().expect("control plane");
+    let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
     tokio::runtime::Runtime::new()
         .expect("runtime")
         .block_on(run(&cp));

@@ -2,7 +2,7 @@
 //! later promotions, and push throughput with N Stages on one branch — against a real control
 //! plane, a real `haul controller` process and the git server over HTTP.
 //!
-//!   cargo bench --bench promotion            (after `bash hack/test-services.sh install`)
+//!   cargo bench --bench promotion            (installs the side services on first use)
 //!
 //! Bounded: every wait times out; the large repository is generated with `git fast-import`.
 
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use haul::envtest::ControlPlane;
+use haul_testenv::{ControlPlane, Services};
 
 const LARGE_FILES: usize = 50_000;
 const LARGE_COMMITS: usize = 2_000;
@@ -19,20 +19,12 @@ const STAGES: usize = 8;
 
 struct Env {
     cp: ControlPlane,
-    services: PathBuf,
-    vars: std::collections::BTreeMap<String, String>,
+    services: Services,
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/hack/test-services.sh"
-            ))
-            .arg("stop")
-            .arg(&self.services)
-            .output();
+        let _ = self.services.stop();
     }
 }
 
@@ -71,7 +63,7 @@ fn kubectl(env: &Env, args: &[&str], input: Option<&str>) -> String {
 }
 
 fn var<'a>(env: &'a Env, k: &str) -> &'a str {
-    env.vars.get(k).map(String::as_str).unwrap_or_default()
+    env.services.get(k).unwrap_or_default()
 }
 
 fn auth_url(env: &Env, url: &str) -> String {
@@ -88,16 +80,7 @@ fn auth_url(env: &Env, url: &str) -> String {
 /// A repository with `files` files in `apps/svc-<i>/…` and `commits` commits of history, on
 /// branch `gitops`, generated with git fast-import and pushed to the server.
 fn make_repo(env: &Env, name: &str, files: usize, commits: usize) -> String {
-    let url = sh(Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/hack/test-services.sh"
-        ))
-        .args(["new-repo"])
-        .arg(&env.services)
-        .arg(name))
-    .trim()
-    .to_string();
+    let url = env.services.new_repo(name).expect("new repository");
     let dir = env.cp.dir().join(format!("gen-{name}"));
     std::fs::create_dir_all(&dir).expect("dir");
     sh(Command::new("git")
@@ -265,23 +248,13 @@ fn bench_repo(env: &Env, label: &str, files: usize, commits: usize, sparse: bool
 }
 
 fn main() {
-    let cp = ControlPlane::start().expect("control plane");
-    let services = PathBuf::from(format!("/tmp/hbench-{}", std::process::id()));
-    std::fs::create_dir_all(&services).expect("dir");
-    sh(Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/hack/test-services.sh"
-        ))
-        .arg("start")
-        .arg(&services));
-    let text = std::fs::read_to_string(services.join("env")).expect("env");
-    let vars = text
-        .lines()
-        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
-    let env = Env { cp, services, vars };
+    let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
+    let services = Services::start(&PathBuf::from(format!(
+        "/tmp/hbench-{}",
+        std::process::id()
+    )))
+    .expect("side services");
+    let env = Env { cp, services };
     let work = env.cp.dir().join("work");
     let log = std::fs::File::create(env.cp.dir().join("controller.log")).expect("log");
     let mut controller = Command::new(env!("CARGO_BIN_EXE_haul"))

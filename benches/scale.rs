@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use haul::envtest::ControlPlane;
+use haul_testenv::ControlPlane;
 
 fn apply(cp: &ControlPlane, yaml: &str) {
     let mut c = cp.kubectl();
@@ -79,7 +79,7 @@ fn main() {
         .unwrap_or(1.0);
     let n = |x: usize| ((x as f64 * scale).round() as usize).max(1);
     let (warehouses, stages_per, freight_per, promotions) = (n(50), 3, n(40), n(500));
-    let cp = ControlPlane::start().expect("control plane");
+    let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
     let log = std::fs::File::create(cp.dir().join("controller.log")).expect("log");
     let bin = std::env::var("HAUL_SCALE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_haul").into());
     let mut controller = Command::new(bin)

@@ -50,9 +50,9 @@ export CARGO_PROFILE_RELEASE_STRIP=symbols
 bin=$CARGO_TARGET_DIR/$target/release/haul
 
 if [ "${1:-}" != --report ]; then
-  log "cargo build --release --locked --bin haul --target $target"
+  log "cargo build --release --locked --no-default-features --bin haul --target $target"
   t0=$(date +%s)
-  cargo build --release --locked --bin haul --target "$target"
+  cargo build --release --locked --no-default-features --bin haul --target "$target"
   log "built in $(($(date +%s) - t0)) s"
 fi
 [ -x "$bin" ] || die "$bin does not exist"

@@ -28,6 +28,17 @@ fi
 
 command -v go >/dev/null || { log "go is required to build etcd and kube-apiserver (or set KUBEBUILDER_ASSETS)"; exit 1; }
 mkdir -p "$DEST"
+# One build at a time per cache: a second process (another test binary, the quickstart) waits
+# here and then finds the binaries the first one built.
+exec 9>"$DEST/.build.lock"
+if ! flock -n 9; then
+  log "another process is building the control-plane binaries into $DEST; waiting for it"
+  flock 9
+fi
+if [ -x "$DEST/etcd" ] && [ -x "$DEST/kube-apiserver" ]; then
+  echo "$DEST"
+  exit 0
+fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 export GOFLAGS=-mod=mod CGO_ENABLED=0
 
@@ -54,8 +65,8 @@ import (
 func main() { etcdmain.Main(os.Args) }
 GO
   go mod tidy >&2
-  go build -trimpath -ldflags "-s -w" -o "$DEST/etcd.tmp" . >&2
-  mv "$DEST/etcd.tmp" "$DEST/etcd"
+  go build -trimpath -ldflags "-s -w" -o "$DEST/etcd.tmp.$$" . >&2
+  mv "$DEST/etcd.tmp.$$" "$DEST/etcd"
   log "etcd built in $(( $(date +%s) - start ))s"
 fi
 
@@ -92,10 +103,10 @@ package tools
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 GO
   go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" >&2
-  go build -trimpath -o "$DEST/kube-apiserver.tmp" \
+  go build -trimpath -o "$DEST/kube-apiserver.tmp.$$" \
     -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
     k8s.io/kubernetes/cmd/kube-apiserver >&2
-  mv "$DEST/kube-apiserver.tmp" "$DEST/kube-apiserver"
+  mv "$DEST/kube-apiserver.tmp.$$" "$DEST/kube-apiserver"
   log "kube-apiserver built in $(( $(date +%s) - start ))s"
 fi
 

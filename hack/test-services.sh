@@ -2,7 +2,8 @@
 # Real side services for haul's integration tests, all on 127.0.0.1 with kernel-chosen free ports.
 #
 #   hack/test-services.sh install          # idempotent; apt packages, moto venv, helm (as root on Debian 12)
-#   hack/test-services.sh start DIR        # moto, two docker-registry instances, nginx+fcgiwrap git server
+#   hack/test-services.sh start DIR        # installs first if needed, then starts moto, two
+#                                          # docker-registry instances, nginx+fcgiwrap git server
 #   hack/test-services.sh stop DIR         # kills every process group recorded in DIR/pids
 #   hack/test-services.sh new-repo DIR NAME   # bare repo NAME.git on the git server; prints its clone URL
 #
@@ -30,7 +31,17 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 apt_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 
+# One install at a time per machine: two test binaries starting at once must not both run apt or
+# write the same venv. The second waits, then finds everything in place.
 cmd_install() {
+  mkdir -p "$TOOLS"
+  exec 8>"$TOOLS/.install.lock"
+  flock 8
+  install_unlocked
+  flock -u 8
+}
+
+install_unlocked() {
   local missing=() p
   for p in "${APT_PACKAGES[@]}"; do apt_installed "$p" || missing+=("$p"); done
   # Debian's own python3 needs python3-venv for `-m venv` (ensurepip); a pyenv or custom python has it.
@@ -258,6 +269,8 @@ any_alive() {
 
 cmd_start() {
   set_dir "${1:-}"
+  # First use on a fresh machine installs what is missing; a warm machine only checks.
+  cmd_install
   local moto=$TOOLS/venv/bin/moto_server c
   for c in docker-registry nginx fcgiwrap htpasswd git curl python3; do
     command -v "$c" >/dev/null || die "$c not found; run: $0 install"

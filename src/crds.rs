@@ -22,6 +22,14 @@ pub enum CrdError {
     },
 }
 
+/// What a local cluster (the tests' control plane, the quickstart) installs: haul's CRDs and
+/// the Argo CD Application CRD haul reads and patches.
+pub fn local_cluster_crds() -> Vec<CustomResourceDefinition> {
+    let mut crds = crate::api::all_crds();
+    crds.push(crate::api::argocd::application_crd());
+    crds
+}
+
 /// One generated file: its name and YAML contents.
 pub struct CrdFile {
     pub file_name: String,

@@ -11,13 +11,13 @@ pub mod crds;
 pub mod credentials;
 pub mod discovery;
 pub mod duration;
-pub mod envtest;
 pub mod expressions;
 pub mod freight;
 pub mod gc;
 pub mod git;
 pub mod metrics;
 pub mod promotion;
+#[cfg(feature = "quickstart")]
 pub mod quickstart;
 pub mod receivers;
 pub mod stages;

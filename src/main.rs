@@ -13,6 +13,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[cfg(feature = "quickstart")]
     /// Run the reference pipeline locally: a control plane, moto's ECR, a git server with a
     /// sample GitOps monorepo, the controller and the examples; Ctrl-C stops everything.
     Quickstart {
@@ -102,6 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The quickstart prints its own progress; the controller inside it only warns.
     let default_filter = match cli.command {
+        #[cfg(feature = "quickstart")]
         Command::Quickstart { .. } => "warn,kube_client=off",
         Command::Get(_)
         | Command::Promote(_)
@@ -127,10 +129,10 @@ fn main() -> ExitCode {
         logs.init();
     }
     match cli.command {
-        Command::Quickstart { state_dir, push } => match push {
-            Some(tag) => quickstart_push(&state_dir, &tag),
-            None => quickstart(&state_dir),
-        },
+        #[cfg(feature = "quickstart")]
+        Command::Quickstart { state_dir, push } => {
+            haul::quickstart::command::run(&state_dir, push.as_deref())
+        }
         Command::Controller {
             work_dir,
             shared_namespace,
@@ -285,182 +287,6 @@ fn controller(
             Err(e) => fail(&e.to_string()),
         }
     })
-}
-
-fn quickstart_push(state: &std::path::Path, tag: &str) -> ExitCode {
-    let Ok(moto) = std::fs::read_to_string(state.join("moto-url")) else {
-        return fail("no quickstart is running here (start one with `cargo run -- quickstart`)");
-    };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e.to_string()),
-    };
-    match rt.block_on(haul::quickstart::push_ecr_image(moto.trim(), tag)) {
-        Ok(digest) => {
-            println!(
-                "pushed {tag} ({digest}); the Warehouse sees it within its interval, or now with:"
-            );
-            println!(
-                "  kubectl annotate warehouse my-app -n my-app --overwrite kargo.akuity.io/refresh=\"$(date)\""
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e.to_string()),
-    }
-}
-
-fn quickstart(state: &std::path::Path) -> ExitCode {
-    let state = match std::path::absolute(state) {
-        Ok(s) => s,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let env = match haul::quickstart::prepare(&state) {
-        Ok(env) => env,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let moto = env
-        .vars
-        .get("HAUL_TEST_MOTO_URL")
-        .cloned()
-        .unwrap_or_default();
-    let token = state.join("irsa-token");
-    if let Err(e) = std::fs::write(
-        &token,
-        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6aGF1bDpoYXVsIn0.c2ln",
-    )
-    .and_then(|_| std::fs::write(state.join("moto-url"), &moto))
-    {
-        return fail(&e.to_string());
-    }
-    // IRSA as EKS sets it up: the controller finds STS and ECR through these variables only.
-    // SAFETY: set before the async runtime starts; no other thread reads the environment.
-    unsafe {
-        std::env::set_var(
-            "AWS_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/haul-controller",
-        );
-        std::env::set_var("AWS_WEB_IDENTITY_TOKEN_FILE", &token);
-        std::env::set_var("AWS_REGION", "eu-central-1");
-        std::env::set_var("AWS_ENDPOINT_URL", &moto);
-    }
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let code = rt.block_on(quickstart_run(&env, &state, &moto));
-    let _ = std::fs::remove_file(state.join("moto-url"));
-    eprintln!("==> stopping everything");
-    drop(env);
-    code
-}
-
-async fn quickstart_run(
-    env: &haul::quickstart::Environment,
-    state: &std::path::Path,
-    moto: &str,
-) -> ExitCode {
-    use std::io::Write;
-    let kubeconfig = env.control_plane.kubeconfig().to_path_buf();
-    let client = match haul::envtest::client_from(&kubeconfig).await {
-        Ok(c) => c,
-        Err(e) => return fail(&e.to_string()),
-    };
-    eprintln!("==> starting the haul controller, its admission webhook and an Argo CD stand-in");
-    let config = haul::controller::Config {
-        work_root: state.join("work"),
-        ..Default::default()
-    };
-    if let Err(e) = haul::quickstart::start_webhook(env, state).await {
-        return fail(&e.to_string());
-    }
-    let controller = tokio::spawn(haul::controller::run(client.clone(), config));
-    tokio::spawn(haul::quickstart::argocd_stand_in(client.clone()));
-    eprintln!("==> CI pushes build 1006 to ECR");
-    if let Err(e) = haul::quickstart::push_ecr_image(moto, "1006").await {
-        return fail(&e.to_string());
-    }
-    eprintln!("==> applying examples/reference-pipeline");
-    let manifests = match haul::quickstart::example_manifests(env) {
-        Ok(m) => m,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let applied = std::process::Command::new("kubectl")
-        .env("KUBECONFIG", &kubeconfig)
-        .args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut c| {
-            if let Some(mut i) = c.stdin.take() {
-                i.write_all(manifests.as_bytes())?;
-            }
-            c.wait()
-        });
-    if !applied.is_ok_and(|s| s.success()) {
-        return fail("kubectl apply of the examples failed");
-    }
-    eprintln!("==> waiting for Freight and the automatic promotion to dev");
-    let stages: kube::Api<haul::api::Stage> = kube::Api::namespaced(client.clone(), "my-app");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let dev_freight = loop {
-        if let Ok(Some(s)) = stages.get_opt("dev").await
-            && let Some(f) = s
-                .status
-                .as_ref()
-                .and_then(|st| st.freight_summary.clone())
-                .filter(|f| f != "N/A")
-            && s.status
-                .as_ref()
-                .and_then(|st| st.health.as_ref())
-                .and_then(|h| h.status)
-                == Some(haul::api::HealthState::Healthy)
-        {
-            break f;
-        }
-        if std::time::Instant::now() > deadline || controller.is_finished() {
-            return fail(
-                "dev was not promoted within 2 minutes; see `kubectl describe stage dev -n my-app`",
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    };
-    let bare = env
-        .vars
-        .get("HAUL_TEST_GIT_ROOT")
-        .map(|r| std::path::Path::new(r).join("my-gitops-repo.git"))
-        .unwrap_or_default();
-    println!();
-    println!(
-        "dev runs Freight {dev_freight} (image 123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app:1006)."
-    );
-    println!();
-    println!("Try next (in another terminal):");
-    println!("  export KUBECONFIG={}", kubeconfig.display());
-    println!("  kubectl get freight,stages,promotions -n my-app");
-    println!(
-        "  git --git-dir {} log --stat gitops          # the commit haul made",
-        bare.display()
-    );
-    println!(
-        "  # promote the same Freight to uat, then prod (prod refuses it before uat verifies it):"
-    );
-    println!(
-        "  kubectl create -f - <<EOF
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Promotion
-metadata: {{name: to-uat, namespace: my-app}}
-spec: {{stage: uat, freight: {dev_freight}}}
-EOF"
-    );
-    println!(
-        "  kubectl get promotions -n my-app -o custom-columns='NAME:.metadata.name,STAGE:.spec.stage,BY:.metadata.annotations.kargo\\.akuity\\.io/create-actor'"
-    );
-    println!("  cargo run -- quickstart --push 1007          # CI pushes a new build; dev follows");
-    println!();
-    println!("Ctrl-C stops everything.");
-    let _ = tokio::signal::ctrl_c().await;
-    controller.abort();
-    ExitCode::SUCCESS
 }
 
 fn fail(msg: &str) -> ExitCode {

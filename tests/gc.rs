@@ -295,7 +295,7 @@ fn an_object_changed_after_listing_is_not_deleted() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let client = haul::envtest::client_from(&admin()).await.expect("client");
+        let client = haul_testenv::client_from(&admin()).await.expect("client");
         let snap = haul::gc::snapshot(&client, Some(&ns)).await.expect("list");
         let config = haul::gc::Config {
             max_retained_promotions: 0,

@@ -134,7 +134,7 @@ async fn reload(files: CertFiles, tls: RustlsConfig, check: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envtest::pki::Ca;
+    use haul_testenv::pki::Ca;
 
     fn write_cert(dir: &Path, ca: &Ca) {
         let pair = ca.serving_cert().expect("serving cert");

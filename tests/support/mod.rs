@@ -6,10 +6,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use haul::envtest::{self, ControlPlane};
+use haul_testenv::ControlPlane;
 
+static CONTROL_PLANE: std::sync::OnceLock<ControlPlane> = std::sync::OnceLock::new();
+
+/// The control plane shared by every test in this test binary (haul's CRDs installed), started
+/// on first use. Its processes die with the test binary, also when a test panics or the binary
+/// is killed.
 pub fn cp() -> &'static ControlPlane {
-    envtest::shared()
+    CONTROL_PLANE.get_or_init(|| {
+        ControlPlane::start(&haul::crds::local_cluster_crds())
+            .unwrap_or_else(|e| panic!("cannot start the test control plane: {e}"))
+    })
 }
 
 pub fn repo_root() -> PathBuf {
@@ -170,7 +178,7 @@ impl ControllerProcess {
             .process_group(0)
             .spawn()
             .expect("start haul controller");
-        haul::envtest::kill_group_at_exit(child.id() as i32);
+        haul_testenv::kill_group_at_exit(child.id() as i32);
         Self {
             child: Some(child),
             log,

@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 
-use super::EnvtestError;
+use crate::EnvtestError;
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 

@@ -6,6 +6,8 @@
 //! clearly-labelled stand-in marks an Application synced and healthy once a Promotion asks it
 //! to sync, the way Argo CD would report it.
 
+pub mod command;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use sha2::Digest;
 
 use crate::api::argocd::Application;
-use crate::envtest::ControlPlane;
+use haul_testenv::{ControlPlane, Services};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 const CODECOMMIT: &str =
@@ -25,7 +27,9 @@ pub enum QuickstartError {
     #[error("{0}")]
     Step(String),
     #[error("control plane: {0}")]
-    ControlPlane(#[from] crate::envtest::EnvtestError),
+    ControlPlane(#[from] haul_testenv::EnvtestError),
+    #[error("side services: {0}")]
+    Services(#[from] haul_testenv::ServicesError),
 }
 
 fn step(msg: &str) {
@@ -37,23 +41,7 @@ fn fail(what: &str, e: impl std::fmt::Display) -> QuickstartError {
 }
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The side services' variables from `hack/test-services.sh start`.
-fn read_env(dir: &Path) -> Result<std::collections::BTreeMap<String, String>, QuickstartError> {
-    let text =
-        std::fs::read_to_string(dir.join("env")).map_err(|e| fail("reading services env", e))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                v.trim_matches(|c| c == '\'' || c == '"').to_string(),
-            )
-        })
-        .collect())
+    haul_testenv::repo_root()
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<String, QuickstartError> {
@@ -68,18 +56,22 @@ fn run(cmd: &mut Command, what: &str) -> Result<String, QuickstartError> {
 /// stops itself when dropped).
 pub struct Environment {
     pub control_plane: ControlPlane,
-    pub services_dir: PathBuf,
-    pub vars: std::collections::BTreeMap<String, String>,
+    pub services: Services,
     pub gitops_url: String,
+}
+
+impl Environment {
+    /// A variable of the side services' env file (`HAUL_TEST_*`), empty when absent.
+    pub fn var(&self, k: &str) -> String {
+        self.services.get(k).map(str::to_string).unwrap_or_default()
+    }
 }
 
 impl Drop for Environment {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("hack/test-services.sh"))
-            .arg("stop")
-            .arg(&self.services_dir)
-            .output();
+        if let Err(e) = self.services.stop() {
+            eprintln!("stopping the side services: {e}");
+        }
     }
 }
 
@@ -87,14 +79,10 @@ impl Drop for Environment {
 pub fn prepare(state: &Path) -> Result<Environment, QuickstartError> {
     let t0 = Instant::now();
     std::fs::create_dir_all(state).map_err(|e| fail("creating the state directory", e))?;
-    let script = repo_root().join("hack/test-services.sh");
     step("installing what the local environment needs (once; apt, a Python venv for moto)");
-    run(
-        Command::new("bash").arg(&script).arg("install"),
-        "hack/test-services.sh install",
-    )?;
+    haul_testenv::services::install()?;
     step("starting the control plane (etcd + kube-apiserver; the first run builds them, ~3 min)");
-    let cp = ControlPlane::start()?;
+    let cp = ControlPlane::start(&crate::crds::local_cluster_crds())?;
     eprintln!(
         "    kube-apiserver at {} ({:.1}s)",
         cp.server(),
@@ -102,28 +90,13 @@ pub fn prepare(state: &Path) -> Result<Environment, QuickstartError> {
     );
     step("starting moto (ECR + STS), the git server and registries");
     // Short path: the git server's socket path must fit in sun_path.
-    let services_dir = PathBuf::from(format!("/tmp/haul-qs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&services_dir);
-    run(
-        Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .arg(&services_dir),
-        "starting services",
-    )?;
-    let vars = read_env(&services_dir)?;
-    let var = |k: &str| vars.get(k).cloned().unwrap_or_default();
+    let services = Services::start(&PathBuf::from(format!(
+        "/tmp/haul-qs-{}",
+        std::process::id()
+    )))?;
     step("creating the GitOps monorepo (apps/my-app-service1, apps/my-app-service2)");
-    let url = run(
-        Command::new("bash")
-            .arg(&script)
-            .arg("new-repo")
-            .arg(&services_dir)
-            .arg("my-gitops-repo"),
-        "creating the repository",
-    )?
-    .trim()
-    .to_string();
+    let url = services.new_repo("my-gitops-repo")?;
+    let var = |k: &str| services.get(k).map(str::to_string).unwrap_or_default();
     seed_repo(
         &url,
         &var("HAUL_TEST_GIT_USER"),
@@ -133,8 +106,7 @@ pub fn prepare(state: &Path) -> Result<Environment, QuickstartError> {
     eprintln!("    ready in {:.1}s", t0.elapsed().as_secs_f64());
     Ok(Environment {
         control_plane: cp,
-        services_dir,
-        vars,
+        services,
         gitops_url: url,
     })
 }
@@ -257,7 +229,7 @@ pub fn example_manifests(env: &Environment) -> Result<String, QuickstartError> {
     for f in files {
         all.push(std::fs::read_to_string(&f).map_err(|e| fail("reading examples", e))?);
     }
-    let var = |k: &str| env.vars.get(k).cloned().unwrap_or_default();
+    let var = |k: &str| env.var(k);
     Ok(all
         .join("\n---\n")
         .replace(CODECOMMIT, &env.gitops_url)

@@ -1,17 +1,12 @@
-//! A real Kubernetes control plane for integration tests and the local quickstart: etcd and
-//! kube-apiserver on free loopback ports, started the way controller-runtime's envtest does it
-//! (client-certificate authentication, RBAC on, `--advertise-address=127.0.0.1`), with haul's CRDs
-//! and a minimal Argo CD Application CRD installed and Established.
-
-pub mod binaries;
-pub mod pki;
-mod process;
+//! A real Kubernetes control plane: etcd and kube-apiserver on free loopback ports, started the
+//! way controller-runtime's envtest does it (client-certificate authentication, RBAC on,
+//! `--advertise-address=127.0.0.1`), with the caller's CRDs installed and Established.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -21,36 +16,11 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
 
-pub use binaries::Binaries;
-pub use pki::CertPair;
-pub use process::{kill_group_at_exit, remove_at_exit};
+use crate::pki::{self, CertPair};
+use crate::{EnvtestError, binaries, process};
 
 /// How long each process may take to become ready (envtest's default is 20 s).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-#[derive(Debug, thiserror::Error)]
-pub enum EnvtestError {
-    #[error("control-plane binaries: {0}")]
-    Binaries(String),
-    #[error("certificates: {0}")]
-    Pki(String),
-    #[error("process: {0}")]
-    Process(String),
-    #[error("{what} did not become ready within {secs}s; last lines of {log}:\n{tail}")]
-    NotReady {
-        what: &'static str,
-        secs: u64,
-        log: String,
-        tail: String,
-    },
-    #[error("i/o on {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("kubernetes: {0}")]
-    Kube(String),
-}
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnvtestError + '_ {
     move |source| EnvtestError::Io {
@@ -73,18 +43,7 @@ pub struct ControlPlane {
     started_in: Duration,
 }
 
-static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// The control plane shared by every test in this test binary, started on first use.
-/// Its processes die with the test binary, also when a test panics or the binary is killed.
-pub fn shared() -> &'static ControlPlane {
-    let res = SHARED.get_or_init(|| ControlPlane::start().map_err(|e| e.to_string()));
-    match res {
-        Ok(cp) => cp,
-        Err(e) => panic!("cannot start the test control plane: {e}"),
-    }
-}
 
 fn free_port() -> Result<u16, EnvtestError> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| EnvtestError::Process(e.to_string()))?;
@@ -128,9 +87,9 @@ fn log_file(path: &Path) -> Result<Stdio, EnvtestError> {
 }
 
 impl ControlPlane {
-    /// Starts a new control plane and installs the CRDs. Blocking: it runs its own small async
+    /// Starts a new control plane and installs `crds`. Blocking: it runs its own small async
     /// runtime for the API calls, so it can be called from sync or async code alike.
-    pub fn start() -> Result<Self, EnvtestError> {
+    pub fn start(crds: &[CustomResourceDefinition]) -> Result<Self, EnvtestError> {
         let t0 = Instant::now();
         let bins = binaries::locate()?;
         let root = std::env::temp_dir();
@@ -218,7 +177,7 @@ impl ControlPlane {
             .enable_all()
             .build()
             .map_err(|e| EnvtestError::Process(e.to_string()))?;
-        rt.block_on(cp.wait_ready_and_install(&kas_log))?;
+        rt.block_on(cp.wait_ready_and_install(&kas_log, crds))?;
         cp.started_in = t0.elapsed();
         tracing::info!(server = %cp.server, secs = cp.started_in.as_secs_f64(), "control plane ready");
         Ok(cp)
@@ -230,7 +189,11 @@ impl ControlPlane {
         }
     }
 
-    async fn wait_ready_and_install(&self, kas_log: &Path) -> Result<(), EnvtestError> {
+    async fn wait_ready_and_install(
+        &self,
+        kas_log: &Path,
+        crds: &[CustomResourceDefinition],
+    ) -> Result<(), EnvtestError> {
         let client = self.client().await?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -253,9 +216,7 @@ impl ControlPlane {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let mut crds = crate::api::all_crds();
-        crds.push(crate::api::argocd::application_crd());
-        install_crds(&client, &crds).await
+        install_crds(&client, crds).await
     }
 
     fn exited(&self) -> bool {

@@ -7,7 +7,7 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-use super::EnvtestError;
+use crate::EnvtestError;
 
 /// A PEM certificate and its PEM private key.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::EnvtestError;
+use crate::EnvtestError;
 
 /// Paths of the two binaries a control plane needs.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ fn is_executable(p: &Path) -> bool {
 
 /// Runs the repository's provisioning script, which prints the directory holding both binaries.
 fn provision() -> Result<PathBuf, EnvtestError> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/k8s-binaries.sh");
+    let script = crate::hack_script("k8s-binaries.sh");
     let out = Command::new("bash")
         .arg(&script)
         .stderr(std::process::Stdio::inherit())

@@ -1,6 +1,6 @@
 //! The test control plane itself: it starts on free ports, and stops every process it started.
 
-use haul::envtest::ControlPlane;
+use haul_testenv::ControlPlane;
 
 fn pids_of(dir: &std::path::Path) -> Vec<String> {
     // Processes whose command line names this control plane's directory.
@@ -16,8 +16,8 @@ fn pids_of(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn two_control_planes_run_side_by_side_and_leave_nothing_behind() {
-    let a = ControlPlane::start().expect("first control plane");
-    let b = ControlPlane::start().expect("second control plane");
+    let a = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("first control plane");
+    let b = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("second control plane");
     assert_ne!(
         a.server(),
         b.server(),
@@ -55,7 +55,7 @@ fn a_killed_test_binary_leaves_no_process() {
     // Start a control plane in a child copy of this test binary, SIGKILL it, and check that
     // etcd and kube-apiserver died with it.
     if std::env::var_os("HAUL_ENVTEST_CHILD").is_some() {
-        let cp = ControlPlane::start().expect("control plane");
+        let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
         println!("DIR={}", cp.dir().display());
         std::thread::sleep(std::time::Duration::from_secs(120));
         return;

@@ -1,0 +1,60 @@
+//! The real components haul's integration tests, benchmarks and `haul quickstart` run against,
+//! kept out of the operator crate so the binary a cluster runs links none of it:
+//!
+//! - [`ControlPlane`]: etcd + kube-apiserver on free loopback ports ([`binaries`] finds or builds
+//!   them, [`pki`] makes their certificates);
+//! - [`Services`]: the side services of `hack/test-services.sh` (moto for ECR and STS, the
+//!   distribution registry with and without auth, git over HTTP with basic auth), installed on
+//!   first use;
+//! - [`process`]: child processes that die with the process that started them.
+//!
+//! Every provisioning step takes a file lock, so two test binaries (or a test and the
+//! quickstart) starting at the same moment do not build or install into the same files.
+
+pub mod binaries;
+mod control_plane;
+pub mod pki;
+pub mod process;
+pub mod services;
+
+use std::path::PathBuf;
+
+pub use binaries::Binaries;
+pub use control_plane::{ControlPlane, client_from, install_crds};
+pub use pki::CertPair;
+pub use process::{kill_group_at_exit, remove_at_exit};
+pub use services::{Services, ServicesError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvtestError {
+    #[error("control-plane binaries: {0}")]
+    Binaries(String),
+    #[error("certificates: {0}")]
+    Pki(String),
+    #[error("process: {0}")]
+    Process(String),
+    #[error("{what} did not become ready within {secs}s; last lines of {log}:\n{tail}")]
+    NotReady {
+        what: &'static str,
+        secs: u64,
+        log: String,
+        tail: String,
+    },
+    #[error("i/o on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("kubernetes: {0}")]
+    Kube(String),
+}
+
+/// The repository this crate lives in: its `hack/` scripts provision everything here.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// A script of the repository's `hack/` folder.
+pub fn hack_script(name: &str) -> PathBuf {
+    repo_root().join("hack").join(name)
+}

@@ -1,0 +1,155 @@
+//! The side services of `hack/test-services.sh` — moto (ECR + STS), the distribution registry
+//! with and without auth, git over HTTP with basic auth — installed on first use and started on
+//! free loopback ports. The script does the work; this module runs it and reads what it wrote.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{hack_script, process};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error("cannot run {script}: {source}")]
+    Spawn {
+        script: String,
+        source: std::io::Error,
+    },
+    #[error("hack/test-services.sh {command} failed:\n{stderr}")]
+    Script { command: String, stderr: String },
+    #[error("i/o on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not in the services' env file")]
+    MissingVar(String),
+}
+
+/// Runs `hack/test-services.sh ARGS…` and returns its standard output.
+fn script(args: &[&str]) -> Result<String, ServicesError> {
+    let path = hack_script("test-services.sh");
+    let out = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .output()
+        .map_err(|source| ServicesError::Spawn {
+            script: path.display().to_string(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(ServicesError::Script {
+            command: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs what the services need (apt packages, moto's venv, helm), once per machine: the
+/// script checks each piece first and holds a lock while installing, so a warm machine pays
+/// only the checks and two first uses at once install once.
+pub fn install() -> Result<(), ServicesError> {
+    script(&["install"]).map(drop)
+}
+
+/// Running side services; `stop` (or the exit of this process) ends them.
+#[derive(Debug)]
+pub struct Services {
+    pub vars: BTreeMap<String, String>,
+    pub dir: PathBuf,
+}
+
+impl Services {
+    /// Installs (on first use) and starts every service, keeping their state in `dir` (short:
+    /// the git server's socket path must fit in `sun_path`). The processes are killed when this
+    /// process exits, also when it panics.
+    pub fn start(dir: &Path) -> Result<Self, ServicesError> {
+        install()?;
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(|source| ServicesError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        process::remove_at_exit(dir.to_path_buf());
+        let dir_arg = dir.display().to_string();
+        script(&["start", &dir_arg])?;
+        let env_file = dir.join("env");
+        let env = std::fs::read_to_string(&env_file).map_err(|source| ServicesError::Io {
+            path: env_file.display().to_string(),
+            source,
+        })?;
+        let vars = parse_env(&env);
+        for (k, v) in &vars {
+            if k.ends_with("_PID")
+                && let Ok(pid) = v.parse::<i32>()
+            {
+                process::kill_group_at_exit(pid);
+            }
+        }
+        Ok(Self {
+            vars,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// A variable of the services' env file (`HAUL_TEST_*`).
+    pub fn get(&self, k: &str) -> Result<&str, ServicesError> {
+        self.vars
+            .get(k)
+            .map(String::as_str)
+            .ok_or_else(|| ServicesError::MissingVar(k.to_string()))
+    }
+
+    /// The git server's base URL.
+    pub fn git_url(&self) -> Result<&str, ServicesError> {
+        self.get("HAUL_TEST_GIT_URL")
+    }
+
+    /// A new bare repository on the git server; its clone URL.
+    pub fn new_repo(&self, name: &str) -> Result<String, ServicesError> {
+        let dir = self.dir.display().to_string();
+        Ok(script(&["new-repo", &dir, name])?.trim().to_string())
+    }
+
+    /// The bare repository behind a clone URL, on disk.
+    pub fn bare_path(&self, url: &str) -> Result<PathBuf, ServicesError> {
+        let rel = url
+            .strip_prefix(self.git_url()?)
+            .unwrap_or(url)
+            .trim_start_matches('/');
+        Ok(PathBuf::from(self.get("HAUL_TEST_GIT_ROOT")?).join(rel))
+    }
+
+    /// Stops every service now.
+    pub fn stop(&self) -> Result<(), ServicesError> {
+        let dir = self.dir.display().to_string();
+        script(&["stop", &dir]).map(drop)
+    }
+}
+
+/// `export K="v"` lines, as the script writes them.
+fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.trim_start_matches("export ").split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.trim_matches(|c| c == '"' || c == '\'').to_string(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_env;
+
+    #[test]
+    fn env_lines_are_read_without_export_and_quotes() {
+        let vars = parse_env("export A=1\nexport B=\"two words\"\nC='x=y'\n");
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "two words");
+        assert_eq!(vars["C"], "x=y");
+    }
+}
