@@ -9,7 +9,7 @@
 //! * A field the update leaves unset (`None`) is left alone. Kargo replaces the whole entry, so
 //!   setting a digest drops an existing `newTag` and an unset `newName` removes the old one; we
 //!   keep both: kustomize 5 renders `repo:tag@digest`, which container runtimes pull by digest
-//!   (checked against `kubectl kustomize` in `tests/yaml_kustomize.rs`).
+//!   (checked against `kubectl kustomize` in `tests/kustomize_renders_edits.rs`).
 //! * As in Kargo, `"*"` in `new_name`, `new_tag` or `digest` keeps the existing value.
 
 use std::fmt::Write as _;

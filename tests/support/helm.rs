@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::repo_root;
 
-/// The helm binary `hack/test-services.sh install` provides.
+/// The helm binary `hack/test-services.sh install` provides (installed on first use).
 pub fn helm_bin() -> PathBuf {
     let helm = super::tools_dir().join("bin/helm");
     assert!(

@@ -24,13 +24,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where `hack/test-services.sh install` puts the tools the tests run (helm, a Python venv):
-/// `$HAUL_TOOLS`, else `~/.cache/haul/tools`.
+/// Where the test tools live (helm, kubectl, moto's venv), installed on first use.
 pub fn tools_dir() -> PathBuf {
-    std::env::var_os("HAUL_TOOLS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/haul/tools")))
-        .expect("HOME or HAUL_TOOLS must be set to find the test tools")
+    haul_testenv::services::tools_dir().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The outcome of one command (kubectl, haul), with both streams as text.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crate::{hack_script, process};
 
@@ -22,6 +23,10 @@ pub enum ServicesError {
         path: String,
         source: std::io::Error,
     },
+    #[error("installing the side services: {0}")]
+    Install(String),
+    #[error("neither HAUL_TOOLS nor HOME is set, so the tools directory is unknown")]
+    NoHome,
     #[error("{0} is not in the services' env file")]
     MissingVar(String),
 }
@@ -51,6 +56,21 @@ fn script(args: &[&str]) -> Result<String, ServicesError> {
 /// only the checks and two first uses at once install once.
 pub fn install() -> Result<(), ServicesError> {
     script(&["install"]).map(drop)
+}
+
+/// Where `install` puts the tools (moto's venv, helm, kubectl): `$HAUL_TOOLS`, else
+/// `~/.cache/haul/tools` — the script's own default. Installs them first, once per process, so a
+/// test that only needs helm works on a fresh machine too.
+pub fn tools_dir() -> Result<PathBuf, ServicesError> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| install().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(ServicesError::Install)?;
+    std::env::var_os("HAUL_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/haul/tools")))
+        .ok_or(ServicesError::NoHome)
 }
 
 /// Running side services; `stop` (or the exit of this process) ends them.
