@@ -39,7 +39,11 @@ pub struct ControlPlane {
     kubeconfig: PathBuf,
     server: String,
     ca: pki::Ca,
+    /// etcd first, then kube-apiserver (the order they stop in is the reverse).
     children: Mutex<Vec<Child>>,
+    /// How kube-apiserver was started, to start it again on the same etcd and port.
+    apiserver: Mutex<Option<Relaunch>>,
+    etcd_url: String,
     started_in: Duration,
 }
 
@@ -118,6 +122,8 @@ impl ControlPlane {
             dir: dir.clone(),
             ca,
             children: Mutex::new(Vec::new()),
+            apiserver: Mutex::new(None),
+            etcd_url: String::new(),
             started_in: Duration::ZERO,
         };
 
@@ -140,35 +146,41 @@ impl ControlPlane {
         .stderr(log_file(&etcd_log)?);
         cp.push(process::spawn(etcd)?);
         wait_tcp(etcd_port, "etcd", &etcd_log)?;
+        cp.etcd_url = format!("http://127.0.0.1:{etcd_port}");
 
         let api_port = free_port()?;
         cp.server = format!("https://127.0.0.1:{api_port}");
         let kas_log = dir.join("kube-apiserver.log");
         let d = dir.display();
-        let mut kas = Command::new(&bins.kube_apiserver);
-        kas.args([
-            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-            format!("--cert-dir={d}"),
-            format!("--tls-cert-file={d}/apiserver.crt"),
-            format!("--tls-private-key-file={d}/apiserver.key"),
-            format!("--secure-port={api_port}"),
-            "--bind-address=127.0.0.1".to_string(),
-            // Without it kube-apiserver looks for a default route, which offline machines lack.
-            "--advertise-address=127.0.0.1".to_string(),
-            "--service-cluster-ip-range=10.0.0.0/24".to_string(),
-            "--allow-privileged=true".to_string(),
-            // No service-account controller runs, so no default ServiceAccount exists.
-            "--disable-admission-plugins=ServiceAccount".to_string(),
-            "--authorization-mode=RBAC".to_string(),
-            format!("--service-account-issuer=https://127.0.0.1:{api_port}/"),
-            format!("--service-account-key-file={d}/sa.pub"),
-            format!("--service-account-signing-key-file={d}/sa.key"),
-            format!("--client-ca-file={d}/ca.crt"),
-            "--v=1".to_string(),
-        ])
-        .stdout(log_file(&kas_log)?)
-        .stderr(log_file(&kas_log)?);
-        cp.push(process::spawn(kas)?);
+        let relaunch = Relaunch {
+            binary: bins.kube_apiserver.clone(),
+            args: vec![
+                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+                format!("--cert-dir={d}"),
+                format!("--tls-cert-file={d}/apiserver.crt"),
+                format!("--tls-private-key-file={d}/apiserver.key"),
+                format!("--secure-port={api_port}"),
+                "--bind-address=127.0.0.1".to_string(),
+                // Without it kube-apiserver looks for a default route, which offline machines lack.
+                "--advertise-address=127.0.0.1".to_string(),
+                "--service-cluster-ip-range=10.0.0.0/24".to_string(),
+                "--allow-privileged=true".to_string(),
+                // No service-account controller runs, so no default ServiceAccount exists.
+                "--disable-admission-plugins=ServiceAccount".to_string(),
+                "--authorization-mode=RBAC".to_string(),
+                format!("--service-account-issuer=https://127.0.0.1:{api_port}/"),
+                format!("--service-account-key-file={d}/sa.pub"),
+                format!("--service-account-signing-key-file={d}/sa.key"),
+                format!("--client-ca-file={d}/ca.crt"),
+                "--v=1".to_string(),
+            ],
+            log: kas_log.clone(),
+            port: api_port,
+        };
+        cp.push(relaunch.spawn()?);
+        if let Ok(mut a) = cp.apiserver.lock() {
+            *a = Some(relaunch);
+        }
 
         let kubeconfig = kubeconfig_yaml(&cp.server, &cp.ca.cert_pem, &admin);
         write(&cp.kubeconfig, &kubeconfig)?;
@@ -194,6 +206,12 @@ impl ControlPlane {
         kas_log: &Path,
         crds: &[CustomResourceDefinition],
     ) -> Result<(), EnvtestError> {
+        self.wait_ready(kas_log).await?;
+        install_crds(&self.client().await?, crds).await
+    }
+
+    /// Waits until kube-apiserver answers `/readyz` and serves the `default` namespace.
+    async fn wait_ready(&self, kas_log: &Path) -> Result<(), EnvtestError> {
         let client = self.client().await?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -216,7 +234,7 @@ impl ControlPlane {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        install_crds(&client, crds).await
+        Ok(())
     }
 
     fn exited(&self) -> bool {
@@ -307,6 +325,110 @@ impl ControlPlane {
             .await
             .map_err(kube_err)?;
         Ok(name)
+    }
+}
+
+/// A process of the control plane, for fault injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Etcd,
+    ApiServer,
+}
+
+/// kube-apiserver's command line, kept to start it again after [`ControlPlane::kill`].
+struct Relaunch {
+    binary: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    port: u16,
+}
+
+impl Relaunch {
+    fn spawn(&self) -> Result<Child, EnvtestError> {
+        // Appends, so the log of an earlier run survives a restart.
+        let log = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .map(Stdio::from)
+                .map_err(io_err(&self.log))
+        };
+        let mut kas = Command::new(&self.binary);
+        kas.args(&self.args).stdout(log()?).stderr(log()?);
+        process::spawn(kas)
+    }
+}
+
+/// Fault injection: the tests own these processes, so they may pause, kill and restart them
+/// the way an outage would.
+impl ControlPlane {
+    fn signal(&self, which: Component, signal: i32) -> Result<(), EnvtestError> {
+        let index = match which {
+            Component::Etcd => 0,
+            Component::ApiServer => 1,
+        };
+        let children = self
+            .children
+            .lock()
+            .map_err(|_| EnvtestError::Process("children lock poisoned".into()))?;
+        let child = children
+            .get(index)
+            .ok_or_else(|| EnvtestError::Process(format!("{which:?} is not running")))?;
+        process::signal_group(child.id() as i32, signal);
+        Ok(())
+    }
+
+    /// Freezes a component (SIGSTOP): its sockets stay open but nothing answers, as in a
+    /// network partition or a stalled node.
+    pub fn pause(&self, which: Component) -> Result<(), EnvtestError> {
+        self.signal(which, libc::SIGSTOP)
+    }
+
+    /// Lets a paused component go on (SIGCONT).
+    pub fn resume(&self, which: Component) -> Result<(), EnvtestError> {
+        self.signal(which, libc::SIGCONT)
+    }
+
+    /// Kills kube-apiserver (etcd keeps its data); [`ControlPlane::start_apiserver`] brings it
+    /// back on the same port.
+    pub fn kill_apiserver(&self) -> Result<(), EnvtestError> {
+        let mut children = self
+            .children
+            .lock()
+            .map_err(|_| EnvtestError::Process("children lock poisoned".into()))?;
+        if children.len() > 1
+            && let Some(mut kas) = children.pop()
+        {
+            process::stop(&mut kas);
+        }
+        Ok(())
+    }
+
+    /// Starts kube-apiserver again on the same etcd and port, and waits until it is ready.
+    pub fn start_apiserver(&self) -> Result<(), EnvtestError> {
+        let (child, log, port) = {
+            let relaunch = self
+                .apiserver
+                .lock()
+                .map_err(|_| EnvtestError::Process("relaunch lock poisoned".into()))?;
+            let r = relaunch
+                .as_ref()
+                .ok_or_else(|| EnvtestError::Process("kube-apiserver was never started".into()))?;
+            (r.spawn()?, r.log.clone(), r.port)
+        };
+        self.push(child);
+        wait_tcp(port, "kube-apiserver", &log)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| EnvtestError::Process(e.to_string()))?;
+        rt.block_on(self.wait_ready(&log))
+    }
+
+    /// The URL of etcd's client port (its JSON gateway serves `/v3/...`).
+    pub fn etcd_url(&self) -> &str {
+        &self.etcd_url
     }
 }
 

@@ -20,7 +20,7 @@ pub mod services;
 use std::path::PathBuf;
 
 pub use binaries::Binaries;
-pub use control_plane::{ControlPlane, client_from, install_crds};
+pub use control_plane::{Component, ControlPlane, client_from, install_crds};
 pub use pki::CertPair;
 pub use process::{kill_group_at_exit, remove_at_exit};
 pub use services::{Services, ServicesError};

@@ -116,6 +116,8 @@ pub fn remove_at_exit(dir: PathBuf) {
 pub fn stop(child: &mut Child) {
     let pid = child.id() as i32;
     kill_group(pid, libc::SIGTERM);
+    // A paused (SIGSTOP) process handles SIGTERM only once it runs again.
+    kill_group(pid, libc::SIGCONT);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match child.try_wait() {
@@ -131,6 +133,11 @@ pub fn stop(child: &mut Child) {
     if let Ok(mut reg) = REGISTRY.lock() {
         reg.pids.retain(|p| *p != pid);
     }
+}
+
+/// Sends `sig` to the process group led by `pid` (SIGSTOP/SIGCONT for fault injection).
+pub fn signal_group(pid: i32, sig: i32) {
+    kill_group(pid, sig)
 }
 
 fn kill_group(pid: i32, sig: i32) {
