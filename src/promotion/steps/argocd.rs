@@ -9,12 +9,13 @@ use super::env::StepEnv;
 use super::spec::{Needs, Step, StepDefaults};
 use super::toolkit::{StepError, StepOutcome};
 use crate::api::{HealthCheckStep, StepStatus};
-use crate::argocd::{Error, RETRY_AFTER_RUNNING, UpdateConfig, run};
+use crate::argocd::{Error, RETRY_AFTER_RUNNING, STEP_KIND, UpdateConfig, run};
 
 pub struct ArgocdUpdate;
 
 impl Step for ArgocdUpdate {
-    const NAME: &'static str = "argocd-update";
+    /// The name the Stage's health checks use too.
+    const NAME: &'static str = STEP_KIND;
     /// Kargo: 5 minutes for the Applications to sync.
     const DEFAULTS: StepDefaults = StepDefaults {
         timeout: Some(Duration::from_secs(300)),
