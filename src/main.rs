@@ -97,6 +97,16 @@ enum Command {
         #[arg(long, conflicts_with = "check")]
         stdout: bool,
     },
+    /// Write the JSON Schema of every promotion step's config into schemas/steps/ (or, with
+    /// --check, report drift).
+    Schemas {
+        /// Repository root to write under.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// Do not write; exit non-zero if the committed files differ from the code.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -190,6 +200,7 @@ fn main() -> ExitCode {
             check,
             stdout,
         } => crds(&root, check, stdout),
+        Command::Schemas { root, check } => schemas(&root, check),
         Command::Get(args) => haul::cli::get(args),
         Command::Promote(args) => haul::cli::promote(args),
         Command::Approve(args) => haul::cli::approve(args),
@@ -225,6 +236,31 @@ fn crds(root: &std::path::Path, check: bool, stdout: bool) -> ExitCode {
         };
     }
     match haul::crds::write(root) {
+        Ok(paths) => {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn schemas(root: &std::path::Path, check: bool) -> ExitCode {
+    use haul::promotion::schemas;
+    if check {
+        return match schemas::drift(root) {
+            Ok(p) if p.is_empty() => ExitCode::SUCCESS,
+            Ok(problems) => {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                fail("step schemas drifted from the code: run `haul schemas` and commit the result")
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    match schemas::write(root) {
         Ok(paths) => {
             for p in paths {
                 println!("wrote {}", p.display());

@@ -744,3 +744,66 @@ fn run_local_with_push_pushes_and_skips_argocd_update() {
     );
     assert!(shown.contains("Haul-Promotion: dev."), "{shown}");
 }
+
+/// `--repo-override` changes where the repository is fetched from, not what expressions see:
+/// `commitFrom(vars.repoURL)` still finds the Freight's commit from the URL as written.
+#[test]
+fn run_local_repo_override_keeps_urls_expressions_see() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("gitops");
+    gitops_repo(&repo);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("later.txt"), "later\n").expect("write");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "later"]);
+    let template = format!(
+        r#"      vars:
+      - name: repoURL
+        value: {GITOPS_URL}
+      steps:
+      - uses: git-clone
+        config:
+          repoURL: ${{{{ vars.repoURL }}}}
+          checkout: [{{commit: "${{{{ commitFrom(vars.repoURL).ID }}}}", path: ./src}}]
+      - uses: compose-output
+        as: seen
+        config:
+          repoURL: ${{{{ vars.repoURL }}}}
+          commit: ${{{{ commitFrom(vars.repoURL).ID }}}}
+"#
+    );
+    let stage = tmp.path().join("stage.yaml");
+    let yaml = Stage {
+        ns: "my-app",
+        name: "dev",
+        warehouse: "w",
+        sources: "{direct: true}",
+        template: &template,
+    }
+    .yaml();
+    std::fs::write(&stage, yaml).expect("stage file");
+    let freight = tmp.path().join("freight.yaml");
+    std::fs::write(
+        &freight,
+        format!(
+            "apiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata: {{name: {FREIGHT}, namespace: my-app}}\nalias: {ALIAS}\norigin: {{kind: Warehouse, name: w}}\ncommits:\n- {{repoURL: {GITOPS_URL}, id: {first}, branch: main}}\n",
+            first = first.trim()
+        ),
+    )
+    .expect("freight file");
+    let work = tmp.path().join("work");
+    let out = run_local(&stage, &freight, &work, &repo, &[]).success("run-local");
+    assert!(
+        out.stderr.contains("(git-clone): Succeeded") && out.stderr.contains("Done:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("repo override: {GITOPS_URL} -> file://")),
+        "{}",
+        out.stderr
+    );
+    // The Freight's commit, not the branch's newest, is checked out.
+    assert_eq!(git(&work.join("src"), &["rev-parse", "HEAD"]), first);
+}

@@ -3,34 +3,36 @@
 //! git-commit step commits, and stops before the first git-push unless `--push` is given, so a
 //! promotion template can be tried against a checkout before it is applied.
 //!
-//! What differs from the controller: git credentials come from the command line (or none)
-//! instead of Secrets; argocd-update is skipped with a note (it needs a cluster); `file://`
-//! URLs and local paths are accepted (`--repo-override` points a repository URL at a local
-//! checkout); the Freight's availability to the Stage is reported but not enforced.
+//! What differs from the controller is only the step environment it gives the engine: git
+//! credentials come from the command line (or none) instead of Secrets; there is no cluster,
+//! so steps that need one are skipped or fail as their declared needs say (argocd-update is
+//! skipped, set-metadata fails); pushing is allowed only with `--push`; `file://` URLs and
+//! local paths are accepted, and `--repo-override` makes the git layer fetch a repository URL
+//! from a local checkout (expressions still see the URL). The Freight's availability to the
+//! Stage is reported but not enforced.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
 use super::{CliError, RunLocalArgs};
 use crate::api::{
     ClusterPromotionTask, ExpressionVariable, Freight, FreightCollection, PromotionPhase,
-    PromotionStatus, PromotionStep, PromotionTask, Stage, StepExecutionMetadata, StepStatus,
+    PromotionStatus, PromotionStep, PromotionTask, Stage,
 };
 use crate::expressions::{PromotionContext, TargetFreight};
 use crate::git::{Author, Credentials, RepoCache, RepoCacheConfig, normalize_url};
 use crate::promotion::engine::{self, Progress};
 use crate::promotion::inflate::{self, TaskKind, Tasks};
-use crate::promotion::steps::{self, StepEnv};
+use crate::promotion::steps::{self, FixedCredentials, StepEnv};
 
 /// Longest pause between two attempts of a step that asked to be called again.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// A repository URL redirected to a local checkout.
+/// A repository URL fetched from a local checkout instead.
 #[derive(Debug, Clone, PartialEq)]
 struct Override {
     url: String,
@@ -55,19 +57,19 @@ pub async fn run(args: RunLocalArgs) -> Result<(), CliError> {
                 "Stage {stage_name} has no promotionTemplate steps: there is nothing to run"
             ))
         })?;
-    let mut vars: Vec<ExpressionVariable> = stage
+    let vars: Vec<ExpressionVariable> = stage
         .spec
         .vars
         .iter()
         .chain(template.vars.iter())
         .cloned()
         .collect();
-    let mut steps_list = inflate::inflate(&template, &vars, &tasks).map_err(|e| {
+    let steps_list = inflate::inflate(&template, &vars, &tasks).map_err(|e| {
         CliError::Usage(format!(
             "Stage {stage_name} promotionTemplate: {e}\n(put the PromotionTasks it uses in the --stage-file as more YAML documents)"
         ))
     })?;
-    apply_overrides(&mut steps_list, &mut vars, &mut overrides);
+    mark_used_overrides(&steps_list, &vars, &mut overrides);
     for o in &overrides {
         if o.used {
             eprintln!("repo override: {} -> {}", o.url, o.target);
@@ -86,6 +88,10 @@ pub async fn run(args: RunLocalArgs) -> Result<(), CliError> {
         work_dir.join(".haul").join("git-cache"),
         RepoCacheConfig {
             allow_file_urls: true,
+            fetch_urls: overrides
+                .iter()
+                .map(|o| (o.url.clone(), o.target.clone()))
+                .collect(),
             ..RepoCacheConfig::default()
         },
     )
@@ -114,9 +120,10 @@ pub async fn run(args: RunLocalArgs) -> Result<(), CliError> {
             name: args.git_name,
             email: args.git_email,
         },
+        creds: FixedCredentials(creds),
         push: args.push,
     };
-    steps::with_local_git_credentials(creds, run.execute()).await
+    run.execute().await
 }
 
 /// Everything one local run needs.
@@ -128,6 +135,7 @@ struct Run {
     work_dir: PathBuf,
     cache: RepoCache,
     author: Author,
+    creds: FixedCredentials,
     push: bool,
 }
 
@@ -160,9 +168,12 @@ impl Run {
             actor: actor.clone(),
             ..Default::default()
         };
-        let client = offline_client()?;
         let env = StepEnv {
-            client: &client,
+            client: None,
+            argocd_namespace: None,
+            credentials: &self.creds,
+            push_allowed: self.push,
+            runner: "run-local",
             git: &self.cache,
             work_dir: &self.work_dir,
             project: &project,
@@ -170,9 +181,7 @@ impl Run {
             promotion: &promotion,
             actor: &actor,
             freight: &collection,
-            shared_namespace: None,
             author: &self.author,
-            argocd_namespace: "argocd",
         };
         let total = self.steps.len();
         let shown_alias = if alias.is_empty() {
@@ -197,36 +206,20 @@ impl Run {
         let mut last_wait_message: Option<String> = None;
         loop {
             let i = status.current_step.unwrap_or(0).max(0) as usize;
-            if let Some(step) = self.steps.get(i) {
-                let uses = step.uses.as_deref().unwrap_or_default();
-                let alias = alias_of(step, i);
-                let first_attempt = status
+            // Before a step that commits first runs, show what it will commit.
+            if let Some(step) = self.steps.get(i)
+                && commits(step)
+                && status
                     .step_execution_metadata
                     .get(i)
-                    .is_none_or(|m| m.started_at.is_none());
-                match uses {
-                    "argocd-update" => {
-                        skip(
-                            &mut status,
-                            &self.steps,
-                            i,
-                            "skipped: argocd-update needs a cluster, and run-local has none",
-                        );
-                        report(&status, &self.steps, i);
-                        continue;
-                    }
-                    "git-push" if !self.push => {
-                        return self.stop_before_push(&status, i, &alias);
-                    }
-                    "git-commit" if first_attempt => {
-                        self.print_diffs(
-                            &format!("to be committed by step {alias:?}"),
-                            &mut shown_diffs,
-                        )
-                        .await?;
-                    }
-                    _ => {}
-                }
+                    .is_none_or(|m| m.started_at.is_none())
+            {
+                let alias = alias_of(step, i);
+                self.print_diffs(
+                    &format!("to be committed by step {alias:?}"),
+                    &mut shown_diffs,
+                )
+                .await?;
             }
             match engine::step_once(&self.steps, &self.vars, &pctx, &mut status, &env).await {
                 Progress::Continue => {
@@ -252,6 +245,8 @@ impl Run {
                     }
                     tokio::time::sleep(d.min(MAX_WAIT)).await;
                 }
+                // Only a push is withheld here (without --push).
+                Progress::Stopped(_) => return self.stop_before_push(&status, i),
                 Progress::Done(phase, message) => {
                     // Changes no git-commit step took (a template without one).
                     self.print_diffs("not committed by any step", &mut shown_diffs)
@@ -268,17 +263,22 @@ impl Run {
         }
     }
 
-    /// Reports the first git-push that is not run, the steps after it, and where the result
-    /// is; fails when an earlier step did.
-    fn stop_before_push(
-        &self,
-        status: &PromotionStatus,
-        i: usize,
-        alias: &str,
-    ) -> Result<(), CliError> {
+    /// Reports the first push that is not run, the steps after it, and where the result is;
+    /// fails when an earlier step did.
+    fn stop_before_push(&self, status: &PromotionStatus, i: usize) -> Result<(), CliError> {
         let total = self.steps.len();
+        let uses = self
+            .steps
+            .get(i)
+            .and_then(|s| s.uses.as_deref())
+            .unwrap_or_default();
+        let alias = self
+            .steps
+            .get(i)
+            .map(|s| alias_of(s, i))
+            .unwrap_or_default();
         eprintln!(
-            "[{}/{total}] {alias} (git-push): not run; pass --push to push",
+            "[{}/{total}] {alias} ({uses}): not run; pass --push to push",
             i + 1
         );
         for (j, s) in self.steps.iter().enumerate().skip(i + 1) {
@@ -300,7 +300,7 @@ impl Run {
             .map(|(p, _)| p.display().to_string())
             .collect();
         eprintln!(
-            "Stopped before git-push: nothing was pushed. The work is in {} (inspect it with `git -C <dir> show`).",
+            "Stopped before {uses}: nothing was pushed. The work is in {} (inspect it with `git -C <dir> show`).",
             trees.join(", ")
         );
         Ok(())
@@ -348,6 +348,14 @@ fn alias_of(step: &PromotionStep, i: usize) -> String {
         .unwrap_or_else(|| format!("step-{}", i + 1))
 }
 
+/// Whether `step` records the worktree's changes in a commit, as the registry declares.
+fn commits(step: &PromotionStep) -> bool {
+    step.uses
+        .as_deref()
+        .and_then(steps::find)
+        .is_some_and(|s| s.needs.commit)
+}
+
 /// Prints the outcome of step `i` on stderr.
 fn report(status: &PromotionStatus, steps_list: &[PromotionStep], i: usize) {
     let Some(step) = steps_list.get(i) else {
@@ -369,7 +377,7 @@ fn report(status: &PromotionStatus, steps_list: &[PromotionStep], i: usize) {
         let m = m.strip_prefix("skipped: ").unwrap_or(m);
         line.push_str(&format!(": {m}"));
     }
-    if step.uses.as_deref() == Some("git-commit")
+    if commits(step)
         && let Some(sha) = status
             .state
             .as_ref()
@@ -380,25 +388,6 @@ fn report(status: &PromotionStatus, steps_list: &[PromotionStep], i: usize) {
         line.push_str(&format!(" (commit {})", &sha[..sha.len().min(12)]));
     }
     eprintln!("{line}");
-}
-
-/// Marks step `i` Skipped with `message` and moves on, as the engine records a skipped step.
-fn skip(status: &mut PromotionStatus, steps_list: &[PromotionStep], i: usize, message: &str) {
-    while status.step_execution_metadata.len() <= i {
-        let n = status.step_execution_metadata.len();
-        status.step_execution_metadata.push(StepExecutionMetadata {
-            alias: steps_list.get(n).map(|s| alias_of(s, n)),
-            continue_on_error: steps_list.get(n).and_then(|s| s.continue_on_error),
-            ..Default::default()
-        });
-    }
-    let now = Some(Time(Timestamp::now()));
-    let meta = &mut status.step_execution_metadata[i];
-    meta.status = Some(StepStatus::Skipped);
-    meta.message = Some(message.to_string());
-    meta.started_at = now.clone();
-    meta.finished_at = now;
-    status.current_step = Some(i as i64 + 1);
 }
 
 /// The Freight as the Promotion's FreightCollection (no other origins: there is no Stage state).
@@ -413,17 +402,6 @@ fn collection_of(freight: &Freight) -> FreightCollection {
         items: BTreeMap::from([(freight.origin.to_string(), freight.to_reference())]),
         verification_history: Vec::new(),
     }
-}
-
-/// Steps take a Kubernetes client; in local mode none may use it (git credentials come from
-/// the command line and argocd-update is skipped). This one points at a closed loopback port,
-/// so a step that tried anyway would fail at once without leaving the machine.
-fn offline_client() -> Result<kube::Client, CliError> {
-    let url: http::Uri = "http://127.0.0.1:9"
-        .parse()
-        .map_err(|e| CliError::Other(format!("offline client: {e}")))?;
-    kube::Client::try_from(kube::Config::new(url))
-        .map_err(|e| CliError::Other(format!("offline client: {e}")))
 }
 
 /// Runs git in `dir` with no user or system configuration; returns stdout.
@@ -509,47 +487,44 @@ fn parse_overrides(raw: &[String]) -> Result<Vec<Override>, CliError> {
         .collect()
 }
 
-/// Replaces every string that is one of the overridden URLs, in step configs and in vars.
-fn apply_overrides(
-    steps_list: &mut [PromotionStep],
-    vars: &mut [ExpressionVariable],
+/// Marks the overrides whose URL some step config or var names literally, so a mistyped
+/// `--repo-override` is reported before anything runs. Nothing is rewritten: the git layer
+/// fetches an overridden URL from its checkout, and expressions see the URL as written.
+fn mark_used_overrides(
+    steps_list: &[PromotionStep],
+    vars: &[ExpressionVariable],
     overrides: &mut [Override],
 ) {
-    if overrides.is_empty() {
-        return;
-    }
-    fn swap(s: &mut String, overrides: &mut [Override]) {
+    fn mark(s: &str, overrides: &mut [Override]) {
         let t = s.trim();
         if let Some(o) = overrides
             .iter_mut()
             .find(|o| t == o.url || normalize_url(t) == o.normalized)
         {
-            *s = o.target.clone();
             o.used = true;
         }
     }
-    fn walk(v: &mut Value, overrides: &mut [Override]) {
+    fn walk(v: &Value, overrides: &mut [Override]) {
         match v {
-            Value::String(s) => swap(s, overrides),
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, overrides)),
-            Value::Object(m) => m.values_mut().for_each(|x| walk(x, overrides)),
+            Value::String(s) => mark(s, overrides),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, overrides)),
+            Value::Object(m) => m.values().for_each(|x| walk(x, overrides)),
             _ => {}
         }
     }
-    for v in vars.iter_mut() {
-        if let Some(value) = v.value.as_mut() {
-            swap(value, overrides);
+    if overrides.is_empty() {
+        return;
+    }
+    let all_vars = vars
+        .iter()
+        .chain(steps_list.iter().flat_map(|s| s.vars.iter()));
+    for v in all_vars {
+        if let Some(value) = &v.value {
+            mark(value, overrides);
         }
     }
-    for step in steps_list.iter_mut() {
-        for v in step.vars.iter_mut() {
-            if let Some(value) = v.value.as_mut() {
-                swap(value, overrides);
-            }
-        }
-        if let Some(config) = step.config.as_mut() {
-            walk(config, overrides);
-        }
+    for config in steps_list.iter().filter_map(|s| s.config.as_ref()) {
+        walk(config, overrides);
     }
 }
 
@@ -684,7 +659,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn overrides_replace_urls_in_vars_and_configs() {
+    fn overrides_are_found_in_vars_and_configs_and_rewrite_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join(".git")).expect("git dir");
         let spec = format!(
@@ -692,37 +667,27 @@ mod tests {
             dir.path().display()
         );
         let mut overrides = parse_overrides(&[spec]).expect("parse");
-        let mut vars = vec![ExpressionVariable {
+        let vars = vec![ExpressionVariable {
             name: "repo".into(),
             value: Some("https://git.example.com/org/gitops".into()),
         }];
-        let mut steps_list: Vec<PromotionStep> = serde_json::from_value(serde_json::json!([
+        let steps_list: Vec<PromotionStep> = serde_json::from_value(serde_json::json!([
             {"uses": "git-clone", "config": {"repoURL": "https://git.example.com/org/gitops.git",
                 "checkout": [{"branch": "main", "path": "./src"}]}},
             {"uses": "git-clone", "config": {"repoURL": "${{ vars.repo }}"}},
         ]))
         .expect("steps");
-        apply_overrides(&mut steps_list, &mut vars, &mut overrides);
+        mark_used_overrides(&steps_list, &vars, &mut overrides);
         let target = format!(
             "file://{}",
             dir.path().canonicalize().expect("canon").display()
         );
-        assert_eq!(vars[0].value.as_deref(), Some(target.as_str()));
-        assert_eq!(
-            steps_list[0]
-                .config
-                .as_ref()
-                .and_then(|c| c["repoURL"].as_str()),
-            Some(target.as_str())
-        );
-        assert_eq!(
-            steps_list[1]
-                .config
-                .as_ref()
-                .and_then(|c| c["repoURL"].as_str()),
-            Some("${{ vars.repo }}")
-        );
+        assert_eq!(overrides[0].target, target);
         assert!(overrides[0].used);
+        let mut unused = overrides.clone();
+        unused[0].used = false;
+        mark_used_overrides(&steps_list[1..], &[], &mut unused);
+        assert!(!unused[0].used, "an expression is not a literal use");
         assert!(parse_overrides(&["no-equals".into()]).is_err());
         assert!(parse_overrides(&[format!("u={}", dir.path().join("missing").display())]).is_err());
     }

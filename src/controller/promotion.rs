@@ -24,7 +24,7 @@ use crate::api::{
 use crate::expressions::{PromotionContext, TargetFreight};
 use crate::promotion::engine::{self, Progress};
 use crate::promotion::inflate::{self, TaskKind, Tasks};
-use crate::promotion::steps::StepEnv;
+use crate::promotion::steps::{ClusterCredentials, StepEnv};
 
 fn now() -> Time {
     Time(Timestamp::now())
@@ -229,8 +229,17 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
         ..Default::default()
     };
     let promotion_name = p.name_any();
-    let env = StepEnv {
+    let credentials = ClusterCredentials {
         client: &ctx.client,
+        project: &ns,
+        shared_namespace: ctx.config.shared_namespace.as_deref(),
+    };
+    let env = StepEnv {
+        client: Some(&ctx.client),
+        argocd_namespace: Some(&ctx.config.argocd_namespace),
+        credentials: &credentials,
+        push_allowed: true,
+        runner: "the controller",
         git: &ctx.git,
         work_dir: &dir,
         project: &ns,
@@ -238,9 +247,7 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
         promotion: &promotion_name,
         actor: &actor,
         freight: &freight,
-        shared_namespace: ctx.config.shared_namespace.as_deref(),
         author: &ctx.config.git_author,
-        argocd_namespace: &ctx.config.argocd_namespace,
     };
     let steps = status.steps.clone();
     let vars = status.vars.clone();
@@ -272,6 +279,13 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
             Progress::Wait(d) => {
                 write_status(&ctx, &api, &p, &status).await?;
                 return Ok(Action::requeue(d));
+            }
+            // The controller's environment withholds nothing, so no step is ever stopped; were
+            // one, waiting for a change beats retrying it hot.
+            Progress::Stopped(why) => {
+                tracing::error!(promotion = %p.name_any(), %why, "a step needs what the controller lacks");
+                write_status(&ctx, &api, &p, &status).await?;
+                return Ok(Action::await_change());
             }
             Progress::Done(phase, message) => {
                 status.phase = Some(phase);

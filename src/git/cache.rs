@@ -1,6 +1,7 @@
 //! The repository cache: one bare repository per remote, fetched incrementally, worktrees added
 //! from it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,10 @@ pub struct RepoCacheConfig {
     /// Accept `file://` URLs and absolute paths. Off by default: a tenant's repoURL must not
     /// read the operator's local files (including other tenants' cached repositories).
     pub allow_file_urls: bool,
+    /// Repository URL → the URL it is fetched from and pushed to instead (`haul run-local
+    /// --repo-override`). Keys are compared in normalized form. Callers keep using the URL as
+    /// written; only the git processes see the replacement.
+    pub fetch_urls: BTreeMap<String, String>,
 }
 
 impl Default for RepoCacheConfig {
@@ -43,6 +48,7 @@ impl Default for RepoCacheConfig {
             command_timeout: Duration::from_secs(600),
             max_concurrent_processes: 16,
             allow_file_urls: false,
+            fetch_urls: BTreeMap::new(),
         }
     }
 }
@@ -67,6 +73,8 @@ pub(crate) struct Inner {
     root: PathBuf,
     repos: PathBuf,
     pub(crate) runner: Runner,
+    /// `RepoCacheConfig::fetch_urls`, keyed by normalized URL.
+    fetch_urls: BTreeMap<String, String>,
     clones: AtomicU64,
     fetches: AtomicU64,
 }
@@ -124,6 +132,11 @@ impl RepoCache {
                     home,
                     allow_file: config.allow_file_urls,
                 },
+                fetch_urls: config
+                    .fetch_urls
+                    .into_iter()
+                    .map(|(from, to)| (super::url::normalize_url(&from), to))
+                    .collect(),
                 root,
                 repos,
                 clones: AtomicU64::new(0),
@@ -149,7 +162,13 @@ impl RepoCache {
         &self.inner.runner
     }
 
+    /// The URL git fetches `url` from: its replacement in `fetch_urls`, or itself.
     pub(crate) fn parse_url(&self, url: &str) -> Result<RepoUrl> {
+        let url = self
+            .inner
+            .fetch_urls
+            .get(&super::url::normalize_url(url))
+            .map_or(url, String::as_str);
         RepoUrl::parse(url, self.inner.runner.allow_file)
     }
 

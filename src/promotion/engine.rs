@@ -14,7 +14,7 @@ use kube::api::{Api, ListParams};
 use serde_json::{Map, Value};
 
 use super::inflate::{TASK_SEPARATOR, task_of};
-use super::steps::{self, StepEnv, StepError};
+use super::steps::{self, Refusal, StepEnv, StepError, StepSpec};
 use crate::api::{
     Chart, ExpressionVariable, Freight, FreightCollection, FreightOrigin, GitCommit, Image,
     PromotionPhase, PromotionStatus, PromotionStep, Stage, StepExecutionMetadata, StepStatus,
@@ -30,6 +30,9 @@ pub enum Progress {
     Wait(Duration),
     /// Every step is done; the Promotion's final phase and message.
     Done(PromotionPhase, String),
+    /// The current step needs something the environment withholds (a push, in `haul
+    /// run-local` without `--push`): it was not started and nothing more runs. Says why.
+    Stopped(String),
 }
 
 /// Default wait before calling a Running step again.
@@ -56,23 +59,23 @@ pub struct ClusterMetadata {
 }
 
 impl ClusterMetadata {
-    /// Reads the metadata from the cluster (none in local mode).
+    /// Reads the metadata from the cluster, if there is one.
     async fn load(env: &StepEnv<'_>) -> Self {
-        if steps::local_mode() {
+        let Some(client) = env.client else {
             return Self {
-                unavailable: Some(
-                    "needs a cluster to read Stage and Freight metadata, and run-local has none"
-                        .into(),
-                ),
+                unavailable: Some(format!(
+                    "needs a cluster to read Stage and Freight metadata, and {} has none",
+                    env.runner
+                )),
                 ..Default::default()
             };
-        }
+        };
         let to_map = |m: BTreeMap<String, Value>| m.into_iter().collect::<Map<String, Value>>();
         let lp = ListParams::default();
-        let stages = Api::<Stage>::namespaced(env.client.clone(), env.project)
+        let stages = Api::<Stage>::namespaced(client.clone(), env.project)
             .list(&lp)
             .await;
-        let freight = Api::<Freight>::namespaced(env.client.clone(), env.project)
+        let freight = Api::<Freight>::namespaced(client.clone(), env.project)
             .list(&lp)
             .await;
         match (stages, freight) {
@@ -285,12 +288,15 @@ fn eval_vars(
     Ok(())
 }
 
-fn parse_timeout(step: &PromotionStep, uses: &str) -> Result<Option<Duration>, String> {
+fn parse_timeout(
+    step: &PromotionStep,
+    spec: Option<&StepSpec>,
+) -> Result<Option<Duration>, String> {
     match step.retry.as_ref().and_then(|r| r.timeout.as_deref()) {
         Some(t) => crate::duration::parse(t)
             .map(|d| (!d.is_zero()).then_some(d))
             .map_err(|e| format!("retry.timeout: {e}")),
-        None => Ok(steps::default_timeout(uses)),
+        None => Ok(spec.and_then(|s| s.defaults.timeout)),
     }
 }
 
@@ -318,6 +324,8 @@ pub async fn step_once(
         .clone()
         .unwrap_or_else(|| format!("step-{}", i + 1));
     let uses = step.uses.clone().unwrap_or_default();
+    // Unknown steps have no spec; running one reports it.
+    let spec = steps::find(&uses);
     while status.step_execution_metadata.len() <= i {
         let n = status.step_execution_metadata.len();
         status.step_execution_metadata.push(StepExecutionMetadata {
@@ -401,6 +409,22 @@ pub async fn step_once(
             );
             return advance(status);
         }
+        // A step this environment cannot run is not evaluated: its needs decide what happens.
+        if let Some(refusal) = spec.and_then(|s| env.refusal(s.name, &s.needs)) {
+            match refusal {
+                Refusal::Stop(why) => return Progress::Stopped(why),
+                Refusal::Skip(message) => {
+                    meta.started_at = Some(now());
+                    finish(meta, StepStatus::Skipped, Some(message));
+                    return advance(status);
+                }
+                Refusal::Fail(message) => {
+                    meta.started_at = Some(now());
+                    finish(meta, StepStatus::Failed, Some(message));
+                    return advance(status);
+                }
+            }
+        }
         meta.started_at = Some(now());
         meta.status = Some(StepStatus::Running);
     }
@@ -439,7 +463,7 @@ pub async fn step_once(
         }
     };
 
-    let timeout = match parse_timeout(step, &uses) {
+    let timeout = match parse_timeout(step, spec) {
         Ok(t) => t,
         Err(m) => {
             finish(
@@ -461,7 +485,11 @@ pub async fn step_once(
         .retry
         .as_ref()
         .and_then(|r| r.error_threshold)
-        .unwrap_or(1)
+        .unwrap_or_else(|| {
+            spec.map_or(1, |s| {
+                i32::try_from(s.defaults.error_threshold).unwrap_or(i32::MAX)
+            })
+        })
         .max(1);
     let meta = &mut status.step_execution_metadata[i];
     match result {
@@ -495,9 +523,9 @@ pub async fn step_once(
                 finish(meta, s, outcome.message);
                 let mut state = state;
                 let out = Value::Object(outcome.output);
-                // compose-output inside a task publishes to the task's alias too, so steps
-                // after the task can read `outputs['task'].x` (Kargo's output propagation).
-                if uses == "compose-output"
+                // Some steps (compose-output) inside a task publish to the task's alias too, so
+                // steps after the task can read `outputs['task'].x` (Kargo's output propagation).
+                if spec.is_some_and(|s| s.outputs_to_task)
                     && let Some(t) = &task
                 {
                     let entry = state
@@ -615,6 +643,91 @@ mod tests {
                 .and_then(|i| i.tag),
             Some("2".into())
         );
+    }
+
+    /// Runs `steps` with the engine in an environment like run-local's: no cluster, no Argo
+    /// CD, no pushing. Returns every call's progress and the final status.
+    async fn run_without_a_cluster(steps: serde_json::Value) -> (Vec<Progress>, PromotionStatus) {
+        use crate::git::{Author, Credentials, RepoCache};
+        use crate::promotion::steps::FixedCredentials;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = RepoCache::new(dir.path().join("cache")).expect("cache");
+        let creds = FixedCredentials(Credentials::None);
+        let freight = FreightCollection::default();
+        let author = Author {
+            name: "t".into(),
+            email: "t@example.com".into(),
+        };
+        let env = StepEnv {
+            client: None,
+            argocd_namespace: None,
+            credentials: &creds,
+            push_allowed: false,
+            runner: "run-local",
+            git: &git,
+            work_dir: dir.path(),
+            project: "p",
+            stage: "s",
+            promotion: "pr",
+            actor: "a",
+            freight: &freight,
+            author: &author,
+        };
+        let steps: Vec<PromotionStep> = serde_json::from_value(steps).expect("steps");
+        let mut status = PromotionStatus::default();
+        let ctx = PromotionContext::default();
+        let mut seen = Vec::new();
+        loop {
+            let p = step_once(&steps, &[], &ctx, &mut status, &env).await;
+            let last = !matches!(p, Progress::Continue);
+            seen.push(p);
+            if last {
+                return (seen, status);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn needs_the_environment_lacks_skip_fail_or_stop_a_step() {
+        let (seen, status) = run_without_a_cluster(serde_json::json!([
+            {"uses": "argocd-update", "config": {"apps": [{"name": "a"}]}},
+            {"uses": "git-push", "config": {"path": "./src"}},
+            {"uses": "compose-output", "config": {"x": 1}},
+        ]))
+        .await;
+        assert_eq!(
+            seen.last(),
+            Some(&Progress::Stopped(
+                "git-push pushes, and run-local may not push".into()
+            ))
+        );
+        let m = &status.step_execution_metadata;
+        assert_eq!(m[0].status, Some(StepStatus::Skipped));
+        assert_eq!(
+            m[0].message.as_deref(),
+            Some("skipped: argocd-update needs a cluster, and run-local has none")
+        );
+        // The push is not started, and nothing after it runs.
+        assert_eq!((m[1].status, m[1].started_at.is_none()), (None, true));
+        assert_eq!(m.len(), 2);
+        assert_eq!(status.current_step, Some(1));
+
+        let (seen, status) = run_without_a_cluster(serde_json::json!([
+            {"uses": "set-metadata", "config": {"updates": [{"kind": "Stage", "name": "s"}]}},
+        ]))
+        .await;
+        let m = &status.step_execution_metadata;
+        assert_eq!(m[0].status, Some(StepStatus::Failed));
+        assert_eq!(
+            m[0].message.as_deref(),
+            Some(
+                "set-metadata needs a cluster (it writes the status of Stages and Freight), and run-local has none"
+            )
+        );
+        assert!(matches!(
+            seen.last(),
+            Some(Progress::Done(PromotionPhase::Failed, _))
+        ));
     }
 
     #[test]

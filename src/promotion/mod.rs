@@ -1,7 +1,8 @@
 //! The promotion engine: the steps a Promotion runs, how they are expanded from a Stage's
-//! template, and how they run against a work directory.
+//! template, how they run against a work directory, and the JSON Schemas of their configs.
 
 pub mod engine;
 pub mod inflate;
+pub mod schemas;
 pub mod steps;
 pub mod workdir;

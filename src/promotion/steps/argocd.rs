@@ -1,19 +1,57 @@
 //! argocd-update: updates and syncs the Argo CD Applications authorised for this Stage (see
 //! `crate::argocd::update`), and leaves a health check for the Stage to run from then on.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
-use super::{StepEnv, StepError, StepOutcome};
+use super::env::StepEnv;
+use super::spec::{Needs, Step, StepDefaults};
+use super::toolkit::{StepError, StepOutcome};
 use crate::api::{HealthCheckStep, StepStatus};
-use crate::argocd::{Error, RETRY_AFTER_RUNNING, UpdateConfig, run};
+use crate::argocd::{Error, RETRY_AFTER_RUNNING, STEP_KIND, UpdateConfig, run};
 
-pub async fn update(config: Value, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-    let cfg = UpdateConfig::from_value(&config)
-        .map_err(|e| StepError::Failed(format!("invalid config: {e}")))?;
+pub struct ArgocdUpdate;
+
+impl Step for ArgocdUpdate {
+    /// The name the Stage's health checks use too.
+    const NAME: &'static str = STEP_KIND;
+    /// Kargo: 5 minutes for the Applications to sync.
+    const DEFAULTS: StepDefaults = StepDefaults {
+        timeout: Some(Duration::from_secs(300)),
+        ..StepDefaults::STANDARD
+    };
+    const NEEDS: Needs = Needs {
+        cluster: Some("it updates Argo CD Applications"),
+        argocd: true,
+        ..Needs::NOTHING
+    };
+    type Config = UpdateConfig;
+
+    /// `crate::argocd` parses and validates its own config, reporting every problem at once.
+    fn parse(config: Value) -> Result<UpdateConfig, StepError> {
+        UpdateConfig::from_value(&config)
+            .map_err(|e| StepError::Failed(format!("invalid config: {e}")))
+    }
+
+    async fn run(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        update(cfg, env).await
+    }
+}
+
+async fn update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    let client = env.cluster(ArgocdUpdate::NAME)?;
+    let argocd_namespace = env.argocd_namespace.ok_or_else(|| {
+        StepError::Failed(format!(
+            "{} needs Argo CD, and {} has none",
+            ArgocdUpdate::NAME,
+            env.runner
+        ))
+    })?;
     let actor = (!env.actor.is_empty() && env.actor != "unknown").then_some(env.actor);
     let outcome = run(
-        env.client,
-        env.argocd_namespace,
+        client,
+        argocd_namespace,
         env.project,
         env.stage,
         env.promotion,

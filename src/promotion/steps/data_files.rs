@@ -1,23 +1,28 @@
 //! json-update (a byte-preserving edit, see `json_edit`), and yaml-parse / json-parse /
 //! toml-parse: values read out of a file with expressions into the step's outputs.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{StepEnv, StepError, StepOutcome, json_edit, path_in};
+use super::env::StepEnv;
+use super::json_edit;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 use crate::expressions::{self, Env, NoFunctions};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateConfig {
     pub(super) path: String,
     pub(super) updates: Vec<Update>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Update {
-    #[serde(deserialize_with = "super::lenient::string")]
+    #[serde(deserialize_with = "lenient::string")]
+    #[schemars(with = "lenient::Text")]
     pub(super) key: String,
     pub(super) value: Value,
 }
@@ -87,14 +92,14 @@ pub async fn json_update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOut
     Ok(StepOutcome::succeeded(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParseConfig {
     path: String,
     outputs: Vec<ParseOutput>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParseOutput {
     name: String,
@@ -166,6 +171,50 @@ pub async fn parse_file(
         other => other,
     })?;
     Ok(StepOutcome::succeeded(out))
+}
+
+pub struct TomlParse;
+
+impl Step for TomlParse {
+    const NAME: &'static str = "toml-parse";
+    type Config = ParseConfig;
+
+    async fn run(cfg: ParseConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        parse_file(cfg, Format::Toml, env).await
+    }
+}
+
+pub struct JsonUpdate;
+
+impl Step for JsonUpdate {
+    const NAME: &'static str = "json-update";
+    type Config = UpdateConfig;
+
+    async fn run(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        json_update(cfg, env).await
+    }
+}
+
+pub struct YamlParse;
+
+impl Step for YamlParse {
+    const NAME: &'static str = "yaml-parse";
+    type Config = ParseConfig;
+
+    async fn run(cfg: ParseConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        parse_file(cfg, Format::Yaml, env).await
+    }
+}
+
+pub struct JsonParse;
+
+impl Step for JsonParse {
+    const NAME: &'static str = "json-parse";
+    type Config = ParseConfig;
+
+    async fn run(cfg: ParseConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        parse_file(cfg, Format::Json, env).await
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
 //! fail: ends the step, and so the Promotion, on purpose (usually under an `if`).
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{StepError, StepOutcome};
+use super::env::StepEnv;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, lenient};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     message: Option<String>,
 }
 
@@ -20,6 +24,17 @@ pub fn run(cfg: Config) -> Result<StepOutcome, StepError> {
             None => "failed".to_string(),
         },
     ))
+}
+
+pub struct Fail;
+
+impl Step for Fail {
+    const NAME: &'static str = "fail";
+    type Config = Config;
+
+    async fn run(cfg: Config, _env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        run(cfg)
+    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,15 @@
 
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Map;
 
-use super::{StepEnv, StepError, StepOutcome, path_in};
+use super::env::StepEnv;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, path_in};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CopyConfig {
     in_path: String,
@@ -48,7 +51,7 @@ pub async fn copy(cfg: CopyConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
     Ok(StepOutcome::succeeded(Map::new()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeleteConfig {
     path: Option<String>,
@@ -98,4 +101,26 @@ pub async fn delete(cfg: DeleteConfig, env: &StepEnv<'_>) -> Result<StepOutcome,
         }
     }
     Ok(StepOutcome::succeeded(Map::new()))
+}
+
+pub struct CopyStep;
+
+impl Step for CopyStep {
+    const NAME: &'static str = "copy";
+    type Config = CopyConfig;
+
+    async fn run(cfg: CopyConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        copy(cfg, env).await
+    }
+}
+
+pub struct DeleteStep;
+
+impl Step for DeleteStep {
+    const NAME: &'static str = "delete";
+    type Config = DeleteConfig;
+
+    async fn run(cfg: DeleteConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        delete(cfg, env).await
+    }
 }

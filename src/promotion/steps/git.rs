@@ -2,15 +2,15 @@
 //! repository cache: clones are reused across promotions, commits carry the promotion's
 //! trailer, and pushes are serialised, rebased and deduplicated by `crate::git`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{StepEnv, StepError, StepOutcome, path_in, record_worktree, repo_of};
+use super::env::StepEnv;
+use super::spec::{Needs, Step};
+use super::toolkit::{StepError, StepOutcome, lenient, path_in, record_worktree, repo_of};
 use crate::api::StepStatus;
-use crate::credentials::{self, CredType};
-use crate::git::{
-    Author, Checkout, CommitOutcome, Credentials, GitError, PROMOTION_TRAILER, PushOptions,
-};
+use crate::git::{Author, Checkout, CommitOutcome, GitError, PROMOTION_TRAILER, PushOptions};
 
 pub(super) fn git_err(e: GitError) -> StepError {
     if matches!(e, GitError::RebaseConflict { .. }) {
@@ -22,29 +22,7 @@ pub(super) fn git_err(e: GitError) -> StepError {
     }
 }
 
-/// Credentials for `repo_url` from a `kargo.akuity.io/cred-type: git` Secret, or none.
-/// In local mode (`haul run-local`), the credentials given on its command line instead.
-async fn creds_for(env: &StepEnv<'_>, repo_url: &str) -> Result<Credentials, StepError> {
-    if let Some(creds) = super::local_git_credentials() {
-        return Ok(creds);
-    }
-    let found = credentials::find(
-        env.client,
-        env.project,
-        env.shared_namespace,
-        CredType::Git,
-        repo_url,
-    )
-    .await
-    .map_err(|e| StepError::Retryable(e.to_string()))?;
-    let Some(found) = found else {
-        return Ok(Credentials::None);
-    };
-    credentials::to_git(&found)
-        .map_err(|e| StepError::Failed(format!("{e} (it matches {repo_url})")))
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthorConfig {
     name: Option<String>,
@@ -65,7 +43,7 @@ fn author(cfg: Option<&AuthorConfig>, default: &Author) -> Author {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloneConfig {
     #[serde(rename = "repoURL")]
@@ -82,16 +60,19 @@ pub struct CloneConfig {
     recurse_submodules: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckoutConfig {
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     branch: Option<String>,
     #[serde(default)]
     create: bool,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     commit: Option<String>,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     tag: Option<String>,
     path: String,
     r#as: Option<String>,
@@ -134,7 +115,7 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
         checkout.author = author(cfg.author.as_ref(), env.author);
         plans.push((c, path, checkout));
     }
-    let creds = creds_for(env, &cfg.repo_url).await?;
+    let creds = env.credentials.git(&cfg.repo_url).await?;
     let mut commits = Map::new();
     for (c, path, checkout) in plans {
         let wt = env
@@ -152,7 +133,7 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
     Ok(StepOutcome::succeeded(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PathConfig {
     path: String,
@@ -179,11 +160,12 @@ pub async fn clear(cfg: PathConfig, env: &StepEnv<'_>) -> Result<StepOutcome, St
     Ok(StepOutcome::succeeded(Map::new()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommitConfig {
     path: String,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     message: Option<String>,
     author: Option<AuthorConfig>,
 }
@@ -217,11 +199,12 @@ pub async fn commit(cfg: CommitConfig, env: &StepEnv<'_>) -> Result<StepOutcome,
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PushConfig {
     path: String,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     target_branch: Option<String>,
     #[serde(default)]
     generate_target_branch: bool,
@@ -229,7 +212,8 @@ pub struct PushConfig {
     force: bool,
     max_attempts: Option<u32>,
     /// A tag made by git-tag, pushed after the branch.
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     tag: Option<String>,
     /// Names the git provider for the `commitURL` output (else inferred from the host).
     #[serde(default)]
@@ -245,7 +229,7 @@ pub async fn push(cfg: PushConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
     let dir = path_in(env, &cfg.path, "path")?;
     let repo = repo_of(env.work_dir, &dir, "path")?;
     let mut wt = env.git.open_worktree(&repo, &dir).await.map_err(git_err)?;
-    let creds = creds_for(env, &repo).await?;
+    let creds = env.credentials.git(&repo).await?;
     let mut opts = PushOptions::default();
     if let Some(n) = cfg.max_attempts {
         opts.max_attempts = n.max(1);
@@ -314,4 +298,61 @@ pub async fn push(cfg: PushConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
         message,
         ..StepOutcome::succeeded(out)
     })
+}
+
+pub struct GitClone;
+
+impl Step for GitClone {
+    const NAME: &'static str = "git-clone";
+    const NEEDS: Needs = Needs {
+        git_credentials: true,
+        ..Needs::NOTHING
+    };
+    type Config = CloneConfig;
+
+    async fn run(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        clone(cfg, env).await
+    }
+}
+
+pub struct GitClear;
+
+impl Step for GitClear {
+    const NAME: &'static str = "git-clear";
+    type Config = PathConfig;
+
+    async fn run(cfg: PathConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        clear(cfg, env).await
+    }
+}
+
+pub struct GitCommit;
+
+impl Step for GitCommit {
+    const NAME: &'static str = "git-commit";
+    const NEEDS: Needs = Needs {
+        commit: true,
+        ..Needs::NOTHING
+    };
+    type Config = CommitConfig;
+
+    async fn run(cfg: CommitConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        commit(cfg, env).await
+    }
+}
+
+pub struct GitPush;
+
+impl Step for GitPush {
+    const NAME: &'static str = "git-push";
+    const NEEDS: Needs = Needs {
+        git_credentials: true,
+        push: true,
+        ..Needs::NOTHING
+    };
+    type Config = PushConfig;
+
+    async fn run(cfg: PushConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        push(cfg, env).await
+    }
 }

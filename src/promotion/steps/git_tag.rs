@@ -1,28 +1,35 @@
 //! git-tag (an annotated tag on a worktree's HEAD) and what git-push does with `tag`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::env::StepEnv;
 use super::git::git_err;
-use super::{StepEnv, StepError, StepOutcome, path_in, repo_of};
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, lenient, path_in, repo_of};
 use crate::git::{Author, Credentials, Worktree};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaggerConfig {
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     name: Option<String>,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     email: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TagConfig {
     path: String,
-    #[serde(deserialize_with = "super::lenient::string")]
+    #[serde(deserialize_with = "lenient::string")]
+    #[schemars(with = "lenient::Text")]
     tag: String,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     message: Option<String>,
     #[serde(default)]
     force: bool,
@@ -154,6 +161,17 @@ fn host_and_path(url: &str) -> Option<(String, String)> {
     let (authority, path) = url.split_once(':')?;
     let host = strip_user(authority);
     (!host.is_empty() && !host.contains('/')).then(|| (host, path.to_string()))
+}
+
+pub struct GitTag;
+
+impl Step for GitTag {
+    const NAME: &'static str = "git-tag";
+    type Config = TagConfig;
+
+    async fn run(cfg: TagConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        tag(cfg, env).await
+    }
 }
 
 #[cfg(test)]

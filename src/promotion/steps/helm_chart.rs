@@ -12,14 +12,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::chart_lock::{self, Dependency, Locked};
-use super::{StepEnv, StepError, StepOutcome, lenient, path_in};
+use super::env::StepEnv;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 use crate::discovery::Constraint;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     path: String,
@@ -27,14 +30,17 @@ pub struct Config {
     charts: Option<Vec<ChartUpdate>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChartUpdate {
     #[serde(deserialize_with = "lenient::string")]
+    #[schemars(with = "lenient::Text")]
     repository: String,
     #[serde(deserialize_with = "lenient::string")]
+    #[schemars(with = "lenient::Text")]
     name: String,
     #[serde(deserialize_with = "lenient::string")]
+    #[schemars(with = "lenient::Text")]
     version: String,
 }
 
@@ -293,6 +299,17 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
         out.insert("commitMessage".into(), Value::String(msg));
     }
     Ok(StepOutcome::succeeded(out))
+}
+
+pub struct HelmUpdateChart;
+
+impl Step for HelmUpdateChart {
+    const NAME: &'static str = "helm-update-chart";
+    type Config = Config;
+
+    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        run(cfg, env).await
+    }
 }
 
 #[cfg(test)]

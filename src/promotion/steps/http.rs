@@ -5,10 +5,13 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::{StepError, StepOutcome};
+use super::env::StepEnv;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, lenient};
 use crate::api::StepStatus;
 use crate::expressions::{self, Env, ErrorKind, NoFunctions};
 
@@ -19,18 +22,22 @@ const MAX_BODY: usize = 2 << 20;
 const DEFAULT_POLL: Duration = Duration::from_secs(30);
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     method: Option<String>,
-    #[serde(deserialize_with = "super::lenient::string")]
+    #[serde(deserialize_with = "lenient::string")]
+    #[schemars(with = "lenient::Text")]
     url: String,
     #[serde(default)]
     headers: Vec<NameValue>,
     #[serde(default)]
     query_params: Vec<NameValue>,
+    /// The request body: a string as it is, any other value as its JSON text.
     #[serde(default, deserialize_with = "body")]
+    #[schemars(with = "Option<Value>")]
     body: Option<String>,
     #[serde(default)]
     timeout: Option<String>,
@@ -46,15 +53,16 @@ pub struct Config {
     outputs: Vec<Output>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NameValue {
     name: String,
-    #[serde(deserialize_with = "super::lenient::string")]
+    #[serde(deserialize_with = "lenient::string")]
+    #[schemars(with = "lenient::Text")]
     value: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Output {
     name: String,
@@ -336,13 +344,24 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
+pub struct Http;
+
+impl Step for Http {
+    const NAME: &'static str = "http";
+    type Config = Config;
+
+    async fn run(cfg: Config, _env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        run(cfg).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn config(v: Value) -> Config {
-        super::super::parse(v).expect("config")
+        super::super::toolkit::parse(v).expect("config")
     }
 
     #[test]
@@ -370,7 +389,7 @@ mod tests {
         assert!(e.to_string().contains("config.url"), "{e}");
         let e = plan(&config(json!({"url": "http://x", "timeout": "soon"}))).expect_err("t");
         assert!(e.to_string().contains("config.timeout"), "{e}");
-        let e = super::super::parse::<Config>(json!({"url": "http://x", "verb": "GET"}))
+        let e = super::super::toolkit::parse::<Config>(json!({"url": "http://x", "verb": "GET"}))
             .expect_err("unknown field");
         assert!(e.to_string().contains("verb"), "{e}");
     }

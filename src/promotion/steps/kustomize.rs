@@ -3,34 +3,42 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{StepEnv, StepError, StepOutcome, path_in};
+use super::env::StepEnv;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 use crate::api::Image;
 use crate::yaml::{ImageUpdate, commit_message, set_images};
 
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetImageConfig {
     path: String,
     images: Option<Vec<ImageConfig>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageConfig {
-    #[serde(deserialize_with = "super::lenient::string")]
+    #[serde(deserialize_with = "lenient::string")]
+    #[schemars(with = "lenient::Text")]
     image: String,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     tag: Option<String>,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     digest: Option<String>,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     name: Option<String>,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     new_name: Option<String>,
     #[serde(default)]
     use_digest: bool,
@@ -141,7 +149,7 @@ pub async fn set_image(cfg: SetImageConfig, env: &StepEnv<'_>) -> Result<StepOut
     Ok(StepOutcome::succeeded(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BuildConfig {
     path: String,
@@ -195,4 +203,26 @@ pub async fn build(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
         }
     }
     Ok(StepOutcome::succeeded(Map::new()))
+}
+
+pub struct KustomizeSetImage;
+
+impl Step for KustomizeSetImage {
+    const NAME: &'static str = "kustomize-set-image";
+    type Config = SetImageConfig;
+
+    async fn run(cfg: SetImageConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        set_image(cfg, env).await
+    }
+}
+
+pub struct KustomizeBuild;
+
+impl Step for KustomizeBuild {
+    const NAME: &'static str = "kustomize-build";
+    type Config = BuildConfig;
+
+    async fn run(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        build(cfg, env).await
+    }
 }

@@ -4,19 +4,22 @@
 
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{StepEnv, StepError, StepOutcome};
+use super::env::StepEnv;
+use super::spec::{Needs, Step};
+use super::toolkit::{StepError, StepOutcome};
 use crate::api::{Freight, Stage};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     updates: Vec<Update>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Update {
     kind: String,
@@ -126,14 +129,10 @@ fn kube_error(what: &str, e: kube::Error) -> StepError {
 }
 
 pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-    if super::local_mode() {
-        return Err(StepError::Failed(
-            "set-metadata needs a cluster (it writes the status of Stages and Freight), and run-local has none".into(),
-        ));
-    }
     let kinds = validate(&cfg)?;
-    let stages: Api<Stage> = Api::namespaced(env.client.clone(), env.project);
-    let freight: Api<Freight> = Api::namespaced(env.client.clone(), env.project);
+    let client = env.cluster(SetMetadata::NAME)?;
+    let stages: Api<Stage> = Api::namespaced(client.clone(), env.project);
+    let freight: Api<Freight> = Api::namespaced(client.clone(), env.project);
     let pp = PatchParams::default();
     for (i, (u, kind)) in cfg.updates.iter().zip(kinds).enumerate() {
         let at = format!("config.updates[{i}]");
@@ -189,13 +188,28 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     Ok(StepOutcome::succeeded(Map::new()))
 }
 
+pub struct SetMetadata;
+
+impl Step for SetMetadata {
+    const NAME: &'static str = "set-metadata";
+    const NEEDS: Needs = Needs {
+        cluster: Some("it writes the status of Stages and Freight"),
+        ..Needs::NOTHING
+    };
+    type Config = Config;
+
+    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        run(cfg, env).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn parse(v: Value) -> Result<Config, StepError> {
-        super::super::parse(v)
+        super::super::toolkit::parse(v)
     }
 
     #[test]

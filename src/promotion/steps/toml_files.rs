@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 use toml_edit::{DocumentMut, Item};
 
 use super::data_files::{UpdateConfig, read};
-use super::{StepEnv, StepError, StepOutcome, json_edit};
+use super::env::StepEnv;
+use super::json_edit;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TomlEditError {
@@ -212,6 +215,17 @@ fn value_to_json(v: &toml_edit::Value) -> Value {
                 .map(|(k, v)| (k.to_string(), value_to_json(v)))
                 .collect(),
         ),
+    }
+}
+
+pub struct TomlUpdate;
+
+impl Step for TomlUpdate {
+    const NAME: &'static str = "toml-update";
+    type Config = UpdateConfig;
+
+    async fn run(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        update(cfg, env).await
     }
 }
 

@@ -16,10 +16,13 @@
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Map;
 
-use super::{StepEnv, StepError, StepOutcome, path_in};
+use super::env::StepEnv;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 
 /// Kargo's limits.
 pub const MAX_FILE_SIZE: u64 = 50 * 1024 * 1024;
@@ -28,14 +31,15 @@ pub const MAX_TOTAL_SIZE: u64 = 100 * 1024 * 1024;
 pub const MAX_ENTRIES: usize = 100_000;
 const MAX_STREAM: u64 = MAX_TOTAL_SIZE + 64 * 1024 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     in_path: String,
     out_path: String,
     #[serde(default)]
     strip_components: Option<u32>,
-    #[serde(default, deserialize_with = "super::lenient::opt_string")]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
     ignore: Option<String>,
 }
 
@@ -330,6 +334,17 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     .map_err(|e| StepError::Errored(format!("untar task: {e}")))?;
     result?;
     Ok(StepOutcome::succeeded(Map::new()))
+}
+
+pub struct Untar;
+
+impl Step for Untar {
+    const NAME: &'static str = "untar";
+    type Config = Config;
+
+    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        run(cfg, env).await
+    }
 }
 
 #[cfg(test)]

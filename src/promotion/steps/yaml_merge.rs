@@ -9,14 +9,17 @@
 //! copies anchors, aliases and `<<` merge keys through unresolved. haul merges parsed values:
 //! comments are dropped and aliases are expanded in the output.
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{StepEnv, StepError, StepOutcome, path_in};
+use super::env::StepEnv;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, path_in};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     in_files: Vec<String>,
@@ -241,6 +244,17 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
         Value::String(commit_message(&cfg.out_file, &cfg.in_files)),
     );
     Ok(StepOutcome::succeeded(out))
+}
+
+pub struct YamlMerge;
+
+impl Step for YamlMerge {
+    const NAME: &'static str = "yaml-merge";
+    type Config = Config;
+
+    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        run(cfg, env).await
+    }
 }
 
 #[cfg(test)]

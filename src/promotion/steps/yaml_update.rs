@@ -1,18 +1,21 @@
 //! yaml-update: sets scalar values at dotted keys, changing nothing else in the file.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{StepEnv, StepError, StepOutcome, path_in};
+use super::env::StepEnv;
+use super::spec::Step;
+use super::toolkit::{StepError, StepOutcome, path_in};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     path: String,
     updates: Vec<Update>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Update {
     key: String,
@@ -51,4 +54,15 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     let mut out = Map::new();
     out.insert("commitMessage".into(), Value::String(message));
     Ok(StepOutcome::succeeded(out))
+}
+
+pub struct YamlUpdate;
+
+impl Step for YamlUpdate {
+    const NAME: &'static str = "yaml-update";
+    type Config = Config;
+
+    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+        run(cfg, env).await
+    }
 }

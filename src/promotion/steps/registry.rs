@@ -1,0 +1,229 @@
+//! The one list of the steps haul runs. Everything else that knows step names (the engine's
+//! defaults, `haul run-local`, `haul schemas`, the unknown-step message) reads it from here.
+//!
+//! Adding a step: a file in `steps/` with its config type (`Deserialize`, `JsonSchema`,
+//! `deny_unknown_fields`) and a unit struct implementing `spec::Step`, a `mod` line in
+//! `steps/mod.rs`, one line in [`STEPS`], then `haul schemas` to write its schema. The test
+//! below adds one that way.
+
+use serde_json::Value;
+
+use super::env::StepEnv;
+use super::spec::StepSpec;
+use super::toolkit::{StepError, StepOutcome};
+use super::{
+    argocd, compose_output, data_files, fail, files, git, git_tag, helm_chart, http, kustomize,
+    metadata, toml_files, untar, yaml_merge, yaml_update,
+};
+
+/// Every step, one line each, in the order the unknown-step message lists them.
+pub static STEPS: &[StepSpec] = &[
+    StepSpec::of::<git::GitClone>(),
+    StepSpec::of::<git::GitClear>(),
+    StepSpec::of::<git::GitCommit>(),
+    StepSpec::of::<git::GitPush>(),
+    StepSpec::of::<git_tag::GitTag>(),
+    StepSpec::of::<kustomize::KustomizeSetImage>(),
+    StepSpec::of::<kustomize::KustomizeBuild>(),
+    StepSpec::of::<yaml_update::YamlUpdate>(),
+    StepSpec::of::<yaml_merge::YamlMerge>(),
+    StepSpec::of::<toml_files::TomlUpdate>(),
+    StepSpec::of::<data_files::TomlParse>(),
+    StepSpec::of::<untar::Untar>(),
+    StepSpec::of::<data_files::JsonUpdate>(),
+    StepSpec::of::<data_files::YamlParse>(),
+    StepSpec::of::<data_files::JsonParse>(),
+    StepSpec::of::<helm_chart::HelmUpdateChart>(),
+    StepSpec::of::<argocd::ArgocdUpdate>(),
+    StepSpec::of::<compose_output::ComposeOutput>(),
+    StepSpec::of::<files::CopyStep>(),
+    StepSpec::of::<files::DeleteStep>(),
+    StepSpec::of::<fail::Fail>(),
+    StepSpec::of::<http::Http>(),
+    StepSpec::of::<metadata::SetMetadata>(),
+];
+
+/// The step `uses` names, if haul has it.
+pub fn find(uses: &str) -> Option<&'static StepSpec> {
+    find_in(STEPS, uses)
+}
+
+/// The names of the steps haul runs.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    STEPS.iter().map(|s| s.name)
+}
+
+/// Runs step `uses` with its evaluated `config`.
+pub async fn run(uses: &str, config: Value, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    run_in(STEPS, uses, config, env).await
+}
+
+fn find_in<'r>(steps: &'r [StepSpec], uses: &str) -> Option<&'r StepSpec> {
+    steps.iter().find(|s| s.name == uses)
+}
+
+async fn run_in(
+    steps: &[StepSpec],
+    uses: &str,
+    config: Value,
+    env: &StepEnv<'_>,
+) -> Result<StepOutcome, StepError> {
+    match find_in(steps, uses) {
+        Some(spec) => spec.run(config, env).await,
+        None => Err(StepError::Errored(format!(
+            "unknown step {uses:?}; haul runs: {}",
+            steps.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::FreightCollection;
+    use crate::git::{Author, Credentials, RepoCache};
+    use crate::promotion::steps::env::FixedCredentials;
+
+    /// A new step, exactly as its own file (`steps/echo.rs`) would hold it: a config type, a
+    /// unit struct and its `impl Step`. Registering it is the one line in `TEST_STEPS` below.
+    mod echo {
+        use schemars::JsonSchema;
+        use serde::Deserialize;
+        use serde_json::{Map, Value};
+
+        use crate::promotion::steps::env::StepEnv;
+        use crate::promotion::steps::spec::Step;
+        use crate::promotion::steps::toolkit::{StepError, StepOutcome, lenient};
+
+        #[derive(Debug, Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct Config {
+            /// What to publish as the `message` output.
+            #[serde(deserialize_with = "lenient::string")]
+            #[schemars(with = "lenient::Text")]
+            message: String,
+        }
+
+        pub struct Echo;
+
+        impl Step for Echo {
+            const NAME: &'static str = "echo";
+            type Config = Config;
+
+            async fn run(cfg: Config, _env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+                let mut out = Map::new();
+                out.insert("message".into(), Value::String(cfg.message));
+                Ok(StepOutcome::succeeded(out))
+            }
+        }
+    }
+
+    /// The built-in steps' registry with one more line.
+    fn test_steps() -> Vec<StepSpec> {
+        let mut steps = STEPS.to_vec();
+        steps.push(StepSpec::of::<echo::Echo>());
+        steps
+    }
+
+    async fn run_here(
+        steps: &[StepSpec],
+        uses: &str,
+        config: Value,
+    ) -> Result<StepOutcome, StepError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = RepoCache::new(dir.path().join("cache")).expect("cache");
+        let creds = FixedCredentials(Credentials::None);
+        let freight = FreightCollection::default();
+        let author = Author {
+            name: "t".into(),
+            email: "t@example.com".into(),
+        };
+        let env = StepEnv {
+            client: None,
+            argocd_namespace: None,
+            credentials: &creds,
+            push_allowed: false,
+            runner: "a unit test",
+            git: &git,
+            work_dir: dir.path(),
+            project: "p",
+            stage: "s",
+            promotion: "pr",
+            actor: "a",
+            freight: &freight,
+            author: &author,
+        };
+        run_in(steps, uses, config, &env).await
+    }
+
+    #[tokio::test]
+    async fn a_step_added_in_one_file_and_one_line_runs_with_a_checked_config_and_a_schema() {
+        let steps = test_steps();
+        let out = run_here(&steps, "echo", json!({"message": 1006}))
+            .await
+            .expect("echo runs");
+        assert_eq!(out.output["message"], "1006");
+        let e = run_here(&steps, "echo", json!({"message": "x", "extra": 1}))
+            .await
+            .expect_err("unknown field");
+        assert!(
+            e.to_string()
+                .starts_with("invalid config: config.extra: unknown field `extra`"),
+            "{e}"
+        );
+        let echo = find_in(&steps, "echo").expect("registered");
+        assert_eq!(echo.defaults.timeout, None);
+        let schema = serde_json::to_value((echo.schema)()).expect("schema");
+        assert_eq!(schema["required"], json!(["message"]));
+        assert_eq!(schema["additionalProperties"], json!(false));
+        // Without the line, it is an unknown step, named in a message listing what there is.
+        let e = run_here(STEPS, "echo", Value::Null)
+            .await
+            .expect_err("unknown");
+        let StepError::Errored(m) = e else {
+            panic!("unknown steps are Errored: {e:?}")
+        };
+        assert!(
+            m.starts_with("unknown step \"echo\"; haul runs: git-clone, git-clear"),
+            "{m}"
+        );
+        assert!(m.ends_with("http, set-metadata"), "{m}");
+    }
+
+    #[test]
+    fn names_are_unique_and_defaults_and_needs_are_declared() {
+        let names: BTreeSet<&str> = names().collect();
+        assert_eq!(names.len(), STEPS.len());
+        assert_eq!(
+            find("argocd-update").and_then(|s| s.defaults.timeout),
+            Some(Duration::from_secs(300))
+        );
+        assert!(
+            STEPS.iter().filter(|s| s.name != "argocd-update").all(|s| s
+                .defaults
+                .timeout
+                .is_none()
+                && s.defaults.error_threshold == 1)
+        );
+        let needing = |f: fn(&StepSpec) -> bool| -> Vec<&str> {
+            STEPS.iter().filter(|s| f(s)).map(|s| s.name).collect()
+        };
+        assert_eq!(
+            needing(|s| s.needs.cluster.is_some()),
+            ["argocd-update", "set-metadata"]
+        );
+        assert_eq!(needing(|s| s.needs.argocd), ["argocd-update"]);
+        assert_eq!(needing(|s| s.needs.push), ["git-push"]);
+        assert_eq!(needing(|s| s.needs.commit), ["git-commit"]);
+        assert_eq!(
+            needing(|s| s.needs.git_credentials),
+            ["git-clone", "git-push"]
+        );
+        assert_eq!(needing(|s| s.outputs_to_task), ["compose-output"]);
+    }
+}
