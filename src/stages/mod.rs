@@ -4,3 +4,4 @@
 pub mod candidates;
 pub mod graph;
 pub mod policy;
+pub mod health_checks;
