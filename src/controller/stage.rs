@@ -97,7 +97,8 @@ async fn observe(ctx: &Context, stage: Stage, now: Timestamp) -> Result<Observed
     if let Some(records) = &needs.health_checks {
         let checked = run_health_checks(ctx, records).await;
         if let Err(e) = &checked {
-            tracing::warn!(stage = %key(&o.stage), error = %e, "cannot run the Stage's health checks");
+            // Reported on the Healthy condition; logged at debug, as it repeats every requeue.
+            tracing::debug!(stage = %key(&o.stage), error = %e, "cannot run the Stage's health checks");
         }
         o.health = Some(checked);
     }
@@ -120,23 +121,33 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
     };
     let now = Timestamp::now();
     let mut observed = observe(&ctx, stage, now).await?;
-    let mut plan = plan::plan(&observed, now);
-    let mut i = 0;
-    while let Some(effect) = plan.effects.get(i) {
-        if let Err(failure) = apply(&ctx, &observed.stage, effect).await? {
-            // Only creating an AnalysisRun fails this way. Plans are deterministic, so the
-            // effects already applied come first in the new plan too.
-            observed.analysis_create_error = Some(failure);
-            plan = plan::plan(&observed, now);
-            if matches!(plan.effects.get(i), Some(Effect::CreateAnalysisRun { .. })) {
-                break;
-            }
-            continue;
-        }
-        i += 1;
-    }
+    let plan = apply_plan(&ctx, &mut observed, now).await?;
     write_status(&api, &observed.stage, &plan).await?;
     Ok(Action::requeue(plan.requeue))
+}
+
+/// Plans and applies the plan's effects in order; the plan whose effects were applied.
+async fn apply_plan(ctx: &Context, o: &mut Observed, now: Timestamp) -> Result<Plan, Error> {
+    let mut plan = plan::plan(o, now);
+    let mut i = 0;
+    while let Some(effect) = plan.effects.get(i) {
+        match apply(ctx, &o.stage, effect).await? {
+            Applied::Done => i += 1,
+            Applied::AnalysisRunNotCreated(why) => {
+                // The verification fails with that reason. Plans are deterministic, so the
+                // effects already applied come first in the new plan too.
+                o.analysis_create_error = Some(why);
+                plan = plan::plan(o, now);
+                if matches!(plan.effects.get(i), Some(Effect::CreateAnalysisRun { .. })) {
+                    return Err(Error::Setup(
+                        "the Stage plan asked again for an AnalysisRun that cannot be created"
+                            .into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(plan)
 }
 
 /// Writes the planned status when it changed.
@@ -151,9 +162,15 @@ async fn write_status(api: &Api<Stage>, stage: &Stage, plan: &Plan) -> Result<()
     apply_status(api, stage, &applied).await
 }
 
-/// Applies one effect. `Ok(Err(why))` is a failure the plan accounts for (creating an
-/// AnalysisRun); `Err` stops the reconcile.
-async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Result<(), String>, Error> {
+/// How applying an effect went, when it did not stop the reconcile.
+enum Applied {
+    Done,
+    /// The plan accounts for this failure: the verification fails with it.
+    AnalysisRunNotCreated(String),
+}
+
+/// Applies one effect; `Err` stops the reconcile.
+async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied, Error> {
     let ns = stage.namespace().unwrap_or_default();
     let name = stage.name_any();
     let freight: Api<Freight> = Api::namespaced(ctx.client.clone(), &ns);
@@ -188,7 +205,9 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Result<(
             name: run_name,
             run,
         } => {
-            return Ok(analysis::create(&ctx.client, &ns, run_name, run).await);
+            if let Err(why) = analysis::create(&ctx.client, &ns, run_name, run).await {
+                return Ok(Applied::AnalysisRunNotCreated(why));
+            }
         }
         Effect::CreatePromotion(p) => {
             let created = Api::<Promotion>::namespaced(ctx.client.clone(), &ns)
@@ -206,7 +225,7 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Result<(
                 .await;
         }
     }
-    Ok(Ok(()))
+    Ok(Applied::Done)
 }
 
 fn error_policy(s: Arc<Stage>, err: &Error, ctx: Arc<Context>) -> Action {

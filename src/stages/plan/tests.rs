@@ -953,3 +953,26 @@ fn templates_are_read_only_when_a_healthy_idle_stage_starts_verifying() {
     o.health = Some(Ok(vec![]));
     assert!(needs(&o, now()).analysis_templates);
 }
+
+#[test]
+fn a_failed_analysis_run_create_planned_again_keeps_the_effects_before_it() {
+    let mut o = with_analysis();
+    o.analysis_templates = Some(Ok(vec![]));
+    let first = plan(&o, now());
+    let i = first
+        .effects
+        .iter()
+        .position(|e| matches!(e, Effect::CreateAnalysisRun { .. }))
+        .expect("an AnalysisRun to create");
+    o.analysis_create_error = Some("creating AnalysisRun dev.01run: denied".into());
+    let second = plan(&o, now());
+    assert_eq!(first.effects[..i], second.effects[..i]);
+    assert_eq!(
+        second.effects[i..],
+        [Effect::Event(Event::warning(
+            "FreightVerificationFailed",
+            "Verify",
+            "creating AnalysisRun dev.01run: denied".into()
+        ))]
+    );
+}
