@@ -31,14 +31,13 @@ impl ArgoCdHealthCheck {
             .map_err(|e| Error::HealthCheck(format!("config.{}: {}", e.path(), e.inner())))
     }
 
-    /// Parses either a whole record `{uses, config}` or just its `config`; a record without a
-    /// `config` checks no Application.
+    /// Parses either a whole record `{uses, config}` or just its `config`.
     pub fn from_record(record: &Value) -> Result<Self, Error> {
         match record.get("uses") {
             Some(uses) if uses.as_str() != Some(STEP_KIND) => Err(Error::HealthCheck(format!(
                 "uses: expected {STEP_KIND:?}, found {uses}"
             ))),
-            Some(_) => Self::parse(record.get("config").unwrap_or(&json!({}))),
+            Some(_) => Self::parse(record.get("config").unwrap_or(&Value::Null)),
             None => Self::parse(record),
         }
     }
