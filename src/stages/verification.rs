@@ -3,6 +3,8 @@
 //! them an Argo Rollouts AnalysisRun decides. The outcome is recorded in the Stage's
 //! `verificationHistory`, on the Freight (`verifiedIn`) and as an Event.
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use serde_json::Value;
@@ -200,7 +202,7 @@ pub fn verify(
 /// Records the outcome on the Freight (verifiedIn) and as Events.
 fn conclude(
     stage: &Stage,
-    freight: &std::collections::BTreeSet<String>,
+    freight: &BTreeSet<String>,
     verdict: &Verdict,
     now: &Time,
     effects: &mut Vec<Effect>,
