@@ -1,6 +1,6 @@
 //! The Stage reconciler end to end (Kargo reference §2.4, §4, §5), with a real control plane
 //! and one real `haul controller` process shared by every test of this binary: health from
-//! Argo CD Applications (Degraded, stale), verification, availability through upstream Stages
+//! Argo CD Applications (Degraded, stale, a health check record it cannot run), verification, availability through upstream Stages
 //! (OneOf / All, soak time, approval), auto-promotion and its guards and holds, problems in the
 //! Stage graph, and what `kubectl get/describe stage` show.
 //!
@@ -600,6 +600,36 @@ fn the_stage_records_a_promotion_that_finishes_in_the_same_second_as_a_failed_on
     for prod in prods {
         current(&ns, prod, "hotfix");
     }
+}
+
+#[test]
+fn a_malformed_health_check_record_is_reported_on_the_healthy_condition() {
+    let ns = project("badcheck");
+    apply(&freight_yaml(&ns, "f1", None));
+    apply(&cheap_stage_yaml(&ns, "dev", "{direct: true}"));
+    promote(&ns, "p1", "dev", "f1");
+    succeeded(&ns, "p1");
+    ready_reason(&ns, "dev", "Ready");
+    // A record the controller cannot run, as a cluster moved from elsewhere might hold.
+    let patch = json!({"status": {"lastPromotion": {"status": {"healthChecks": [
+        {"uses": "argocd-update", "config": {"apps": [{"namespace": "argocd"}]}}
+    ]}}}});
+    merge_patch_status("stage", "dev", &ns, &patch.to_string()).success("patch status");
+    let s = wait_condition(&ns, "dev", "Healthy", "reason InvalidHealthCheck", |c| {
+        c["reason"] == "InvalidHealthCheck"
+    });
+    let healthy = condition(&s, "Healthy").expect("Healthy");
+    assert_eq!(healthy["status"], "False");
+    let message = healthy["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("config.apps[0]: missing field `name`"),
+        "{message}"
+    );
+    let ready = condition(&s, "Ready").expect("Ready");
+    assert_eq!(
+        (&ready["status"], &ready["reason"]),
+        (&json!("False"), &json!("Unhealthy"))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,13 +1,12 @@
 //! Health of the Argo CD Applications an `argocd-update` step touched (Kargo
 //! `pkg/health/checker/builtin/argocd.go`): [`application_health`] applies Kargo's checks in
-//! order, the first that matches decides; [`check`] reads the Applications named in a stored
-//! health check record and applies it.
+//! order, the first that matches decides; [`ArgoCdHealthCheck`] is the typed health check the
+//! step records, and running it reads the Applications it names and applies the checks.
 
 use kube::api::{Api, Patch, PatchParams};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ANNOTATION_REFRESH, AppRef, Error, REFRESH_HARD, STEP_KIND, app_key};
+use super::{ANNOTATION_REFRESH, AppRef, Error, REFRESH_HARD, app_key};
 use crate::api::HealthState;
 use crate::api::argocd::{
     Application, CONDITION_COMPARISON_ERROR, CONDITION_INVALID_SPEC_ERROR, HEALTH_DEGRADED,
@@ -324,67 +323,48 @@ pub fn aggregate(results: Vec<AppHealth>) -> AppHealth {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthInput {
-    #[serde(default)]
-    apps: Vec<AppRef>,
-}
-
-/// Parses a stored health check: either the whole record `{uses, config}` or just its
-/// `config` (`{apps: [...]}`).
-fn parse_record(record: &Value) -> Result<Vec<AppRef>, Error> {
-    let config = match record.get("uses") {
-        Some(uses) => {
-            if uses.as_str() != Some(STEP_KIND) {
-                return Err(Error::HealthCheck(format!(
-                    "uses: expected {STEP_KIND:?}, found {uses}"
-                )));
-            }
-            record.get("config").cloned().unwrap_or(json!({}))
-        }
-        None => record.clone(),
-    };
-    let input: HealthInput = serde_path_to_error::deserialize(&config)
-        .map_err(|e| Error::HealthCheck(format!("config.{}: {}", e.path(), e.inner())))?;
-    Ok(input.apps)
-}
-
-/// Runs a stored `argocd-update` health check: reads each Application it names (in
-/// `default_namespace` when the record has none) and applies [`application_health`]. When
-/// Argo CD's health is stale it asks Argo CD for a hard refresh. A read error makes that
-/// Application Unknown rather than failing the whole check; only a malformed record is `Err`.
+/// Runs a stored `argocd-update` health check given as JSON, either the whole record
+/// `{uses, config}` or just its `config` (see [`ArgoCdHealthCheck::run`]); only a malformed
+/// record is `Err`.
 pub async fn check(
     client: &kube::Client,
     default_namespace: &str,
     record: &Value,
 ) -> Result<Vec<(AppRef, AppHealth)>, Error> {
-    let apps = parse_record(record)?;
-    let mut out = Vec::with_capacity(apps.len());
-    for mut app_ref in apps {
-        if app_ref.namespace.is_empty() {
-            app_ref.namespace = default_namespace.to_string();
-        }
-        let api: Api<Application> = Api::namespaced(client.clone(), &app_ref.namespace);
-        let health = match api.get_opt(&app_ref.name).await {
-            Ok(Some(app)) => {
-                let h = application_health(Some(&app), &app_ref.desired_revisions);
-                if h.refresh_wanted {
-                    request_hard_refresh(&api, &app).await;
-                }
-                h
-            }
-            Ok(None) => not_found(&app_ref.namespace, &app_ref.name),
-            Err(e) => AppHealth::new(
-                HealthState::Unknown,
-                "ReadError",
-                format!("cannot read Argo CD Application {app_ref}: {e}"),
-            ),
-        };
-        tracing::debug!(app = %app_ref, state = %health.state, reason = health.reason, "Argo CD Application health");
-        out.push((app_ref, health));
+    Ok(ArgoCdHealthCheck::from_record(record)?
+        .run(client, default_namespace)
+        .await)
+}
+
+/// One Application of a health check: read (in `default_namespace` when the record has none)
+/// and judged by [`application_health`]. When Argo CD's health is stale it asks Argo CD for a
+/// hard refresh. A read error makes the Application Unknown.
+pub(crate) async fn check_app(
+    client: &kube::Client,
+    default_namespace: &str,
+    mut app_ref: AppRef,
+) -> (AppRef, AppHealth) {
+    if app_ref.namespace.is_empty() {
+        app_ref.namespace = default_namespace.to_string();
     }
-    Ok(out)
+    let api: Api<Application> = Api::namespaced(client.clone(), &app_ref.namespace);
+    let health = match api.get_opt(&app_ref.name).await {
+        Ok(Some(app)) => {
+            let h = application_health(Some(&app), &app_ref.desired_revisions);
+            if h.refresh_wanted {
+                request_hard_refresh(&api, &app).await;
+            }
+            h
+        }
+        Ok(None) => not_found(&app_ref.namespace, &app_ref.name),
+        Err(e) => AppHealth::new(
+            HealthState::Unknown,
+            "ReadError",
+            format!("cannot read Argo CD Application {app_ref}: {e}"),
+        ),
+    };
+    tracing::debug!(app = %app_ref, state = %health.state, reason = health.reason, "Argo CD Application health");
+    (app_ref, health)
 }
 
 /// Sets `argocd.argoproj.io/refresh: hard` unless already requested. Failures are logged: the
@@ -413,6 +393,9 @@ async fn request_hard_refresh(api: &Api<Application>, app: &Application) {
         }
     }
 }
+
+mod record;
+pub use record::ArgoCdHealthCheck;
 
 #[cfg(test)]
 mod tests;

@@ -5,8 +5,11 @@
 //!
 //! Both halves are split into pure functions ([`update::plan`], [`health::application_health`])
 //! that decide from an [`Application`](crate::api::argocd::Application) as read, and thin async
-//! wrappers ([`update::run`], [`health::check`]) that read and patch through the Kubernetes API.
+//! wrappers ([`update::run`], [`ArgoCdHealthCheck::run`]) that read and patch through the
+//! Kubernetes API. [`authorized_stage`] parses the annotation that lets a Stage change an
+//! Application.
 
+pub mod authorized_stage;
 pub mod health;
 pub mod update;
 
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use health::{AppHealth, aggregate, application_health, check};
+pub use health::{AppHealth, ArgoCdHealthCheck, aggregate, application_health, check};
 pub use update::{
     Plan, PlanState, StageRef, StepOutcome, UpdateConfig, authorize, health_check_record, plan, run,
 };

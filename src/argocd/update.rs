@@ -7,20 +7,19 @@
 //! before changing anything, and sends the patches.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::health::ArgoCdHealthCheck;
 use super::{
-    ANNOTATION_REFRESH, AppRef, DEFAULT_INITIATOR, Error, PROMOTION_INFO_KEY, REFRESH_HARD,
-    STEP_KIND, app_key,
+    ANNOTATION_REFRESH, AppRef, DEFAULT_INITIATOR, Error, PROMOTION_INFO_KEY, REFRESH_HARD, app_key,
 };
 use crate::api::argocd::{
     Application, ApplicationSource, Info, OPERATION_ERROR, OPERATION_FAILED, OPERATION_SUCCEEDED,
 };
-use crate::api::{ANNOTATION_AUTHORIZED_STAGE, StepStatus};
+use crate::api::{ANNOTATION_AUTHORIZED_STAGE, HealthCheckStep, StepStatus};
 
 /// The `info` entry Kargo adds next to the Promotion name, shown in Argo CD's UI.
 const SYNC_REASON: &str = "Promotion triggered a sync of this Application resource.";
@@ -387,81 +386,8 @@ fn validate_source(s: &SourceUpdate, at: &str, problems: &mut Vec<String>) {
 // Authorization
 // ---------------------------------------------------------------------------------------------
 
-/// The Stage running the step.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct StageRef {
-    pub project: String,
-    pub stage: String,
-}
-
-impl StageRef {
-    pub fn new(project: impl Into<String>, stage: impl Into<String>) -> Self {
-        Self {
-            project: project.into(),
-            stage: stage.into(),
-        }
-    }
-}
-
-impl fmt::Display for StageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.project, self.stage)
-    }
-}
-
-/// Parses an `authorized-stage` annotation value: a comma-separated list of
-/// `<project>:<stage>` (Kargo `AuthorizedStages`). Globs and malformed entries are errors.
-pub fn authorized_stages(value: &str) -> Result<Vec<StageRef>, String> {
-    let mut stages = Vec::new();
-    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (project, stage) = match entry.split_once(':') {
-            Some((p, s)) if !p.trim().is_empty() && !s.trim().is_empty() => (p.trim(), s.trim()),
-            _ => {
-                return Err(format!(
-                    "entry {entry:?} is not of the form <project>:<stage>"
-                ));
-            }
-        };
-        if entry.contains('*') {
-            return Err(format!(
-                "entry {entry:?} is a glob, and globs are not supported: list each Stage as <project>:<stage>, comma-separated"
-            ));
-        }
-        stages.push(StageRef::new(project, stage));
-    }
-    if stages.is_empty() {
-        return Err(format!("no <project>:<stage> entry in {value:?}"));
-    }
-    Ok(stages)
-}
-
-/// Succeeds when the Application's `kargo.akuity.io/authorized-stage` annotation lists
-/// `stage`; the error says which annotation value is needed.
-pub fn authorize(app: &Application, stage: &StageRef) -> Result<(), Error> {
-    let key = app_key(app);
-    let Some(value) = app
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ANNOTATION_AUTHORIZED_STAGE))
-    else {
-        return Err(Error::Unauthorized(format!(
-            "Application {key} is not authorized for Stage {stage}: add the annotation {ANNOTATION_AUTHORIZED_STAGE}: {stage}"
-        )));
-    };
-    let stages = authorized_stages(value).map_err(|e| {
-        Error::Unauthorized(format!(
-            "Application {key} is not authorized for Stage {stage}: its annotation {ANNOTATION_AUTHORIZED_STAGE}: {value:?} is invalid ({e}); set it to {stage}"
-        ))
-    })?;
-    if stages.contains(stage) {
-        Ok(())
-    } else {
-        Err(Error::Unauthorized(format!(
-            "Application {key} is not authorized for Stage {stage}: its annotation {ANNOTATION_AUTHORIZED_STAGE} is {value:?}; add {stage} to it (entries are comma-separated)"
-        )))
-    }
-}
+// The annotation is parsed in one place, shared with the controllers' watches.
+pub use super::authorized_stage::{StageRef, authorize};
 
 // ---------------------------------------------------------------------------------------------
 // Planning
@@ -979,15 +905,18 @@ impl StepOutcome {
     pub fn health_check(&self) -> Value {
         health_check_record(&self.apps)
     }
+
+    /// The health check to store on the Promotion, typed.
+    pub fn health_check_step(&self) -> HealthCheckStep {
+        ArgoCdHealthCheck::new(self.apps.clone()).record()
+    }
 }
 
-/// The health check Kargo stores for this step:
+/// The health check Kargo stores for this step, as JSON:
 /// `{uses: "argocd-update", config: {apps: [{name, namespace, desiredRevisions}]}}`.
 pub fn health_check_record(apps: &[AppRef]) -> Value {
-    json!({
-        "uses": STEP_KIND,
-        "config": { "apps": apps },
-    })
+    let record = ArgoCdHealthCheck::new(apps.to_vec()).record();
+    json!({ "uses": record.uses, "config": record.config })
 }
 
 fn api_for(client: &kube::Client, namespace: &str) -> Api<Application> {

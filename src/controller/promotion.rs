@@ -505,15 +505,9 @@ pub async fn run(ctx: Arc<Context>) {
     let controller = if argocd_installed {
         let store = controller.store();
         controller.watches(apps, watcher::Config::default(), move |app: Application| {
-            let stages = app
-                .annotations()
-                .get(crate::api::ANNOTATION_AUTHORIZED_STAGE)
-                .cloned()
-                .unwrap_or_default();
-            let targets: Vec<(String, String)> = stages
-                .split(',')
-                .filter_map(|s| s.trim().split_once(':'))
-                .map(|(p, s)| (p.to_string(), s.to_string()))
+            let targets: Vec<(String, String)> = crate::argocd::authorized_stage::listed_on(&app)
+                .into_iter()
+                .map(|s| (s.project, s.stage))
                 .collect();
             store
                 .state()

@@ -373,27 +373,6 @@ fn aggregate_takes_the_worst() {
 }
 
 #[test]
-fn records_parse_whole_or_as_config() {
-    let whole = json!({"uses": "argocd-update", "config": {"apps": [
-        {"name": "a", "namespace": "argo", "desiredRevisions": ["x"]},
-        {"name": "b"}
-    ]}});
-    let apps = parse_record(&whole).unwrap();
-    assert_eq!(apps.len(), 2);
-    assert_eq!(apps[0].desired_revisions, vec!["x".to_string()]);
-    assert_eq!(apps[1].namespace, "");
-    assert_eq!(parse_record(&whole["config"]).unwrap(), apps);
-
-    let err = parse_record(&json!({"uses": "http", "config": {}})).unwrap_err();
-    assert!(
-        err.to_string().contains("expected \"argocd-update\""),
-        "{err}"
-    );
-    let err = parse_record(&json!({"apps": [{"namespace": "x"}]})).unwrap_err();
-    assert!(err.to_string().contains("missing field `name`"), "{err}");
-}
-
-#[test]
 fn not_found_names_the_application() {
     let h = not_found("argocd", "my-app-dev");
     assert_eq!((h.state, h.reason), (HealthState::Unknown, "NotFound"));

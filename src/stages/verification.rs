@@ -1,0 +1,230 @@
+//! Verification of a Stage's current Freight (Kargo reference §2.4): once the Stage is
+//! healthy and idle, without `verification.analysisTemplates` it is verified at once; with
+//! them an Argo Rollouts AnalysisRun decides. The outcome is recorded in the Stage's
+//! `verificationHistory`, on the Freight (`verifiedIn`) and as an Event.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use serde_json::Value;
+
+use super::analysis_run::{self, RunState};
+use super::candidates::CONTROLLER_ACTOR;
+use super::plan::{Effect, Event};
+use super::promotions::names;
+use crate::api::{ANNOTATION_REVERIFY, AnalysisRunReference, Stage, StageStatus, VerificationInfo};
+
+const RUNNING: &str = "Running";
+const SUCCESSFUL: &str = "Successful";
+const FAILED: &str = "Failed";
+/// How many verifications a FreightCollection keeps.
+const HISTORY: usize = 10;
+
+/// How a verification ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub ok: bool,
+    pub message: String,
+}
+
+impl Verdict {
+    fn new(ok: bool, message: impl Into<String>) -> Self {
+        Self {
+            ok,
+            message: message.into(),
+        }
+    }
+
+    fn phase(&self) -> &'static str {
+        if self.ok { SUCCESSFUL } else { FAILED }
+    }
+}
+
+/// What verification needs beyond the Stage and its status.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// The Stage is healthy and no Promotion is running.
+    pub can_run: bool,
+    /// The reverify annotation asks for a new verification.
+    pub reverify: bool,
+    /// The state of the running AnalysisRun ([`running_run`]), as read.
+    pub run_state: Option<&'a Result<RunState, String>>,
+    /// The Stage's AnalysisTemplates, read when a verification with them starts ([`starts`]).
+    pub templates: Option<&'a Result<Vec<Value>, String>>,
+    /// Why creating the AnalysisRun failed, once it has.
+    pub create_error: Option<&'a str>,
+    /// The id of a verification started now.
+    pub verification_id: &'a str,
+    /// The name of an AnalysisRun created now.
+    pub run_name: &'a str,
+    pub now: &'a Time,
+}
+
+/// Whether the reverify annotation holds a request not handled yet.
+pub fn reverify_requested(stage: &Stage, status: &StageStatus) -> bool {
+    stage
+        .annotations()
+        .get(ANNOTATION_REVERIFY)
+        .is_some_and(|v| status.last_handled_refresh.as_deref() != Some(v.as_str()))
+}
+
+fn has_analysis(stage: &Stage) -> bool {
+    stage
+        .spec
+        .verification
+        .as_ref()
+        .is_some_and(|v| !v.analysis_templates.is_empty())
+}
+
+/// The AnalysisRun of the current Freight's verification, while it runs.
+pub fn running_run(status: &StageStatus, reverify: bool) -> Option<&AnalysisRunReference> {
+    if reverify {
+        return None;
+    }
+    let last = status
+        .freight_history
+        .first()?
+        .verification_history
+        .first()?;
+    if last.phase.as_deref() != Some(RUNNING) {
+        return None;
+    }
+    last.analysis_run.as_ref()
+}
+
+/// Whether a verification with AnalysisTemplates starts now, so their templates are needed.
+pub fn starts_analysis(stage: &Stage, status: &StageStatus, can_run: bool, reverify: bool) -> bool {
+    can_run
+        && has_analysis(stage)
+        && status
+            .freight_history
+            .first()
+            .is_some_and(|c| reverify || c.verification_history.is_empty())
+}
+
+/// The message of a verification still running (an AnalysisRun), if one is.
+pub fn running_message(status: &StageStatus) -> Option<String> {
+    let last = status
+        .freight_history
+        .first()?
+        .verification_history
+        .first()?;
+    (last.phase.as_deref() == Some(RUNNING)).then(|| last.message.clone().unwrap_or_default())
+}
+
+/// Verifies the current Freight, updating its `verificationHistory` and adding the effects
+/// of a verification that ends or starts now: `Some` once verified or failed, `None` while it
+/// cannot run yet or is still running.
+pub fn verify(
+    stage: &Stage,
+    status: &mut StageStatus,
+    i: &Inputs<'_>,
+    effects: &mut Vec<Effect>,
+) -> Option<Verdict> {
+    let current = status.freight_history.first_mut()?;
+    if i.reverify {
+        current.verification_history.clear();
+    }
+    let freight = names(current);
+    if let Some(last) = current.verification_history.first_mut() {
+        if last.phase.as_deref() == Some(RUNNING)
+            && let Some(run) = last.analysis_run.as_mut()
+        {
+            // Not read (or unreadable): still running as far as the Stage knows.
+            let verdict = match i.run_state {
+                Some(Ok(RunState::Successful)) => {
+                    Verdict::new(true, format!("AnalysisRun {} succeeded", run.name))
+                }
+                Some(Ok(RunState::Failed(m))) => Verdict::new(false, m.clone()),
+                Some(Ok(RunState::Running)) | Some(Err(_)) | None => return None,
+            };
+            run.phase = verdict.phase().into();
+            last.phase = Some(verdict.phase().into());
+            last.message = Some(verdict.message.clone());
+            last.finish_time = Some(i.now.clone());
+            conclude(stage, &freight, &verdict, i.now, effects);
+            return Some(verdict);
+        }
+        let ok = last.phase.as_deref() == Some(SUCCESSFUL);
+        return Some(Verdict::new(ok, last.message.clone().unwrap_or_default()));
+    }
+    if !i.can_run {
+        return None;
+    }
+    let mut info = VerificationInfo {
+        id: Some(i.verification_id.to_string()),
+        actor: Some(CONTROLLER_ACTOR.into()),
+        start_time: Some(i.now.clone()),
+        ..Default::default()
+    };
+    let verdict = if has_analysis(stage) {
+        match (i.templates, i.create_error) {
+            // The templates were not read: decide once they are.
+            (None, _) => return None,
+            (Some(Err(m)), _) => Some(Verdict::new(false, m.clone())),
+            (Some(Ok(_)), Some(m)) => Some(Verdict::new(false, m)),
+            (Some(Ok(templates)), None) => {
+                let run = analysis_run::build_run(stage, templates, &current.id, i.run_name);
+                effects.push(Effect::CreateAnalysisRun {
+                    name: i.run_name.to_string(),
+                    run,
+                });
+                info.phase = Some(RUNNING.into());
+                info.message = Some(format!("AnalysisRun {} is running", i.run_name));
+                info.analysis_run = Some(AnalysisRunReference {
+                    name: i.run_name.to_string(),
+                    namespace: stage.namespace().unwrap_or_default(),
+                    phase: RUNNING.into(),
+                });
+                None
+            }
+        }
+    } else {
+        Some(Verdict::new(
+            true,
+            "Stage is healthy after the promotion (no verification configured)",
+        ))
+    };
+    if let Some(v) = &verdict {
+        info.phase = Some(v.phase().into());
+        info.message = Some(v.message.clone());
+        info.finish_time = Some(i.now.clone());
+    }
+    current.verification_history.insert(0, info);
+    current.verification_history.truncate(HISTORY);
+    if let Some(v) = &verdict {
+        conclude(stage, &freight, v, i.now, effects);
+    }
+    verdict
+}
+
+/// Records the outcome on the Freight (verifiedIn) and as Events.
+fn conclude(
+    stage: &Stage,
+    freight: &BTreeSet<String>,
+    verdict: &Verdict,
+    now: &Time,
+    effects: &mut Vec<Effect>,
+) {
+    let name = stage.name_any();
+    if verdict.ok {
+        for f in freight {
+            effects.push(Effect::MarkVerified {
+                freight: f.clone(),
+                at: now.clone(),
+            });
+            effects.push(Effect::Event(Event::normal(
+                "FreightVerified",
+                "Verify",
+                format!("Freight {f} verified in Stage {name}"),
+            )));
+        }
+    } else {
+        effects.push(Effect::Event(Event::warning(
+            "FreightVerificationFailed",
+            "Verify",
+            verdict.message.clone(),
+        )));
+    }
+}
