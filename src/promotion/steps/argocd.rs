@@ -68,7 +68,7 @@ async fn update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
         | Error::NotFound(_) => StepError::Failed(e.to_string()),
         other => StepError::Retryable(other.to_string()),
     })?;
-    let health_check: Option<HealthCheckStep> = serde_json::from_value(outcome.health_check()).ok();
+    let health_check: HealthCheckStep = outcome.health_check_step();
     let mut output = Map::new();
     output.insert(
         "apps".into(),
@@ -81,9 +81,7 @@ async fn update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
             status,
             message: Some(outcome.message),
             output,
-            health_check: (status == StepStatus::Succeeded)
-                .then_some(health_check)
-                .flatten(),
+            health_check: (status == StepStatus::Succeeded).then_some(health_check),
             retry_after: (status == StepStatus::Running).then_some(RETRY_AFTER_RUNNING),
         }),
     }
