@@ -132,8 +132,8 @@ spec:
     kubectl_stdin(&["apply", "-f", "-"], &manifests).success("apply");
 
     // The status publishes Kargo's path: sha256(project + name + secret) under /github/.
-    let want_path =
-        haul::receivers::webhook_path("", &ns, haul::receivers::Platform::Github, "gh", &[SECRET]);
+    let github = haul::receivers::Platform::find("github").expect("the github receiver");
+    let want_path = haul::receivers::webhook_path("", &ns, github, "gh", &[SECRET]);
     let status = wait_for(60, "ProjectConfig status with the receiver", || {
         let pc = get_json("projectconfig", &ns, &ns)?;
         (pc["status"]["webhookReceivers"][0]["path"] == want_path.as_str())

@@ -2,56 +2,36 @@
 //! repository or an image registry refreshes the Warehouses of the project that subscribe to
 //! it, instead of waiting for their next discovery interval.
 //!
-//! This module is the pure part: the secret receiver path (as Kargo derives it), request
-//! authentication, payload → repository URLs, and Warehouse matching. [`server`] is the HTTP
-//! side; the ProjectConfig reconciler publishes the paths in `status.webhookReceivers`.
+//! This module is the pure part: the secret receiver path (as Kargo derives it), the helpers
+//! receivers share, and Warehouse matching. Each receiver kind (authentication and payload →
+//! repository URLs) is one file, listed once in [`registry`]. [`server`] is the HTTP side; the
+//! ProjectConfig reconciler publishes the paths in `status.webhookReceivers`.
 
+mod dockerhub;
+mod github;
+mod gitlab;
+mod quay;
+pub mod registry;
 pub mod server;
 
 use std::collections::BTreeSet;
 
 use hmac::{Hmac, KeyInit, Mac};
+use http::HeaderMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::{LocalSecretReference, Warehouse, WebhookReceiverConfig, WebhookReceiverDetails};
+pub use dockerhub::parse_dockerhub;
+pub use github::{parse_github, verify_github};
+pub use gitlab::{parse_gitlab, verify_gitlab};
+pub use quay::parse_quay;
+pub use registry::{Platform, RECEIVERS, Receiver, platform_of};
+
+use crate::api::{Warehouse, WebhookReceiverDetails};
 
 /// Kargo's limit on a webhook request body (2 MiB).
 pub const MAX_BODY_BYTES: usize = 2 << 20;
-
-/// A receiver platform haul implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    /// GitHub: `push`, `package`/`registry_package` and `ping`; HMAC-SHA256 signature.
-    Github,
-    /// GitLab: `Push Hook` and `Tag Push Hook`; `X-Gitlab-Token`.
-    Gitlab,
-    /// Quay: repository push; the secret path is the only authentication.
-    Quay,
-    /// Docker Hub: repository push; the secret path is the only authentication.
-    Dockerhub,
-}
-
-impl Platform {
-    /// The receiver type, the first path segment after the base path.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Github => "github",
-            Self::Gitlab => "gitlab",
-            Self::Quay => "quay",
-            Self::Dockerhub => "dockerhub",
-        }
-    }
-
-    /// The Secret data key holding the shared secret (Kargo's per-platform key).
-    pub fn secret_key(self) -> &'static str {
-        match self {
-            Self::Gitlab => "secret-token",
-            Self::Github | Self::Quay | Self::Dockerhub => "secret",
-        }
-    }
-}
 
 /// Why a configured receiver cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,46 +47,6 @@ pub enum ConfigError {
     },
     #[error("webhook receiver {name:?} has no name")]
     NoName { name: String },
-}
-
-/// The platform of a receiver and the Secret it references.
-pub fn platform_of(
-    cfg: &WebhookReceiverConfig,
-) -> Result<(Platform, &LocalSecretReference), ConfigError> {
-    let name = cfg.name.clone().unwrap_or_default();
-    if name.is_empty() {
-        return Err(ConfigError::NoName { name });
-    }
-    let mut found: Vec<(&'static str, Option<(Platform, &LocalSecretReference)>)> = Vec::new();
-    let supported = [
-        (Platform::Github, &cfg.github),
-        (Platform::Gitlab, &cfg.gitlab),
-        (Platform::Quay, &cfg.quay),
-        (Platform::Dockerhub, &cfg.dockerhub),
-    ];
-    for (p, s) in supported {
-        if let Some(s) = s {
-            found.push((p.as_str(), Some((p, &s.secret_ref))));
-        }
-    }
-    for (label, present) in [
-        ("gitea", cfg.gitea.is_some()),
-        ("bitbucket", cfg.bitbucket.is_some()),
-        ("azure", cfg.azure.is_some()),
-        ("harbor", cfg.harbor.is_some()),
-        ("artifactory", cfg.artifactory.is_some()),
-        ("generic", cfg.generic.is_some()),
-    ] {
-        if present {
-            found.push((label, None));
-        }
-    }
-    match found.as_slice() {
-        [] => Err(ConfigError::NoPlatform { name }),
-        [(_, Some(p))] => Ok(*p),
-        [(platform, None)] => Err(ConfigError::Unsupported { name, platform }),
-        _ => Err(ConfigError::ManyPlatforms { name }),
-    }
 }
 
 /// Kargo's `buildWebhookPath`: `<basePath>/<type>/<hex sha256(project + name + secrets…)>`.
@@ -176,16 +116,21 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    github_mac(key, message).finalize().into_bytes().into()
+    sha256_mac(key, message).finalize().into_bytes().into()
 }
 
 /// HMAC accepts keys of any length, so `new_from_slice` cannot fail here; an empty MAC on the
 /// impossible error would only make verification fail.
-fn github_mac(key: &[u8], message: &[u8]) -> Hmac<Sha256> {
+fn sha256_mac(key: &[u8], message: &[u8]) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
     mac.update(message);
     mac
+}
+
+/// A request header as text; a missing or non-ASCII header is `None`.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Compares in time that depends only on the lengths.
@@ -214,33 +159,6 @@ impl RequestError {
             Self::MissingSignature | Self::Unauthorized => 401,
             Self::UnsupportedEvent(_) | Self::InvalidBody => 400,
         }
-    }
-}
-
-/// Checks GitHub's `X-Hub-Signature-256: sha256=<hex hmac of the raw body>`.
-pub fn verify_github(
-    signature: Option<&str>,
-    body: &[u8],
-    secret: &[u8],
-) -> Result<(), RequestError> {
-    let sig = signature
-        .filter(|s| !s.is_empty())
-        .ok_or(RequestError::MissingSignature)?;
-    let presented = sig
-        .strip_prefix("sha256=")
-        .and_then(unhex)
-        .ok_or(RequestError::Unauthorized)?;
-    // verify_slice compares in constant time.
-    github_mac(secret, body)
-        .verify_slice(&presented)
-        .map_err(|_| RequestError::Unauthorized)
-}
-
-/// Checks GitLab's `X-Gitlab-Token` against the shared token.
-pub fn verify_gitlab(token: Option<&str>, secret: &[u8]) -> Result<(), RequestError> {
-    match token {
-        Some(t) if constant_time_eq(t.as_bytes(), secret) => Ok(()),
-        _ => Err(RequestError::Unauthorized),
     }
 }
 
@@ -297,90 +215,6 @@ fn image_repo_urls(repo: &str) -> Vec<String> {
         crate::urls::normalize_image(repo),
         crate::urls::normalize_chart(repo),
     ]
-}
-
-/// A GitHub event (`X-GitHub-Event`) with its verified body.
-pub fn parse_github(event_type: &str, body: &[u8]) -> Result<Event, RequestError> {
-    match event_type {
-        "ping" => Ok(Event::Ping),
-        "push" => {
-            let v = parse_json(body)?;
-            // Kargo uses clone_url only; the ssh URL is added so Warehouses subscribed over
-            // ssh are found too.
-            let urls = ["/repository/clone_url", "/repository/ssh_url"]
-                .iter()
-                .map(|p| str_at(&v, p))
-                .filter(|u| !u.is_empty())
-                .map(crate::git::normalize_url)
-                .collect();
-            Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
-        }
-        "package" | "registry_package" => {
-            let v = parse_json(body)?;
-            if !matches!(str_at(&v, "/action"), "published" | "updated") {
-                return Ok(Event::Ignored);
-            }
-            let pkg = v
-                .get("package")
-                .or_else(|| v.get("registry_package"))
-                .filter(|p| p.get("package_version").is_some_and(Value::is_object))
-                .ok_or(RequestError::InvalidBody)?;
-            if !matches!(
-                str_at(pkg, "/package_type"),
-                "CONTAINER" | "container" | "docker"
-            ) {
-                return Ok(Event::Ignored);
-            }
-            let url = str_at(pkg, "/package_version/package_url");
-            let tag = str_at(pkg, "/package_version/container_metadata/tag/name");
-            Ok(refresh(image_repo_urls(url), vec![tag.to_string()]))
-        }
-        other => Err(RequestError::UnsupportedEvent(other.to_string())),
-    }
-}
-
-/// A GitLab event (`X-Gitlab-Event`) with its authenticated body.
-pub fn parse_gitlab(event_type: &str, body: &[u8]) -> Result<Event, RequestError> {
-    match event_type {
-        "Push Hook" | "Tag Push Hook" => {
-            let v = parse_json(body)?;
-            let urls = ["/repository/git_http_url", "/repository/git_ssh_url"]
-                .iter()
-                .map(|p| str_at(&v, p))
-                .filter(|u| !u.is_empty())
-                .map(crate::git::normalize_url)
-                .collect();
-            Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
-        }
-        // Kargo refreshes Promotions waiting on the merge request; haul does not yet.
-        "Merge Request Hook" => Ok(Event::Ignored),
-        other => Err(RequestError::UnsupportedEvent(other.to_string())),
-    }
-}
-
-/// A Quay repository-push notification.
-pub fn parse_quay(body: &[u8]) -> Result<Event, RequestError> {
-    let v = parse_json(body)?;
-    let tags = v
-        .get("updated_tags")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(refresh(image_repo_urls(str_at(&v, "/docker_url")), tags))
-}
-
-/// A Docker Hub push notification.
-pub fn parse_dockerhub(body: &[u8]) -> Result<Event, RequestError> {
-    let v = parse_json(body)?;
-    Ok(refresh(
-        image_repo_urls(str_at(&v, "/repository/repo_name")),
-        vec![str_at(&v, "/push_data/tag").to_string()],
-    ))
 }
 
 /// Whether `w` subscribes to any of the normalised `repo_urls`.

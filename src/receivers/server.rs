@@ -23,11 +23,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
-use super::{
-    Event, MAX_BODY_BYTES, Platform, RequestError, matching_warehouses, parse_dockerhub,
-    parse_github, parse_gitlab, parse_quay, platform_of, verify_github, verify_gitlab,
-    webhook_path,
-};
+use super::{Event, MAX_BODY_BYTES, Platform, matching_warehouses, platform_of, webhook_path};
 use crate::api::{ANNOTATION_REFRESH, ProjectConfig, Warehouse};
 
 /// The least time between two refresh patches of one Warehouse.
@@ -237,29 +233,6 @@ async fn lookup(state: &Receivers, path: &str) -> Result<Option<Found>, Response
     Ok(None)
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn authenticate_and_parse(
-    found: &Found,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Event, RequestError> {
-    match found.platform {
-        Platform::Github => {
-            verify_github(header(headers, "x-hub-signature-256"), body, &found.secret)?;
-            parse_github(header(headers, "x-github-event").unwrap_or_default(), body)
-        }
-        Platform::Gitlab => {
-            verify_gitlab(header(headers, "x-gitlab-token"), &found.secret)?;
-            parse_gitlab(header(headers, "x-gitlab-event").unwrap_or_default(), body)
-        }
-        Platform::Quay => parse_quay(body),
-        Platform::Dockerhub => parse_dockerhub(body),
-    }
-}
-
 async fn handle(
     State(state): State<Arc<Receivers>>,
     method: Method,
@@ -277,7 +250,7 @@ async fn handle(
         return error(StatusCode::METHOD_NOT_ALLOWED, "only POST is accepted");
     }
     let receiver = found.platform.as_str();
-    let event = match authenticate_and_parse(&found, &headers, &body) {
+    let event = match found.platform.handle(&headers, &body, &found.secret) {
         Ok(e) => e,
         Err(e) => {
             // Never log the secret, the signature or the token; the reason is enough.

@@ -1,6 +1,12 @@
 use super::*;
 use serde_json::json;
 
+use crate::api::WebhookReceiverConfig;
+
+fn platform(kind: &str) -> Platform {
+    Platform::find(kind).expect(kind)
+}
+
 #[test]
 fn path_is_sha256_of_project_name_and_secret_under_the_type() {
     // sha256("kargo-demo" + "gh-wh-receiver" + "your-secret-here")
@@ -10,7 +16,7 @@ fn path_is_sha256_of_project_name_and_secret_under_the_type() {
             webhook_path(
                 base,
                 "kargo-demo",
-                Platform::Github,
+                platform("github"),
                 "gh-wh-receiver",
                 &["your-secret-here"]
             ),
@@ -21,7 +27,7 @@ fn path_is_sha256_of_project_name_and_secret_under_the_type() {
         webhook_path(
             "/webhooks/",
             "kargo-demo",
-            Platform::Gitlab,
+            platform("gitlab"),
             "gh-wh-receiver",
             &["your-secret-here"]
         ),
@@ -35,7 +41,7 @@ fn details_join_the_base_url_origin_and_path() {
         Some("https://hooks.example.com/kargo/"),
         "kargo-demo",
         "gh-wh-receiver",
-        Platform::Github,
+        platform("github"),
         "your-secret-here",
     );
     let path = "/kargo/github/4590ee30a06539ca03418680be9f92e63ba2425228cd1eae3ea7e4d638ce61e4";
@@ -45,10 +51,16 @@ fn details_join_the_base_url_origin_and_path() {
         Some(format!("https://hooks.example.com{path}").as_str())
     );
     assert_eq!(d.name.as_deref(), Some("gh-wh-receiver"));
-    let no_base = details(None, "p", "r", Platform::Quay, "s");
+    let no_base = details(None, "p", "r", platform("quay"), "s");
     assert_eq!(no_base.url, None);
     assert!(no_base.path.is_some_and(|p| p.starts_with("/quay/")));
-    let bare = details(Some("http://127.0.0.1:8081"), "p", "r", Platform::Quay, "s");
+    let bare = details(
+        Some("http://127.0.0.1:8081"),
+        "p",
+        "r",
+        platform("quay"),
+        "s",
+    );
     assert!(
         bare.url
             .is_some_and(|u| u.starts_with("http://127.0.0.1:8081/quay/"))
@@ -373,9 +385,9 @@ fn platform_of_accepts_exactly_one_supported_platform() {
     ))
     .map(|(p, s)| (p, s.name.clone()))
     .expect("github");
-    assert_eq!((p, s.as_str()), (Platform::Github, "s"));
-    assert_eq!(Platform::Gitlab.secret_key(), "secret-token");
-    assert_eq!(Platform::Github.secret_key(), "secret");
+    assert_eq!((p, s.as_str()), (platform("github"), "s"));
+    assert_eq!(platform("gitlab").secret_key(), "secret-token");
+    assert_eq!(platform("github").secret_key(), "secret");
     assert!(matches!(
         platform_of(&cfg(
             json!({"name": "r", "harbor": {"secretRef": {"name": "s"}}})

@@ -1,0 +1,288 @@
+//! The one list of the webhook receivers haul serves. Everything receiver-specific that the
+//! ProjectConfig reconciler (which kinds are supported, their Secret keys, their paths) and the
+//! server (authentication and parsing) need is read from here.
+//!
+//! Adding a receiver: a file in `receivers/` with a unit struct implementing [`Receiver`], a
+//! `mod` line in `receivers/mod.rs`, and one line in [`RECEIVERS`]. Its kind then stops being
+//! refused as unsupported by itself (its line in `UNSERVED_KINDS` can go). The test below adds
+//! one that way.
+
+use std::fmt;
+
+use http::HeaderMap;
+
+use super::{ConfigError, Event, RequestError, dockerhub, github, gitlab, quay};
+use crate::api::{LocalSecretReference, WebhookReceiverConfig};
+
+/// One receiver kind. Implementations are unit structs; [`Platform`] is the handle callers keep.
+pub trait Receiver: Sync {
+    /// Kargo's receiver type: the `WebhookReceiverConfig` field and the path segment after the
+    /// base path. Changing it changes every published URL of the kind.
+    fn kind(&self) -> &'static str;
+
+    /// The Secret data key holding the shared secret (Kargo's key for this kind).
+    fn secret_key(&self) -> &'static str;
+
+    /// The Secret referenced by this kind's `WebhookReceiverConfig` field, when the field is set.
+    fn secret_ref<'c>(&self, cfg: &'c WebhookReceiverConfig) -> Option<&'c LocalSecretReference>;
+
+    /// Authenticates a request against the shared secret and says what it asks for. Errors never
+    /// contain the secret or the presented signature/token.
+    fn handle(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secret: &[u8],
+    ) -> Result<Event, RequestError>;
+}
+
+/// Every receiver haul serves, one line each.
+pub static RECEIVERS: &[&dyn Receiver] = &[
+    &github::Github,
+    &gitlab::Gitlab,
+    &quay::Quay,
+    &dockerhub::Dockerhub,
+];
+
+/// Whether a `WebhookReceiverConfig` sets one kind's field.
+type IsSet = fn(&WebhookReceiverConfig) -> bool;
+
+/// Kargo's receiver kinds haul has no receiver for yet. A configured one is refused by name
+/// rather than ignored; registered kinds are skipped, so adding a receiver needs no change here.
+const UNSERVED_KINDS: &[(&str, IsSet)] = &[
+    ("gitea", |c| c.gitea.is_some()),
+    ("bitbucket", |c| c.bitbucket.is_some()),
+    ("azure", |c| c.azure.is_some()),
+    ("harbor", |c| c.harbor.is_some()),
+    ("artifactory", |c| c.artifactory.is_some()),
+    ("generic", |c| c.generic.is_some()),
+];
+
+/// A registered receiver: cheap to copy, compared and shown by its kind.
+#[derive(Clone, Copy)]
+pub struct Platform(&'static dyn Receiver);
+
+impl Platform {
+    /// The registered receiver of `kind` (`"github"`, …).
+    pub fn find(kind: &str) -> Option<Self> {
+        find_in(RECEIVERS, kind)
+    }
+
+    /// The receiver type, the first path segment after the base path.
+    pub fn as_str(self) -> &'static str {
+        self.0.kind()
+    }
+
+    /// The Secret data key holding the shared secret (Kargo's per-platform key).
+    pub fn secret_key(self) -> &'static str {
+        self.0.secret_key()
+    }
+
+    /// Authenticates and parses one request; see [`Receiver::handle`].
+    pub fn handle(
+        self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secret: &[u8],
+    ) -> Result<Event, RequestError> {
+        self.0.handle(headers, body, secret)
+    }
+}
+
+impl PartialEq for Platform {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Platform {}
+
+impl fmt::Debug for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Platform").field(&self.as_str()).finish()
+    }
+}
+
+/// The platform of a receiver and the Secret it references.
+pub fn platform_of(
+    cfg: &WebhookReceiverConfig,
+) -> Result<(Platform, &LocalSecretReference), ConfigError> {
+    platform_of_in(RECEIVERS, cfg)
+}
+
+fn find_in(receivers: &[&'static dyn Receiver], kind: &str) -> Option<Platform> {
+    receivers
+        .iter()
+        .find(|r| r.kind() == kind)
+        .map(|r| Platform(*r))
+}
+
+fn platform_of_in<'c>(
+    receivers: &[&'static dyn Receiver],
+    cfg: &'c WebhookReceiverConfig,
+) -> Result<(Platform, &'c LocalSecretReference), ConfigError> {
+    let name = cfg.name.clone().unwrap_or_default();
+    if name.is_empty() {
+        return Err(ConfigError::NoName { name });
+    }
+    let mut found: Vec<(&'static str, Option<(Platform, &LocalSecretReference)>)> = receivers
+        .iter()
+        .filter_map(|r| Some((r.kind(), Some((Platform(*r), r.secret_ref(cfg)?)))))
+        .collect();
+    for (kind, is_set) in UNSERVED_KINDS {
+        if is_set(cfg) && find_in(receivers, kind).is_none() {
+            found.push((kind, None));
+        }
+    }
+    match found.as_slice() {
+        [] => Err(ConfigError::NoPlatform { name }),
+        [(_, Some(p))] => Ok(*p),
+        [(platform, None)] => Err(ConfigError::Unsupported { name, platform }),
+        _ => Err(ConfigError::ManyPlatforms { name }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use http::HeaderValue;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::receivers::webhook_path;
+
+    /// A new receiver exactly as its own file (`receivers/gitea.rs`) would hold it: a unit
+    /// struct and its `impl Receiver`, built from the shared helpers. A stand-in only: real
+    /// Gitea signs with HMAC, this one checks a token header as GitLab does.
+    mod gitea {
+        use http::HeaderMap;
+
+        use crate::api::{LocalSecretReference, WebhookReceiverConfig};
+        use crate::receivers::registry::Receiver;
+        use crate::receivers::{
+            Event, RequestError, constant_time_eq, header, parse_json, refresh, str_at,
+        };
+
+        pub struct Gitea;
+
+        impl Receiver for Gitea {
+            fn kind(&self) -> &'static str {
+                "gitea"
+            }
+
+            fn secret_key(&self) -> &'static str {
+                "secret"
+            }
+
+            fn secret_ref<'c>(
+                &self,
+                cfg: &'c WebhookReceiverConfig,
+            ) -> Option<&'c LocalSecretReference> {
+                cfg.gitea.as_ref().map(|s| &s.secret_ref)
+            }
+
+            fn handle(
+                &self,
+                headers: &HeaderMap,
+                body: &[u8],
+                secret: &[u8],
+            ) -> Result<Event, RequestError> {
+                match header(headers, "x-test-token") {
+                    Some(t) if constant_time_eq(t.as_bytes(), secret) => {}
+                    _ => return Err(RequestError::Unauthorized),
+                }
+                let v = parse_json(body)?;
+                let url = str_at(&v, "/repository/clone_url");
+                Ok(refresh(
+                    vec![crate::git::normalize_url(url)],
+                    vec![str_at(&v, "/ref").to_string()],
+                ))
+            }
+        }
+    }
+
+    /// The registry with one more line (in place of a real Gitea receiver, once there is one).
+    fn test_receivers() -> Vec<&'static dyn Receiver> {
+        let mut receivers: Vec<&'static dyn Receiver> = RECEIVERS
+            .iter()
+            .copied()
+            .filter(|r| r.kind() != "gitea")
+            .collect();
+        receivers.push(&gitea::Gitea);
+        receivers
+    }
+
+    fn cfg(v: Value) -> WebhookReceiverConfig {
+        serde_json::from_value(v).expect("cfg")
+    }
+
+    #[test]
+    fn every_receiver_is_configured_by_the_field_named_by_its_kind() {
+        let mut kinds = BTreeSet::new();
+        for r in RECEIVERS {
+            let kind = r.kind();
+            assert!(kinds.insert(kind), "{kind} registered twice");
+            let c = cfg(json!({"name": "r", kind: {"secretRef": {"name": "s"}}}));
+            let (p, s) = platform_of(&c).expect(kind);
+            assert_eq!((p.as_str(), s.name.as_str()), (kind, "s"));
+            assert_eq!(Platform::find(kind), Some(p));
+        }
+        assert_eq!(Platform::find("gitea-typo"), None);
+    }
+
+    #[test]
+    fn a_receiver_registered_in_one_line_is_configured_and_served() {
+        let receivers = test_receivers();
+        let gitea_cfg = cfg(json!({"name": "r", "gitea": {"secretRef": {"name": "s"}}}));
+        let (p, s) = platform_of_in(&receivers, &gitea_cfg).expect("gitea is registered");
+        assert_eq!(
+            (p.as_str(), p.secret_key(), s.name.as_str()),
+            ("gitea", "secret", "s")
+        );
+        assert_eq!(find_in(&receivers, "gitea"), Some(p));
+        assert!(webhook_path("", "proj", p, "r", &["x"]).starts_with("/gitea/"));
+
+        let body = json!({
+            "ref": "refs/heads/main",
+            "repository": {"clone_url": "https://gitea.example.com/org/app.git"}
+        })
+        .to_string();
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            p.handle(&headers, body.as_bytes(), b"s3cret"),
+            Err(RequestError::Unauthorized)
+        );
+        headers.insert("x-test-token", HeaderValue::from_static("s3cret"));
+        assert_eq!(
+            p.handle(&headers, body.as_bytes(), b"s3cret"),
+            Ok(Event::Refresh {
+                repo_urls: vec!["https://gitea.example.com/org/app".into()],
+                qualifiers: vec!["refs/heads/main".into()],
+            })
+        );
+
+        // The kinds still unregistered are refused as before, and one platform per receiver.
+        assert!(matches!(
+            platform_of_in(
+                &receivers,
+                &cfg(json!({"name": "r", "harbor": {"secretRef": {"name": "s"}}}))
+            ),
+            Err(ConfigError::Unsupported {
+                platform: "harbor",
+                ..
+            })
+        ));
+        assert!(matches!(
+            platform_of_in(
+                &receivers,
+                &cfg(json!({
+                    "name": "r",
+                    "gitea": {"secretRef": {"name": "s"}},
+                    "github": {"secretRef": {"name": "s"}}
+                }))
+            ),
+            Err(ConfigError::ManyPlatforms { .. })
+        ));
+    }
+}
