@@ -66,6 +66,20 @@ enum Command {
         /// Log as JSON lines (for log collectors) instead of text.
         #[arg(long, env = "HAUL_LOG_JSON")]
         log_json: bool,
+        /// /healthz fails when a watch has yielded only errors for longer than this (seconds).
+        #[arg(long, env = "HAUL_LIVENESS_WATCH_DOWN", default_value_t = 300)]
+        liveness_watch_down: u64,
+        /// /healthz fails when objects have waited for a controller that finished no reconcile
+        /// for longer than this (seconds).
+        #[arg(long, env = "HAUL_LIVENESS_QUEUE_STALLED", default_value_t = 300)]
+        liveness_queue_stalled: u64,
+        /// /healthz fails when one reconcile has been in flight for longer than this (seconds).
+        #[arg(long, env = "HAUL_LIVENESS_RECONCILE_STUCK", default_value_t = 1200)]
+        liveness_reconcile_stuck: u64,
+        /// Seconds between checks that the controller runs as the identity haul's admission
+        /// policies expect (the first runs at start); 0 turns the check off.
+        #[arg(long, env = "HAUL_IDENTITY_CHECK_INTERVAL", default_value_t = 300)]
+        identity_check_interval: u64,
     },
     /// List Warehouses, Freight, Stages or Promotions of a project, or show one (-o yaml|json|wide).
     Get(haul::cli::GetArgs),
@@ -157,7 +171,27 @@ fn main() -> ExitCode {
             lease_namespace,
             lease_duration,
             log_json: _,
+            liveness_watch_down,
+            liveness_queue_stalled,
+            liveness_reconcile_stuck,
+            identity_check_interval,
         } => {
+            use std::time::Duration;
+            let health = haul::metrics::Health {
+                liveness: Default::default(),
+                thresholds: haul::controller::liveness::Thresholds {
+                    watch_down: Duration::from_secs(liveness_watch_down),
+                    queue_stalled: Duration::from_secs(liveness_queue_stalled),
+                    reconcile_stuck: Duration::from_secs(liveness_reconcile_stuck),
+                },
+            };
+            let identity_check = (identity_check_interval > 0).then(|| IdentityCheck {
+                period: Duration::from_secs(identity_check_interval),
+                lease: haul::controller::identity::lease_reference(
+                    &lease_namespace,
+                    "haul-controller",
+                ),
+            });
             let mut config = haul::controller::Config {
                 shared_namespace,
                 argocd_namespace,
@@ -193,7 +227,15 @@ fn main() -> ExitCode {
                     Err(e) => return fail(&format!("HAUL_RECEIVERS_ADDR {a:?}: {e}")),
                 },
             };
-            controller(config, metrics_addr, webhook, receivers, leader)
+            controller(
+                config,
+                metrics_addr,
+                webhook,
+                receivers,
+                leader,
+                health,
+                identity_check,
+            )
         }
         Command::Crds {
             root,
@@ -271,12 +313,21 @@ fn schemas(root: &std::path::Path, check: bool) -> ExitCode {
     }
 }
 
+/// When and about what the controller checks its identity against the admission policies.
+struct IdentityCheck {
+    period: std::time::Duration,
+    /// The object its Warning Events are about (the leader Lease).
+    lease: k8s_openapi::api::core::v1::ObjectReference,
+}
+
 fn controller(
     config: haul::controller::Config,
     metrics_addr: std::net::SocketAddr,
     webhook: Option<(std::net::SocketAddr, PathBuf)>,
     receivers: Option<std::net::SocketAddr>,
     leader: Option<haul::controller::LeaderElection>,
+    health: haul::metrics::Health,
+    identity_check: Option<IdentityCheck>,
 ) -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -289,11 +340,25 @@ fn controller(
         };
         let opts = haul::controller::RunOptions {
             leader,
+            liveness: health.liveness.clone(),
             ..Default::default()
         };
         let (metrics, ready) = (opts.metrics.clone(), opts.ready.clone());
+        // Every replica checks: a standby may lead next, and the check is two reads.
+        let identity = identity_check.map(|check| {
+            let report = haul::controller::identity::Reporting {
+                liveness: health.liveness.clone(),
+                metrics: metrics.clone(),
+                about: check.lease,
+            };
+            tokio::spawn(haul::controller::identity::watch(
+                client.clone(),
+                report,
+                check.period,
+            ))
+        });
         let server = tokio::spawn(async move {
-            if let Err(e) = haul::metrics::serve(metrics_addr, metrics, ready).await {
+            if let Err(e) = haul::metrics::serve(metrics_addr, metrics, ready, health).await {
                 tracing::error!(error = %e, addr = %metrics_addr, "metrics server stopped");
             }
         });
@@ -315,6 +380,9 @@ fn controller(
             None => haul::controller::run_with(client, config, opts).await,
         };
         server.abort();
+        if let Some(i) = identity {
+            i.abort();
+        }
         if let Some(r) = receivers {
             r.abort();
         }

@@ -47,6 +47,9 @@ pub struct Metrics {
     pub step_duration: Family<StepLabel, Histogram, fn() -> Histogram>,
     pub discovery_duration: Histogram,
     pub leader: Gauge,
+    /// 1 while this controller runs under another identity than haul's admission policies
+    /// expect (its auto-promotions are refused); see `controller::identity`.
+    pub identity_mismatch: Gauge,
 }
 
 impl Default for Metrics {
@@ -60,6 +63,7 @@ impl Default for Metrics {
             step_duration: Family::new_with_constructor(seconds_histogram),
             discovery_duration: seconds_histogram(),
             leader: Gauge::default(),
+            identity_mismatch: Gauge::default(),
         };
         if let Ok(mut r) = m.registry.lock() {
             r.register(
@@ -96,6 +100,12 @@ impl Default for Metrics {
                 "leader",
                 "1 while this process holds the leader lease",
                 m.leader.clone(),
+            );
+            r.register(
+                "identity_mismatch",
+                "1 while the controller runs under another identity than haul's admission \
+                 policies expect (its auto-promotions are refused)",
+                m.identity_mismatch.clone(),
             );
         }
         m
@@ -218,14 +228,22 @@ impl Collector for SourceCollector {
 }
 
 /// Serves /metrics, /healthz and /readyz until the process ends.
+///
+/// `/healthz` fails (503) while a watch, work queue or reconcile of `health` stops making
+/// progress, naming which; `/healthz` and `/readyz` also show the notices of `health` (such as a
+/// controller identity the admission policies do not expect) without failing.
 pub async fn serve(
     addr: std::net::SocketAddr,
     metrics: Arc<Metrics>,
     ready: Arc<std::sync::atomic::AtomicBool>,
+    health: Health,
 ) -> std::io::Result<()> {
     use axum::http::StatusCode;
     use axum::routing::get;
     let m = metrics.clone();
+    let live = health.clone();
+    let status =
+        |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -242,20 +260,112 @@ pub async fn serve(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let h = live.clone();
+                async move {
+                    let (code, body) =
+                        healthz(h.liveness.check(&h.thresholds), &h.liveness.notices());
+                    (status(code), body)
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
                 let ready = ready.clone();
+                let h = health.clone();
                 async move {
-                    if ready.load(std::sync::atomic::Ordering::Relaxed) {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                    }
+                    let (code, body) = readyz(
+                        ready.load(std::sync::atomic::Ordering::Relaxed),
+                        &h.liveness.notices(),
+                    );
+                    (status(code), body)
                 }
             }),
         );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
+}
+
+/// What `/healthz` and `/readyz` read: the progress of the controllers and when its lack fails
+/// liveness.
+#[derive(Clone, Default)]
+pub struct Health {
+    pub liveness: Arc<crate::controller::liveness::Liveness>,
+    pub thresholds: crate::controller::liveness::Thresholds,
+}
+
+/// The `/healthz` answer: 200 `ok` (and the notices), or 503 naming what stopped making
+/// progress.
+pub fn healthz(verdict: Result<(), Vec<String>>, notices: &[String]) -> (u16, String) {
+    let (code, mut lines) = match verdict {
+        Ok(()) => (200, vec!["ok".to_string()]),
+        Err(problems) => (
+            503,
+            problems
+                .into_iter()
+                .map(|p| format!("unhealthy: {p}"))
+                .collect(),
+        ),
+    };
+    lines.extend(notices.iter().cloned());
+    (code, lines.join("\n") + "\n")
+}
+
+/// The `/readyz` answer: 200 `ready` once started (and the notices), else 503 `starting`.
+pub fn readyz(ready: bool, notices: &[String]) -> (u16, String) {
+    let (code, first) = if ready {
+        (200, "ready")
+    } else {
+        (503, "starting")
+    };
+    let mut lines = vec![first.to_string()];
+    lines.extend(notices.iter().cloned());
+    (code, lines.join("\n") + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_fails_naming_each_problem_and_shows_notices() {
+        assert_eq!(healthz(Ok(()), &[]), (200, "ok\n".to_string()));
+        let notice = ["warning: runs as the wrong user".to_string()];
+        assert_eq!(
+            healthz(Ok(()), &notice),
+            (200, "ok\nwarning: runs as the wrong user\n".to_string())
+        );
+        let (code, body) = healthz(
+            Err(vec!["watch of stages down".into(), "queue stuck".into()]),
+            &notice,
+        );
+        assert_eq!(code, 503);
+        assert_eq!(
+            body,
+            "unhealthy: watch of stages down\nunhealthy: queue stuck\nwarning: runs as the wrong user\n"
+        );
+    }
+
+    #[test]
+    fn readyz_shows_notices_without_failing() {
+        assert_eq!(readyz(false, &[]), (503, "starting\n".to_string()));
+        assert_eq!(
+            readyz(true, &["warning: x".to_string()]),
+            (200, "ready\nwarning: x\n".to_string())
+        );
+    }
+
+    #[test]
+    fn identity_mismatch_is_exported() {
+        let m = Metrics::default();
+        m.identity_mismatch.set(1);
+        assert!(
+            m.encode().contains("haul_identity_mismatch 1"),
+            "{}",
+            m.encode()
+        );
+    }
 }

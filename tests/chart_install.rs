@@ -277,6 +277,15 @@ fn controller_rbac_is_exactly_what_it_uses() {
             &["get"],
         ),
         ("argoproj.io", &["analysisruns"], &["get", "create"]),
+        // The identity check reads which identity the admission policies expect.
+        (
+            "admissionregistration.k8s.io",
+            &[
+                "validatingadmissionpolicies",
+                "validatingadmissionpolicybindings",
+            ],
+            &["list"],
+        ),
         ("events.k8s.io", &["events"], &["create", "patch"]),
         ("", &["events"], &["create", "patch"]),
     ]);
@@ -765,6 +774,11 @@ fn create_actor_policy_guards_the_record() {
     assert_eq!(
         controller["expression"].as_str().map(str::trim),
         Some("'system:serviceaccount:haul-system:haul'")
+    );
+    // The same identity, readable without parsing CEL: the controller compares it with its own.
+    assert_eq!(
+        p["metadata"]["annotations"]["haul.kargo.akuity.io/controller-username"],
+        "system:serviceaccount:haul-system:haul"
     );
     let b = find(&d, "ValidatingAdmissionPolicyBinding", "haul-create-actor");
     assert_eq!(b["spec"]["policyName"], "haul-create-actor");

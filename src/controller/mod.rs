@@ -3,6 +3,8 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod identity;
+pub mod liveness;
 pub mod project_config;
 pub mod promotion;
 pub mod stage;
@@ -65,6 +67,8 @@ pub struct Context {
     pub images: ImageDiscoverer,
     pub git: crate::git::RepoCache,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Progress of watches, queues and reconciles, for `/healthz` (see [`liveness`]).
+    pub liveness: Arc<liveness::Liveness>,
     /// Caches of the objects the Stage reconciler reads for a whole project on every pass;
     /// reading them from memory instead of listing them keeps that pass cheap as Freight grows.
     pub cache: Caches,
@@ -82,6 +86,16 @@ impl Context {
         config: Config,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Arc<Self>, Error> {
+        Self::new_with(client, config, metrics, Arc::default())
+    }
+
+    /// As [`Context::new`], recording progress into `liveness` (shared with `/healthz`).
+    pub fn new_with(
+        client: kube::Client,
+        config: Config,
+        metrics: Arc<crate::metrics::Metrics>,
+        liveness: Arc<liveness::Liveness>,
+    ) -> Result<Arc<Self>, Error> {
         let images = ImageDiscoverer::new(DiscovererConfig::from_env())
             .map_err(|e| Error::Setup(e.to_string()))?;
         let git = crate::git::RepoCache::new(config.work_root.join("git-cache"))
@@ -97,6 +111,7 @@ impl Context {
             images,
             git,
             metrics,
+            liveness,
             cache: Caches::default(),
             stage_locks: promotion::StageLocks::default(),
             failures: Mutex::new(HashMap::new()),
@@ -266,7 +281,11 @@ fn slim<K: kube::Resource>(obj: &mut K) {
     }
 }
 
-fn reflect<K>(client: &kube::Client, mut on_apply: impl FnMut(&K) + Send + 'static) -> Store<K>
+fn reflect<K>(
+    client: &kube::Client,
+    watch: liveness::WatchTracker,
+    mut on_apply: impl FnMut(&K) + Send + 'static,
+) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -288,6 +307,8 @@ where
         .modify(slim::<K>),
     )
     .default_backoff()
+    // Every event and relist marks the watch working, every error (retried with backoff) down.
+    .inspect(move |item| watch.observe(item))
     .applied_objects();
     tokio::spawn(async move {
         stream
@@ -322,7 +343,7 @@ fn send<T>(tx: &UnboundedSender<T>, v: T) {
 
 impl Caches {
     /// Starts the watches and waits until each store has its first complete list.
-    pub async fn start(&self, client: &kube::Client) {
+    pub async fn start(&self, client: &kube::Client, live: &Arc<liveness::Liveness>) {
         let (freight_tx, freight) = unbounded_channel();
         let (stage_tx, stages) = unbounded_channel();
         let (promo_tx, promotions) = unbounded_channel();
@@ -336,24 +357,38 @@ impl Caches {
             });
         }
         let stores = CacheStores {
-            freights: reflect(client, move |f: &Freight| {
-                send(
-                    &freight_tx,
-                    f.metadata.namespace.clone().unwrap_or_default(),
-                )
-            }),
-            stages: reflect(client, move |s: &Stage| {
-                send(&stage_tx, ObjectRef::from_obj(s))
-            }),
-            warehouses: reflect(client, |_: &Warehouse| {}),
-            promotions: reflect(client, move |p: &Promotion| {
-                send(&promo_tx, ObjectRef::from_obj(p));
-                let ns = p.metadata.namespace.as_deref().unwrap_or_default();
-                send(
-                    &promo_stage_tx,
-                    ObjectRef::<Stage>::new(&p.spec.stage).within(ns),
-                );
-            }),
+            freights: reflect(
+                client,
+                live.watch("freights (shared cache)"),
+                move |f: &Freight| {
+                    send(
+                        &freight_tx,
+                        f.metadata.namespace.clone().unwrap_or_default(),
+                    )
+                },
+            ),
+            stages: reflect(
+                client,
+                live.watch("stages (shared cache)"),
+                move |s: &Stage| send(&stage_tx, ObjectRef::from_obj(s)),
+            ),
+            warehouses: reflect(
+                client,
+                live.watch("warehouses (shared cache)"),
+                |_: &Warehouse| {},
+            ),
+            promotions: reflect(
+                client,
+                live.watch("promotions (shared cache)"),
+                move |p: &Promotion| {
+                    send(&promo_tx, ObjectRef::from_obj(p));
+                    let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+                    send(
+                        &promo_stage_tx,
+                        ObjectRef::<Stage>::new(&p.spec.stage).within(ns),
+                    );
+                },
+            ),
         };
         let _ = tokio::join!(
             stores.freights.wait_until_ready(),
@@ -550,6 +585,8 @@ pub struct RunOptions {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     pub leader: Option<LeaderElection>,
+    /// Progress of watches, queues and reconciles, read by `/healthz`.
+    pub liveness: Arc<liveness::Liveness>,
 }
 
 /// Runs every controller until the process is asked to stop.
@@ -558,7 +595,7 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
 }
 
 async fn controllers(ctx: Arc<Context>) {
-    ctx.cache.start(&ctx.client).await;
+    ctx.cache.start(&ctx.client, &ctx.liveness).await;
     tokio::join!(
         warehouse::run(ctx.clone()),
         promotion::run(ctx.clone()),
@@ -571,7 +608,12 @@ async fn controllers(ctx: Arc<Context>) {
 /// run with an error so the process restarts as a standby; no two processes reconcile at once.
 pub async fn run_with(client: kube::Client, config: Config, opts: RunOptions) -> Result<(), Error> {
     use std::sync::atomic::Ordering;
-    let ctx = Context::new(client.clone(), config, opts.metrics.clone())?;
+    let ctx = Context::new_with(
+        client.clone(),
+        config,
+        opts.metrics.clone(),
+        opts.liveness.clone(),
+    )?;
     ctx.metrics.observe(ctx.images.clone(), ctx.git.clone());
     let Some(le) = opts.leader else {
         opts.ready.store(true, Ordering::Relaxed);

@@ -47,6 +47,11 @@ app.kubernetes.io/part-of: haul
 {{- end -}}
 {{- end -}}
 
+{{/* The username the controller authenticates as (its ServiceAccount's). */}}
+{{- define "haul.controllerUsername" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "haul.serviceAccountName" .) -}}
+{{- end -}}
+
 {{- define "haul.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
 {{- if .Values.image.digest -}}
