@@ -141,12 +141,26 @@ pub async fn installed(client: &kube::Client) -> Result<Vec<ExpectingPolicy>, Id
     Ok(expecting(&p.items, &b.items))
 }
 
-/// Compares this controller's identity with what the installed policies expect; the
-/// sentences of [`mismatches`].
-pub async fn check(client: &kube::Client) -> Result<Vec<String>, IdentityError> {
+/// What one check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The username this controller runs as.
+    pub me: String,
+    /// How many installed (bound) policies name the controller's identity.
+    pub policies: usize,
+    /// The sentences of [`mismatches`]; empty when every policy names `me`.
+    pub mismatches: Vec<String>,
+}
+
+/// Compares this controller's identity with what the installed policies expect.
+pub async fn check(client: &kube::Client) -> Result<Checked, IdentityError> {
     let me = whoami(client).await?;
     let expected = installed(client).await?;
-    Ok(mismatches(&me, &expected))
+    Ok(Checked {
+        mismatches: mismatches(&me, &expected),
+        policies: expected.len(),
+        me,
+    })
 }
 
 /// Where the identity check reports.
@@ -178,14 +192,22 @@ pub async fn watch(client: kube::Client, report: Reporting, period: Duration) {
             instance: std::env::var("POD_NAME").ok(),
         },
     );
-    let mut last: Option<Vec<String>> = None;
+    let mut last: Option<Checked> = None;
     let mut could_not_check = false;
     loop {
         match check(&client).await {
             Ok(found) => {
                 could_not_check = false;
                 if last.as_ref() != Some(&found) {
-                    apply(&recorder, &report, &found).await;
+                    if found.mismatches.is_empty() {
+                        tracing::info!(
+                            user = %found.me,
+                            policies = found.policies,
+                            "identity check: every installed haul admission policy expects the \
+                             controller's identity"
+                        );
+                    }
+                    apply(&recorder, &report, &found.mismatches).await;
                     last = Some(found);
                 }
             }
