@@ -251,7 +251,8 @@ impl Liveness {
 
     /// Records one item of a kube `Controller::run` stream: an error of the controller's own
     /// watches (`QueueError`) marks the watch "`<controller>` controller" down; any other item
-    /// means the controller's machinery turned and marks it working again.
+    /// (a reconcile done or failed, an object gone from the store) means the controller's queue
+    /// moved: its watches work and nothing waits behind it.
     pub fn controller_item<T, R, Q>(
         &self,
         controller: &str,
@@ -265,7 +266,14 @@ impl Liveness {
             Err(kube::runtime::controller::Error::QueueError(e)) => {
                 self.watch_item(&name, Some(e.to_string()))
             }
-            _ => self.watch_item(&name, None),
+            _ => {
+                self.watch_item(&name, None);
+                self.with(|s| {
+                    let c = s.controllers.entry(controller.to_string()).or_default();
+                    c.last_finished = Some(Instant::now());
+                    c.waiting_since = None;
+                });
+            }
         }
     }
 
@@ -318,6 +326,31 @@ impl Liveness {
     }
 }
 
+/// Wraps a reconcile function so that each reconcile is recorded in flight (keyed
+/// `<namespace>/<name>`) in the [`Liveness`] of the Context until it returns or is cancelled:
+/// `.run(liveness::tracked("stage", reconcile), error_policy, ctx)`.
+pub fn tracked<K, F, Fut, T, E>(
+    controller: &'static str,
+    mut reconcile: F,
+) -> impl FnMut(Arc<K>, Arc<super::Context>) -> futures::future::BoxFuture<'static, Result<T, E>>
+where
+    K: kube::Resource + Send + Sync + 'static,
+    F: FnMut(Arc<K>, Arc<super::Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+{
+    move |obj, ctx| {
+        let guard = ctx
+            .liveness
+            .reconcile_started(controller, &super::key(obj.as_ref()));
+        let fut = reconcile(obj, ctx);
+        Box::pin(async move {
+            let out = fut.await;
+            drop(guard);
+            out
+        })
+    }
+}
+
 /// Records the items of one watch stream into [`Liveness`].
 #[derive(Debug, Clone)]
 pub struct WatchTracker {
@@ -350,6 +383,7 @@ impl Drop for InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
 
     fn at(base: Instant, secs: u64) -> Instant {
         base + Duration::from_secs(secs)
@@ -502,6 +536,36 @@ mod tests {
         assert_eq!(problems.len(), 4, "{problems:#?}");
     }
 
+    /// `tracked` fits kube's `Controller::run` (type-checked only; never run).
+    #[allow(dead_code)]
+    fn tracked_fits_controller_run(
+        c: kube::runtime::Controller<crate::api::Stage>,
+        ctx: Arc<super::super::Context>,
+    ) {
+        use kube::runtime::controller::Action;
+        async fn reconcile(
+            _: Arc<crate::api::Stage>,
+            _: Arc<super::super::Context>,
+        ) -> Result<Action, super::super::Error> {
+            Ok(Action::await_change())
+        }
+        fn error_policy(
+            _: Arc<crate::api::Stage>,
+            _: &super::super::Error,
+            _: Arc<super::super::Context>,
+        ) -> Action {
+            Action::await_change()
+        }
+        let live = ctx.liveness.clone();
+        drop(
+            c.run(tracked("stage", reconcile), error_policy, ctx)
+                .for_each(move |res| {
+                    live.controller_item("stage", &res);
+                    async {}
+                }),
+        );
+    }
+
     #[test]
     fn the_hooks_record_state() {
         let live = Arc::new(Liveness::default());
@@ -529,6 +593,46 @@ mod tests {
         assert_eq!(s.controllers[0].oldest_in_flight, None);
         assert_eq!(s.controllers[0].waiting_since, None);
         assert!(s.controllers[0].last_finished.is_some());
+
+        live.triggered("promotion");
+        let watch_error: Result<
+            (),
+            kube::runtime::controller::Error<std::io::Error, std::io::Error>,
+        > = Err(kube::runtime::controller::Error::QueueError(
+            std::io::Error::other("gone"),
+        ));
+        live.controller_item("promotion", &watch_error);
+        let s = live.snapshot();
+        let w = s
+            .watches
+            .iter()
+            .find(|w| w.name == "promotion controller")
+            .expect("watch");
+        assert!(w.down_since.is_some());
+        let p = s
+            .controllers
+            .iter()
+            .find(|c| c.name == "promotion")
+            .expect("controller");
+        assert!(p.waiting_since.is_some(), "a watch error moves no queue");
+        live.controller_item(
+            "promotion",
+            &Ok::<_, kube::runtime::controller::Error<std::io::Error, std::io::Error>>(()),
+        );
+        let s = live.snapshot();
+        let w = s
+            .watches
+            .iter()
+            .find(|w| w.name == "promotion controller")
+            .expect("watch");
+        assert_eq!(w.down_since, None);
+        let p = s
+            .controllers
+            .iter()
+            .find(|c| c.name == "promotion")
+            .expect("controller");
+        assert_eq!(p.waiting_since, None);
+        assert!(p.last_finished.is_some());
 
         live.notice("identity", Some("runs as the wrong user".into()));
         assert_eq!(live.notices(), ["runs as the wrong user"]);
