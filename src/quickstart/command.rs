@@ -96,7 +96,22 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
     if let Err(e) = super::start_webhook(env, state).await {
         return fail(&e.to_string());
     }
-    let controller = tokio::spawn(crate::controller::run(client.clone(), config));
+    // The controller runs as the chart's ServiceAccount, with the chart's RBAC and under its
+    // admission policies, as in a cluster; it checks that identity as `haul controller` does.
+    let controller_client = match super::controller_client(env).await {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let identity = tokio::spawn(crate::controller::identity::watch(
+        controller_client.clone(),
+        crate::controller::identity::Reporting {
+            liveness: Default::default(),
+            metrics: Default::default(),
+            about: crate::controller::identity::lease_reference("default", "haul-controller"),
+        },
+        crate::controller::identity::DEFAULT_PERIOD,
+    ));
+    let controller = tokio::spawn(crate::controller::run(controller_client, config));
     tokio::spawn(super::argocd_stand_in(client.clone()));
     eprintln!("==> CI pushes build 1006 to ECR");
     if let Err(e) = super::push_ecr_image(moto, "1006").await {
@@ -179,5 +194,6 @@ EOF"
     println!("Ctrl-C stops everything.");
     let _ = tokio::signal::ctrl_c().await;
     controller.abort();
+    identity.abort();
     ExitCode::SUCCESS
 }

@@ -169,6 +169,72 @@ fn seed_repo(url: &str, user: &str, password: &str, state: &Path) -> Result<(), 
     Ok(())
 }
 
+/// The identity the chart's admission policies expect the controller to run as: the
+/// ServiceAccount of a release `haul` in namespace `haul`.
+pub const CONTROLLER_USER: &str = "system:serviceaccount:haul:haul";
+
+/// Installs, as the chart would, the controller's ClusterRole and binding and haul's admission
+/// policies (rendered by the real helm from `charts/haul`), and returns a client for the
+/// controller that authenticates as [`CONTROLLER_USER`] (a client certificate for that
+/// username; RBAC binds a ServiceAccount subject by username). So the quickstart's controller
+/// runs with exactly the chart's permissions and its auto-promotions pass the policies.
+pub async fn controller_client(env: &Environment) -> Result<kube::Client, QuickstartError> {
+    let helm = haul_testenv::services::tools_dir()?.join("bin/helm");
+    let home = tempfile::tempdir().map_err(|e| fail("a temporary directory for helm", e))?;
+    let h = home.path();
+    let rendered = run(
+        Command::new(&helm)
+            .args(["template", "haul", "charts/haul", "--namespace", "haul"])
+            .current_dir(repo_root())
+            .env("HOME", h)
+            .env("HELM_CACHE_HOME", h.join("cache"))
+            .env("HELM_CONFIG_HOME", h.join("config"))
+            .env("HELM_DATA_HOME", h.join("data"))
+            .env("KUBECONFIG", h.join("no-kubeconfig")),
+        "rendering charts/haul with helm",
+    )?;
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&rendered).map_err(|e| fail("reading helm's output", e))?;
+    let items: Vec<serde_json::Value> = docs
+        .into_iter()
+        .filter(|d| match d["kind"].as_str() {
+            Some("ClusterRole" | "ClusterRoleBinding") => {
+                d["metadata"]["name"] == "haul-controller"
+            }
+            Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding") => true,
+            _ => false,
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let mut apply = Command::new("kubectl")
+        .env("KUBECONFIG", env.control_plane.kubeconfig())
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail("kubectl apply of the chart's RBAC and policies", e))?;
+    if let Some(mut stdin) = apply.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(list.to_string().as_bytes())
+            .map_err(|e| fail("kubectl apply of the chart's RBAC and policies", e))?;
+    }
+    let out = apply
+        .wait_with_output()
+        .map_err(|e| fail("kubectl apply of the chart's RBAC and policies", e))?;
+    if !out.status.success() {
+        return Err(fail(
+            "kubectl apply of the chart's RBAC and policies",
+            String::from_utf8_lossy(&out.stderr).trim(),
+        ));
+    }
+    let kubeconfig = env
+        .control_plane
+        .user_kubeconfig(CONTROLLER_USER, Some("system:serviceaccounts"))?;
+    Ok(haul_testenv::client_from(&kubeconfig).await?)
+}
+
 /// Pushes an image tag to moto's ECR repository `my-app`, as CI would.
 pub async fn push_ecr_image(moto: &str, tag: &str) -> Result<String, QuickstartError> {
     let creds =
