@@ -108,8 +108,8 @@ pub fn mismatches(me: &str, policies: &[ExpectingPolicy]) -> Vec<String> {
             };
             format!(
                 "the installed admission policy {} expects the controller to be {}, but it runs \
-                 as {me}: {consequence}. Run the controller as {} (the chart's ServiceAccount) \
-                 or install the chart with serviceAccount.name set to the identity it runs as",
+                 as {me}: {consequence}. Run the controller as {} (the ServiceAccount of the \
+                 release that installed the policy)",
                 p.policy, p.username, p.username
             )
         })
