@@ -64,6 +64,7 @@ use super::tag_selection::{
     TagFilter, lexical_candidates, newest_build_candidates, newest_build_order, semver_candidates,
 };
 use crate::api::{CommitSelectionStrategy, DiscoveredCommit, GitDiscoveryResult, GitSubscription};
+use crate::doublestar::Glob;
 use crate::expressions::{Env, ErrorKind, NoFunctions, evaluate_expression};
 use crate::git::{Credentials, GitError, RepoCache};
 
@@ -529,24 +530,23 @@ fn go_bool(v: &Value) -> Option<bool> {
 enum PathSelector {
     /// A directory or file and everything below it (Kargo's base-dir matcher). Empty: all.
     Prefix(String),
-    /// `glob:` (compiled to a regex) or `regex:` / `regexp:`.
-    Pattern(Regex),
+    /// `glob:` (doublestar syntax, as Kargo).
+    Glob(Glob),
+    /// `regex:` / `regexp:` (unanchored).
+    Regex(Regex),
 }
 
 impl PathSelector {
     fn parse(selector: &str) -> Result<Self, String> {
         if let Some(glob) = selector.strip_prefix("glob:") {
-            let re = glob_regex(glob).map_err(|r| format!("glob {glob:?}: {r}"))?;
-            return Regex::new(&re)
-                .map(Self::Pattern)
-                .map_err(|e| format!("glob {glob:?}: {e}"));
+            return Glob::new(glob).map(Self::Glob).map_err(|e| e.to_string());
         }
         if let Some(re) = selector
             .strip_prefix("regex:")
             .or_else(|| selector.strip_prefix("regexp:"))
         {
             return Regex::new(re)
-                .map(Self::Pattern)
+                .map(Self::Regex)
                 .map_err(|e| format!("invalid regular expression {re:?}: {e}"));
         }
         Ok(Self::Prefix(clean_path(selector)))
@@ -560,7 +560,8 @@ impl PathSelector {
                         .strip_prefix(base.as_str())
                         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             }
-            Self::Pattern(re) => re.is_match(path),
+            Self::Glob(g) => g.matches(path),
+            Self::Regex(re) => re.is_match(path),
         }
     }
 }
@@ -582,105 +583,6 @@ fn clean_path(p: &str) -> String {
         }
     }
     parts.join("/")
-}
-
-/// Translates a doublestar glob into an anchored regex: `*` and `?` stay within one path
-/// component, `**` as a whole component spans any number of them (including none), `[...]`
-/// (`[!...]` or `[^...]` negated) never matches `/`, `{a,b}` is alternation and `\` escapes.
-fn glob_regex(glob: &str) -> Result<String, String> {
-    let chars: Vec<char> = glob.chars().collect();
-    let mut out = String::from("^");
-    let mut braces = 0usize;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '\\' => {
-                let next = chars.get(i + 1).ok_or("ends with an escape character")?;
-                out.push_str(&regex::escape(&next.to_string()));
-                i += 2;
-                continue;
-            }
-            '*' if chars.get(i + 1) == Some(&'*') => {
-                let starts_component = i == 0 || chars[i - 1] == '/';
-                let after = i + 2;
-                let ends_component = after == chars.len() || chars[after] == '/';
-                if starts_component && ends_component {
-                    if after == chars.len() {
-                        if out.ends_with('/') {
-                            // `dir/**`: dir itself and everything below it.
-                            out.pop();
-                            out.push_str("(?:/.*)?");
-                        } else {
-                            out.push_str(".*");
-                        }
-                        i = after;
-                    } else {
-                        // `**/`: any number of leading components.
-                        out.push_str("(?:.*/)?");
-                        i = after + 1;
-                    }
-                } else {
-                    out.push_str("[^/]*");
-                    i = after;
-                }
-                continue;
-            }
-            '*' => out.push_str("[^/]*"),
-            '?' => out.push_str("[^/]"),
-            '[' => {
-                let mut j = i + 1;
-                let negated = matches!(chars.get(j), Some('!' | '^'));
-                if negated {
-                    j += 1;
-                }
-                let mut class = String::new();
-                let mut first = true;
-                loop {
-                    let Some(&ch) = chars.get(j) else {
-                        return Err("unclosed character class".into());
-                    };
-                    if ch == ']' && !first {
-                        break;
-                    }
-                    first = false;
-                    if ch == '\\' {
-                        j += 1;
-                        let esc = chars.get(j).ok_or("ends with an escape character")?;
-                        class.push_str(&regex::escape(&esc.to_string()));
-                    } else if ch == '-' {
-                        class.push('-');
-                    } else {
-                        class.push_str(&regex::escape(&ch.to_string()));
-                    }
-                    j += 1;
-                }
-                if negated {
-                    out.push_str(&format!("[^/{class}]"));
-                } else {
-                    out.push_str(&format!("[{class}&&[^/]]"));
-                }
-                i = j + 1;
-                continue;
-            }
-            '{' => {
-                braces += 1;
-                out.push_str("(?:");
-            }
-            '}' if braces > 0 => {
-                braces -= 1;
-                out.push(')');
-            }
-            ',' if braces > 0 => out.push('|'),
-            c => out.push_str(&regex::escape(&c.to_string())),
-        }
-        i += 1;
-    }
-    if braces > 0 {
-        return Err("unclosed '{'".into());
-    }
-    out.push('$');
-    Ok(out)
 }
 
 // ------------------------------------------------------------------------------- git metadata
@@ -1850,46 +1752,6 @@ mod tests {
     }
 
     #[test]
-    fn globs() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("*.yaml", "values.yaml", true),
-            ("*.yaml", "dir/values.yaml", false),
-            ("**/*.yaml", "values.yaml", true),
-            ("**/*.yaml", "a/b/values.yaml", true),
-            ("charts/**", "charts", true),
-            ("charts/**", "charts/a/b", true),
-            ("charts/**", "chartsx/a", false),
-            ("a/**/b", "a/b", true),
-            ("a/**/b", "a/x/y/b", true),
-            ("a/**/b", "a/x/yb", false),
-            ("**", "anything/at/all", true),
-            ("a?c", "abc", true),
-            ("a?c", "a/c", false),
-            ("[ab].txt", "b.txt", true),
-            ("[!ab].txt", "c.txt", true),
-            ("[!ab].txt", "a.txt", false),
-            ("[a-c]/x", "b/x", true),
-            ("{app,lib}/*.rs", "lib/x.rs", true),
-            ("{app,lib}/*.rs", "bin/x.rs", false),
-            ("a\\*b", "a*b", true),
-            ("a\\*b", "axb", false),
-            ("env/prod/x**y", "env/prod/xaby", true),
-            ("env/prod/x**y", "env/prod/xa/y", false),
-        ];
-        for (glob, path, want) in cases {
-            let sel = PathSelector::parse(&format!("glob:{glob}"))
-                .unwrap_or_else(|e| panic!("{glob}: {e}"));
-            assert_eq!(sel.matches(path), *want, "{glob} vs {path}");
-        }
-        for bad in ["[abc", "{a,b", "x\\"] {
-            assert!(
-                PathSelector::parse(&format!("glob:{bad}")).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
     fn prefix_and_regex_selectors() {
         let cases: &[(&str, &str, bool)] = &[
             ("charts/app", "charts/app/values.yaml", true),
@@ -1902,6 +1764,9 @@ mod tests {
             ("regex:^src/.*\\.rs$", "src/a/b.rs", true),
             ("regexp:\\.md$", "x/readme.md", true),
             ("regex:^docs", "src/docs", false),
+            ("glob:**/*.md", "docs/a.md", true),
+            ("glob:charts/**", "charts", true),
+            ("glob:*.md", "docs/a.md", false),
         ];
         for (selector, path, want) in cases {
             let sel = PathSelector::parse(selector).unwrap_or_else(|e| panic!("{e}"));
