@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::images::{ImageDiscoverer, ImageDiscoveryError, RegistryCredentials};
+use super::images::ImageDiscoverer;
 use super::semver_constraint::{Constraint, cmp_precedence, parse_version};
+use super::types::{ImageDiscoveryError, RegistryCredentials};
 use crate::api::{ChartDiscoveryResult, ChartSubscription};
 
 /// Largest `index.yaml` accepted (public indexes reach tens of MiB).

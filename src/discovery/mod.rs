@@ -14,19 +14,29 @@ pub use tag_selection::{
 };
 
 pub mod charts;
+pub mod config;
 pub mod ecr;
+mod ecr_clients;
 pub mod git_commits;
+pub mod image_plan;
 pub mod images;
 pub mod oci;
+mod oci_registry;
+mod registry;
+mod registry_context;
 pub mod registry_limits;
+pub mod types;
 
 pub use charts::{ChartDiscoveryError, ChartSource, discover_chart};
-pub use ecr::{EcrIdentity, EcrRepository};
+pub use config::DiscovererConfig;
+pub use ecr::EcrIdentity;
 pub use git_commits::{GitDiscoveryError, discover_commits};
-pub use images::{
-    CredentialsError, DiscovererConfig, DiscovererInitError, ImageDiscoverer, ImageDiscoveryError,
-    ImageRepository, InvalidPlatform, Platform, RegistryCredentials,
-};
+pub use image_plan::ImagePlan;
+pub use images::ImageDiscoverer;
 pub use registry_limits::{
     CacheCounts, RateLimiter, RateLimits, RegistryStats, RequestCounts, RequestKind,
+};
+pub use types::{
+    CredentialsError, DiscovererInitError, EcrRepository, ImageDiscoveryError, ImageRepository,
+    InvalidPlatform, Platform, RegistryCredentials,
 };
