@@ -60,10 +60,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::semver_constraint::Constraint;
+use super::subscription::{Subscriber, SubscriptionProblem};
+use super::tag_filter::{TagFilter, TagRegexes};
 use super::tag_selection::{
-    TagFilter, lexical_candidates, newest_build_candidates, newest_build_order, semver_candidates,
+    lexical_candidates, newest_build_candidates, newest_build_order, semver_candidates,
 };
 use crate::api::{CommitSelectionStrategy, DiscoveredCommit, GitDiscoveryResult, GitSubscription};
+use crate::credentials::{CredType, FoundCredentials};
 use crate::doublestar::Glob;
 use crate::expressions::{Env, ErrorKind, NoFunctions, evaluate_expression};
 use crate::git::{Credentials, GitError, RepoCache};
@@ -183,13 +186,19 @@ pub async fn discover_commits(
     creds: &Credentials,
     previous: Option<&GitDiscoveryResult>,
 ) -> Result<GitDiscoveryResult, GitDiscoveryError> {
+    let plan = GitPlan::compile(sub).map_err(|p| p.into_error(sub))?;
+    discover_planned_commits(cache, sub, &plan, creds, previous).await
+}
+
+/// [`discover_commits`] of a subscription compiled before.
+pub async fn discover_planned_commits(
+    cache: &RepoCache,
+    sub: &GitSubscription,
+    plan: &GitPlan,
+    creds: &Credentials,
+    previous: Option<&GitDiscoveryResult>,
+) -> Result<GitDiscoveryResult, GitDiscoveryError> {
     let repo = display_url(&sub.repo_url);
-    let plan =
-        Plan::new(sub).map_err(|(field, reason)| GitDiscoveryError::InvalidSubscription {
-            repo_url: repo.clone(),
-            field,
-            reason,
-        })?;
     if sub.insecure_skip_tls_verify == Some(true) {
         tracing::warn!(repo = %repo,
             "insecureSkipTLSVerify is not supported for git subscriptions; verifying TLS");
@@ -203,7 +212,7 @@ pub async fn discover_commits(
         cache,
         creds,
         sub,
-        plan: &plan,
+        plan,
         repo: &repo,
     };
     let (commits, observed_refs) = match plan.strategy {
@@ -268,6 +277,37 @@ pub async fn discover_commits(
     })
 }
 
+/// Git subscriptions, discovered into the shared clone cache.
+pub struct GitSubscriber<'a>(pub &'a RepoCache);
+
+impl Subscriber for GitSubscriber<'_> {
+    type Spec = GitSubscription;
+    type Plan = GitPlan;
+    type Credentials = Credentials;
+    type Found = GitDiscoveryResult;
+    type Error = GitDiscoveryError;
+
+    const CRED_TYPE: CredType = CredType::Git;
+
+    fn repo_url(spec: &GitSubscription) -> &str {
+        &spec.repo_url
+    }
+
+    fn credentials(found: Option<&FoundCredentials>) -> Result<Credentials, String> {
+        found.map_or(Ok(Credentials::None), crate::credentials::to_git)
+    }
+
+    async fn discover(
+        &self,
+        spec: &GitSubscription,
+        plan: &GitPlan,
+        creds: &Credentials,
+        previous: Option<&GitDiscoveryResult>,
+    ) -> Result<GitDiscoveryResult, GitDiscoveryError> {
+        discover_planned_commits(self.0, spec, plan, creds, previous).await
+    }
+}
+
 /// `previous` when it belongs to this repository and recorded exactly `observed`.
 fn unchanged<'a>(
     previous: Option<&'a GitDiscoveryResult>,
@@ -307,8 +347,9 @@ fn remote_tags(refs: &[(String, String)]) -> BTreeMap<String, String> {
 
 // ------------------------------------------------------------------------------------- the plan
 
-/// The validated selection settings of a subscription.
-struct Plan {
+/// A git subscription compiled once: its selection settings, regexes, constraint and path
+/// selectors.
+pub struct GitPlan {
     strategy: CommitSelectionStrategy,
     branch: Option<String>,
     filter: TagFilter,
@@ -323,7 +364,23 @@ struct Plan {
     fingerprint: String,
 }
 
-impl Plan {
+impl SubscriptionProblem {
+    /// The discovery error of a git subscription that does not compile.
+    pub fn into_error(self, sub: &GitSubscription) -> GitDiscoveryError {
+        GitDiscoveryError::InvalidSubscription {
+            repo_url: display_url(&sub.repo_url),
+            field: self.field,
+            reason: self.message,
+        }
+    }
+}
+
+impl GitPlan {
+    /// Compiles `sub`, or names the first problem.
+    pub fn compile(sub: &GitSubscription) -> Result<Self, SubscriptionProblem> {
+        Self::new(sub).map_err(|(field, reason)| SubscriptionProblem::new(field, reason))
+    }
+
     fn new(sub: &GitSubscription) -> Result<Self, (&'static str, String)> {
         let strategy = sub.commit_selection_strategy;
         let tags = strategy != CommitSelectionStrategy::NewestFromBranch;
@@ -347,18 +404,10 @@ impl Plan {
                 "no longer supported; use ignoreTagsRegexes".into(),
             ));
         }
-        let allow: Vec<&String> = sub
-            .allow_tags_regexes
-            .iter()
-            .chain(&sub.allow_tags_regex)
-            .collect();
-        let ignore: Vec<&String> = sub
-            .ignore_tags_regexes
-            .iter()
-            .chain(&sub.ignore_tags_regex)
-            .collect();
+        let allow = sub.allow_regexes();
+        let ignore = sub.ignore_regexes();
         let filter = if tags {
-            TagFilter::new(&allow, &ignore).map_err(|e| {
+            TagFilter::of(sub).map_err(|e| {
                 (
                     e.field,
                     format!("invalid regular expression {:?}: {}", e.pattern, e.error),
@@ -763,7 +812,7 @@ struct Run<'a> {
     cache: &'a RepoCache,
     creds: &'a Credentials,
     sub: &'a GitSubscription,
-    plan: &'a Plan,
+    plan: &'a GitPlan,
     repo: &'a str,
 }
 
@@ -1835,7 +1884,7 @@ mod tests {
             "https://h/x",
             json!({ "commitSelectionStrategy": "Lexical" }),
         );
-        let plan = Plan::new(&s).expect("plan");
+        let plan = GitPlan::new(&s).expect("plan");
         let tags: BTreeMap<String, String> = (0..300)
             .map(|i| (format!("t{i:03}"), format!("{i:040x}")))
             .collect();

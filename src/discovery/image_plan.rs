@@ -6,8 +6,10 @@ use std::str::FromStr;
 use sha2::{Digest as _, Sha256};
 
 use super::semver_constraint::Constraint;
+use super::subscription::SubscriptionProblem;
+use super::tag_filter::{TagFilter, TagRegexes};
 use super::tag_selection::{
-    Strategy, TagFilter, lexical_candidates, newest_build_candidates, semver_candidates,
+    Strategy, lexical_candidates, newest_build_candidates, semver_candidates,
 };
 use super::types::Platform;
 use crate::api::warehouse::{DEFAULT_DISCOVERY_LIMIT, ImageSelectionStrategy, ImageSubscription};
@@ -33,44 +35,46 @@ pub struct ImagePlan {
 }
 
 impl ImagePlan {
-    /// Compiles `sub`; the error names what is wrong.
-    pub fn compile(sub: &ImageSubscription) -> Result<Self, String> {
-        if sub.allow_tags.as_deref().is_some_and(|s| !s.is_empty()) {
-            return Err("allowTags is no longer supported; use allowTagsRegexes".into());
-        }
-        if !sub.ignore_tags.is_empty() {
-            return Err("ignoreTags is no longer supported; use ignoreTagsRegexes".into());
-        }
+    /// Compiles `sub`, or names every problem (the field relative to the subscription).
+    pub fn compile(sub: &ImageSubscription) -> Result<Self, Vec<SubscriptionProblem>> {
+        let mut problems = Vec::new();
         let strategy = match sub.image_selection_strategy {
             ImageSelectionStrategy::SemVer => Strategy::SemVer,
             ImageSelectionStrategy::Lexical => Strategy::Lexical,
             ImageSelectionStrategy::NewestBuild => Strategy::NewestBuild,
             ImageSelectionStrategy::Digest => Strategy::Digest,
         };
-        let allow: Vec<&String> = sub
-            .allow_tags_regexes
-            .iter()
-            .chain(&sub.allow_tags_regex)
-            .collect();
-        let ignore: Vec<&String> = sub
-            .ignore_tags_regexes
-            .iter()
-            .chain(&sub.ignore_tags_regex)
-            .collect();
-        let filter = TagFilter::new(&allow, &ignore).map_err(|e| e.to_string())?;
+        let allow = sub.allow_regexes();
+        let ignore = sub.ignore_regexes();
+        let filter = TagFilter::of(sub)
+            .map_err(|e| problems.push(SubscriptionProblem::new("", e.to_string())))
+            .unwrap_or_default();
+        if sub.allow_tags.is_some() || !sub.ignore_tags.is_empty() {
+            problems.push(SubscriptionProblem::new(
+                "",
+                "allowTags/ignoreTags were removed in Kargo v1.11; use allowTagsRegexes/ignoreTagsRegexes",
+            ));
+        }
         let raw_constraint = sub.effective_constraint().filter(|c| !c.trim().is_empty());
         let (constraint, digest_tag) = match strategy {
             Strategy::SemVer => (
-                raw_constraint
-                    .map(Constraint::parse)
-                    .transpose()
-                    .map_err(|e| e.to_string())?,
+                raw_constraint.and_then(|c| {
+                    Constraint::parse(c)
+                        .map_err(|e| {
+                            problems.push(SubscriptionProblem::new("constraint", e.to_string()))
+                        })
+                        .ok()
+                }),
                 None,
             ),
             Strategy::Digest => {
-                let tag = raw_constraint
-                    .ok_or("the Digest strategy needs the tag to track in constraint")?;
-                (None, Some(tag.trim().to_owned()))
+                if raw_constraint.is_none() {
+                    problems.push(SubscriptionProblem::new(
+                        "constraint",
+                        "the Digest strategy needs the tag to track in constraint",
+                    ));
+                }
+                (None, raw_constraint.map(|t| t.trim().to_owned()))
             }
             Strategy::Lexical | Strategy::NewestBuild => (None, None),
         };
@@ -78,9 +82,14 @@ impl ImagePlan {
             .platform
             .as_deref()
             .filter(|p| !p.is_empty())
-            .map(Platform::from_str)
-            .transpose()
-            .map_err(|e| e.to_string())?;
+            .and_then(|p| {
+                Platform::from_str(p)
+                    .map_err(|e| problems.push(SubscriptionProblem::new("platform", e.to_string())))
+                    .ok()
+            });
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let limit = match usize::try_from(sub.discovery_limit) {
             Ok(0) | Err(_) => DEFAULT_DISCOVERY_LIMIT as usize,
             Ok(n) => n.min(MAX_DISCOVERY_LIMIT),
@@ -154,7 +163,7 @@ mod tests {
             "repoURL": "ghcr.io/a/b", "semverConstraint": "^1.2", "allowTagsRegex": ["^v"],
             "ignoreTagsRegexes": ["rc"], "discoveryLimit": 500, "platform": "linux/amd64"
         })))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(p.strategy, Strategy::SemVer);
         assert_eq!(p.limit, MAX_DISCOVERY_LIMIT);
         assert!(p.constraint.is_some());
@@ -175,7 +184,7 @@ mod tests {
         let d = ImagePlan::compile(&sub(serde_json::json!({
             "repoURL": "ghcr.io/a/b", "imageSelectionStrategy": "Digest", "constraint": "latest"
         })))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(d.digest_tag.as_deref(), Some("latest"));
         assert_eq!(d.limit, 20);
 

@@ -40,10 +40,12 @@ use super::oci_registry::{OciMemos, OciRegistry};
 use super::registry::ImageRegistry;
 use super::registry_context::RegistryContext;
 use super::registry_limits::{BoundedCache, RegistryBudgets, RegistryStats};
+use super::subscription::{Subscriber, describe_problems};
 use super::types::{
     DiscovererInitError, ImageDiscoveryError, ImageRepository, RegistryCredentials,
 };
 use crate::api::warehouse::{ImageDiscoveryResult, ImageSubscription};
+use crate::credentials::{CredType, FoundCredentials};
 
 struct Inner {
     ctx: RegistryContext,
@@ -115,13 +117,27 @@ impl ImageDiscoverer {
             repo: sub.repo_url.clone(),
             reason,
         };
-        let plan = ImagePlan::compile(sub).map_err(invalid)?;
+        let plan = ImagePlan::compile(sub).map_err(|p| invalid(describe_problems(&p)))?;
+        self.discover_planned(sub, &plan, creds).await
+    }
+
+    /// [`discover`](Self::discover) of a subscription compiled before.
+    pub async fn discover_planned(
+        &self,
+        sub: &ImageSubscription,
+        plan: &ImagePlan,
+        creds: Option<&RegistryCredentials>,
+    ) -> Result<ImageDiscoveryResult, ImageDiscoveryError> {
+        let invalid = |reason: String| ImageDiscoveryError::InvalidSubscription {
+            repo: sub.repo_url.clone(),
+            reason,
+        };
         let repo = ImageRepository::parse(&sub.repo_url).map_err(invalid)?;
         let started = Instant::now();
         let before = self.stats().registry(&repo.registry);
         let references = match self.registry(&sub.repo_url, &repo, creds, plan.insecure)? {
-            Registry::Ecr(r) => r.discover(&plan).await?,
-            Registry::Oci(r) => r.discover(&plan).await?,
+            Registry::Ecr(r) => r.discover(plan).await?,
+            Registry::Oci(r) => r.discover(plan).await?,
         };
         let spent = self.stats().registry(&repo.registry).since(&before);
         tracing::debug!(
@@ -263,6 +279,49 @@ impl ImageDiscoverer {
             creds,
             insecure,
         ))
+    }
+}
+
+impl Subscriber for ImageDiscoverer {
+    type Spec = ImageSubscription;
+    type Plan = ImagePlan;
+    type Credentials = Option<RegistryCredentials>;
+    type Found = ImageDiscoveryResult;
+    type Error = ImageDiscoveryError;
+
+    const CRED_TYPE: CredType = CredType::Image;
+
+    fn repo_url(spec: &ImageSubscription) -> &str {
+        &spec.repo_url
+    }
+
+    fn credentials(found: Option<&FoundCredentials>) -> Result<Self::Credentials, String> {
+        registry_credentials(found)
+    }
+
+    async fn discover(
+        &self,
+        spec: &ImageSubscription,
+        plan: &ImagePlan,
+        creds: &Self::Credentials,
+        _previous: Option<&ImageDiscoveryResult>,
+    ) -> Result<ImageDiscoveryResult, ImageDiscoveryError> {
+        self.discover_planned(spec, plan, creds.as_ref()).await
+    }
+
+    fn retry_after(error: &ImageDiscoveryError) -> Option<std::time::Duration> {
+        error.retry_after()
+    }
+}
+
+/// Registry credentials from an `image` or `helm` Secret; the error names the Secret.
+pub(crate) fn registry_credentials(
+    found: Option<&FoundCredentials>,
+) -> Result<Option<RegistryCredentials>, String> {
+    match found {
+        Some(f) => RegistryCredentials::from_secret_data(&f.data)
+            .map_err(|e| format!("Secret {}: {e}", f.secret)),
+        None => Ok(None),
     }
 }
 

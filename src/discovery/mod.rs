@@ -5,12 +5,16 @@
 //! `charts` discovers chart versions (OCI tags or a classic `index.yaml`) for chart subscriptions.
 
 pub mod semver_constraint;
+pub mod subscription;
+pub mod tag_filter;
 pub mod tag_selection;
 
 pub use semver_constraint::{Constraint, ConstraintError, cmp_precedence, parse_version};
+pub use subscription::{Subscriber, SubscriptionProblem, describe_problems};
+pub use tag_filter::{TagFilter, TagFilterError, TagRegexes};
 pub use tag_selection::{
-    Strategy, TagFilter, TagFilterError, UnknownStrategy, lexical_candidates,
-    newest_build_candidates, newest_build_order, semver_candidates, sort_newest_build_by,
+    Strategy, UnknownStrategy, lexical_candidates, newest_build_candidates, newest_build_order,
+    semver_candidates, sort_newest_build_by,
 };
 
 pub mod charts;
@@ -27,10 +31,15 @@ mod registry_context;
 pub mod registry_limits;
 pub mod types;
 
-pub use charts::{ChartDiscoveryError, ChartSource, discover_chart};
+pub use charts::{
+    ChartDiscoveryError, ChartPlan, ChartSource, ChartSubscriber, discover_chart,
+    discover_planned_chart,
+};
 pub use config::DiscovererConfig;
 pub use ecr::EcrIdentity;
-pub use git_commits::{GitDiscoveryError, discover_commits};
+pub use git_commits::{
+    GitDiscoveryError, GitPlan, GitSubscriber, discover_commits, discover_planned_commits,
+};
 pub use image_plan::ImagePlan;
 pub use images::ImageDiscoverer;
 pub use registry_limits::{

@@ -20,11 +20,11 @@ use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 
 use super::{Context, Error, apply_status, key};
-use crate::api::{ChartDiscoveryResult, Freight, LABEL_ALIAS, RepoSubscription, Warehouse};
-use crate::credentials::{self, CredType};
-use crate::discovery::RegistryCredentials;
+use crate::api::{Freight, LABEL_ALIAS, Warehouse};
+use crate::credentials;
+use crate::discovery::{ChartSubscriber, GitSubscriber, Subscriber};
 use plan::{Decision, Effect, Found, FreightLookup, Observed, Plan, Requeue};
-pub use validate::{describe, validate};
+pub use validate::{Compiled, Valid, describe, validate};
 
 fn now() -> Time {
     Time(Timestamp::now())
@@ -35,10 +35,11 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     let k = key(w.as_ref());
     let t = now();
 
-    let interval = match validate(&w, ctx.config.min_warehouse_interval) {
-        Ok(i) => i,
+    let valid = match validate(&w, ctx.config.min_warehouse_interval) {
+        Ok(v) => v,
         Err(problems) => return apply(&ctx, &w, plan::invalid_spec(&w, &problems, &t)).await,
     };
+    let interval = valid.interval;
 
     // After a failed discovery, retry when the backoff is over, not only after the interval.
     let failed_before = plan::failed_before(&w);
@@ -51,7 +52,7 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     tracing::info!(warehouse = %k, reason, "discovering artifacts");
 
     let started = std::time::Instant::now();
-    let found = discover_all(&ctx, &w).await;
+    let found = discover_all(&ctx, &w, &valid.subscriptions).await;
     ctx.metrics
         .discovery_duration
         .observe(started.elapsed().as_secs_f64());
@@ -84,136 +85,81 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
 }
 
 /// Discovers every subscription on its own: one failing does not stop the others.
-async fn discover_all(ctx: &Context, w: &Warehouse) -> Found {
+async fn discover_all(ctx: &Context, w: &Warehouse, compiled: &[Compiled<'_>]) -> Found {
     let ns = w.namespace().unwrap_or_default();
     let previous = w
         .status
         .as_ref()
         .and_then(|s| s.discovered_artifacts.as_ref());
     let mut found = Found::default();
-    for sub in &w.spec.subscriptions {
-        if let Some(c) = &sub.chart {
-            match discover_chart(ctx, &ns, c).await {
-                Ok(mut r) => {
-                    r.subscription_name = sub.name.clone();
-                    found.charts.push(r);
+    for (sub, c) in w.spec.subscriptions.iter().zip(compiled) {
+        let failed = |found: &mut Found, (e, ra): (String, Option<Duration>)| {
+            found.failed(format!("{}: {e}", describe(sub)), ra)
+        };
+        match c {
+            Compiled::Chart(spec, plan) => {
+                match discover_one(ctx, &ns, &ChartSubscriber(&ctx.images), spec, plan, None).await
+                {
+                    Ok(mut r) => {
+                        r.subscription_name = sub.name.clone();
+                        found.charts.push(r);
+                    }
+                    Err(e) => failed(&mut found, e),
                 }
-                Err((e, ra)) => found.failed(format!("{}: {e}", describe(sub)), ra),
             }
-        } else if let Some(g) = &sub.git {
-            let prev = previous.and_then(|d| {
-                d.git
-                    .iter()
-                    .find(|r| r.repo_url == g.repo_url && r.name == sub.name)
-            });
-            match discover_git(ctx, &ns, sub, g, prev).await {
-                Ok(mut r) => {
-                    r.name = sub.name.clone();
-                    found.commits.push(r);
+            Compiled::Git(spec, plan) => {
+                let prev = previous.and_then(|d| {
+                    d.git
+                        .iter()
+                        .find(|r| r.repo_url == spec.repo_url && r.name == sub.name)
+                });
+                match discover_one(ctx, &ns, &GitSubscriber(&ctx.git), spec, plan, prev).await {
+                    Ok(mut r) => {
+                        r.name = sub.name.clone();
+                        found.commits.push(r);
+                    }
+                    Err(e) => failed(&mut found, e),
                 }
-                Err(e) => found.failed(format!("{}: {e}", describe(sub)), None),
             }
-        } else if let Some(img) = &sub.image {
-            match discover_image(ctx, &ns, sub, img).await {
-                Ok(mut r) => {
-                    r.name = sub.name.clone();
-                    found.images.push(r);
+            Compiled::Image(spec, plan) => {
+                match discover_one(ctx, &ns, &ctx.images, spec, plan, None).await {
+                    Ok(mut r) => {
+                        r.name = sub.name.clone();
+                        found.images.push(r);
+                    }
+                    Err(e) => failed(&mut found, e),
                 }
-                Err((e, ra)) => found.failed(e, ra),
             }
+            Compiled::Failing(e) => failed(&mut found, (e.clone(), None)),
         }
     }
     found
 }
 
-async fn discover_git(
+/// Finds the subscription's credentials (a Secret of its kind for its repository) and
+/// discovers it. The error carries the repository's `Retry-After`, if any.
+async fn discover_one<S: Subscriber>(
     ctx: &Context,
     ns: &str,
-    _sub: &RepoSubscription,
-    g: &crate::api::GitSubscription,
-    previous: Option<&crate::api::GitDiscoveryResult>,
-) -> Result<crate::api::GitDiscoveryResult, String> {
-    let creds = match credentials::find(
+    subscriber: &S,
+    spec: &S::Spec,
+    plan: &S::Plan,
+    previous: Option<&S::Found>,
+) -> Result<S::Found, (String, Option<Duration>)> {
+    let secret = credentials::find(
         &ctx.client,
         ns,
         ctx.config.shared_namespace.as_deref(),
-        CredType::Git,
-        &g.repo_url,
+        S::CRED_TYPE,
+        S::repo_url(spec),
     )
     .await
-    {
-        Ok(Some(found)) => credentials::to_git(&found)?,
-        Ok(None) => crate::git::Credentials::None,
-        Err(e) => return Err(e.to_string()),
-    };
-    crate::discovery::discover_commits(&ctx.git, g, &creds, previous)
+    .map_err(|e| (e.to_string(), None))?;
+    let creds = S::credentials(secret.as_ref()).map_err(|e| (e, None))?;
+    subscriber
+        .discover(spec, plan, &creds, previous)
         .await
-        .map_err(|e| e.to_string())
-}
-
-/// The error message names the subscription; it carries the registry's `Retry-After`, if any.
-async fn discover_image(
-    ctx: &Context,
-    ns: &str,
-    sub: &RepoSubscription,
-    img: &crate::api::ImageSubscription,
-) -> Result<crate::api::ImageDiscoveryResult, (String, Option<Duration>)> {
-    let creds = match credentials::find(
-        &ctx.client,
-        ns,
-        ctx.config.shared_namespace.as_deref(),
-        CredType::Image,
-        &img.repo_url,
-    )
-    .await
-    {
-        Ok(Some(found)) => match RegistryCredentials::from_secret_data(&found.data) {
-            Ok(c) => c,
-            Err(e) => {
-                return Err((
-                    format!("{}: Secret {}: {e}", describe(sub), found.secret),
-                    None,
-                ));
-            }
-        },
-        Ok(None) => None,
-        Err(e) => return Err((format!("{}: {e}", describe(sub)), None)),
-    };
-    ctx.images
-        .discover(img, creds.as_ref())
-        .await
-        .map_err(|e| (format!("{}: {e}", describe(sub)), e.retry_after()))
-}
-
-/// Finds the subscription's `helm` credentials and discovers its versions. The error carries
-/// the repository's `Retry-After`, if any.
-async fn discover_chart(
-    ctx: &Context,
-    ns: &str,
-    c: &crate::api::ChartSubscription,
-) -> Result<ChartDiscoveryResult, (String, Option<Duration>)> {
-    let creds = match credentials::find(
-        &ctx.client,
-        ns,
-        ctx.config.shared_namespace.as_deref(),
-        CredType::Helm,
-        &c.repo_url,
-    )
-    .await
-    {
-        Ok(Some(found)) => match RegistryCredentials::from_secret_data(&found.data) {
-            Ok(c) => c,
-            Err(e) => return Err((format!("Secret {}: {e}", found.secret), None)),
-        },
-        Ok(None) => None,
-        Err(e) => return Err((e.to_string(), None)),
-    };
-    crate::discovery::discover_chart(&ctx.images, c, creds.as_ref())
-        .await
-        .map_err(|e| {
-            let ra = e.retry_after();
-            (e.to_string(), ra)
-        })
+        .map_err(|e| (e.to_string(), S::retry_after(&e)))
 }
 
 /// Whether the Freight exists, and an alias unique in the namespace for it. The name is the

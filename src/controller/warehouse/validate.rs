@@ -2,12 +2,31 @@
 
 use std::time::Duration;
 
-use crate::api::{ImageSelectionStrategy, RepoSubscription, Warehouse};
-use crate::discovery::{ChartSource, Constraint, TagFilter};
+use crate::api::{
+    ChartSubscription, GitSubscription, ImageSubscription, RepoSubscription, Warehouse,
+};
+use crate::discovery::{ChartPlan, GitPlan, ImageDiscoveryError, ImagePlan, SubscriptionProblem};
 use crate::expressions::parse_criteria;
 
-/// Problems with a Warehouse's spec that no retry can fix, each naming the field.
-pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Duration, Vec<String>> {
+/// A subscription compiled once, for its discovery.
+pub enum Compiled<'a> {
+    Image(&'a ImageSubscription, ImagePlan),
+    Git(&'a GitSubscription, GitPlan),
+    Chart(&'a ChartSubscription, ChartPlan),
+    /// Does not compile, but (as before validation covered it) is reported as this
+    /// subscription's discovery failure, not as an invalid spec: git settings, image platforms.
+    Failing(String),
+}
+
+/// A valid spec: the discovery interval and every subscription compiled, in order.
+pub struct Valid<'a> {
+    pub interval: Duration,
+    pub subscriptions: Vec<Compiled<'a>>,
+}
+
+/// Problems with a Warehouse's spec that no retry can fix, each naming the field; or the spec
+/// compiled for discovery.
+pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Valid<'_>, Vec<String>> {
     let mut problems = Vec::new();
     let interval = match crate::duration::parse(&w.spec.interval) {
         Ok(d) => d.max(min_interval).max(Duration::from_secs(1)),
@@ -17,6 +36,7 @@ pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Duration, Vec<S
         }
     };
     let mut seen_names = std::collections::BTreeSet::new();
+    let mut subscriptions = Vec::new();
     for (i, sub) in w.spec.subscriptions.iter().enumerate() {
         let at = format!("spec.subscriptions[{i}]");
         let kinds = [sub.git.is_some(), sub.image.is_some(), sub.chart.is_some()]
@@ -35,36 +55,52 @@ pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Duration, Vec<S
                 "{at}.name: subscription name {name:?} is used twice"
             ));
         }
-        if let Some(img) = &sub.image {
-            let at = format!("{at}.image");
-            if let Err(e) = TagFilter::new(&allow_regexes(img), &ignore_regexes(img)) {
-                problems.push(format!("{at}: {e}"));
+        let compiled = if let Some(img) = &sub.image {
+            match ImagePlan::compile(img) {
+                Ok(plan) => Compiled::Image(img, plan),
+                Err(found) => {
+                    let (later, now): (Vec<_>, Vec<_>) =
+                        found.into_iter().partition(|p| p.field == "platform");
+                    problems.extend(now.iter().map(|p| field_problem(&format!("{at}.image"), p)));
+                    Compiled::Failing(
+                        ImageDiscoveryError::InvalidSubscription {
+                            repo: img.repo_url.clone(),
+                            reason: later
+                                .iter()
+                                .map(|p| p.message.as_str())
+                                .collect::<Vec<_>>()
+                                .join("; "),
+                        }
+                        .to_string(),
+                    )
+                }
             }
-            if img.allow_tags.is_some() || !img.ignore_tags.is_empty() {
+        } else if let Some(chart) = &sub.chart {
+            let at = format!("{at}.chart");
+            let compiled = match ChartPlan::compile(chart) {
+                Ok(plan) => Compiled::Chart(chart, plan),
+                Err(found) => {
+                    problems.extend(found.iter().map(|p| field_problem(&at, p)));
+                    Compiled::Failing(String::new())
+                }
+            };
+            // Kargo's webhook rule; discovery itself clamps the limit.
+            if !(1..=100).contains(&chart.discovery_limit) {
                 problems.push(format!(
-                    "{at}: allowTags/ignoreTags were removed in Kargo v1.11; use allowTagsRegexes/ignoreTagsRegexes"
+                    "{at}.discoveryLimit: must be between 1 and 100 (found {})",
+                    chart.discovery_limit
                 ));
             }
-            let strategy = &img.image_selection_strategy;
-            match (
-                matches!(strategy, ImageSelectionStrategy::SemVer),
-                img.effective_constraint(),
-            ) {
-                (true, Some(c)) if !c.is_empty() => {
-                    if let Err(e) = Constraint::parse(c) {
-                        problems.push(format!("{at}.constraint: {e}"));
-                    }
-                }
-                (false, None) if matches!(strategy, ImageSelectionStrategy::Digest) => problems
-                    .push(format!(
-                        "{at}.constraint: the Digest strategy needs the tag to track in constraint"
-                    )),
-                _ => {}
+            compiled
+        } else if let Some(git) = &sub.git {
+            match GitPlan::compile(git) {
+                Ok(plan) => Compiled::Git(git, plan),
+                Err(p) => Compiled::Failing(p.into_error(git).to_string()),
             }
-        }
-        if let Some(chart) = &sub.chart {
-            problems.extend(validate_chart(chart, &format!("{at}.chart")));
-        }
+        } else {
+            Compiled::Failing(String::new())
+        };
+        subscriptions.push(compiled);
     }
     if let Some(expr) = w
         .spec
@@ -76,54 +112,22 @@ pub fn validate(w: &Warehouse, min_interval: Duration) -> Result<Duration, Vec<S
         problems.push(e.to_string());
     }
     if problems.is_empty() {
-        Ok(interval)
+        Ok(Valid {
+            interval,
+            subscriptions,
+        })
     } else {
         Err(problems)
     }
 }
 
-/// A chart subscription's problems (Kargo's webhook rules), each naming the field.
-fn validate_chart(chart: &crate::api::ChartSubscription, at: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Err(e) = ChartSource::of(chart) {
-        let field = if e.contains("name") {
-            "name"
-        } else {
-            "repoURL"
-        };
-        problems.push(format!("{at}.{field}: {e}"));
+/// `<at>.<field>: <message>`, or `<at>: <message>` for the subscription as a whole.
+fn field_problem(at: &str, p: &SubscriptionProblem) -> String {
+    if p.field.is_empty() {
+        format!("{at}: {}", p.message)
+    } else {
+        format!("{at}.{}: {}", p.field, p.message)
     }
-    if let Some(c) = chart
-        .semver_constraint
-        .as_deref()
-        .filter(|c| !c.trim().is_empty())
-        && let Err(e) = Constraint::parse(c)
-    {
-        problems.push(format!("{at}.semverConstraint: {e}"));
-    }
-    if !(1..=100).contains(&chart.discovery_limit) {
-        problems.push(format!(
-            "{at}.discoveryLimit: must be between 1 and 100 (found {})",
-            chart.discovery_limit
-        ));
-    }
-    problems
-}
-
-fn allow_regexes(img: &crate::api::ImageSubscription) -> Vec<String> {
-    img.allow_tags_regexes
-        .iter()
-        .chain(img.allow_tags_regex.iter())
-        .cloned()
-        .collect()
-}
-
-fn ignore_regexes(img: &crate::api::ImageSubscription) -> Vec<String> {
-    img.ignore_tags_regexes
-        .iter()
-        .chain(img.ignore_tags_regex.iter())
-        .cloned()
-        .collect()
 }
 
 /// A subscription's label in messages: its name, or its kind and repository.
@@ -213,5 +217,90 @@ mod tests {
             "{problems:?}"
         );
         assert!(validate(&warehouse(Some("true")), Duration::ZERO).is_ok());
+    }
+
+    fn image_warehouse(image: serde_json::Value) -> Warehouse {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1",
+            "kind": "Warehouse",
+            "metadata": {"name": "w", "namespace": "p", "generation": 1},
+            "spec": {"subscriptions": [{"image": image}]},
+        }))
+        .expect("warehouse")
+    }
+
+    #[test]
+    fn image_subscriptions_are_compiled_once_for_validation_and_discovery() {
+        let problems = validate(
+            &image_warehouse(serde_json::json!({
+                "repoURL": "r/x", "allowTagsRegexes": ["("], "allowTags": "^v",
+                "constraint": ">=> 1"
+            })),
+            Duration::ZERO,
+        )
+        .err()
+        .unwrap_or_default();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "spec.subscriptions[0].image: invalid regular expression \"(\" in allowTagsRegexes"
+            ),
+            "{problems:?}"
+        );
+        assert_eq!(
+            problems[1],
+            "spec.subscriptions[0].image: allowTags/ignoreTags were removed in Kargo v1.11; use allowTagsRegexes/ignoreTagsRegexes"
+        );
+        assert!(problems[2].starts_with("spec.subscriptions[0].image.constraint: "));
+        let digest = validate(
+            &image_warehouse(
+                serde_json::json!({"repoURL": "r/x", "imageSelectionStrategy": "Digest"}),
+            ),
+            Duration::ZERO,
+        )
+        .err()
+        .unwrap_or_default();
+        assert_eq!(
+            digest,
+            vec!["spec.subscriptions[0].image.constraint: the Digest strategy needs the tag to track in constraint".to_string()]
+        );
+        let ok = validate(
+            &image_warehouse(serde_json::json!({"repoURL": "r/x"})),
+            Duration::ZERO,
+        )
+        .map(|v| v.subscriptions.len());
+        assert_eq!(ok.ok(), Some(1));
+    }
+
+    #[test]
+    fn platform_and_git_problems_stay_discovery_failures() {
+        let w = image_warehouse(serde_json::json!({"repoURL": "r/x", "platform": "linux"}));
+        let valid = validate(&w, Duration::ZERO).unwrap_or_else(|p| panic!("{p:?}"));
+        match &valid.subscriptions[0] {
+            Compiled::Failing(m) => assert_eq!(
+                m,
+                "invalid image subscription for r/x: invalid platform \"linux\" (expected os/arch[/variant])"
+            ),
+            _ => panic!("compiled"),
+        }
+        let w: Warehouse = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1",
+            "kind": "Warehouse",
+            "metadata": {"name": "w", "namespace": "p"},
+            "spec": {"subscriptions": [{"git": {
+                "repoURL": "https://git.example.com/a.git", "includePaths": ["glob:[abc"]
+            }}]},
+        }))
+        .expect("warehouse");
+        let valid = validate(&w, Duration::ZERO).unwrap_or_else(|p| panic!("{p:?}"));
+        match &valid.subscriptions[0] {
+            Compiled::Failing(m) => assert!(
+                m.starts_with(
+                    "invalid git subscription for https://git.example.com/a.git: includePaths: "
+                ),
+                "{m}"
+            ),
+            _ => panic!("compiled"),
+        }
     }
 }
