@@ -42,7 +42,7 @@ pub enum Requeue {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Create this Freight (name, alias and label set). A conflict means it already exists.
-    CreateFreight(Freight),
+    CreateFreight(Box<Freight>),
     /// Publish an Event about the Warehouse.
     Event(Event),
     /// Do not retry discovery before this delay (status writes re-trigger reconciles).
@@ -613,7 +613,7 @@ pub fn after_discovery(w: &Warehouse, interval: Duration, observed: &Observed) -
                     .get_or_insert_with(Default::default)
                     .insert(LABEL_ALIAS.to_string(), l.free_alias.clone());
                 freight.discovered_at = Some(t.clone());
-                effects.push(Effect::CreateFreight(freight));
+                effects.push(Effect::CreateFreight(Box::new(freight)));
                 effects.push(Effect::Event(Event {
                     warning: false,
                     reason: "FreightCreated",

@@ -119,7 +119,7 @@ fn events(plan: &Plan) -> Vec<&Event> {
 
 fn created(plan: &Plan) -> Option<&Freight> {
     plan.effects.iter().find_map(|e| match e {
-        Effect::CreateFreight(f) => Some(f),
+        Effect::CreateFreight(f) => Some(f.as_ref()),
         _ => None,
     })
 }
