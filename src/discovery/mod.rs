@@ -1,8 +1,16 @@
-//! Image discovery for Kargo's image subscriptions. `semver_constraint` and `tag_selection` are
-//! pure: Masterminds-style semver constraints and the per-strategy filtering and ordering of tags.
-//! `images` ([`ImageDiscoverer`]) lists tags and fetches metadata in that order from ECR (`ecr`)
-//! or any OCI registry (`oci`), within the per-registry budgets and caches of `registry_limits`.
-//! `charts` discovers chart versions (OCI tags or a classic `index.yaml`) for chart subscriptions.
+//! Discovery for a Warehouse's subscriptions.
+//!
+//! Each kind of subscription (image, git, chart) is a [`Subscriber`] that discovers from a plan
+//! compiled once ([`ImagePlan`], [`GitPlan`], [`ChartPlan`]); the Warehouse's validation checks
+//! the same plans. Pure parts: `semver_constraint` (Masterminds constraints), `tag_filter` (the
+//! one allow/ignore regex filter), `tag_selection` (per-strategy filtering and ordering).
+//!
+//! Images: `images` ([`ImageDiscoverer`]) picks a registry back end, `ecr` (the ECR API) or
+//! `oci_registry` (any OCI registry, over the `oci` protocol client); both share
+//! `registry_context` (settings from `config`, the budgets and caches of `registry_limits`,
+//! the clients) and the types of `types`, and never import each other or `images`.
+//! Git: `git_commits`. Charts: `charts` (OCI tags through the image back ends, or an
+//! `index.yaml`).
 
 pub mod semver_constraint;
 pub mod subscription;
