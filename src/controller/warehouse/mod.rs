@@ -19,7 +19,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 
-use super::{Context, Error, apply_status, key};
+use super::{Context, Error, api_message, apply_status, key, within_deadline};
 use crate::api::{Freight, LABEL_ALIAS, Warehouse};
 use crate::credentials;
 use crate::discovery::{ChartSubscriber, GitSubscriber, Subscriber};
@@ -31,6 +31,10 @@ fn now() -> Time {
 }
 
 async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error> {
+    within_deadline(&ctx, "warehouse", reconcile_once(w, ctx.clone())).await
+}
+
+async fn reconcile_once(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("warehouse");
     let k = key(w.as_ref());
     let t = now();
@@ -59,7 +63,10 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
     // Read only on failure: reading it counts one more failure.
     let backoff = (!found.failures.is_empty()).then(|| ctx.backoff(&k, interval));
     let freight = match plan::wanted_freight(&w, &found) {
-        Some(f) => Some(look_up_freight(&ctx, &f).await?),
+        Some(f) => Some(look_up_freight(&ctx, &f).await.map_err(Error::failed(
+            "FreightReadFailed",
+            "looking up the Freight to create",
+        ))?),
         None => None,
     };
     let mut observed = Observed {
@@ -69,17 +76,31 @@ async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error
         freight,
     };
     let planned = plan::after_discovery(&w, interval, &observed);
-    if let Some(Effect::CreateFreight(f)) = planned
-        .effects
-        .iter()
-        .find(|e| matches!(e, Effect::CreateFreight(_)))
-        && !create_freight(&ctx, f).await?
-    {
-        // Created meanwhile by someone else (a previous leader): plan with what we learned.
-        if let Some(l) = observed.freight.as_mut() {
-            l.exists = true;
+    let create = planned.effects.iter().find_map(|e| match e {
+        Effect::CreateFreight(f) => Some(f.clone()),
+        _ => None,
+    });
+    if let Some(f) = create {
+        match create_freight(&ctx, &f).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Created meanwhile by someone else (a previous leader): plan with what we
+                // learned.
+                if let Some(l) = observed.freight.as_mut() {
+                    l.exists = true;
+                }
+                return apply(&ctx, &w, plan::after_discovery(&w, interval, &observed)).await;
+            }
+            Err(e) => {
+                let delay = ctx.backoff(&k, interval);
+                ctx.metrics
+                    .reconcile_failed("warehouse", plan::REASON_FREIGHT_CREATE_FAILED);
+                let failed =
+                    plan::freight_create_failed(&w, planned, &api_message(&e), delay, &now());
+                tracing::warn!(warehouse = %k, error = %e, retry_in = ?delay, "cannot create Freight");
+                return apply(&ctx, &w, failed).await;
+            }
         }
-        return apply(&ctx, &w, plan::after_discovery(&w, interval, &observed)).await;
     }
     apply(&ctx, &w, planned).await
 }
@@ -164,7 +185,7 @@ async fn discover_one<S: Subscriber>(
 
 /// Whether the Freight exists, and an alias unique in the namespace for it. The name is the
 /// content hash, so a restarted controller that discovers the same artifacts finds it.
-async fn look_up_freight(ctx: &Context, f: &Freight) -> Result<FreightLookup, Error> {
+async fn look_up_freight(ctx: &Context, f: &Freight) -> Result<FreightLookup, kube::Error> {
     let ns = f.namespace().unwrap_or_default();
     let api: Api<Freight> = Api::namespaced(ctx.client.clone(), &ns);
     let name = f.name_any();
@@ -197,12 +218,12 @@ async fn look_up_freight(ctx: &Context, f: &Freight) -> Result<FreightLookup, Er
 }
 
 /// Creates the Freight; `false` when it already exists.
-async fn create_freight(ctx: &Context, f: &Freight) -> Result<bool, Error> {
+async fn create_freight(ctx: &Context, f: &Freight) -> Result<bool, kube::Error> {
     let api: Api<Freight> = Api::namespaced(ctx.client.clone(), &f.namespace().unwrap_or_default());
     match api.create(&PostParams::default(), f).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -245,10 +266,10 @@ async fn apply(ctx: &Context, w: &Warehouse, plan: Plan) -> Result<Action, Error
 }
 
 fn error_policy(w: Arc<Warehouse>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed("warehouse");
+    ctx.metrics.reconcile_failed("warehouse", err.reason());
     let k = key(w.as_ref());
     let delay = ctx.backoff(&k, Duration::from_secs(300));
-    tracing::warn!(warehouse = %k, error = %err, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(warehouse = %k, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 

@@ -72,6 +72,8 @@ pub enum Outcome {
     ManualPolicy,
     FreightCreated,
     FreightAlreadyExists,
+    /// The API server refused (or did not answer) the Freight create.
+    FreightCreateFailed,
     /// Discovery succeeded and there was nothing to record (no subscription at all).
     Ready,
 }
@@ -119,12 +121,74 @@ pub fn decide(w: &Warehouse, interval: Duration, now: Timestamp) -> Decision {
     }
 }
 
-/// Whether the last discovery failed (then retries follow the backoff, see [`after_failure`]).
+/// Whether the last discovery, or the Freight create after it, failed (then retries follow
+/// the backoff, see [`after_failure`]).
 pub fn failed_before(w: &Warehouse) -> bool {
     w.status.as_ref().is_some_and(|s| {
         conditions::get(&s.conditions, CONDITION_HEALTHY)
             .is_some_and(|c| c.reason == "DiscoveryFailed")
+            || conditions::get(&s.conditions, CONDITION_READY)
+                .is_some_and(|c| c.reason == REASON_FREIGHT_CREATE_FAILED)
     })
+}
+
+/// Ready's (and FreightCreated's) reason when the Freight create failed.
+pub const REASON_FREIGHT_CREATE_FAILED: &str = "FreightCreateFailed";
+
+/// The plan to apply instead of `planned` when its Freight create failed with `error` (the
+/// API server's message): what discovery found is still recorded (observedGeneration too),
+/// Ready and FreightCreated say what failed, a Warning Event says it, and discovery is tried
+/// again after `delay` (the backoff), which creates the Freight once the API server accepts it.
+pub fn freight_create_failed(
+    w: &Warehouse,
+    planned: Plan,
+    error: &str,
+    delay: Duration,
+    now: &Time,
+) -> Plan {
+    let generation = w.metadata.generation;
+    let mut status = planned.status.unwrap_or_default();
+    let name = planned
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::CreateFreight(f) => Some(f.name_any()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    // Not created: the last Freight is still the one before.
+    status.last_freight_id = w.status.as_ref().and_then(|s| s.last_freight_id.clone());
+    let message = format!(
+        "creating Freight {name} failed: {error}; {}",
+        retry_note(delay, None)
+    );
+    for type_ in [CONDITION_FREIGHT_CREATED, CONDITION_READY] {
+        conditions::set(
+            &mut status.conditions,
+            Desired {
+                type_,
+                status: false,
+                reason: REASON_FREIGHT_CREATE_FAILED,
+                message: message.clone(),
+            },
+            generation,
+            now,
+        );
+    }
+    Plan {
+        status: Some(status),
+        effects: vec![
+            Effect::Event(Event {
+                warning: true,
+                reason: REASON_FREIGHT_CREATE_FAILED,
+                action: "CreateFreight",
+                note: message,
+            }),
+            Effect::RetryNotBefore(delay),
+        ],
+        requeue: Requeue::After(delay),
+        outcome: Outcome::FreightCreateFailed,
+    }
 }
 
 /// [`decide`] after a failed discovery: the retry waits for `retry_wait` (the backoff, or the

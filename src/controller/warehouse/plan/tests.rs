@@ -712,3 +712,55 @@ fn planned_freight_takes_the_newest_chart_version() {
     }];
     assert!(plan_freight(&w, &[], &[], &empty).is_none());
 }
+
+// ------------------------------------------------------------------------- a refused create
+
+#[test]
+fn a_refused_freight_create_shows_and_is_retried_after_the_backoff() {
+    let w = warehouse(None);
+    let planned = after_discovery(&w, s(300), &observed(&w, found("v1", "c1"), false));
+    let name = created(&planned).expect("creates Freight").name_any();
+    let error = "freights.kargo.akuity.io is forbidden: ValidatingAdmissionPolicy 'no-freight' \
+                 with binding 'no-freight' denied request: refused";
+    let shown = freight_create_failed(&w, planned.clone(), error, s(10), &t(1_000));
+    let message = format!("creating Freight {name} failed: {error}; retrying in 10s");
+    for type_ in [CONDITION_READY, CONDITION_FREIGHT_CREATED] {
+        let c = cond(&shown, type_).expect("condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            ("False", REASON_FREIGHT_CREATE_FAILED, message.as_str())
+        );
+    }
+    // What discovery found and the generation it saw are still written.
+    assert_eq!(status(&shown).observed_generation, Some(2));
+    assert_eq!(
+        status(&shown).discovered_artifacts,
+        status(&planned).discovered_artifacts
+    );
+    assert_eq!(status(&shown).last_freight_id, None);
+    assert_eq!(created(&shown), None);
+    assert_eq!(
+        events(&shown),
+        vec![&Event {
+            warning: true,
+            reason: REASON_FREIGHT_CREATE_FAILED,
+            action: "CreateFreight",
+            note: message.clone(),
+        }]
+    );
+    assert!(shown.effects.contains(&Effect::RetryNotBefore(s(10))));
+    assert_eq!(shown.requeue, Requeue::After(s(10)));
+
+    // Written, the Warehouse waits for the backoff, not the interval, and then discovers.
+    let w = with_status(w, status(&shown).clone());
+    assert!(failed_before(&w));
+    let due = decide(&w, s(300), t(1_005).0);
+    assert_eq!(
+        after_failure(due.clone(), true, Some(s(5))),
+        Decision::Wait(s(5))
+    );
+    assert!(matches!(
+        after_failure(due, true, None),
+        Decision::Discover(_)
+    ));
+}
