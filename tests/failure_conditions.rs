@@ -302,3 +302,82 @@ fn a_refused_auto_promotion_shows_on_the_stage_and_clears_once_allowed() {
     );
     kubectl(&["delete", "validatingadmissionpolicy", &policy]).success("delete policy");
 }
+
+/// Pushes `repo:tag` to the test registry (anonymous).
+fn push(registry: &str, repo: &str, tag: &str) {
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/push-image.sh"))
+        .args([registry, repo, tag])
+        .output()
+        .expect("push-image");
+    assert!(
+        out.status.success(),
+        "push {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_refused_freight_create_shows_on_the_warehouse_and_clears_once_allowed() {
+    let registry = support::services::services()
+        .var("HAUL_TEST_REGISTRY")
+        .to_string();
+    let ns = namespace("refused-freight");
+    let repo = format!("{ns}/app");
+    push(&registry, &repo, "1.0.0");
+    let policy = format!("refuse-freight-{ns}");
+    let message = format!("{CONTROLLER_USER} may not create Freight here (policy {policy})");
+    refuse(&ns, &policy, "freights", &message);
+    let probe = json!({
+        "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Freight",
+        "metadata": {"name": "probe", "namespace": ns},
+        "origin": {"kind": "Warehouse", "name": "w"},
+        "images": [{"repoURL": "example.com/app", "tag": "1", "digest": "sha256:1"}]
+    });
+    wait_until_refused(&probe, &message);
+    with_controller(|_| ());
+    apply(&format!(
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: w\n  namespace: {ns}\nspec:\n  interval: 10m\n  subscriptions:\n  - image:\n      repoURL: {registry}/{repo}\n"
+    ));
+
+    let (status, _, shown) = wait_for(60, "Ready=False FreightCreateFailed on w", || {
+        condition("warehouse", "w", &ns, "Ready").filter(|(_, r, _)| r == "FreightCreateFailed")
+    });
+    assert_eq!(status, "False");
+    assert!(
+        shown.starts_with("creating Freight ") && shown.contains(&message),
+        "Ready's message: {shown}"
+    );
+    // What discovery found, and the generation it saw, are written all the same.
+    let w = get_json("warehouse", "w", &ns).expect("warehouse");
+    assert_eq!(
+        w["status"]["observedGeneration"],
+        w["metadata"]["generation"]
+    );
+    assert_eq!(
+        w["status"]["discoveredArtifacts"]["images"][0]["references"][0]["tag"],
+        "1.0.0"
+    );
+    assert!(support::freight_list(&ns).is_empty());
+    wait_for(30, "a Warning Event FreightCreateFailed", || {
+        Some(warnings(&ns, "w", "FreightCreateFailed")).filter(|e| !e.is_empty())
+    });
+
+    kubectl(&["delete", "validatingadmissionpolicybinding", &policy]).success("delete binding");
+    let lifted = Instant::now();
+    wait_until_accepted(&probe);
+    wait_for(
+        RECOVERY_BOUND.as_secs(),
+        "Freight created and Ready cleared",
+        || {
+            let (_, reason, _) = condition("warehouse", "w", &ns, "Ready")?;
+            (support::freight_list(&ns).len() == 1 && reason == "Ready").then_some(())
+        },
+    );
+    println!(
+        "refused Freight create: recovered {:.1} s after the policy binding was deleted (bound {} s)",
+        lifted.elapsed().as_secs_f64(),
+        RECOVERY_BOUND.as_secs()
+    );
+    kubectl(&["delete", "validatingadmissionpolicy", &policy]).success("delete policy");
+}
