@@ -54,9 +54,14 @@ fn apply_json(v: &Value) {
     kubectl_stdin(&["apply", "-f", "-"], &v.to_string()).success("kubectl apply");
 }
 
-/// A policy (and its binding, both named `name`) refusing `operation` on `resource` of
-/// kargo.akuity.io in namespace `ns` when the controller's user sends it.
+/// A policy (and its binding, both named `name`) refusing creates of `resource` of
+/// kargo.akuity.io in namespace `ns` when the controller's user sends them.
 fn refuse(ns: &str, name: &str, resource: &str, message: &str) {
+    refuse_op(ns, name, "CREATE", resource, message)
+}
+
+/// [`refuse`] for `operation` (UPDATE covers patches, e.g. of `promotions/status`).
+fn refuse_op(ns: &str, name: &str, operation: &str, resource: &str, message: &str) {
     apply_json(&json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicy",
@@ -65,7 +70,7 @@ fn refuse(ns: &str, name: &str, resource: &str, message: &str) {
             "failurePolicy": "Fail",
             "matchConstraints": {"resourceRules": [{
                 "apiGroups": ["kargo.akuity.io"], "apiVersions": ["*"],
-                "operations": ["CREATE"], "resources": [resource]
+                "operations": [operation], "resources": [resource]
             }]},
             "validations": [{
                 "expression": format!("request.userInfo.username != '{CONTROLLER_USER}'"),
@@ -379,5 +384,74 @@ fn a_refused_freight_create_shows_on_the_warehouse_and_clears_once_allowed() {
         lifted.elapsed().as_secs_f64(),
         RECOVERY_BOUND.as_secs()
     );
+    kubectl(&["delete", "validatingadmissionpolicy", &policy]).success("delete policy");
+}
+
+#[test]
+fn a_refused_promotion_status_write_is_reported_on_the_promotion() {
+    let ns = namespace("refused-status");
+    let policy = format!("refuse-promotion-status-{ns}");
+    let message = format!("{CONTROLLER_USER} may not write Promotion status here ({policy})");
+    refuse_op(&ns, &policy, "UPDATE", "promotions/status", &message);
+    with_controller(|_| ());
+    idle_warehouse(&ns);
+    apply(
+        &Stage {
+            ns: &ns,
+            name: "dev",
+            warehouse: "w",
+            sources: "{direct: true}",
+            template: "      steps:\n      - uses: compose-output\n        as: out\n        config:\n          stage: dev\n",
+        }
+        .yaml(),
+    );
+    freight(&ns, "f1");
+    // In force once an admin's status write as the controller's user is refused; a Promotion
+    // the controller has not seen yet serves as the probe.
+    let kc = controller_kubeconfig();
+    apply(&support::fixtures::promotion_yaml(
+        &ns, "probe", "nowhere", "f1",
+    ));
+    wait_for(30, "the admission policy to be in force", || {
+        let out = kubectl_as(
+            &kc,
+            &[
+                "patch",
+                "promotion",
+                "probe",
+                "-n",
+                &ns,
+                "--subresource=status",
+                "--type=merge",
+                "--dry-run=server",
+                "-p",
+                r#"{"status":{"message":"probe"}}"#,
+            ],
+            None,
+        );
+        (!out.ok && out.stderr.contains(&message)).then_some(())
+    });
+    apply(&support::fixtures::promotion_yaml(&ns, "p1", "dev", "f1"));
+
+    let events = wait_for(60, "a Warning Event StatusWriteFailed on p1", || {
+        Some(warnings(&ns, "p1", "StatusWriteFailed")).filter(|e| !e.is_empty())
+    });
+    assert!(
+        events[0].contains("writing the Promotion's status") && events[0].contains(&message),
+        "{events:?}"
+    );
+
+    kubectl(&["delete", "validatingadmissionpolicybinding", &policy]).success("delete binding");
+    let lifted = Instant::now();
+    let p = wait_for(RECOVERY_BOUND.as_secs(), "p1 to succeed", || {
+        get_json("promotion", "p1", &ns).filter(|p| p["status"]["phase"] == "Succeeded")
+    });
+    println!(
+        "refused Promotion status write: recovered {:.1} s after the policy binding was deleted (bound {} s)",
+        lifted.elapsed().as_secs_f64(),
+        RECOVERY_BOUND.as_secs()
+    );
+    let shown = p["status"]["message"].as_str().unwrap_or_default();
+    assert!(!shown.starts_with("Retrying after an error"), "{shown}");
     kubectl(&["delete", "validatingadmissionpolicy", &policy]).success("delete policy");
 }
