@@ -258,11 +258,46 @@ pub async fn within_deadline<T>(
     controller: &'static str,
     reconcile: impl std::future::Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    let deadline = ctx.config.reconcile_deadline;
-    let r = ctx.progress.reconcile_started(controller);
+    run_within(
+        &ctx.progress,
+        controller,
+        ctx.config.reconcile_deadline,
+        reconcile,
+    )
+    .await
+}
+
+/// [`within_deadline`] without a Context.
+async fn run_within<T>(
+    progress: &progress::Progress,
+    controller: &'static str,
+    deadline: Duration,
+    reconcile: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let r = progress.reconcile_started(controller);
     let out = tokio::time::timeout(deadline, reconcile).await;
-    ctx.progress.reconcile_finished(r);
+    progress.reconcile_finished(r);
     out.unwrap_or(Err(Error::DeadlineExceeded(deadline)))
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reconcile_past_its_deadline_is_cut_off_and_recorded() {
+        let p = progress::Progress::default();
+        let d = Duration::from_millis(20);
+        let out: Result<(), Error> = run_within(&p, "stage", d, std::future::pending()).await;
+        let err = out.expect_err("cut off");
+        assert_eq!(err.reason(), REASON_DEADLINE_EXCEEDED);
+        assert_eq!(err.to_string(), "the reconcile did not finish within 20ms");
+        assert!(p.oldest_in_flight().is_none());
+        assert!(p.last_finished("stage").is_some());
+
+        let ok = run_within(&p, "promotion", d, async { Ok::<_, Error>(7) }).await;
+        assert_eq!(ok.ok(), Some(7));
+    }
 }
 
 /// Writes `status` of `obj` with server-side apply under haul's field manager.
