@@ -5,7 +5,10 @@
 //!
 //! Each reconcile observes (the Stage, its project from the caches, health check results,
 //! the AnalysisRun), plans ([`crate::stages::plan`], pure), applies the plan's effects in
-//! order and writes the status once, when it changed.
+//! order and writes the status once, when it changed. An effect the API server refuses stops
+//! the ones after it; the failure goes back through [`crate::stages::plan::failed`] (pure), so
+//! the status still written says on `Ready` what failed and why, with a Warning Event, and
+//! the reconcile is retried after a bounded backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,11 +130,19 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
         };
         let api: Api<Stage> =
             Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-        let show = report(&ctx, &api, &obj, None, &failure);
-        if tokio::time::timeout(Duration::from_secs(10), show)
-            .await
-            .is_err()
-        {
+        // Read fresh: the status written keeps everything but Ready, and the cached copy
+        // may be older than what the cut-off reconcile wrote.
+        let show = async {
+            if let Ok(Some(fresh)) = api.get_opt(&obj.name_any()).await {
+                report(&ctx, &api, &fresh, None, &failure).await
+            } else {
+                Ok(())
+            }
+        };
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(10), show).await,
+            Ok(Ok(()))
+        ) {
             tracing::debug!(stage = %key(obj.as_ref()), "cannot show DeadlineExceeded on the Stage");
         }
     }
