@@ -10,6 +10,7 @@ pub mod controller;
 pub mod crds;
 pub mod credentials;
 pub mod discovery;
+pub mod doublestar;
 pub mod duration;
 pub mod expressions;
 pub mod freight;

@@ -73,8 +73,10 @@ enum Command {
         /// for longer than this (seconds).
         #[arg(long, env = "HAUL_LIVENESS_QUEUE_STALLED", default_value_t = 300)]
         liveness_queue_stalled: u64,
-        /// /healthz fails when one reconcile has been in flight for longer than this (seconds).
-        #[arg(long, env = "HAUL_LIVENESS_RECONCILE_STUCK", default_value_t = 1200)]
+        /// /healthz fails when one reconcile has been in flight for longer than this (seconds;
+        /// default 2× the 120 s reconcile deadline, which cuts a reconcile off unless the process
+        /// is stuck).
+        #[arg(long, env = "HAUL_LIVENESS_RECONCILE_STUCK", default_value_t = 240)]
         liveness_reconcile_stuck: u64,
         /// Seconds between checks that the controller runs as the identity haul's admission
         /// policies expect (the first runs at start); 0 turns the check off.

@@ -21,6 +21,14 @@ pub struct ControllerLabel {
     pub controller: String,
 }
 
+/// A failed reconcile: which controller, and why (a condition reason such as
+/// `AutoPromotionFailed` or `DeadlineExceeded`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub controller: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabel {
     pub phase: String,
@@ -41,7 +49,7 @@ fn seconds_histogram() -> Histogram {
 pub struct Metrics {
     pub registry: std::sync::Mutex<Registry>,
     pub reconciles: Family<ControllerLabel, Counter>,
-    pub reconcile_errors: Family<ControllerLabel, Counter>,
+    pub reconcile_errors: Family<ErrorLabel, Counter>,
     pub reconcile_duration: Family<ControllerLabel, Histogram, fn() -> Histogram>,
     pub promotions: Family<PhaseLabel, Counter>,
     pub step_duration: Family<StepLabel, Histogram, fn() -> Histogram>,
@@ -73,7 +81,7 @@ impl Default for Metrics {
             );
             r.register(
                 "reconcile_errors",
-                "Failed reconciles per controller",
+                "Reconciles that failed to do what they decided, by controller and reason",
                 m.reconcile_errors.clone(),
             );
             r.register(
@@ -126,10 +134,12 @@ impl Metrics {
         }
     }
 
-    pub fn reconcile_failed(&self, controller: &str) {
+    /// Counts a reconcile of `controller` that failed for `reason`.
+    pub fn reconcile_failed(&self, controller: &str, reason: &str) {
         self.reconcile_errors
-            .get_or_create(&ControllerLabel {
+            .get_or_create(&ErrorLabel {
                 controller: controller.to_string(),
+                reason: reason.to_string(),
             })
             .inc();
     }

@@ -37,7 +37,8 @@ impl Default for Thresholds {
         Self {
             watch_down: Duration::from_secs(300),
             queue_stalled: Duration::from_secs(300),
-            reconcile_stuck: Duration::from_secs(1200),
+            // 2× the default reconcile deadline.
+            reconcile_stuck: super::DEFAULT_RECONCILE_DEADLINE.saturating_mul(2),
         }
     }
 }
@@ -165,6 +166,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Liveness {
     state: Mutex<State>,
+    /// The reconciles the deadline wrapper records ([`super::within_deadline`]).
+    progress: std::sync::OnceLock<Arc<super::progress::Progress>>,
 }
 
 /// Longest error text kept per watch (errors can quote response bodies).
@@ -277,6 +280,12 @@ impl Liveness {
         }
     }
 
+    /// Reads reconciles in flight and finished from `progress` (the Context's) as well; the
+    /// first one attached is kept.
+    pub fn attach_progress(&self, progress: Arc<super::progress::Progress>) {
+        let _ = self.progress.set(progress);
+    }
+
     /// Sets (`Some`) or clears (`None`) a notice shown by `/healthz` and `/readyz` without
     /// failing them.
     pub fn notice(&self, topic: &str, text: Option<String>) {
@@ -295,8 +304,38 @@ impl Liveness {
         self.with(|s| s.notices.values().cloned().collect())
     }
 
-    /// The tracked state as [`verdict`] reads it.
+    /// The tracked state as [`verdict`] reads it, with the reconciles of the attached
+    /// [`super::progress::Progress`].
     pub fn snapshot(&self) -> Snapshot {
+        let mut snap = self.own_snapshot();
+        let Some(p) = self.progress.get() else {
+            return snap;
+        };
+        if let Some((controller, at)) = p.oldest_in_flight() {
+            let i = match snap.controllers.iter().position(|c| c.name == controller) {
+                Some(i) => i,
+                None => {
+                    snap.controllers.push(ControllerSnapshot {
+                        name: controller.to_string(),
+                        waiting_since: None,
+                        oldest_in_flight: None,
+                        last_finished: None,
+                    });
+                    snap.controllers.len() - 1
+                }
+            };
+            let c = &mut snap.controllers[i];
+            if c.oldest_in_flight.as_ref().is_none_or(|(_, own)| at < *own) {
+                c.oldest_in_flight = Some(("an object".to_string(), at));
+            }
+        }
+        for c in &mut snap.controllers {
+            c.last_finished = c.last_finished.max(p.last_finished(&c.name));
+        }
+        snap
+    }
+
+    fn own_snapshot(&self) -> Snapshot {
         self.with(|s| Snapshot {
             watches: s
                 .watches
@@ -633,6 +672,27 @@ mod tests {
             .expect("controller");
         assert_eq!(p.waiting_since, None);
         assert!(p.last_finished.is_some());
+
+        let progress = Arc::new(super::super::progress::Progress::default());
+        live.attach_progress(progress.clone());
+        let r = progress.reconcile_started("warehouse");
+        let s = live.snapshot();
+        let w = s
+            .controllers
+            .iter()
+            .find(|c| c.name == "warehouse")
+            .expect("from progress");
+        assert_eq!(
+            w.oldest_in_flight.as_ref().map(|(k, _)| k.as_str()),
+            Some("an object")
+        );
+        progress.reconcile_finished(r);
+        let s = live.snapshot();
+        let w = s.controllers.iter().find(|c| c.name == "warehouse");
+        assert!(
+            w.is_none(),
+            "nothing in flight, nothing tracked of its own: {s:?}"
+        );
 
         live.notice("identity", Some("runs as the wrong user".into()));
         assert_eq!(live.notices(), ["runs as the wrong user"]);

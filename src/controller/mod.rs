@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod conditions;
 pub mod identity;
 pub mod liveness;
+pub mod progress;
 pub mod project_config;
 pub mod promotion;
 pub mod stage;
@@ -44,6 +45,8 @@ pub struct Config {
     pub git_author: crate::git::Author,
     /// Namespace of Argo CD Applications when a step names none.
     pub argocd_namespace: String,
+    /// How long one reconcile may take before it is cut off with `DeadlineExceeded`.
+    pub reconcile_deadline: Duration,
 }
 
 impl Default for Config {
@@ -55,9 +58,15 @@ impl Default for Config {
             work_root: std::env::temp_dir().join("haul"),
             git_author: crate::git::Author::default(),
             argocd_namespace: "argocd".into(),
+            reconcile_deadline: DEFAULT_RECONCILE_DEADLINE,
         }
     }
 }
+
+/// The default of [`Config::reconcile_deadline`]: far above any healthy reconcile (a
+/// Promotion's long steps return `Wait` rather than block), short enough that a hung one is
+/// seen.
+pub const DEFAULT_RECONCILE_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Everything a reconcile needs.
 pub struct Context {
@@ -67,8 +76,11 @@ pub struct Context {
     pub images: ImageDiscoverer,
     pub git: crate::git::RepoCache,
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Progress of watches, queues and reconciles, for `/healthz` (see [`liveness`]).
+    /// Progress of watches and queues, for `/healthz` (see [`liveness`]); it reads
+    /// `progress` too.
     pub liveness: Arc<liveness::Liveness>,
+    /// When each controller last finished a reconcile and which are running (for liveness).
+    pub progress: Arc<progress::Progress>,
     /// Caches of the objects the Stage reconciler reads for a whole project on every pass;
     /// reading them from memory instead of listing them keeps that pass cheap as Freight grows.
     pub cache: Caches,
@@ -104,6 +116,8 @@ impl Context {
             controller: "haul".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let progress: Arc<progress::Progress> = Arc::default();
+        liveness.attach_progress(progress.clone());
         Ok(Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -112,6 +126,7 @@ impl Context {
             git,
             metrics,
             liveness,
+            progress,
             cache: Caches::default(),
             stage_locks: promotion::StageLocks::default(),
             failures: Mutex::new(HashMap::new()),
@@ -202,6 +217,105 @@ pub enum Error {
     Setup(String),
     #[error("serialising status: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// A call the reconcile needed failed; `reason` names which (a condition reason).
+    #[error("{what}: {}", api_message(source))]
+    Failed {
+        reason: &'static str,
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the reconcile did not finish within {0:?}")]
+    DeadlineExceeded(Duration),
+}
+
+/// The reason of [`Error::DeadlineExceeded`], on conditions, Events and the error metric.
+pub const REASON_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+
+impl Error {
+    /// A short CamelCase reason for conditions, Events and the error metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesAPIError",
+            Error::Credentials(_) => "CredentialsError",
+            Error::Setup(_) => "SetupError",
+            Error::Serialize(_) => "SerializeError",
+            Error::Failed { reason, .. } => reason,
+            Error::DeadlineExceeded(_) => REASON_DEADLINE_EXCEEDED,
+        }
+    }
+
+    /// Wraps a failed API call: `what` says what was being done, `reason` names it.
+    pub fn failed(
+        reason: &'static str,
+        what: impl Into<String>,
+    ) -> impl FnOnce(kube::Error) -> Self {
+        let what = what.into();
+        move |source| Error::Failed {
+            reason,
+            what,
+            source,
+        }
+    }
+}
+
+/// What the API server said (its Status message), or the client's error when it said nothing:
+/// the part of a failure a person can act on.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs one reconcile of `controller` under [`Config::reconcile_deadline`], recording it in
+/// [`Context::progress`]. Past the deadline the reconcile is dropped (its next step is not
+/// taken) and [`Error::DeadlineExceeded`] returned.
+pub async fn within_deadline<T>(
+    ctx: &Context,
+    controller: &'static str,
+    reconcile: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    run_within(
+        &ctx.progress,
+        controller,
+        ctx.config.reconcile_deadline,
+        reconcile,
+    )
+    .await
+}
+
+/// [`within_deadline`] without a Context.
+async fn run_within<T>(
+    progress: &progress::Progress,
+    controller: &'static str,
+    deadline: Duration,
+    reconcile: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let r = progress.reconcile_started(controller);
+    let out = tokio::time::timeout(deadline, reconcile).await;
+    progress.reconcile_finished(r);
+    out.unwrap_or(Err(Error::DeadlineExceeded(deadline)))
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reconcile_past_its_deadline_is_cut_off_and_recorded() {
+        let p = progress::Progress::default();
+        let d = Duration::from_millis(20);
+        let out: Result<(), Error> = run_within(&p, "stage", d, std::future::pending()).await;
+        let err = out.expect_err("cut off");
+        assert_eq!(err.reason(), REASON_DEADLINE_EXCEEDED);
+        assert_eq!(err.to_string(), "the reconcile did not finish within 20ms");
+        assert!(p.oldest_in_flight().is_none());
+        assert!(p.last_finished("stage").is_some());
+
+        let ok = run_within(&p, "promotion", d, async { Ok::<_, Error>(7) }).await;
+        assert_eq!(ok.ok(), Some(7));
+    }
 }
 
 /// Writes `status` of `obj` with server-side apply under haul's field manager.

@@ -16,7 +16,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 
-use super::{Context, Error, apply_status, key};
+use super::{Context, Error, apply_status, key, within_deadline};
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ClusterPromotionTask, Freight, FreightCollection,
     Promotion, PromotionPhase, PromotionStatus, PromotionTask, Stage, StepStatus,
@@ -69,7 +69,14 @@ async fn write_status(
     p: &Promotion,
     status: &PromotionStatus,
 ) -> Result<(), Error> {
-    apply_status(api, p, status).await?;
+    apply_status(api, p, status).await.map_err(|e| match e {
+        Error::Kube(source) => Error::Failed {
+            reason: "StatusWriteFailed",
+            what: "writing the Promotion's status".into(),
+            source,
+        },
+        other => other,
+    })?;
     ctx.cache.wrote_phase(p, status.phase);
     Ok(())
 }
@@ -97,13 +104,71 @@ async fn fail_before_start(
     Ok(Action::await_change())
 }
 
+/// The prefix of `status.message` while a reconcile error is shown there; the next reconcile
+/// that gets past it puts the regular message back.
+const RETRY_NOTE: &str = "Retrying after an error";
+
 async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let out = within_deadline(&ctx, "promotion", reconcile_once(obj.clone(), ctx.clone())).await;
+    if let Err(e) = &out {
+        // Bounded: the API server may be what fails.
+        let show = show_error(&ctx, &obj, e);
+        if tokio::time::timeout(Duration::from_secs(10), show)
+            .await
+            .is_err()
+        {
+            tracing::debug!(promotion = %key(obj.as_ref()), "cannot show the error on the Promotion");
+        }
+    }
+    out
+}
+
+/// Puts a reconcile error on a Promotion that is not finished: its `status.message` (Kargo's
+/// Promotion has no conditions) and a Warning Event with the error's reason.
+async fn show_error(ctx: &Context, obj: &Promotion, e: &Error) {
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &ns);
+    let Ok(Some(p)) = api.get_opt(&obj.name_any()).await else {
+        return;
+    };
+    if p.status.as_ref().is_some_and(|s| s.is_terminal()) {
+        return;
+    }
+    let message = format!("{RETRY_NOTE} ({}): {e}", e.reason());
+    let mut status = p.status.clone().unwrap_or_default();
+    if status.message.as_deref() != Some(message.as_str()) {
+        status.message = Some(message.clone());
+        if let Err(w) = apply_status(&api, &p, &status).await {
+            tracing::debug!(promotion = %key(&p), error = %w, "cannot write the error to the Promotion");
+        }
+    }
+    ctx.event(&p, EventType::Warning, e.reason(), "Reconcile", message)
+        .await;
+}
+
+/// The regular message of a Promotion whose status shows a reconcile error.
+fn without_retry_note(status: &mut PromotionStatus) {
+    if status
+        .message
+        .as_deref()
+        .is_some_and(|m| m.starts_with(RETRY_NOTE))
+    {
+        status.message = Some(format!("Running {} step(s)", status.steps.len()));
+    }
+}
+
+async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let reconcile_started = std::time::Instant::now();
     let _timer = ctx.metrics.reconcile("promotion");
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &ns);
     // The cache may lag behind our own status writes; re-running a finished step would repeat
     // a side effect, so read the Promotion fresh.
-    let Some(p) = api.get_opt(&obj.name_any()).await? else {
+    let Some(p) = api
+        .get_opt(&obj.name_any())
+        .await
+        .map_err(Error::failed("ReadFailed", "reading the Promotion"))?
+    else {
         return Ok(Action::await_change());
     };
     let k = key(&p);
@@ -127,7 +192,13 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
     let queue = match ctx.cache.stage_promotions(&p) {
         Some(of_stage) => queue_order(of_stage),
         None => {
-            let all = api.list(&ListParams::default()).await?;
+            let all = api
+                .list(&ListParams::default())
+                .await
+                .map_err(Error::failed(
+                    "ReadFailed",
+                    "listing the Stage's Promotions",
+                ))?;
             queue_order(
                 all.items
                     .into_iter()
@@ -156,8 +227,13 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
     }
 
     let mut status = p.status.clone().unwrap_or_default();
+    without_retry_note(&mut status);
     let stages: Api<Stage> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(stage) = stages.get_opt(&stage_name).await? else {
+    let Some(stage) = stages.get_opt(&stage_name).await.map_err(Error::failed(
+        "StageReadFailed",
+        format!("reading Stage {stage_name}"),
+    ))?
+    else {
         return fail_before_start(
             &ctx,
             &api,
@@ -270,10 +346,18 @@ async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Err
             Progress::Continue => {
                 write_status(&ctx, &api, &p, &status).await?;
                 // A user may abort between steps.
-                if let Some(fresh) = api.get_opt(&p.name_any()).await?
+                if let Some(fresh) = api
+                    .get_opt(&p.name_any())
+                    .await
+                    .map_err(Error::failed("ReadFailed", "reading the Promotion"))?
                     && fresh.annotations().contains_key(ANNOTATION_ABORT)
                 {
                     return abort(&ctx, &api, &fresh).await;
+                }
+                // Long Promotions continue in the next reconcile, well within its deadline
+                // (the status is saved, so nothing is repeated).
+                if reconcile_started.elapsed() > ctx.config.reconcile_deadline / 2 {
+                    return Ok(Action::requeue(Duration::ZERO));
                 }
             }
             Progress::Wait(d) => {
@@ -475,10 +559,10 @@ async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Act
 }
 
 fn error_policy(p: Arc<Promotion>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed("promotion");
+    ctx.metrics.reconcile_failed("promotion", err.reason());
     let k = key(p.as_ref());
     let delay = ctx.backoff(&k, Duration::from_secs(120));
-    tracing::warn!(promotion = %k, error = %err, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(promotion = %k, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 

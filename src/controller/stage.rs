@@ -5,7 +5,10 @@
 //!
 //! Each reconcile observes (the Stage, its project from the caches, health check results,
 //! the AnalysisRun), plans ([`crate::stages::plan`], pure), applies the plan's effects in
-//! order and writes the status once, when it changed.
+//! order and writes the status once, when it changed. An effect the API server refuses stops
+//! the ones after it; the failure goes back through [`crate::stages::plan::failed`] (pure), so
+//! the status still written says on `Ready` what failed and why, with a Warning Event, and
+//! the reconcile is retried after a bounded backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +23,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::json;
 
-use super::{Context, Error, analysis, apply_status, key};
+use super::{Context, Error, analysis, api_message, apply_status, key, within_deadline};
 use crate::api::{Freight, ProjectConfig, Promotion, Stage, Warehouse};
 use crate::argocd::authorized_stage;
 use crate::stages::health_checks::{CheckEnv, HealthCheck};
@@ -112,28 +115,133 @@ async fn observe(ctx: &Context, stage: Stage, now: Timestamp) -> Result<Observed
     Ok(o)
 }
 
+/// The longest wait before a failed Stage reconcile is tried again: short enough that a
+/// refusal fixed by a person (a policy, RBAC) is noticed within a minute.
+const RETRY_CAP: Duration = Duration::from_secs(30);
+
 async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let out = within_deadline(&ctx, "stage", reconcile_once(&obj, &ctx)).await;
+    if let Err(e @ Error::DeadlineExceeded(_)) = &out {
+        // Shown on the Stage too, best effort: the API server may be what is slow.
+        let failure = plan::Failure {
+            reason: e.reason(),
+            message: e.to_string(),
+            replan: true,
+        };
+        let api: Api<Stage> =
+            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        // Read fresh: the status written keeps everything but Ready, and the cached copy
+        // may be older than what the cut-off reconcile wrote.
+        let show = async {
+            if let Ok(Some(fresh)) = api.get_opt(&obj.name_any()).await {
+                report(&ctx, &api, &fresh, None, &failure).await
+            } else {
+                Ok(())
+            }
+        };
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(10), show).await,
+            Ok(Ok(()))
+        ) {
+            tracing::debug!(stage = %key(obj.as_ref()), "cannot show DeadlineExceeded on the Stage");
+        }
+    }
+    out
+}
+
+async fn reconcile_once(obj: &Stage, ctx: &Context) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("stage");
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<Stage> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(stage) = api.get_opt(&obj.name_any()).await? else {
+    let Some(stage) = api
+        .get_opt(&obj.name_any())
+        .await
+        .map_err(Error::failed(plan::REASON_READ_FAILED, "reading the Stage"))?
+    else {
         return Ok(Action::await_change());
     };
+    let k = key(&stage);
+    // Our own status write after a failure re-triggers a reconcile: wait out the backoff,
+    // unless a person changed the spec (which is observed at once).
+    let spec_changed =
+        stage.status.as_ref().and_then(|s| s.observed_generation) != stage.metadata.generation;
+    if let Some(wait) = ctx.retry_wait(&k)
+        && !spec_changed
+    {
+        return Ok(Action::requeue(wait));
+    }
     let now = Timestamp::now();
-    let mut observed = observe(&ctx, stage, now).await?;
-    let plan = apply_plan(&ctx, &mut observed, now).await?;
+    let mut observed = match observe(ctx, stage.clone(), now).await {
+        Ok(o) => o,
+        Err(e) => {
+            let failure = plan::Failure::read(&error_message(&e));
+            return fail(ctx, &api, &stage, None, &failure).await;
+        }
+    };
+    let (plan, failure) = apply_plan(ctx, &mut observed, now).await?;
+    if let Some(failure) = failure {
+        return fail(ctx, &api, &observed.stage, Some(&plan), &failure).await;
+    }
     write_status(&api, &observed.stage, &plan).await?;
+    ctx.reset_backoff(&k);
     Ok(Action::requeue(plan.requeue))
 }
 
-/// Plans and applies the plan's effects in order; the plan whose effects were applied.
-async fn apply_plan(ctx: &Context, o: &mut Observed, now: Timestamp) -> Result<Plan, Error> {
+fn error_message(e: &Error) -> String {
+    match e {
+        Error::Kube(k) => api_message(k),
+        other => other.to_string(),
+    }
+}
+
+/// Shows `failure` on the Stage (with the rest of the status), counts it and schedules the
+/// retry with a growing, bounded backoff.
+async fn fail(
+    ctx: &Context,
+    api: &Api<Stage>,
+    stage: &Stage,
+    planned: Option<&Plan>,
+    failure: &plan::Failure,
+) -> Result<Action, Error> {
+    let k = key(stage);
+    let delay = ctx.backoff(&k, RETRY_CAP);
+    ctx.retry_after(&k, delay);
+    tracing::warn!(stage = %k, reason = failure.reason, message = %failure.message, retry_in = ?delay, "reconcile failed");
+    report(ctx, api, stage, planned, failure).await?;
+    Ok(Action::requeue(delay))
+}
+
+/// Counts `failure` and writes it to the Stage's status, with its Warning Event.
+async fn report(
+    ctx: &Context,
+    api: &Api<Stage>,
+    stage: &Stage,
+    planned: Option<&Plan>,
+    failure: &plan::Failure,
+) -> Result<(), Error> {
+    ctx.metrics.reconcile_failed("stage", failure.reason);
+    let shown = plan::failed(stage, planned, failure, Timestamp::now());
+    write_status(api, stage, &shown).await?;
+    for effect in &shown.effects {
+        apply(ctx, stage, effect).await?;
+    }
+    Ok(())
+}
+
+/// Plans and applies the plan's effects in order, stopping at the first that fails (the ones
+/// after it may depend on it, e.g. the Event announcing a Promotion): the plan whose effects
+/// were applied, and the failure, if one did.
+async fn apply_plan(
+    ctx: &Context,
+    o: &mut Observed,
+    now: Timestamp,
+) -> Result<(Plan, Option<plan::Failure>), Error> {
     let mut plan = plan::plan(o, now);
     let mut i = 0;
     while let Some(effect) = plan.effects.get(i) {
-        match apply(ctx, &o.stage, effect).await? {
-            Applied::Done => i += 1,
-            Applied::AnalysisRunNotCreated(why) => {
+        match apply(ctx, &o.stage, effect).await {
+            Ok(Applied::Done) => i += 1,
+            Ok(Applied::AnalysisRunNotCreated(why)) => {
                 // The verification fails with that reason. Plans are deterministic, so the
                 // effects already applied come first in the new plan too.
                 o.analysis_create_error = Some(why);
@@ -145,9 +253,13 @@ async fn apply_plan(ctx: &Context, o: &mut Observed, now: Timestamp) -> Result<P
                     ));
                 }
             }
+            Err(e) => {
+                let failure = plan::Failure::of_effect(effect, &api_message(&e));
+                return Ok((plan, Some(failure)));
+            }
         }
     }
-    Ok(plan)
+    Ok((plan, None))
 }
 
 /// Writes the planned status when it changed.
@@ -159,22 +271,39 @@ async fn write_status(api: &Api<Stage>, stage: &Stage, plan: &Plan) -> Result<()
     // copy would make haul's field manager own it and could put back an older value.
     let mut applied = plan.status.clone();
     applied.metadata.clear();
-    apply_status(api, stage, &applied).await
+    apply_status(api, stage, &applied)
+        .await
+        .map_err(|e| match e {
+            Error::Kube(source) => Error::Failed {
+                reason: "StatusWriteFailed",
+                what: "writing the Stage's status".into(),
+                source,
+            },
+            other => other,
+        })
 }
 
-/// How applying an effect went, when it did not stop the reconcile.
+/// How applying an effect went, when it did not fail.
 enum Applied {
     Done,
     /// The plan accounts for this failure: the verification fails with it.
     AnalysisRunNotCreated(String),
 }
 
-/// Applies one effect; `Err` stops the reconcile.
-async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied, Error> {
+/// Applies one effect; `Err` is the API server's refusal or the client's error.
+async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied, kube::Error> {
     let ns = stage.namespace().unwrap_or_default();
     let name = stage.name_any();
     let freight: Api<Freight> = Api::namespaced(ctx.client.clone(), &ns);
     let pp = PatchParams::default();
+    // Freight deleted since it was read has nothing left to record.
+    let patch_freight = async |f: &str, patch: serde_json::Value| match freight
+        .patch_status(f, &pp, &Patch::Merge(&patch))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other.map(|_| ()),
+    };
     match effect {
         Effect::LeaveFreight {
             freight: gone,
@@ -184,22 +313,18 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied,
             if let Some(soak) = longest_soak {
                 patch["status"]["verifiedIn"] = json!({&name: {"longestSoak": soak}});
             }
-            if let Err(e) = freight.patch_status(gone, &pp, &Patch::Merge(&patch)).await {
-                tracing::warn!(freight = %gone, error = %e, "cannot update currentlyIn");
-            }
+            patch_freight(gone, patch).await?;
         }
         Effect::EnterFreight {
             freight: new,
             since,
         } => {
             let patch = json!({"status": {"currentlyIn": {&name: {"since": since}}}});
-            freight
-                .patch_status(new, &pp, &Patch::Merge(&patch))
-                .await?;
+            patch_freight(new, patch).await?;
         }
         Effect::MarkVerified { freight: f, at } => {
             let patch = json!({"status": {"verifiedIn": {&name: {"verifiedAt": at}}}});
-            freight.patch_status(f, &pp, &Patch::Merge(&patch)).await?;
+            patch_freight(f, patch).await?;
         }
         Effect::CreateAnalysisRun {
             name: run_name,
@@ -229,10 +354,11 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied,
 }
 
 fn error_policy(s: Arc<Stage>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed("stage");
+    ctx.metrics.reconcile_failed("stage", err.reason());
     let k = key(s.as_ref());
-    let delay = ctx.backoff(&k, Duration::from_secs(120));
-    tracing::warn!(stage = %k, error = %err, retry_in = ?delay, "reconcile failed");
+    let delay = ctx.backoff(&k, RETRY_CAP);
+    ctx.retry_after(&k, delay);
+    tracing::warn!(stage = %k, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 

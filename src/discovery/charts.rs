@@ -17,9 +17,12 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::images::{ImageDiscoverer, ImageDiscoveryError, RegistryCredentials};
+use super::images::ImageDiscoverer;
 use super::semver_constraint::{Constraint, cmp_precedence, parse_version};
+use super::subscription::{Subscriber, SubscriptionProblem, describe_problems};
+use super::types::{ImageDiscoveryError, RegistryCredentials};
 use crate::api::{ChartDiscoveryResult, ChartSubscription};
+use crate::credentials::{CredType, FoundCredentials};
 
 /// Largest `index.yaml` accepted (public indexes reach tens of MiB).
 const MAX_INDEX_BYTES: usize = 256 << 20;
@@ -303,29 +306,80 @@ fn http_client(insecure: bool) -> Result<&'static reqwest::Client, String> {
     .map_err(Clone::clone)
 }
 
+/// A chart subscription compiled once: where its versions come from, its constraint, its
+/// limit. The Warehouse's validation and discovery both use it.
+#[derive(Debug, Clone)]
+pub struct ChartPlan {
+    pub source: ChartSource,
+    pub constraint: Option<Constraint>,
+    pub limit: usize,
+    pub insecure: bool,
+}
+
+impl ChartPlan {
+    /// Compiles `sub`, or names every problem (the field relative to the subscription).
+    pub fn compile(sub: &ChartSubscription) -> Result<Self, Vec<SubscriptionProblem>> {
+        let mut problems = Vec::new();
+        let source = ChartSource::of(sub)
+            .map_err(|e| {
+                let field = if e.contains("name") {
+                    "name"
+                } else {
+                    "repoURL"
+                };
+                problems.push(SubscriptionProblem::new(field, e));
+            })
+            .ok();
+        let constraint = sub
+            .semver_constraint
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .and_then(|c| {
+                Constraint::parse(c)
+                    .map_err(|e| {
+                        problems.push(SubscriptionProblem::new("semverConstraint", e.to_string()))
+                    })
+                    .ok()
+            });
+        match source {
+            Some(source) if problems.is_empty() => Ok(Self {
+                source,
+                constraint,
+                limit: usize::try_from(sub.discovery_limit.clamp(1, 100)).unwrap_or(20),
+                insecure: sub.insecure_skip_tls_verify.unwrap_or(false),
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
 /// Discovers the versions of one chart subscription, newest first. `creds` come from a helm
 /// Secret; `images` provides the OCI client, its rate limits and auth.
-#[tracing::instrument(name = "discover_chart", skip_all, fields(repo = %sub.repo_url))]
 pub async fn discover_chart(
     images: &ImageDiscoverer,
     sub: &ChartSubscription,
     creds: Option<&ChartCredentials>,
 ) -> Result<ChartDiscoveryResult, ChartDiscoveryError> {
+    let plan = ChartPlan::compile(sub).map_err(|p| ChartDiscoveryError::InvalidSubscription {
+        repo: sub.repo_url.clone(),
+        reason: describe_problems(&p),
+    })?;
+    discover_planned_chart(images, sub, &plan, creds).await
+}
+
+/// [`discover_chart`] of a subscription compiled before.
+#[tracing::instrument(name = "discover_chart", skip_all, fields(repo = %sub.repo_url))]
+pub async fn discover_planned_chart(
+    images: &ImageDiscoverer,
+    sub: &ChartSubscription,
+    plan: &ChartPlan,
+    creds: Option<&ChartCredentials>,
+) -> Result<ChartDiscoveryResult, ChartDiscoveryError> {
     let repo = sub.repo_url.as_str();
-    let invalid = |reason: String| ChartDiscoveryError::InvalidSubscription {
-        repo: repo.to_owned(),
-        reason,
-    };
-    let source = ChartSource::of(sub).map_err(invalid)?;
-    let constraint = match sub.semver_constraint.as_deref().map(str::trim) {
-        Some(c) if !c.is_empty() => {
-            Some(Constraint::parse(c).map_err(|e| invalid(format!("semverConstraint: {e}")))?)
-        }
-        _ => None,
-    };
-    let limit = usize::try_from(sub.discovery_limit.clamp(1, 100)).unwrap_or(20);
-    let insecure = sub.insecure_skip_tls_verify.unwrap_or(false);
-    let versions = match &source {
+    let (source, constraint, limit, insecure) =
+        (&plan.source, &plan.constraint, plan.limit, plan.insecure);
+    let versions = match source {
         ChartSource::Oci { repository } => {
             let tags = images
                 .list_tags(repository, creds, insecure)
@@ -367,6 +421,41 @@ pub async fn discover_chart(
         versions,
         subscription_name: None,
     })
+}
+
+/// Chart subscriptions, discovered through the image discoverer's clients.
+pub struct ChartSubscriber<'a>(pub &'a ImageDiscoverer);
+
+impl Subscriber for ChartSubscriber<'_> {
+    type Spec = ChartSubscription;
+    type Plan = ChartPlan;
+    type Credentials = Option<ChartCredentials>;
+    type Found = ChartDiscoveryResult;
+    type Error = ChartDiscoveryError;
+
+    const CRED_TYPE: CredType = CredType::Helm;
+
+    fn repo_url(spec: &ChartSubscription) -> &str {
+        &spec.repo_url
+    }
+
+    fn credentials(found: Option<&FoundCredentials>) -> Result<Self::Credentials, String> {
+        super::images::registry_credentials(found)
+    }
+
+    async fn discover(
+        &self,
+        spec: &ChartSubscription,
+        plan: &ChartPlan,
+        creds: &Self::Credentials,
+        _previous: Option<&ChartDiscoveryResult>,
+    ) -> Result<ChartDiscoveryResult, ChartDiscoveryError> {
+        discover_planned_chart(self.0, spec, plan, creds.as_ref()).await
+    }
+
+    fn retry_after(error: &ChartDiscoveryError) -> Option<Duration> {
+        error.retry_after()
+    }
 }
 
 async fn fetch_index(

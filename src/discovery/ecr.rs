@@ -13,11 +13,9 @@
 //! refreshes them before they expire.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_config::BehaviorVersion;
-use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
@@ -29,13 +27,17 @@ use reqwest::Url;
 
 use crate::api::warehouse::DiscoveredImageReference;
 
-use super::images::{
-    ImageDiscoveryError, ImageRepository, Inner, Plan, RegistryCredentials, merge_annotations,
+use super::ecr_clients::{DataPlaneToken, client_key};
+use super::image_plan::ImagePlan as Plan;
+use super::oci::{MANIFEST_MEDIA_TYPES, ManifestMeta, OciRepo, parse_manifest};
+use super::registry::ImageRegistry;
+use super::registry_context::RegistryContext as Inner;
+use super::registry_limits::{HostBudget, RegistryBudgets, RequestKind};
+use super::tag_selection::{Strategy, sort_newest_build_by};
+use super::types::{
+    EcrRepository, ImageDiscoveryError, ImageRepository, RegistryCredentials, merge_annotations,
     to_time,
 };
-use super::oci::{MANIFEST_MEDIA_TYPES, ManifestMeta, OciRepo, parse_manifest};
-use super::registry_limits::{HostBudget, RegistryBudgets, RequestKind, lock};
-use super::tag_selection::{Strategy, sort_newest_build_by};
 
 /// Largest page `DescribeImages` returns.
 const DESCRIBE_PAGE_SIZE: i32 = 1000;
@@ -45,32 +47,6 @@ const BATCH_GET_MAX: usize = 100;
 const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(300);
 /// Shortest time an authorization token is reused.
 const MIN_TOKEN_REUSE: Duration = Duration::from_secs(60);
-
-/// Account and region of an ECR repository host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EcrRepository {
-    pub account: String,
-    pub region: String,
-}
-
-impl EcrRepository {
-    /// `<12 digits>.dkr.ecr.<region>.amazonaws.com[.cn]` (Kargo's ECR URL pattern, plus China).
-    pub fn from_host(host: &str) -> Option<Self> {
-        let rest = host
-            .strip_suffix(".amazonaws.com")
-            .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
-        let (account, rest) = rest.split_once(".dkr.ecr.")?;
-        let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-        let valid_region = !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        (valid_account && valid_region).then(|| Self {
-            account: account.to_owned(),
-            region: rest.to_owned(),
-        })
-    }
-}
 
 /// Where the AWS credentials used for an ECR repository come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,76 +58,33 @@ pub struct EcrIdentity {
     pub temporary: bool,
 }
 
-type ClientKey = (String, String);
-
-#[derive(Debug, Clone)]
-struct DataPlaneToken {
-    password: String,
-    renew_at: Instant,
+/// One ECR repository, through the ECR API with the AWS credentials chain (or static keys).
+pub(crate) struct EcrRegistry<'a> {
+    pub ctx: &'a Inner,
+    pub repo_url: &'a str,
+    pub repo: &'a ImageRepository,
+    pub ecr: &'a EcrRepository,
+    pub creds: Option<&'a RegistryCredentials>,
 }
 
-/// An SDK client and the credentials provider it was built with.
-#[derive(Debug, Clone)]
-struct EcrClient {
-    client: aws_sdk_ecr::Client,
-    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
-}
-
-/// SDK clients per (region, credentials fingerprint) and registry tokens.
-#[derive(Debug, Default)]
-pub(crate) struct EcrClients {
-    clients: Mutex<HashMap<ClientKey, Arc<tokio::sync::OnceCell<EcrClient>>>>,
-    tokens: tokio::sync::Mutex<HashMap<ClientKey, DataPlaneToken>>,
-}
-
-fn client_key(region: &str, creds: Option<&RegistryCredentials>) -> ClientKey {
-    (
-        region.to_owned(),
-        creds
-            .map(RegistryCredentials::fingerprint)
-            .unwrap_or_default(),
-    )
-}
-
-impl EcrClients {
-    async fn client(&self, region: &str, creds: Option<&RegistryCredentials>) -> EcrClient {
-        let cell = Arc::clone(
-            lock(&self.clients)
-                .entry(client_key(region, creds))
-                .or_default(),
-        );
-        cell.get_or_init(|| async {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .region(aws_config::Region::new(region.to_owned()))
-                .timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(10))
-                        .operation_attempt_timeout(Duration::from_secs(30))
-                        .build(),
-                );
-            if let Some(RegistryCredentials::AwsStatic {
-                access_key_id,
-                secret_access_key,
-                ..
-            }) = creds
-            {
-                loader = loader.credentials_provider(aws_sdk_ecr::config::Credentials::new(
-                    access_key_id.clone(),
-                    secret_access_key.clone(),
-                    None,
-                    None,
-                    "kargo-image-secret",
-                ));
-            }
-            let conf = loader.load().await;
-            tracing::debug!(region, static_keys = creds.is_some(), "created ECR client");
-            EcrClient {
-                client: aws_sdk_ecr::Client::new(&conf),
-                credentials: conf.credentials_provider(),
-            }
-        })
+impl ImageRegistry for EcrRegistry<'_> {
+    async fn discover(
+        &self,
+        plan: &Plan,
+    ) -> Result<Vec<DiscoveredImageReference>, ImageDiscoveryError> {
+        discover(
+            self.ctx,
+            self.repo_url,
+            self.repo,
+            self.ecr,
+            plan,
+            self.creds,
+        )
         .await
-        .clone()
+    }
+
+    async fn list_tags(&self) -> Result<Vec<String>, ImageDiscoveryError> {
+        list_tags(self.ctx, self.repo_url, self.repo, self.ecr, self.creds).await
     }
 }
 
@@ -240,7 +173,7 @@ struct EcrDiscovery<'a> {
     creds: Option<&'a RegistryCredentials>,
 }
 
-pub(crate) async fn discover(
+async fn discover(
     inner: &Inner,
     repo_url: &str,
     repo: &ImageRepository,
@@ -277,7 +210,7 @@ pub(crate) async fn discover(
 
 /// Every tag of an ECR repository, from `DescribeImages` (chart discovery: an OCI chart's
 /// versions are its tags), with the same credentials as images — IRSA included.
-pub(crate) async fn list_tags(
+async fn list_tags(
     inner: &Inner,
     repo_url: &str,
     repo: &ImageRepository,
@@ -543,7 +476,7 @@ impl EcrDiscovery<'_> {
     async fn platform_match(
         &self,
         digest: &str,
-        platform: &super::images::Platform,
+        platform: &super::types::Platform,
     ) -> Result<Option<BTreeMap<String, String>>, ImageDiscoveryError> {
         let Some(meta) = self.inner.metadata.get(digest) else {
             return Ok(None);
@@ -672,34 +605,5 @@ impl DataPlane<'_> {
             self.d.plan.insecure,
         );
         repo.get_config(digest).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ecr_hosts() {
-        assert_eq!(
-            EcrRepository::from_host("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
-            Some(EcrRepository {
-                account: "123456789012".into(),
-                region: "us-east-1".into()
-            })
-        );
-        assert_eq!(
-            EcrRepository::from_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn")
-                .map(|e| e.region),
-            Some("cn-north-1".into())
-        );
-        for bad in [
-            "12345678901.dkr.ecr.us-east-1.amazonaws.com",
-            "123456789012.dkr.ecr..amazonaws.com",
-            "123456789012.dkr.ecr.us-east-1.example.com",
-            "ghcr.io",
-        ] {
-            assert_eq!(EcrRepository::from_host(bad), None, "{bad}");
-        }
     }
 }

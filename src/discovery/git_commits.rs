@@ -60,10 +60,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::semver_constraint::Constraint;
+use super::subscription::{Subscriber, SubscriptionProblem};
+use super::tag_filter::{TagFilter, TagRegexes};
 use super::tag_selection::{
-    TagFilter, lexical_candidates, newest_build_candidates, newest_build_order, semver_candidates,
+    lexical_candidates, newest_build_candidates, newest_build_order, semver_candidates,
 };
 use crate::api::{CommitSelectionStrategy, DiscoveredCommit, GitDiscoveryResult, GitSubscription};
+use crate::credentials::{CredType, FoundCredentials};
+use crate::doublestar::Glob;
 use crate::expressions::{Env, ErrorKind, NoFunctions, evaluate_expression};
 use crate::git::{Credentials, GitError, RepoCache};
 
@@ -182,13 +186,19 @@ pub async fn discover_commits(
     creds: &Credentials,
     previous: Option<&GitDiscoveryResult>,
 ) -> Result<GitDiscoveryResult, GitDiscoveryError> {
+    let plan = GitPlan::compile(sub).map_err(|p| p.into_error(sub))?;
+    discover_planned_commits(cache, sub, &plan, creds, previous).await
+}
+
+/// [`discover_commits`] of a subscription compiled before.
+pub async fn discover_planned_commits(
+    cache: &RepoCache,
+    sub: &GitSubscription,
+    plan: &GitPlan,
+    creds: &Credentials,
+    previous: Option<&GitDiscoveryResult>,
+) -> Result<GitDiscoveryResult, GitDiscoveryError> {
     let repo = display_url(&sub.repo_url);
-    let plan =
-        Plan::new(sub).map_err(|(field, reason)| GitDiscoveryError::InvalidSubscription {
-            repo_url: repo.clone(),
-            field,
-            reason,
-        })?;
     if sub.insecure_skip_tls_verify == Some(true) {
         tracing::warn!(repo = %repo,
             "insecureSkipTLSVerify is not supported for git subscriptions; verifying TLS");
@@ -202,7 +212,7 @@ pub async fn discover_commits(
         cache,
         creds,
         sub,
-        plan: &plan,
+        plan,
         repo: &repo,
     };
     let (commits, observed_refs) = match plan.strategy {
@@ -267,6 +277,37 @@ pub async fn discover_commits(
     })
 }
 
+/// Git subscriptions, discovered into the shared clone cache.
+pub struct GitSubscriber<'a>(pub &'a RepoCache);
+
+impl Subscriber for GitSubscriber<'_> {
+    type Spec = GitSubscription;
+    type Plan = GitPlan;
+    type Credentials = Credentials;
+    type Found = GitDiscoveryResult;
+    type Error = GitDiscoveryError;
+
+    const CRED_TYPE: CredType = CredType::Git;
+
+    fn repo_url(spec: &GitSubscription) -> &str {
+        &spec.repo_url
+    }
+
+    fn credentials(found: Option<&FoundCredentials>) -> Result<Credentials, String> {
+        found.map_or(Ok(Credentials::None), crate::credentials::to_git)
+    }
+
+    async fn discover(
+        &self,
+        spec: &GitSubscription,
+        plan: &GitPlan,
+        creds: &Credentials,
+        previous: Option<&GitDiscoveryResult>,
+    ) -> Result<GitDiscoveryResult, GitDiscoveryError> {
+        discover_planned_commits(self.0, spec, plan, creds, previous).await
+    }
+}
+
 /// `previous` when it belongs to this repository and recorded exactly `observed`.
 fn unchanged<'a>(
     previous: Option<&'a GitDiscoveryResult>,
@@ -306,8 +347,9 @@ fn remote_tags(refs: &[(String, String)]) -> BTreeMap<String, String> {
 
 // ------------------------------------------------------------------------------------- the plan
 
-/// The validated selection settings of a subscription.
-struct Plan {
+/// A git subscription compiled once: its selection settings, regexes, constraint and path
+/// selectors.
+pub struct GitPlan {
     strategy: CommitSelectionStrategy,
     branch: Option<String>,
     filter: TagFilter,
@@ -322,7 +364,23 @@ struct Plan {
     fingerprint: String,
 }
 
-impl Plan {
+impl SubscriptionProblem {
+    /// The discovery error of a git subscription that does not compile.
+    pub fn into_error(self, sub: &GitSubscription) -> GitDiscoveryError {
+        GitDiscoveryError::InvalidSubscription {
+            repo_url: display_url(&sub.repo_url),
+            field: self.field,
+            reason: self.message,
+        }
+    }
+}
+
+impl GitPlan {
+    /// Compiles `sub`, or names the first problem.
+    pub fn compile(sub: &GitSubscription) -> Result<Self, SubscriptionProblem> {
+        Self::new(sub).map_err(|(field, reason)| SubscriptionProblem::new(field, reason))
+    }
+
     fn new(sub: &GitSubscription) -> Result<Self, (&'static str, String)> {
         let strategy = sub.commit_selection_strategy;
         let tags = strategy != CommitSelectionStrategy::NewestFromBranch;
@@ -346,18 +404,10 @@ impl Plan {
                 "no longer supported; use ignoreTagsRegexes".into(),
             ));
         }
-        let allow: Vec<&String> = sub
-            .allow_tags_regexes
-            .iter()
-            .chain(&sub.allow_tags_regex)
-            .collect();
-        let ignore: Vec<&String> = sub
-            .ignore_tags_regexes
-            .iter()
-            .chain(&sub.ignore_tags_regex)
-            .collect();
+        let allow = sub.allow_regexes();
+        let ignore = sub.ignore_regexes();
         let filter = if tags {
-            TagFilter::new(&allow, &ignore).map_err(|e| {
+            TagFilter::of(sub).map_err(|e| {
                 (
                     e.field,
                     format!("invalid regular expression {:?}: {}", e.pattern, e.error),
@@ -529,24 +579,23 @@ fn go_bool(v: &Value) -> Option<bool> {
 enum PathSelector {
     /// A directory or file and everything below it (Kargo's base-dir matcher). Empty: all.
     Prefix(String),
-    /// `glob:` (compiled to a regex) or `regex:` / `regexp:`.
-    Pattern(Regex),
+    /// `glob:` (doublestar syntax, as Kargo).
+    Glob(Glob),
+    /// `regex:` / `regexp:` (unanchored).
+    Regex(Regex),
 }
 
 impl PathSelector {
     fn parse(selector: &str) -> Result<Self, String> {
         if let Some(glob) = selector.strip_prefix("glob:") {
-            let re = glob_regex(glob).map_err(|r| format!("glob {glob:?}: {r}"))?;
-            return Regex::new(&re)
-                .map(Self::Pattern)
-                .map_err(|e| format!("glob {glob:?}: {e}"));
+            return Glob::new(glob).map(Self::Glob).map_err(|e| e.to_string());
         }
         if let Some(re) = selector
             .strip_prefix("regex:")
             .or_else(|| selector.strip_prefix("regexp:"))
         {
             return Regex::new(re)
-                .map(Self::Pattern)
+                .map(Self::Regex)
                 .map_err(|e| format!("invalid regular expression {re:?}: {e}"));
         }
         Ok(Self::Prefix(clean_path(selector)))
@@ -560,7 +609,8 @@ impl PathSelector {
                         .strip_prefix(base.as_str())
                         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             }
-            Self::Pattern(re) => re.is_match(path),
+            Self::Glob(g) => g.matches(path),
+            Self::Regex(re) => re.is_match(path),
         }
     }
 }
@@ -582,105 +632,6 @@ fn clean_path(p: &str) -> String {
         }
     }
     parts.join("/")
-}
-
-/// Translates a doublestar glob into an anchored regex: `*` and `?` stay within one path
-/// component, `**` as a whole component spans any number of them (including none), `[...]`
-/// (`[!...]` or `[^...]` negated) never matches `/`, `{a,b}` is alternation and `\` escapes.
-fn glob_regex(glob: &str) -> Result<String, String> {
-    let chars: Vec<char> = glob.chars().collect();
-    let mut out = String::from("^");
-    let mut braces = 0usize;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '\\' => {
-                let next = chars.get(i + 1).ok_or("ends with an escape character")?;
-                out.push_str(&regex::escape(&next.to_string()));
-                i += 2;
-                continue;
-            }
-            '*' if chars.get(i + 1) == Some(&'*') => {
-                let starts_component = i == 0 || chars[i - 1] == '/';
-                let after = i + 2;
-                let ends_component = after == chars.len() || chars[after] == '/';
-                if starts_component && ends_component {
-                    if after == chars.len() {
-                        if out.ends_with('/') {
-                            // `dir/**`: dir itself and everything below it.
-                            out.pop();
-                            out.push_str("(?:/.*)?");
-                        } else {
-                            out.push_str(".*");
-                        }
-                        i = after;
-                    } else {
-                        // `**/`: any number of leading components.
-                        out.push_str("(?:.*/)?");
-                        i = after + 1;
-                    }
-                } else {
-                    out.push_str("[^/]*");
-                    i = after;
-                }
-                continue;
-            }
-            '*' => out.push_str("[^/]*"),
-            '?' => out.push_str("[^/]"),
-            '[' => {
-                let mut j = i + 1;
-                let negated = matches!(chars.get(j), Some('!' | '^'));
-                if negated {
-                    j += 1;
-                }
-                let mut class = String::new();
-                let mut first = true;
-                loop {
-                    let Some(&ch) = chars.get(j) else {
-                        return Err("unclosed character class".into());
-                    };
-                    if ch == ']' && !first {
-                        break;
-                    }
-                    first = false;
-                    if ch == '\\' {
-                        j += 1;
-                        let esc = chars.get(j).ok_or("ends with an escape character")?;
-                        class.push_str(&regex::escape(&esc.to_string()));
-                    } else if ch == '-' {
-                        class.push('-');
-                    } else {
-                        class.push_str(&regex::escape(&ch.to_string()));
-                    }
-                    j += 1;
-                }
-                if negated {
-                    out.push_str(&format!("[^/{class}]"));
-                } else {
-                    out.push_str(&format!("[{class}&&[^/]]"));
-                }
-                i = j + 1;
-                continue;
-            }
-            '{' => {
-                braces += 1;
-                out.push_str("(?:");
-            }
-            '}' if braces > 0 => {
-                braces -= 1;
-                out.push(')');
-            }
-            ',' if braces > 0 => out.push('|'),
-            c => out.push_str(&regex::escape(&c.to_string())),
-        }
-        i += 1;
-    }
-    if braces > 0 {
-        return Err("unclosed '{'".into());
-    }
-    out.push('$');
-    Ok(out)
 }
 
 // ------------------------------------------------------------------------------- git metadata
@@ -861,7 +812,7 @@ struct Run<'a> {
     cache: &'a RepoCache,
     creds: &'a Credentials,
     sub: &'a GitSubscription,
-    plan: &'a Plan,
+    plan: &'a GitPlan,
     repo: &'a str,
 }
 
@@ -1850,46 +1801,6 @@ mod tests {
     }
 
     #[test]
-    fn globs() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("*.yaml", "values.yaml", true),
-            ("*.yaml", "dir/values.yaml", false),
-            ("**/*.yaml", "values.yaml", true),
-            ("**/*.yaml", "a/b/values.yaml", true),
-            ("charts/**", "charts", true),
-            ("charts/**", "charts/a/b", true),
-            ("charts/**", "chartsx/a", false),
-            ("a/**/b", "a/b", true),
-            ("a/**/b", "a/x/y/b", true),
-            ("a/**/b", "a/x/yb", false),
-            ("**", "anything/at/all", true),
-            ("a?c", "abc", true),
-            ("a?c", "a/c", false),
-            ("[ab].txt", "b.txt", true),
-            ("[!ab].txt", "c.txt", true),
-            ("[!ab].txt", "a.txt", false),
-            ("[a-c]/x", "b/x", true),
-            ("{app,lib}/*.rs", "lib/x.rs", true),
-            ("{app,lib}/*.rs", "bin/x.rs", false),
-            ("a\\*b", "a*b", true),
-            ("a\\*b", "axb", false),
-            ("env/prod/x**y", "env/prod/xaby", true),
-            ("env/prod/x**y", "env/prod/xa/y", false),
-        ];
-        for (glob, path, want) in cases {
-            let sel = PathSelector::parse(&format!("glob:{glob}"))
-                .unwrap_or_else(|e| panic!("{glob}: {e}"));
-            assert_eq!(sel.matches(path), *want, "{glob} vs {path}");
-        }
-        for bad in ["[abc", "{a,b", "x\\"] {
-            assert!(
-                PathSelector::parse(&format!("glob:{bad}")).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
     fn prefix_and_regex_selectors() {
         let cases: &[(&str, &str, bool)] = &[
             ("charts/app", "charts/app/values.yaml", true),
@@ -1902,6 +1813,9 @@ mod tests {
             ("regex:^src/.*\\.rs$", "src/a/b.rs", true),
             ("regexp:\\.md$", "x/readme.md", true),
             ("regex:^docs", "src/docs", false),
+            ("glob:**/*.md", "docs/a.md", true),
+            ("glob:charts/**", "charts", true),
+            ("glob:*.md", "docs/a.md", false),
         ];
         for (selector, path, want) in cases {
             let sel = PathSelector::parse(selector).unwrap_or_else(|e| panic!("{e}"));
@@ -1970,7 +1884,7 @@ mod tests {
             "https://h/x",
             json!({ "commitSelectionStrategy": "Lexical" }),
         );
-        let plan = Plan::new(&s).expect("plan");
+        let plan = GitPlan::new(&s).expect("plan");
         let tags: BTreeMap<String, String> = (0..300)
             .map(|i| (format!("t{i:03}"), format!("{i:040x}")))
             .collect();

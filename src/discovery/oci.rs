@@ -23,8 +23,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::images::{ImageDiscoveryError, Platform, RegistryCredentials};
 use super::registry_limits::{HostBudget, RequestKind, lock};
+use super::types::{ImageDiscoveryError, Platform, RegistryCredentials};
 
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

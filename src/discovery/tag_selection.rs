@@ -9,10 +9,10 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use regex::Regex;
 use semver::Version;
 
 use super::semver_constraint::{Constraint, cmp_precedence, parse_version};
+use super::tag_filter::TagFilter;
 
 /// `imageSelectionStrategy`; the API default (an empty value) is `SemVer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -60,65 +60,6 @@ impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// A regex in `allowTagsRegexes` or `ignoreTagsRegexes` that does not compile.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid regular expression {pattern:?} in {field}: {error}")]
-pub struct TagFilterError {
-    /// `allowTagsRegexes` or `ignoreTagsRegexes`.
-    pub field: &'static str,
-    pub pattern: String,
-    pub error: regex::Error,
-}
-
-/// `allowTagsRegexes` / `ignoreTagsRegexes`: a tag is kept if it matches no ignore regex and, when
-/// any allow regexes are given, at least one of them. Matching is unanchored, like Go's
-/// `MatchString`; the `regex` crate accepts the RE2 syntax Go uses (not `\Q…\E`).
-#[derive(Debug, Clone, Default)]
-pub struct TagFilter {
-    allow: Vec<Regex>,
-    ignore: Vec<Regex>,
-}
-
-impl TagFilter {
-    pub fn new<A, I>(allow: &[A], ignore: &[I]) -> Result<Self, TagFilterError>
-    where
-        A: AsRef<str>,
-        I: AsRef<str>,
-    {
-        Ok(Self {
-            allow: compile(allow, "allowTagsRegexes")?,
-            ignore: compile(ignore, "ignoreTagsRegexes")?,
-        })
-    }
-
-    /// Keeps every tag.
-    pub fn allow_all() -> Self {
-        Self::default()
-    }
-
-    pub fn matches(&self, tag: &str) -> bool {
-        // Ignore wins over allow.
-        !self.ignore.iter().any(|r| r.is_match(tag))
-            && (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(tag)))
-    }
-}
-
-fn compile<S: AsRef<str>>(
-    patterns: &[S],
-    field: &'static str,
-) -> Result<Vec<Regex>, TagFilterError> {
-    patterns
-        .iter()
-        .map(|p| {
-            Regex::new(p.as_ref()).map_err(|error| TagFilterError {
-                field,
-                pattern: p.as_ref().to_owned(),
-                error,
-            })
-        })
-        .collect()
 }
 
 /// SemVer strategy: tags that pass `filter`, parse as semantic versions (`strict` =

@@ -107,7 +107,7 @@ impl Event {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// The Freight left the Stage: drop `currentlyIn.<stage>`, and record the soak that ended
-    /// as `verifiedIn.<stage>.longestSoak` when given. A failure is only logged.
+    /// as `verifiedIn.<stage>.longestSoak` when given.
     LeaveFreight {
         freight: String,
         longest_soak: Option<String>,
@@ -358,6 +358,117 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         status,
         effects,
         requeue: if busy { REQUEUE_BUSY } else { REQUEUE_IDLE },
+    }
+}
+
+/// Ready's reason when creating an auto-promotion failed.
+pub const REASON_AUTO_PROMOTION_FAILED: &str = "AutoPromotionFailed";
+/// Ready's reason when recording Freight `currentlyIn` / `verifiedIn` failed.
+pub const REASON_FREIGHT_UPDATE_FAILED: &str = "FreightUpdateFailed";
+/// Ready's reason when creating the verification's AnalysisRun failed.
+pub const REASON_VERIFICATION_START_FAILED: &str = "VerificationStartFailed";
+/// Ready's reason when reading what the plan needs (the project's objects) failed.
+pub const REASON_READ_FAILED: &str = "ReadFailed";
+
+/// Something the reconcile decided but could not do, as the controller reports it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Ready's reason, also the Event's and the error metric's.
+    pub reason: &'static str,
+    /// What was being done and what the API server answered.
+    pub message: String,
+    /// The planned status must not be written: it records the failed effect as done, so the
+    /// next plan would not ask for it again. The status read is kept instead.
+    pub replan: bool,
+}
+
+impl Failure {
+    /// The failure of `effect`, with `error` (the API server's message).
+    pub fn of_effect(effect: &Effect, error: &str) -> Self {
+        let (reason, what, replan) = match effect {
+            Effect::CreatePromotion(p) => (
+                REASON_AUTO_PROMOTION_FAILED,
+                format!(
+                    "creating a Promotion for Freight {}",
+                    p.spec.freight.as_deref().unwrap_or_default()
+                ),
+                false,
+            ),
+            Effect::EnterFreight { freight, .. } => (
+                REASON_FREIGHT_UPDATE_FAILED,
+                format!("recording Freight {freight} as currently in this Stage"),
+                true,
+            ),
+            Effect::LeaveFreight { freight, .. } => (
+                REASON_FREIGHT_UPDATE_FAILED,
+                format!("recording that Freight {freight} left this Stage"),
+                true,
+            ),
+            Effect::MarkVerified { freight, .. } => (
+                REASON_FREIGHT_UPDATE_FAILED,
+                format!("recording Freight {freight} as verified in this Stage"),
+                true,
+            ),
+            Effect::CreateAnalysisRun { name, .. } => (
+                REASON_VERIFICATION_START_FAILED,
+                format!("creating AnalysisRun {name}"),
+                true,
+            ),
+            Effect::Event(e) => (
+                "EventFailed",
+                format!("publishing Event {}", e.reason),
+                false,
+            ),
+        };
+        Self {
+            reason,
+            message: format!("{what} failed: {error}"),
+            replan,
+        }
+    }
+
+    /// A read the plan needs failed; nothing was planned.
+    pub fn read(error: &str) -> Self {
+        Self {
+            reason: REASON_READ_FAILED,
+            message: format!("reading the Stage's project failed: {error}"),
+            replan: true,
+        }
+    }
+}
+
+/// The plan to apply instead of `planned` once `failure` happened: `planned`'s status (or the
+/// status read, when the failure says so, or when nothing was planned) with Ready=False
+/// giving the failure's reason and message, `observedGeneration` still following the spec, and
+/// a Warning Event with the same reason. The next successful plan sets Ready again, which
+/// clears the failure.
+pub fn failed(stage: &Stage, planned: Option<&Plan>, failure: &Failure, now: Timestamp) -> Plan {
+    let generation = stage.metadata.generation;
+    let mut status = match planned {
+        Some(p) if !failure.replan => p.status.clone(),
+        _ => stage.status.clone().unwrap_or_default(),
+    };
+    conditions::set(
+        &mut status.conditions,
+        Desired {
+            type_: CONDITION_READY,
+            status: false,
+            reason: failure.reason,
+            message: failure.message.clone(),
+        },
+        generation,
+        &Time(now),
+    );
+    status.observed_generation = generation;
+    Plan {
+        write_status: stage.status.as_ref() != Some(&status),
+        status,
+        effects: vec![Effect::Event(Event::warning(
+            failure.reason,
+            "Reconcile",
+            failure.message.clone(),
+        ))],
+        requeue: REQUEUE_BUSY,
     }
 }
 

@@ -14,7 +14,7 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
         return regex::Regex::new(re).is_ok_and(|r| r.is_match(name));
     }
     if let Some(g) = pattern.strip_prefix("glob:") {
-        return glob::Pattern::new(g).is_ok_and(|p| p.matches(name));
+        return crate::doublestar::Glob::new(g).is_ok_and(|p| p.matches(name));
     }
     pattern == name
 }

@@ -84,7 +84,7 @@ impl<R: Read> Read for Capped<R> {
 /// One .gitignore line: the glob, whether it is anchored (contains a `/` before its end),
 /// whether it only matches directories (trailing `/`), and whether it re-includes (`!`).
 struct Rule {
-    glob: glob::Pattern,
+    glob: crate::doublestar::Glob,
     anchored: bool,
     dir_only: bool,
     negated: bool,
@@ -116,7 +116,7 @@ fn rules(ignore: Option<&str>) -> Result<Vec<Rule>, UntarError> {
             };
             let anchored = l.contains('/');
             let l = l.trim_start_matches('/');
-            let glob = glob::Pattern::new(l)
+            let glob = crate::doublestar::Glob::new(l)
                 .map_err(|e| UntarError::Pattern(line.to_string(), e.to_string()))?;
             Ok(Rule {
                 glob,
@@ -131,10 +131,6 @@ fn rules(ignore: Option<&str>) -> Result<Vec<Rule>, UntarError> {
 /// Whether `parts` (an entry path; `is_dir` for its last part) is ignored. A rule matching a
 /// parent directory ignores everything below it; the last matching rule wins.
 fn ignored(rules: &[Rule], parts: &[String], is_dir: bool) -> bool {
-    let opts = glob::MatchOptions {
-        require_literal_separator: true,
-        ..Default::default()
-    };
     let mut verdict = false;
     for rule in rules {
         let hit = (0..parts.len()).any(|i| {
@@ -143,9 +139,9 @@ fn ignored(rules: &[Rule], parts: &[String], is_dir: bool) -> bool {
                 return false;
             }
             if rule.anchored {
-                rule.glob.matches_with(&parts[..=i].join("/"), opts)
+                rule.glob.matches(&parts[..=i].join("/"))
             } else {
-                rule.glob.matches_with(&parts[i], opts)
+                rule.glob.matches(&parts[i])
             }
         });
         if hit {

@@ -976,3 +976,147 @@ fn a_failed_analysis_run_create_planned_again_keeps_the_effects_before_it() {
         ))]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Failures of effects
+
+const DENIED: &str = "promotions.kargo.akuity.io \"dev.01pro.f2abcde\" is forbidden: \
+                      ValidatingAdmissionPolicy 'no-auto' with binding 'no-auto' denied request: \
+                      refused by policy";
+
+#[test]
+fn a_refused_auto_promotion_shows_on_ready_and_the_status_is_still_written() {
+    let mut o = promoted();
+    o.config = Some(auto_promotion_on());
+    o.freights
+        .push(freight("f2abcdef99", "2026-12-01T11:30:00Z"));
+    // The spec moved on since the status was written.
+    o.stage.metadata.generation = Some(4);
+    let planned = plan(&o, now());
+    let create = planned
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::CreatePromotion(_)))
+        .expect("auto-promotes f2")
+        .clone();
+    let failure = Failure::of_effect(&create, DENIED);
+    assert_eq!(failure.reason, REASON_AUTO_PROMOTION_FAILED);
+    assert!(
+        !failure.replan,
+        "nothing in the status records the Promotion"
+    );
+
+    let shown = failed(&o.stage, Some(&planned), &failure, now());
+    let (status, reason, message) = cond(&shown, CONDITION_READY);
+    assert_eq!((status, reason), ("False", REASON_AUTO_PROMOTION_FAILED));
+    assert_eq!(
+        message,
+        format!("creating a Promotion for Freight f2abcdef99 failed: {DENIED}")
+    );
+    let ready = conditions::get(&shown.status.conditions, CONDITION_READY).expect("Ready");
+    assert_eq!(ready.observed_generation, Some(4));
+    assert_eq!(shown.status.observed_generation, Some(4));
+    // The rest of what was planned (the Freight recorded as current, health) is kept.
+    assert_eq!(shown.status.freight_history, planned.status.freight_history);
+    assert_eq!(
+        cond(&shown, CONDITION_HEALTHY),
+        cond(&planned, CONDITION_HEALTHY)
+    );
+    assert!(shown.write_status);
+    assert_eq!(
+        events(&shown),
+        vec![&Event::warning(
+            REASON_AUTO_PROMOTION_FAILED,
+            "Reconcile",
+            message.to_string()
+        )]
+    );
+    // No effect of the failed plan is repeated by the failure's plan.
+    assert!(shown.effects.iter().all(|e| matches!(e, Effect::Event(_))));
+}
+
+#[test]
+fn a_failure_clears_itself_when_the_next_attempt_works() {
+    let (mut o, _) = settle(promoted());
+    o.config = Some(auto_promotion_on());
+    o.freights
+        .push(freight("f2abcdef99", "2026-12-01T11:30:00Z"));
+    let planned = plan(&o, now());
+    let create = planned.effects[0].clone();
+    assert!(matches!(create, Effect::CreatePromotion(_)), "{create:?}");
+    let shown = failed(
+        &o.stage,
+        Some(&planned),
+        &Failure::of_effect(&create, DENIED),
+        now(),
+    );
+    // Written; the next plan still asks for the Promotion, and once it is created the Stage
+    // shows it is promoting, no longer the failure.
+    o.stage.status = Some(shown.status);
+    let again = plan(&o, now());
+    assert!(matches!(again.effects[0], Effect::CreatePromotion(_)));
+    assert_ne!(
+        cond(&again, CONDITION_READY).1,
+        REASON_AUTO_PROMOTION_FAILED
+    );
+    o.promotions
+        .push(promotion("dev.01pro.f2abcde", "f2abcdef99", None, ""));
+    let after = plan(&o, now());
+    assert_eq!(cond(&after, CONDITION_READY).1, "Promoting");
+}
+
+#[test]
+fn a_failed_freight_update_keeps_the_status_read_so_it_is_planned_again() {
+    // p2 (f2) succeeded since the status was written: f2 enters, f1 leaves.
+    let (mut o, _) = settle(promoted());
+    o.freights.push(freight("f2", "2026-12-01T11:30:00Z"));
+    o.promotions.push(promotion(
+        "p2",
+        "f2",
+        Some("Succeeded"),
+        "2026-12-01T11:45:00Z",
+    ));
+    let planned = plan(&o, now());
+    let enter = planned
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::EnterFreight { .. }))
+        .expect("f2 enters")
+        .clone();
+    let failure = Failure::of_effect(&enter, "etcdserver: request timed out");
+    assert_eq!(failure.reason, REASON_FREIGHT_UPDATE_FAILED);
+    assert!(failure.replan);
+    let shown = failed(&o.stage, Some(&planned), &failure, now());
+    let read = o.stage.status.clone().expect("status");
+    assert_eq!(shown.status.freight_history, read.freight_history);
+    let (_, reason, message) = cond(&shown, CONDITION_READY);
+    assert_eq!(reason, REASON_FREIGHT_UPDATE_FAILED);
+    assert_eq!(
+        message,
+        "recording Freight f2 as currently in this Stage failed: etcdserver: request timed out"
+    );
+    // Written as shown, the next plan asks for the same Freight updates again.
+    o.stage.status = Some(shown.status);
+    let again = plan(&o, now());
+    assert!(again.effects.contains(&enter));
+}
+
+#[test]
+fn a_failed_read_shows_on_the_status_read() {
+    let o = promoted();
+    let (o, settled) = settle(o);
+    let mut stage = o.stage.clone();
+    stage.metadata.generation = Some(9);
+    let shown = failed(&stage, None, &Failure::read("connection refused"), now());
+    let (status, reason, message) = cond(&shown, CONDITION_READY);
+    assert_eq!(
+        (status, reason, message),
+        (
+            "False",
+            REASON_READ_FAILED,
+            "reading the Stage's project failed: connection refused"
+        )
+    );
+    assert_eq!(shown.status.observed_generation, Some(9));
+    assert_eq!(shown.status.freight_history, settled.status.freight_history);
+}
