@@ -9,8 +9,9 @@
 //! - **work queues** ([`Liveness::triggered`]): a controller that was asked to reconcile
 //!   something and has not finished any reconcile since, for longer than
 //!   [`Thresholds::queue_stalled`].
-//! - **reconciles** ([`Liveness::reconcile_started`], which returns a guard that records the
-//!   finish when dropped): one in flight for longer than [`Thresholds::reconcile_stuck`].
+//! - **reconciles**: one in flight for longer than [`Thresholds::reconcile_stuck`], read from
+//!   the Context's [`super::progress::Progress`] (which `within_deadline` records for every
+//!   reconcile) once attached, and from [`Liveness::reconcile_started`] guards.
 //!
 //! [`verdict`] turns a [`Snapshot`] of that state into the answer; it is pure and unit-tested.
 //! The state also carries notices (e.g. a controller identity the admission policies do not
@@ -365,31 +366,6 @@ impl Liveness {
     }
 }
 
-/// Wraps a reconcile function so that each reconcile is recorded in flight (keyed
-/// `<namespace>/<name>`) in the [`Liveness`] of the Context until it returns or is cancelled:
-/// `.run(liveness::tracked("stage", reconcile), error_policy, ctx)`.
-pub fn tracked<K, F, Fut, T, E>(
-    controller: &'static str,
-    mut reconcile: F,
-) -> impl FnMut(Arc<K>, Arc<super::Context>) -> futures::future::BoxFuture<'static, Result<T, E>>
-where
-    K: kube::Resource + Send + Sync + 'static,
-    F: FnMut(Arc<K>, Arc<super::Context>) -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
-{
-    move |obj, ctx| {
-        let guard = ctx
-            .liveness
-            .reconcile_started(controller, &super::key(obj.as_ref()));
-        let fut = reconcile(obj, ctx);
-        Box::pin(async move {
-            let out = fut.await;
-            drop(guard);
-            out
-        })
-    }
-}
-
 /// Records the items of one watch stream into [`Liveness`].
 #[derive(Debug, Clone)]
 pub struct WatchTracker {
@@ -575,9 +551,9 @@ mod tests {
         assert_eq!(problems.len(), 4, "{problems:#?}");
     }
 
-    /// `tracked` fits kube's `Controller::run` (type-checked only; never run).
+    /// `controller_item` takes the items of kube's `Controller::run` (type-checked only).
     #[allow(dead_code)]
-    fn tracked_fits_controller_run(
+    fn controller_item_fits_controller_run(
         c: kube::runtime::Controller<crate::api::Stage>,
         ctx: Arc<super::super::Context>,
     ) {
@@ -596,13 +572,10 @@ mod tests {
             Action::await_change()
         }
         let live = ctx.liveness.clone();
-        drop(
-            c.run(tracked("stage", reconcile), error_policy, ctx)
-                .for_each(move |res| {
-                    live.controller_item("stage", &res);
-                    async {}
-                }),
-        );
+        drop(c.run(reconcile, error_policy, ctx).for_each(move |res| {
+            live.controller_item("stage", &res);
+            async {}
+        }));
     }
 
     #[test]
