@@ -93,6 +93,8 @@ pub struct Replicas {
     env: Vec<(String, String)>,
     /// Each restart: (replica, the last lines of the log of the process that exited).
     pub restarts: Vec<(usize, String)>,
+    /// The logs of the processes that exited.
+    exited_logs: Vec<PathBuf>,
 }
 
 impl Replicas {
@@ -109,6 +111,7 @@ impl Replicas {
             dirs,
             env,
             restarts: Vec::new(),
+            exited_logs: Vec::new(),
         }
     }
 
@@ -123,6 +126,7 @@ impl Replicas {
             let tail = lines[lines.len().saturating_sub(8)..].join("\n");
             eprintln!("replica {i} exited; restarting it. Its last log lines:\n{tail}");
             self.restarts.push((i, tail));
+            self.exited_logs.push(self.procs[i].log.clone());
             self.procs[i] = ControllerProcess::start_on(cp, &self.dirs[i], &pairs(&self.env));
         }
     }
@@ -145,6 +149,37 @@ impl Replicas {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+/// With `HAUL_FAULT_LOGS=DIR` set, each project leaves its replicas' logs and kube-apiserver's
+/// in `DIR/<namespace>/` (the control plane's directory is removed with it).
+impl Drop for Project<'_> {
+    fn drop(&mut self) {
+        let Some(root) = std::env::var_os("HAUL_FAULT_LOGS") else {
+            return;
+        };
+        let dir = PathBuf::from(root).join(&self.ns);
+        if std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        for (i, p) in self.replicas.procs.iter().enumerate() {
+            let _ = std::fs::write(dir.join(format!("replica-{i}.log")), p.log_text());
+        }
+        for (n, ((i, _), log)) in self
+            .replicas
+            .restarts
+            .iter()
+            .zip(&self.replicas.exited_logs)
+            .enumerate()
+        {
+            let _ = std::fs::copy(log, dir.join(format!("exited-{n}-replica-{i}.log")));
+        }
+        let _ = std::fs::copy(
+            self.cluster.cp.dir().join("kube-apiserver.log"),
+            dir.join("kube-apiserver.log"),
+        );
+        eprintln!("logs of {} kept in {}", self.ns, dir.display());
     }
 }
 
@@ -367,6 +402,8 @@ impl<'a> Project<'a> {
                 .collect()
             }
         };
+        // Plain logs: they end up in failure messages.
+        env.push(("NO_COLOR".into(), "1".into()));
         env.extend(
             env_extra
                 .iter()
