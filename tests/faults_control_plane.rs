@@ -243,3 +243,78 @@ fn leader_lease_lost_during_api_server_outage() {
         t_test.elapsed().as_secs_f64()
     );
 }
+
+/// The Lease's holder, while the API server answers.
+fn lease_holder(p: &Project) -> Option<String> {
+    let lease = p.cluster.get("lease", "haul-controller", "default")?;
+    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+}
+
+/// As above, with the leader's own process frozen too (its node stalled) until the standby has
+/// taken the expired Lease: the hand-over then surely happens, and the old leader wakes up with
+/// its timers overdue and its caches stale, still believing it leads — the moment a second
+/// Promotion could be made. It must step down (haul exits, to be restarted as a standby), and
+/// nothing may be promoted twice.
+#[test]
+fn frozen_leader_loses_its_lease_to_the_standby() {
+    let _serial = serial();
+    let t_test = Instant::now();
+    let cluster = Cluster::start();
+    let lease = 15;
+    let mut p = Project::create(
+        &cluster,
+        "f-takeover",
+        Images::Registry,
+        2,
+        &[("HAUL_LEASE_DURATION", "15")],
+    );
+    let old = wait_sole_leader(&mut p, 30)
+        .unwrap_or_else(|| panic!("no single leader before the outage\n{}", p.replicas.logs()));
+    let old_holder = lease_holder(&p).expect("lease holder");
+    let old_pid = p.replicas.procs()[old].pid().expect("leader pid") as i32;
+
+    cluster.cp.pause(Component::ApiServer).expect("pause");
+    haul_testenv::process::signal_group(old_pid, libc::SIGSTOP);
+    let paused = Instant::now();
+    push_during_fault(&mut p);
+    p.sleep(Duration::from_secs(lease + 10).saturating_sub(paused.elapsed()));
+    cluster.cp.resume(Component::ApiServer).expect("resume");
+    let resumed = Instant::now();
+    let taken = (0..60).find_map(|_| {
+        let holder = lease_holder(&p).filter(|h| *h != old_holder);
+        if holder.is_none() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        holder
+    });
+    haul_testenv::process::signal_group(old_pid, libc::SIGCONT);
+    let taken = taken.unwrap_or_else(|| {
+        panic!(
+            "the standby did not take the expired Lease\n{}",
+            p.replicas.logs()
+        )
+    });
+    eprintln!(
+        "the standby ({taken}) took the Lease {:.1}s after the API server was back",
+        resumed.elapsed().as_secs_f64()
+    );
+
+    p.recovers("frozen leader, Lease taken over", resumed, BOUND);
+    let new = wait_sole_leader(&mut p, 30).unwrap_or_else(|| {
+        panic!(
+            "not exactly one leader after the take-over\n{}",
+            p.replicas.logs()
+        )
+    });
+    assert_ne!(new, old, "the frozen leader leads again");
+    let stepped_down = p
+        .replicas
+        .restarts
+        .iter()
+        .any(|(i, tail)| *i == old && tail.contains("lost the leader lease"));
+    eprintln!(
+        "leader before: replica {old}, after: replica {new}; the old leader stepped down by exiting: {stepped_down}; replica restarts: {}; test took {:.1}s",
+        p.replicas.restarts.len(),
+        t_test.elapsed().as_secs_f64()
+    );
+}

@@ -204,6 +204,8 @@ pub struct Project<'a> {
     pub pushed: Vec<String>,
     pub replicas: Replicas,
     spec_changes: u32,
+    /// The tags seen auto-promoted to dev.
+    seen_in_dev: std::collections::BTreeSet<String>,
 }
 
 /// The template of Stage `stage`: clone, set the image in the Stage's overlay, commit, push.
@@ -419,6 +421,7 @@ impl<'a> Project<'a> {
             pushed: Vec::new(),
             replicas: Replicas::start(&cluster.cp, replicas, env),
             spec_changes: 0,
+            seen_in_dev: Default::default(),
         };
         p.push("1.0.0");
         cluster.apply(&manifests(&p.ns, &repo_url, &p.image_repo));
@@ -542,6 +545,7 @@ impl<'a> Project<'a> {
             "controller:haul-controller",
             "{p:#}"
         );
+        self.seen_in_dev.insert(tag.to_string());
         (freight, promotion)
     }
 
@@ -679,16 +683,13 @@ impl<'a> Project<'a> {
     /// - [`Project::check_invariants`].
     pub fn recovers(&mut self, fault: &str, resumed: Instant, bound: Duration) {
         let generation = self.change_stage_spec(resumed, bound);
-        let promoted_already = {
-            let last = self.pushed.last().cloned().unwrap_or_default();
-            let (c, ns) = (self.cluster, self.ns.clone());
-            Self::freight_of(c, &ns, &last).is_some_and(|f| {
-                Self::promotions_of(c, &ns, "dev", &f)
-                    .iter()
-                    .any(|p| p["status"]["phase"] == "Succeeded")
-            })
-        };
-        if promoted_already {
+        // A tag pushed during the fault is what recovery is measured by (the first poll may
+        // find it promoted already); without one, a tag pushed now.
+        let pushed_during_fault = self
+            .pushed
+            .last()
+            .is_some_and(|t| !self.seen_in_dev.contains(t));
+        if !pushed_during_fault {
             let tag = self.next_tag();
             self.push(&tag);
         }
