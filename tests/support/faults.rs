@@ -135,16 +135,19 @@ impl Replicas {
         &mut self.procs
     }
 
-    /// Every replica's log, for failure messages.
+    /// The last lines of every replica's log, for failure messages (the whole logs are kept
+    /// with `HAUL_FAULT_LOGS`, see [`Project`]'s `Drop`).
     pub fn logs(&self) -> String {
         self.procs
             .iter()
             .enumerate()
             .map(|(i, p)| {
+                let text = p.log_text();
+                let lines: Vec<&str> = text.lines().collect();
                 format!(
-                    "===== replica {i} ({}) =====\n{}",
+                    "===== replica {i} ({}), last lines =====\n{}",
                     p.log.display(),
-                    p.log_text()
+                    lines[lines.len().saturating_sub(150)..].join("\n")
                 )
             })
             .collect::<Vec<_>>()
