@@ -125,6 +125,7 @@ pub fn namespace(prefix: &str) -> String {
 }
 
 pub mod charts;
+pub mod faults;
 pub mod fixtures;
 pub mod gitops;
 pub mod helm;
@@ -147,13 +148,19 @@ impl ControllerProcess {
 
     /// As [`ControllerProcess::start`], with extra environment variables.
     pub fn start_with_env(work_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_on(cp(), work_dir, env)
+    }
+
+    /// As [`ControllerProcess::start_with_env`], against another control plane than this
+    /// binary's shared one (a test that pauses or restarts its own), logging into its directory.
+    pub fn start_on(cp: &ControlPlane, work_dir: &Path, env: &[(&str, &str)]) -> Self {
         use std::os::unix::process::CommandExt;
         std::fs::create_dir_all(work_dir).expect("work dir");
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let log = cp().dir().join(format!("controller-{n}.log"));
+        let log = cp.dir().join(format!("controller-{n}.log"));
         let f = std::fs::File::create(&log).expect("log file");
         let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -161,7 +168,7 @@ impl ControllerProcess {
             .expect("free port");
         let child = Command::new(env!("CARGO_BIN_EXE_haul"))
             .arg("controller")
-            .env("KUBECONFIG", cp().kubeconfig())
+            .env("KUBECONFIG", cp.kubeconfig())
             .env("HAUL_WORK_DIR", work_dir)
             .env("RUST_LOG", "info,haul=debug")
             .env("HAUL_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
@@ -200,6 +207,11 @@ impl ControllerProcess {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n')?;
         Some((code.trim().parse().ok()?, body.to_string()))
+    }
+
+    /// The process id while it runs (part of its leader-election identity, `<host>-<pid>`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
     }
 
     /// Whether the process still runs.

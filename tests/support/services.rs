@@ -40,4 +40,14 @@ impl TestServices {
     pub fn bare_path(&self, url: &str) -> PathBuf {
         self.0.bare_path(url).unwrap_or_else(|e| panic!("{e}"))
     }
+
+    /// Freezes a service (`moto`, `registry`, `registry-auth`, `git`) until [`Self::resume`].
+    pub fn pause(&self, service: &str) {
+        self.0.pause(service).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Lets a paused service go on.
+    pub fn resume(&self, service: &str) {
+        self.0.resume(service).unwrap_or_else(|e| panic!("{e}"))
+    }
 }

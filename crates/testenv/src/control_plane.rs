@@ -430,6 +430,74 @@ impl ControlPlane {
     pub fn etcd_url(&self) -> &str {
         &self.etcd_url
     }
+
+    /// etcd's current revision (the `header.revision` of a range read), through its JSON
+    /// gateway.
+    pub fn etcd_revision(&self) -> Result<i64, EnvtestError> {
+        // Key "\0" (base64 "AA=="): any key will do, only the response header matters.
+        let body = etcd_post(&self.etcd_url, "/v3/kv/range", r#"{"key":"AA=="}"#)?;
+        json_int_field(&body, "revision")
+            .ok_or_else(|| EnvtestError::Process(format!("no revision in etcd's answer: {body}")))
+    }
+
+    /// Compacts etcd's history up to its current revision, physically, as etcd's periodic
+    /// compaction does in a long-running cluster: a watch resuming from an older
+    /// resourceVersion then gets `410 Gone` (once kube-apiserver's watch cache no longer holds
+    /// it, e.g. after a restart). Returns the revision compacted to.
+    pub fn compact_etcd(&self) -> Result<i64, EnvtestError> {
+        let revision = self.etcd_revision()?;
+        etcd_post(
+            &self.etcd_url,
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{revision}","physical":true}}"#),
+        )?;
+        Ok(revision)
+    }
+}
+
+/// POSTs `body` to etcd's JSON gateway (plain HTTP on loopback) and returns the response body;
+/// a status other than 200 is an error carrying etcd's message.
+fn etcd_post(base: &str, path: &str, body: &str) -> Result<String, EnvtestError> {
+    use std::io::{Read, Write};
+    let err = |e: std::io::Error| EnvtestError::Process(format!("etcd {path}: {e}"));
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(err)?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(err)?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(err)?;
+    let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(EnvtestError::Process(format!(
+            "etcd {path} answered: {head}\n{rest}"
+        )));
+    }
+    // Chunked or not, the JSON object is what lies between the first '{' and the last '}'.
+    let json = match (rest.find('{'), rest.rfind('}')) {
+        (Some(a), Some(b)) if a <= b => &rest[a..=b],
+        _ => rest,
+    };
+    Ok(json.to_string())
+}
+
+/// The integer value of the first `"field"` in a JSON text; the gateway writes int64s as
+/// strings (`"revision":"42"`), so both forms are read.
+fn json_int_field(json: &str, field: &str) -> Option<i64> {
+    let key = format!("\"{field}\":");
+    let at = json.find(&key)? + key.len();
+    let digits: String = json[at..]
+        .trim_start()
+        .trim_start_matches('"')
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 impl Drop for ControlPlane {
@@ -501,4 +569,18 @@ pub async fn install_crds(
             .map_err(kube_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_int_field;
+
+    #[test]
+    fn etcd_gateway_integers_are_read_quoted_or_not() {
+        let range =
+            r#"{"header":{"cluster_id":"1","member_id":"2","revision":"1234","raft_term":"2"}}"#;
+        assert_eq!(json_int_field(range, "revision"), Some(1234));
+        assert_eq!(json_int_field(r#"{"revision": 7}"#, "revision"), Some(7));
+        assert_eq!(json_int_field(r#"{"header":{}}"#, "revision"), None);
+    }
 }

@@ -141,6 +141,47 @@ impl Services {
         Ok(PathBuf::from(self.get("HAUL_TEST_GIT_ROOT")?).join(rel))
     }
 
+    /// The process groups of a service by name — `moto`, `registry`, `registry-auth`, or `git`
+    /// (nginx and fcgiwrap) — as `start` recorded them (`HAUL_TEST_*_PID`).
+    pub fn process_groups(&self, service: &str) -> Result<Vec<i32>, ServicesError> {
+        let vars: &[&str] = match service {
+            "moto" => &["HAUL_TEST_MOTO_PID"],
+            "registry" => &["HAUL_TEST_REGISTRY_PID"],
+            "registry-auth" => &["HAUL_TEST_REGISTRY_AUTH_PID"],
+            "git" => &["HAUL_TEST_NGINX_PID", "HAUL_TEST_FCGIWRAP_PID"],
+            other => {
+                return Err(ServicesError::MissingVar(format!(
+                    "a service named {other:?}"
+                )));
+            }
+        };
+        vars.iter()
+            .map(|v| {
+                let pid = self.get(v)?;
+                pid.parse()
+                    .map_err(|_| ServicesError::MissingVar(format!("{v} (not a pid: {pid:?})")))
+            })
+            .collect()
+    }
+
+    /// Freezes a service (SIGSTOP to its process groups): connections are accepted by the kernel
+    /// but nothing answers, as with a hung server or a network partition. See
+    /// [`Services::process_groups`] for the names.
+    pub fn pause(&self, service: &str) -> Result<(), ServicesError> {
+        for pgid in self.process_groups(service)? {
+            process::signal_group(pgid, libc::SIGSTOP);
+        }
+        Ok(())
+    }
+
+    /// Lets a paused service go on (SIGCONT).
+    pub fn resume(&self, service: &str) -> Result<(), ServicesError> {
+        for pgid in self.process_groups(service)? {
+            process::signal_group(pgid, libc::SIGCONT);
+        }
+        Ok(())
+    }
+
     /// Stops every service now.
     pub fn stop(&self) -> Result<(), ServicesError> {
         let dir = self.dir.display().to_string();
