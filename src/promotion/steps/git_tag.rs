@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::env::StepEnv;
 use super::git::git_err;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, lenient, path_in, repo_of};
 use crate::git::{Author, Credentials, Worktree};
 
@@ -163,16 +163,7 @@ fn host_and_path(url: &str) -> Option<(String, String)> {
     (!host.is_empty() && !host.contains('/')).then(|| (host, path.to_string()))
 }
 
-pub struct GitTag;
-
-impl Step for GitTag {
-    const NAME: &'static str = "git-tag";
-    type Config = TagConfig;
-
-    async fn run(cfg: TagConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        tag(cfg, env).await
-    }
-}
+step! { pub struct GitTag = "git-tag", TagConfig, |cfg, env| tag(cfg, env) }
 
 #[cfg(test)]
 mod tests {

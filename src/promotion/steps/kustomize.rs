@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::env::StepEnv;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 use crate::api::Image;
 use crate::yaml::{ImageUpdate, commit_message, set_images};
@@ -205,24 +205,9 @@ pub async fn build(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
     Ok(StepOutcome::succeeded(Map::new()))
 }
 
-pub struct KustomizeSetImage;
-
-impl Step for KustomizeSetImage {
-    const NAME: &'static str = "kustomize-set-image";
-    type Config = SetImageConfig;
-
-    async fn run(cfg: SetImageConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        set_image(cfg, env).await
-    }
+step! {
+    pub struct KustomizeSetImage = "kustomize-set-image", SetImageConfig,
+    |cfg, env| set_image(cfg, env)
 }
 
-pub struct KustomizeBuild;
-
-impl Step for KustomizeBuild {
-    const NAME: &'static str = "kustomize-build";
-    type Config = BuildConfig;
-
-    async fn run(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        build(cfg, env).await
-    }
-}
+step! { pub struct KustomizeBuild = "kustomize-build", BuildConfig, |cfg, env| build(cfg, env) }

@@ -2,9 +2,9 @@
 //! defaults, `haul run-local`, `haul schemas`, the unknown-step message) reads it from here.
 //!
 //! Adding a step: a file in `steps/` with its config type (`Deserialize`, `JsonSchema`,
-//! `deny_unknown_fields`) and a unit struct implementing `spec::Step`, a `mod` line in
-//! `steps/mod.rs`, one line in [`STEPS`], then `haul schemas` to write its schema. The test
-//! below adds one that way.
+//! `deny_unknown_fields`) and a unit struct implementing `spec::Step` (most declare it with
+//! `spec::step!`), a `mod` line in `steps/mod.rs`, one line in [`STEPS`], then `haul schemas` to
+//! write its schema. The test below adds one that way.
 
 use serde_json::Value;
 

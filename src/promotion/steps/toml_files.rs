@@ -12,7 +12,7 @@ use toml_edit::{DocumentMut, Item};
 use super::data_files::{UpdateConfig, read};
 use super::env::StepEnv;
 use super::json_edit;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -218,16 +218,7 @@ fn value_to_json(v: &toml_edit::Value) -> Value {
     }
 }
 
-pub struct TomlUpdate;
-
-impl Step for TomlUpdate {
-    const NAME: &'static str = "toml-update";
-    type Config = UpdateConfig;
-
-    async fn run(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        update(cfg, env).await
-    }
-}
+step! { pub struct TomlUpdate = "toml-update", UpdateConfig, |cfg, env| update(cfg, env) }
 
 #[cfg(test)]
 mod tests {

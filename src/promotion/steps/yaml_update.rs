@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::env::StepEnv;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, path_in};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -56,13 +56,4 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     Ok(StepOutcome::succeeded(out))
 }
 
-pub struct YamlUpdate;
-
-impl Step for YamlUpdate {
-    const NAME: &'static str = "yaml-update";
-    type Config = Config;
-
-    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        run(cfg, env).await
-    }
-}
+step! { pub struct YamlUpdate = "yaml-update", Config, |cfg, env| run(cfg, env) }
