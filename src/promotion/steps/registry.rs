@@ -85,9 +85,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::FreightCollection;
-    use crate::git::{Author, Credentials, RepoCache};
-    use crate::promotion::steps::env::FixedCredentials;
+    use crate::promotion::steps::env::TestEnv;
 
     /// A new step, exactly as its own file (`steps/echo.rs`) would hold it: a config type, a
     /// unit struct and its `impl Step`. Registering it is the one line in `TEST_STEPS` below.
@@ -135,29 +133,8 @@ mod tests {
         uses: &str,
         config: Value,
     ) -> Result<StepOutcome, StepError> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let git = RepoCache::new(dir.path().join("cache")).expect("cache");
-        let creds = FixedCredentials(Credentials::None);
-        let freight = FreightCollection::default();
-        let author = Author {
-            name: "t".into(),
-            email: "t@example.com".into(),
-        };
-        let env = StepEnv {
-            client: None,
-            argocd_namespace: None,
-            credentials: &creds,
-            push_allowed: false,
-            runner: "a unit test",
-            git: &git,
-            work_dir: dir.path(),
-            project: "p",
-            stage: "s",
-            promotion: "pr",
-            actor: "a",
-            freight: &freight,
-            author: &author,
-        };
+        let test_env = TestEnv::new();
+        let env = test_env.env("a unit test");
         run_in(steps, uses, config, &env).await
     }
 
