@@ -10,6 +10,11 @@ use crate::generated;
 /// Where the generated files go, relative to the repository root.
 pub const OUTPUT_DIRS: [&str; 2] = ["crds", "charts/haul/crds"];
 
+const OUTPUT: generated::Output = generated::Output {
+    dirs: &OUTPUT_DIRS,
+    is_generated: is_crd_file,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {
     #[error("serialising CRD {name}: {source}")]
@@ -64,11 +69,6 @@ pub fn write(root: &Path) -> Result<Vec<PathBuf>, CrdError> {
 pub fn drift(root: &Path) -> Result<Vec<String>, CrdError> {
     Ok(OUTPUT.drift(root, &files()?)?)
 }
-
-const OUTPUT: generated::Output = generated::Output {
-    dirs: &OUTPUT_DIRS,
-    is_generated: is_crd_file,
-};
 
 fn files() -> Result<Vec<generated::File>, CrdError> {
     Ok(render()?

@@ -26,69 +26,50 @@ pub struct Output {
 }
 
 impl Output {
-    /// Writes `files` into every output directory under `root`, removing stale generated files.
+    /// Writes `files` into every output directory under `root` (created if missing), first
+    /// removing the generated files that are no longer among them.
     pub fn write(&self, root: &Path, files: &[File]) -> Result<Vec<PathBuf>, IoError> {
         let mut written = Vec::new();
         for dir in self.dirs {
-            written.extend(write(&root.join(dir), files, self.is_generated)?);
+            let dir = root.join(dir);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            for stale in generated_in(&dir, self.is_generated)? {
+                if !files.iter().any(|f| dir.join(&f.file_name) == stale) {
+                    std::fs::remove_file(&stale).map_err(io(&stale))?;
+                }
+            }
+            for f in files {
+                let path = dir.join(&f.file_name);
+                std::fs::write(&path, &f.contents).map_err(io(&path))?;
+                written.push(path);
+            }
         }
         Ok(written)
     }
 
-    /// What differs between the output directories under `root` and `files`; see [`drift`].
+    /// What differs between the output directories under `root` and `files`: one line per
+    /// missing, changed or stale file (a generated file that is not among them). Empty means no
+    /// drift.
     pub fn drift(&self, root: &Path, files: &[File]) -> Result<Vec<String>, IoError> {
         let mut problems = Vec::new();
         for dir in self.dirs {
-            problems.extend(drift(&root.join(dir), files, self.is_generated)?);
+            let dir = root.join(dir);
+            for f in files {
+                let path = dir.join(&f.file_name);
+                match std::fs::read_to_string(&path) {
+                    Ok(s) if s == f.contents => {}
+                    Ok(_) => problems.push(format!("{} differs from the code", path.display())),
+                    Err(_) => problems.push(format!("{} is missing", path.display())),
+                }
+            }
+            for stale in generated_in(&dir, self.is_generated)? {
+                if !files.iter().any(|f| dir.join(&f.file_name) == stale) {
+                    problems.push(format!("{} is no longer generated", stale.display()));
+                }
+            }
         }
         Ok(problems)
     }
-}
-
-/// Writes `files` into `dir` (created if missing), first removing the files `is_generated`
-/// recognises that are no longer among them.
-pub fn write(
-    dir: &Path,
-    files: &[File],
-    is_generated: fn(&Path) -> bool,
-) -> Result<Vec<PathBuf>, IoError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    for stale in generated_in(dir, is_generated)? {
-        if !files.iter().any(|f| dir.join(&f.file_name) == stale) {
-            std::fs::remove_file(&stale).map_err(io(&stale))?;
-        }
-    }
-    let mut written = Vec::new();
-    for f in files {
-        let path = dir.join(&f.file_name);
-        std::fs::write(&path, &f.contents).map_err(io(&path))?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// What differs between `dir` and `files`: one line per missing, changed or stale file (a file
-/// `is_generated` recognises that is not among them). Empty means no drift.
-pub fn drift(
-    dir: &Path,
-    files: &[File],
-    is_generated: fn(&Path) -> bool,
-) -> Result<Vec<String>, IoError> {
-    let mut problems = Vec::new();
-    for f in files {
-        let path = dir.join(&f.file_name);
-        match std::fs::read_to_string(&path) {
-            Ok(s) if s == f.contents => {}
-            Ok(_) => problems.push(format!("{} differs from the code", path.display())),
-            Err(_) => problems.push(format!("{} is missing", path.display())),
-        }
-    }
-    for stale in generated_in(dir, is_generated)? {
-        if !files.iter().any(|f| dir.join(&f.file_name) == stale) {
-            problems.push(format!("{} is no longer generated", stale.display()));
-        }
-    }
-    Ok(problems)
 }
 
 /// The files in `dir` that `is_generated` recognises; none when `dir` cannot be read.

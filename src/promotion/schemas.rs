@@ -12,6 +12,11 @@ use crate::promotion::steps::{StepSpec, registry};
 /// Where the generated files go, relative to the repository root.
 pub const OUTPUT_DIR: &str = "schemas/steps";
 
+const OUTPUT: generated::Output = generated::Output {
+    dirs: &[OUTPUT_DIR],
+    is_generated: |path| path.extension().is_some_and(|x| x == "json"),
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("serialising the schema of step {step}: {source}")]
@@ -61,8 +66,3 @@ pub fn write(root: &Path) -> Result<Vec<PathBuf>, SchemaError> {
 pub fn drift(root: &Path) -> Result<Vec<String>, SchemaError> {
     Ok(OUTPUT.drift(root, &render()?)?)
 }
-
-const OUTPUT: generated::Output = generated::Output {
-    dirs: &[OUTPUT_DIR],
-    is_generated: |path| path.extension().is_some_and(|x| x == "json"),
-};
