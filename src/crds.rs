@@ -10,9 +10,10 @@ use crate::generated;
 /// Where the generated files go, relative to the repository root.
 pub const OUTPUT_DIRS: [&str; 2] = ["crds", "charts/haul/crds"];
 
-const OUTPUT: generated::Output = generated::Output {
+const OUTPUT: generated::Output<CrdFile> = generated::Output {
     dirs: &OUTPUT_DIRS,
     is_generated: is_crd_file,
+    name_and_contents: |f| (&f.file_name, &f.yaml),
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -61,23 +62,13 @@ fn render_one(crd: &CustomResourceDefinition) -> Result<CrdFile, CrdError> {
 
 /// Writes the files under `root` for every output directory, removing stale generated files.
 pub fn write(root: &Path) -> Result<Vec<PathBuf>, CrdError> {
-    Ok(OUTPUT.write(root, &files()?)?)
+    Ok(OUTPUT.write(root, &render()?)?)
 }
 
 /// Lists what differs between the committed files under `root` and the code: one line per
 /// missing, changed or stale file. Empty means no drift.
 pub fn drift(root: &Path) -> Result<Vec<String>, CrdError> {
-    Ok(OUTPUT.drift(root, &files()?)?)
-}
-
-fn files() -> Result<Vec<generated::File>, CrdError> {
-    Ok(render()?
-        .into_iter()
-        .map(|f| generated::File {
-            file_name: f.file_name,
-            contents: f.yaml,
-        })
-        .collect())
+    Ok(OUTPUT.drift(root, &render()?)?)
 }
 
 /// Whether `path` is a file `render` names (so one it no longer renders is stale).

@@ -12,9 +12,10 @@ use crate::promotion::steps::{StepSpec, registry};
 /// Where the generated files go, relative to the repository root.
 pub const OUTPUT_DIR: &str = "schemas/steps";
 
-const OUTPUT: generated::Output = generated::Output {
+const OUTPUT: generated::Output<SchemaFile> = generated::Output {
     dirs: &[OUTPUT_DIR],
     is_generated: |path| path.extension().is_some_and(|x| x == "json"),
+    name_and_contents: |f| (&f.file_name, &f.json),
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +30,10 @@ pub enum SchemaError {
 }
 
 /// One generated file: its name and JSON contents.
-pub use crate::generated::File as SchemaFile;
+pub struct SchemaFile {
+    pub file_name: String,
+    pub json: String,
+}
 
 /// The schema of every registered step's config.
 pub fn render() -> Result<Vec<SchemaFile>, SchemaError> {
@@ -52,7 +56,7 @@ fn render_one(spec: &StepSpec) -> Result<SchemaFile, SchemaError> {
     })?;
     Ok(SchemaFile {
         file_name: format!("{}.json", spec.name),
-        contents: format!("{json}\n"),
+        json: format!("{json}\n"),
     })
 }
 
