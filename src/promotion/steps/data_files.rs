@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::env::StepEnv;
 use super::json_edit;
 use super::spec::step;
-use super::toolkit::{StepError, StepOutcome, lenient, path_in};
+use super::toolkit::{StepError, StepOutcome, lenient, path_in, write_edited};
 use crate::expressions::{self, Env, NoFunctions};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -80,16 +80,12 @@ pub async fn json_update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOut
     let (file, before) = read(env, &cfg.path)?;
     let after = apply_updates(&before, &cfg.updates)
         .map_err(|e| StepError::Failed(format!("{}: {e}", cfg.path)))?;
-    if after != before {
-        std::fs::write(&file, after)
-            .map_err(|e| StepError::Errored(format!("writing {}: {e}", file.display())))?;
-    }
-    let mut out = Map::new();
-    out.insert(
-        "commitMessage".into(),
-        Value::String(update_message(&cfg.path, &cfg.updates)),
-    );
-    Ok(StepOutcome::succeeded(out))
+    write_edited(
+        &file,
+        &before,
+        after,
+        update_message(&cfg.path, &cfg.updates),
+    )
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

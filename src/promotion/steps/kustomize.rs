@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::env::StepEnv;
 use super::spec::step;
-use super::toolkit::{StepError, StepOutcome, lenient, path_in};
+use super::toolkit::{StepError, StepOutcome, lenient, path_in, write_edited};
 use crate::api::Image;
 use crate::yaml::{ImageUpdate, commit_message, set_images};
 
@@ -137,16 +137,7 @@ pub async fn set_image(cfg: SetImageConfig, env: &StepEnv<'_>) -> Result<StepOut
         .map_err(|e| StepError::Errored(format!("reading {}: {e}", file.display())))?;
     let after = set_images(&before, &updates)
         .map_err(|e| StepError::Failed(format!("{}: {e}", cfg.path)))?;
-    if after != before {
-        std::fs::write(&file, after)
-            .map_err(|e| StepError::Errored(format!("writing {}: {e}", file.display())))?;
-    }
-    let mut out = Map::new();
-    out.insert(
-        "commitMessage".into(),
-        Value::String(commit_message(&cfg.path, &summary)),
-    );
-    Ok(StepOutcome::succeeded(out))
+    write_edited(&file, &before, after, commit_message(&cfg.path, &summary))
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
