@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::registry::Receiver;
 use super::{
-    Event, RequestError, header, image_repo_urls, parse_json, refresh, sha256_mac, str_at, unhex,
+    Event, RequestError, git_repo_urls, header, image_repo_urls, parse_json, refresh, sha256_mac,
+    str_at, unhex,
 };
 
 pub static GITHUB: Receiver = Receiver::new(
@@ -48,12 +49,7 @@ pub fn parse_github(event_type: &str, body: &[u8]) -> Result<Event, RequestError
             let v = parse_json(body)?;
             // Kargo uses clone_url only; the ssh URL is added so Warehouses subscribed over
             // ssh are found too.
-            let urls = ["/repository/clone_url", "/repository/ssh_url"]
-                .iter()
-                .map(|p| str_at(&v, p))
-                .filter(|u| !u.is_empty())
-                .map(crate::git::normalize_url)
-                .collect();
+            let urls = git_repo_urls(&v, &["/repository/clone_url", "/repository/ssh_url"]);
             Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
         }
         "package" | "registry_package" => {

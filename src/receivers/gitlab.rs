@@ -1,7 +1,9 @@
 //! GitLab: `Push Hook` and `Tag Push Hook` events, authenticated by `X-Gitlab-Token`.
 
 use super::registry::Receiver;
-use super::{Event, RequestError, constant_time_eq, header, parse_json, refresh, str_at};
+use super::{
+    Event, RequestError, constant_time_eq, git_repo_urls, header, parse_json, refresh, str_at,
+};
 
 pub static GITLAB: Receiver = Receiver::new(
     "gitlab",
@@ -30,12 +32,7 @@ pub fn parse_gitlab(event_type: &str, body: &[u8]) -> Result<Event, RequestError
     match event_type {
         "Push Hook" | "Tag Push Hook" => {
             let v = parse_json(body)?;
-            let urls = ["/repository/git_http_url", "/repository/git_ssh_url"]
-                .iter()
-                .map(|p| str_at(&v, p))
-                .filter(|u| !u.is_empty())
-                .map(crate::git::normalize_url)
-                .collect();
+            let urls = git_repo_urls(&v, &["/repository/git_http_url", "/repository/git_ssh_url"]);
             Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
         }
         // Kargo refreshes Promotions waiting on the merge request; haul does not yet.
