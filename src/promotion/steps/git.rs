@@ -33,13 +33,23 @@ pub struct AuthorConfig {
 }
 
 fn author(cfg: Option<&AuthorConfig>, default: &Author) -> Author {
+    identity_or(
+        cfg.and_then(|a| a.name.as_ref()),
+        cfg.and_then(|a| a.email.as_ref()),
+        default,
+    )
+}
+
+/// An identity (commit author, tagger) from the name and email a config gives, each falling back
+/// to `default`'s.
+pub(super) fn identity_or(
+    name: Option<&String>,
+    email: Option<&String>,
+    default: &Author,
+) -> Author {
     Author {
-        name: cfg
-            .and_then(|a| a.name.clone())
-            .unwrap_or_else(|| default.name.clone()),
-        email: cfg
-            .and_then(|a| a.email.clone())
-            .unwrap_or_else(|| default.email.clone()),
+        name: name.unwrap_or(&default.name).clone(),
+        email: email.unwrap_or(&default.email).clone(),
     }
 }
 

@@ -37,14 +37,11 @@ pub struct TagConfig {
 }
 
 fn tagger(cfg: Option<&TaggerConfig>, default: &Author) -> Author {
-    Author {
-        name: cfg
-            .and_then(|t| t.name.clone())
-            .unwrap_or_else(|| default.name.clone()),
-        email: cfg
-            .and_then(|t| t.email.clone())
-            .unwrap_or_else(|| default.email.clone()),
-    }
+    super::git::identity_or(
+        cfg.and_then(|t| t.name.as_ref()),
+        cfg.and_then(|t| t.email.as_ref()),
+        default,
+    )
 }
 
 /// Creates the tag on HEAD; outputs `tag` and `commit` as Kargo does.
