@@ -148,7 +148,7 @@ fn find_in(receivers: &[&'static Receiver], kind: &str) -> Option<Platform> {
     receivers
         .iter()
         .find(|r| r.kind == kind)
-        .map(|r| Platform(*r))
+        .map(|r| Platform(r))
 }
 
 fn platform_of_in<'c>(
@@ -161,7 +161,7 @@ fn platform_of_in<'c>(
     }
     let mut found: Vec<(&'static str, Option<(Platform, &LocalSecretReference)>)> = receivers
         .iter()
-        .filter_map(|r| Some((r.kind, Some((Platform(*r), r.secret_ref(cfg)?)))))
+        .filter_map(|r| Some((r.kind, Some((Platform(r), r.secret_ref(cfg)?)))))
         .collect();
     for (kind, is_set) in UNSERVED_KINDS {
         if is_set(cfg) && find_in(receivers, kind).is_none() {
