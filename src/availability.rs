@@ -58,12 +58,7 @@ pub fn check(stage: &Stage, freight: &Freight, now: Timestamp) -> Result<(), Not
     if stage.metadata.namespace != freight.metadata.namespace {
         return Err(no("it is in another project".into()));
     }
-    let Some(req) = stage
-        .spec
-        .requested_freight
-        .iter()
-        .find(|r| r.origin == freight.origin)
-    else {
+    let Some(req) = stage.spec.request_for(&freight.origin) else {
         return Err(no(format!(
             "the Stage does not request Freight from {}",
             freight.origin
@@ -130,10 +125,11 @@ pub fn check(stage: &Stage, freight: &Freight, now: Timestamp) -> Result<(), Not
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn stage(name: &str, sources: serde_json::Value) -> Stage {
+    /// A Stage `name` requesting Freight from Warehouse `w` through `sources`.
+    pub(crate) fn stage(name: &str, sources: serde_json::Value) -> Stage {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
             "metadata": {"name": name, "namespace": "p"},

@@ -5,8 +5,16 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+use crate::generated;
+
 /// Where the generated files go, relative to the repository root.
 pub const OUTPUT_DIRS: [&str; 2] = ["crds", "charts/haul/crds"];
+
+const OUTPUT: generated::Output<CrdFile> = generated::Output {
+    dirs: &OUTPUT_DIRS,
+    is_generated: is_crd_file,
+    name_and_contents: |f| (&f.file_name, &f.yaml),
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {
@@ -15,11 +23,8 @@ pub enum CrdError {
         name: String,
         source: serde_saphyr::ser::Error,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] generated::IoError),
 }
 
 /// What a local cluster (the tests' control plane, the quickstart) installs: haul's CRDs and
@@ -57,67 +62,21 @@ fn render_one(crd: &CustomResourceDefinition) -> Result<CrdFile, CrdError> {
 
 /// Writes the files under `root` for every output directory, removing stale generated files.
 pub fn write(root: &Path) -> Result<Vec<PathBuf>, CrdError> {
-    let files = render()?;
-    let mut written = Vec::new();
-    for dir in OUTPUT_DIRS {
-        let dir = root.join(dir);
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        for stale in generated_in(&dir)? {
-            if !files.iter().any(|f| dir.join(&f.file_name) == stale) {
-                std::fs::remove_file(&stale).map_err(io(&stale))?;
-            }
-        }
-        for f in &files {
-            let path = dir.join(&f.file_name);
-            std::fs::write(&path, &f.yaml).map_err(io(&path))?;
-            written.push(path);
-        }
-    }
-    Ok(written)
+    Ok(OUTPUT.write(root, &render()?)?)
 }
 
 /// Lists what differs between the committed files under `root` and the code: one line per
 /// missing, changed or stale file. Empty means no drift.
 pub fn drift(root: &Path) -> Result<Vec<String>, CrdError> {
-    let files = render()?;
-    let mut problems = Vec::new();
-    for dir in OUTPUT_DIRS {
-        let dir = root.join(dir);
-        for f in &files {
-            let path = dir.join(&f.file_name);
-            match std::fs::read_to_string(&path) {
-                Ok(s) if s == f.yaml => {}
-                Ok(_) => problems.push(format!("{} differs from the code", path.display())),
-                Err(_) => problems.push(format!("{} is missing", path.display())),
-            }
-        }
-        for stale in generated_in(&dir)? {
-            if !files.iter().any(|f| dir.join(&f.file_name) == stale) {
-                problems.push(format!("{} is no longer generated", stale.display()));
-            }
-        }
-    }
-    Ok(problems)
+    Ok(OUTPUT.drift(root, &render()?)?)
 }
 
-fn generated_in(dir: &Path) -> Result<Vec<PathBuf>, CrdError> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let e = e.map_err(io(dir))?;
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with("kargo.akuity.io_") && name.ends_with(".yaml") {
-            out.push(e.path());
-        }
-    }
-    Ok(out)
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CrdError + '_ {
-    move |source| CrdError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+/// Whether `path` is a file `render` names (so one it no longer renders is stale).
+fn is_crd_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    name.starts_with("kargo.akuity.io_") && name.ends_with(".yaml")
 }

@@ -15,6 +15,7 @@ pub mod duration;
 pub mod expressions;
 pub mod freight;
 pub mod gc;
+pub mod generated;
 pub mod git;
 pub mod metrics;
 pub mod promotion;

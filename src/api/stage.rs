@@ -88,6 +88,11 @@ impl StageSpec {
             .as_ref()
             .is_none_or(|t| t.spec.steps.is_empty())
     }
+
+    /// What the Stage requests from `origin`, if it requests Freight from there.
+    pub fn request_for(&self, origin: &FreightOrigin) -> Option<&FreightRequest> {
+        self.requested_freight.iter().find(|r| r.origin == *origin)
+    }
 }
 
 /// A Stage's need for Freight from one origin.
@@ -97,6 +102,19 @@ pub struct FreightRequest {
     pub origin: FreightOrigin,
     /// Sources describes where the requested Freight may be obtained from.
     pub sources: FreightSources,
+}
+
+impl FreightRequest {
+    /// Whether auto-promotion picks the Freight the upstream Stages hold (`MatchUpstream`).
+    pub fn matches_upstream(&self) -> bool {
+        matches!(
+            self.sources
+                .auto_promotion_options
+                .as_ref()
+                .and_then(|o| o.selection_policy),
+            Some(AutoPromotionSelectionPolicy::MatchUpstream)
+        )
+    }
 }
 
 /// Where requested Freight may be obtained from: directly from its origin and/or from upstream

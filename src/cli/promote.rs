@@ -84,12 +84,7 @@ pub(crate) fn next_steps(stage: &Stage, freight: &Freight, ns: &str) -> String {
     let s = name_of(stage);
     let f = name_of(freight);
     let approve = format!("haul approve -n {ns} --freight {f} --stage {s}");
-    let Some(req) = stage
-        .spec
-        .requested_freight
-        .iter()
-        .find(|r| r.origin == freight.origin)
-    else {
+    let Some(req) = stage.spec.request_for(&freight.origin) else {
         let origins: Vec<String> = stage
             .spec
             .requested_freight

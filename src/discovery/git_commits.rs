@@ -1146,7 +1146,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::git::RepoCacheConfig;
+    use crate::git::tests::cache;
 
     const T0: i64 = 1_700_000_000;
 
@@ -1280,17 +1280,6 @@ mod tests {
         fn head(&self) -> String {
             git(&self.work, &["rev-parse", "HEAD"])
         }
-    }
-
-    fn cache(root: &Path) -> RepoCache {
-        RepoCache::with_config(
-            root,
-            RepoCacheConfig {
-                allow_file_urls: true,
-                ..RepoCacheConfig::default()
-            },
-        )
-        .expect("cache")
     }
 
     fn sub(url: &str, extra: Value) -> GitSubscription {

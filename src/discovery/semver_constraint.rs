@@ -904,22 +904,14 @@ mod tests {
 
     #[test]
     fn precedence_ignores_build_metadata() {
-        assert_eq!(
-            cmp_precedence(&v("1.2.3+a"), &v("1.2.3+b")),
-            Ordering::Equal
-        );
-        assert_eq!(
-            cmp_precedence(&v("1.2.3-rc.1"), &v("1.2.3")),
-            Ordering::Less
-        );
-        assert_eq!(
-            cmp_precedence(&v("1.2.3-rc.10"), &v("1.2.3-rc.9")),
-            Ordering::Greater
-        );
-        assert_eq!(
-            cmp_precedence(&v("1.2.3-alpha"), &v("1.2.3-1")),
-            Ordering::Greater
-        );
+        for (a, b, want) in [
+            ("1.2.3+a", "1.2.3+b", Ordering::Equal),
+            ("1.2.3-rc.1", "1.2.3", Ordering::Less),
+            ("1.2.3-rc.10", "1.2.3-rc.9", Ordering::Greater),
+            ("1.2.3-alpha", "1.2.3-1", Ordering::Greater),
+        ] {
+            assert_eq!(cmp_precedence(&v(a), &v(b)), want, "{a} vs {b}");
+        }
     }
 
     #[test]

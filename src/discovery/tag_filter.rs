@@ -14,33 +14,26 @@ pub trait TagRegexes {
     fn ignore_regexes(&self) -> Vec<&String>;
 }
 
+/// The regexes of a list field, then those of its deprecated field.
+fn then_deprecated<'a>(list: &'a [String], deprecated: &'a [String]) -> Vec<&'a String> {
+    list.iter().chain(deprecated).collect()
+}
+
 impl TagRegexes for ImageSubscription {
     fn allow_regexes(&self) -> Vec<&String> {
-        self.allow_tags_regexes
-            .iter()
-            .chain(&self.allow_tags_regex)
-            .collect()
+        then_deprecated(&self.allow_tags_regexes, &self.allow_tags_regex)
     }
     fn ignore_regexes(&self) -> Vec<&String> {
-        self.ignore_tags_regexes
-            .iter()
-            .chain(&self.ignore_tags_regex)
-            .collect()
+        then_deprecated(&self.ignore_tags_regexes, &self.ignore_tags_regex)
     }
 }
 
 impl TagRegexes for GitSubscription {
     fn allow_regexes(&self) -> Vec<&String> {
-        self.allow_tags_regexes
-            .iter()
-            .chain(&self.allow_tags_regex)
-            .collect()
+        then_deprecated(&self.allow_tags_regexes, &self.allow_tags_regex)
     }
     fn ignore_regexes(&self) -> Vec<&String> {
-        self.ignore_tags_regexes
-            .iter()
-            .chain(&self.ignore_tags_regex)
-            .collect()
+        then_deprecated(&self.ignore_tags_regexes, &self.ignore_tags_regex)
     }
 }
 

@@ -463,24 +463,21 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
                 .collect()
         };
-        assert_eq!(RegistryCredentials::from_secret_data(&data(&[])), Ok(None));
+        let creds = |pairs: &[(&str, &str)]| RegistryCredentials::from_secret_data(&data(pairs));
+        assert_eq!(creds(&[]), Ok(None));
         assert_eq!(
-            RegistryCredentials::from_secret_data(&data(&[
-                ("repoURL", "x"),
-                ("username", "u"),
-                ("password", "p\n")
-            ])),
+            creds(&[("repoURL", "x"), ("username", "u"), ("password", "p\n")]),
             Ok(Some(RegistryCredentials::Basic {
                 username: "u".into(),
                 password: "p".into()
             }))
         );
         assert_eq!(
-            RegistryCredentials::from_secret_data(&data(&[
+            creds(&[
                 ("awsAccessKeyID", "AKIA"),
                 ("awsSecretAccessKey", "s3"),
                 ("awsRegion", "eu-west-1")
-            ])),
+            ]),
             Ok(Some(RegistryCredentials::AwsStatic {
                 access_key_id: "AKIA".into(),
                 secret_access_key: "s3".into(),
@@ -488,7 +485,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            RegistryCredentials::from_secret_data(&data(&[("username", "u")])),
+            creds(&[("username", "u")]),
             Err(CredentialsError::Incomplete {
                 present: "username",
                 missing: "password"

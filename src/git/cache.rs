@@ -286,14 +286,7 @@ impl RepoCache {
             let depth = match depth {
                 None => Depth::Full,
                 Some(n) => {
-                    let has_refs = !self
-                        .runner()
-                        .cmd("for-each-ref", &url.remote, &dir)
-                        .git_dir(&dir)
-                        .args(["for-each-ref", "--count=1", "--format=x"])
-                        .read()
-                        .await?
-                        .is_empty();
+                    let has_refs = self.has_refs(&url, &dir).await?;
                     if has_refs && !dir.join("shallow").exists() {
                         Depth::Incremental
                     } else {
@@ -357,14 +350,7 @@ impl RepoCache {
         // the objects new since what the cache already has.
         let depth = match checkout.depth {
             Some(n) => {
-                let has_refs = !self
-                    .runner()
-                    .cmd("for-each-ref", &url.remote, &dir)
-                    .git_dir(&dir)
-                    .args(["for-each-ref", "--count=1", "--format=x"])
-                    .read()
-                    .await?
-                    .is_empty();
+                let has_refs = self.has_refs(&url, &dir).await?;
                 if has_refs {
                     Depth::Incremental
                 } else {
@@ -578,6 +564,18 @@ impl RepoCache {
             .ok()
             .await?;
         Ok(())
+    }
+
+    /// Whether the cached repository at `dir` has any ref yet (something was fetched into it).
+    async fn has_refs(&self, url: &RepoUrl, dir: &Path) -> Result<bool> {
+        Ok(!self
+            .runner()
+            .cmd("for-each-ref", &url.remote, dir)
+            .git_dir(dir)
+            .args(["for-each-ref", "--count=1", "--format=x"])
+            .read()
+            .await?
+            .is_empty())
     }
 
     /// Creates the bare repository for `url` if it does not exist yet (atomically: built in a

@@ -70,7 +70,7 @@ mod url;
 mod worktree;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::time::Duration;
 

@@ -108,7 +108,8 @@ impl Remote {
     }
 }
 
-fn cache(root: &Path) -> RepoCache {
+/// A cache that accepts the `file://` remotes the tests create.
+pub(crate) fn cache(root: &Path) -> RepoCache {
     RepoCache::with_config(
         root,
         RepoCacheConfig {

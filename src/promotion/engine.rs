@@ -648,31 +648,8 @@ mod tests {
     /// Runs `steps` with the engine in an environment like run-local's: no cluster, no Argo
     /// CD, no pushing. Returns every call's progress and the final status.
     async fn run_without_a_cluster(steps: serde_json::Value) -> (Vec<Progress>, PromotionStatus) {
-        use crate::git::{Author, Credentials, RepoCache};
-        use crate::promotion::steps::FixedCredentials;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let git = RepoCache::new(dir.path().join("cache")).expect("cache");
-        let creds = FixedCredentials(Credentials::None);
-        let freight = FreightCollection::default();
-        let author = Author {
-            name: "t".into(),
-            email: "t@example.com".into(),
-        };
-        let env = StepEnv {
-            client: None,
-            argocd_namespace: None,
-            credentials: &creds,
-            push_allowed: false,
-            runner: "run-local",
-            git: &git,
-            work_dir: dir.path(),
-            project: "p",
-            stage: "s",
-            promotion: "pr",
-            actor: "a",
-            freight: &freight,
-            author: &author,
-        };
+        let test_env = crate::promotion::steps::env::TestEnv::new();
+        let env = test_env.env("run-local");
         let steps: Vec<PromotionStep> = serde_json::from_value(steps).expect("steps");
         let mut status = PromotionStatus::default();
         let ctx = PromotionContext::default();

@@ -6,10 +6,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::generated;
 use crate::promotion::steps::{StepSpec, registry};
 
 /// Where the generated files go, relative to the repository root.
 pub const OUTPUT_DIR: &str = "schemas/steps";
+
+const OUTPUT: generated::Output<SchemaFile> = generated::Output {
+    dirs: &[OUTPUT_DIR],
+    is_generated: |path| path.extension().is_some_and(|x| x == "json"),
+    name_and_contents: |f| (&f.file_name, &f.json),
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -18,11 +25,8 @@ pub enum SchemaError {
         step: String,
         source: serde_json::Error,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] generated::IoError),
 }
 
 /// One generated file: its name and JSON contents.
@@ -58,62 +62,11 @@ fn render_one(spec: &StepSpec) -> Result<SchemaFile, SchemaError> {
 
 /// Writes the files under `root`, removing files of steps no longer registered.
 pub fn write(root: &Path) -> Result<Vec<PathBuf>, SchemaError> {
-    let files = render()?;
-    let dir = root.join(OUTPUT_DIR);
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    for stale in generated_in(&dir)? {
-        if !files.iter().any(|f| dir.join(&f.file_name) == stale) {
-            std::fs::remove_file(&stale).map_err(io(&stale))?;
-        }
-    }
-    let mut written = Vec::new();
-    for f in &files {
-        let path = dir.join(&f.file_name);
-        std::fs::write(&path, &f.json).map_err(io(&path))?;
-        written.push(path);
-    }
-    Ok(written)
+    Ok(OUTPUT.write(root, &render()?)?)
 }
 
 /// Lists what differs between the committed files under `root` and the code: one line per
 /// missing, changed or stale file. Empty means no drift.
 pub fn drift(root: &Path) -> Result<Vec<String>, SchemaError> {
-    let files = render()?;
-    let dir = root.join(OUTPUT_DIR);
-    let mut problems = Vec::new();
-    for f in &files {
-        let path = dir.join(&f.file_name);
-        match std::fs::read_to_string(&path) {
-            Ok(s) if s == f.json => {}
-            Ok(_) => problems.push(format!("{} differs from the code", path.display())),
-            Err(_) => problems.push(format!("{} is missing", path.display())),
-        }
-    }
-    for stale in generated_in(&dir)? {
-        if !files.iter().any(|f| dir.join(&f.file_name) == stale) {
-            problems.push(format!("{} is no longer generated", stale.display()));
-        }
-    }
-    Ok(problems)
-}
-
-fn generated_in(dir: &Path) -> Result<Vec<PathBuf>, SchemaError> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let e = e.map_err(io(dir))?;
-        if e.path().extension().is_some_and(|x| x == "json") {
-            out.push(e.path());
-        }
-    }
-    Ok(out)
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SchemaError + '_ {
-    move |source| SchemaError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    Ok(OUTPUT.drift(root, &render()?)?)
 }

@@ -2,40 +2,25 @@
 //! (`X-Hub-Signature-256`).
 
 use hmac::Mac;
-use http::HeaderMap;
 use serde_json::Value;
 
 use super::registry::Receiver;
 use super::{
-    Event, RequestError, header, image_repo_urls, parse_json, refresh, sha256_mac, str_at, unhex,
+    Event, RequestError, git_repo_urls, header, image_repo_urls, parse_json, refresh, sha256_mac,
+    str_at, unhex,
 };
-use crate::api::{LocalSecretReference, WebhookReceiverConfig};
 
-pub struct Github;
-
-impl Receiver for Github {
-    fn kind(&self) -> &'static str {
-        "github"
-    }
-
-    fn secret_key(&self) -> &'static str {
-        "secret"
-    }
-
-    fn secret_ref<'c>(&self, cfg: &'c WebhookReceiverConfig) -> Option<&'c LocalSecretReference> {
-        cfg.github.as_ref().map(|s| &s.secret_ref)
-    }
-
-    fn handle(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secret: &[u8],
-    ) -> Result<Event, RequestError> {
-        verify_github(header(headers, "x-hub-signature-256"), body, secret)?;
-        parse_github(header(headers, "x-github-event").unwrap_or_default(), body)
-    }
-}
+pub static GITHUB: Receiver = Receiver::new(
+    "github",
+    |c| c.github.as_ref(),
+    |r| {
+        verify_github(header(r.headers, "x-hub-signature-256"), r.body, r.secret)?;
+        parse_github(
+            header(r.headers, "x-github-event").unwrap_or_default(),
+            r.body,
+        )
+    },
+);
 
 /// Checks GitHub's `X-Hub-Signature-256: sha256=<hex hmac of the raw body>`.
 pub fn verify_github(
@@ -64,12 +49,7 @@ pub fn parse_github(event_type: &str, body: &[u8]) -> Result<Event, RequestError
             let v = parse_json(body)?;
             // Kargo uses clone_url only; the ssh URL is added so Warehouses subscribed over
             // ssh are found too.
-            let urls = ["/repository/clone_url", "/repository/ssh_url"]
-                .iter()
-                .map(|p| str_at(&v, p))
-                .filter(|u| !u.is_empty())
-                .map(crate::git::normalize_url)
-                .collect();
+            let urls = git_repo_urls(&v, &["/repository/clone_url", "/repository/ssh_url"]);
             Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
         }
         "package" | "registry_package" => {

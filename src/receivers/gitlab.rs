@@ -1,37 +1,23 @@
 //! GitLab: `Push Hook` and `Tag Push Hook` events, authenticated by `X-Gitlab-Token`.
 
-use http::HeaderMap;
-
 use super::registry::Receiver;
-use super::{Event, RequestError, constant_time_eq, header, parse_json, refresh, str_at};
-use crate::api::{LocalSecretReference, WebhookReceiverConfig};
+use super::{
+    Event, RequestError, constant_time_eq, git_repo_urls, header, parse_json, refresh, str_at,
+};
 
-pub struct Gitlab;
-
-impl Receiver for Gitlab {
-    fn kind(&self) -> &'static str {
-        "gitlab"
-    }
-
-    /// Kargo's key for GitLab differs from the others.
-    fn secret_key(&self) -> &'static str {
-        "secret-token"
-    }
-
-    fn secret_ref<'c>(&self, cfg: &'c WebhookReceiverConfig) -> Option<&'c LocalSecretReference> {
-        cfg.gitlab.as_ref().map(|s| &s.secret_ref)
-    }
-
-    fn handle(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secret: &[u8],
-    ) -> Result<Event, RequestError> {
-        verify_gitlab(header(headers, "x-gitlab-token"), secret)?;
-        parse_gitlab(header(headers, "x-gitlab-event").unwrap_or_default(), body)
-    }
-}
+pub static GITLAB: Receiver = Receiver::new(
+    "gitlab",
+    |c| c.gitlab.as_ref(),
+    |r| {
+        verify_gitlab(header(r.headers, "x-gitlab-token"), r.secret)?;
+        parse_gitlab(
+            header(r.headers, "x-gitlab-event").unwrap_or_default(),
+            r.body,
+        )
+    },
+)
+// Kargo's key for GitLab differs from the others.
+.with_secret_key("secret-token");
 
 /// Checks GitLab's `X-Gitlab-Token` against the shared token.
 pub fn verify_gitlab(token: Option<&str>, secret: &[u8]) -> Result<(), RequestError> {
@@ -46,12 +32,7 @@ pub fn parse_gitlab(event_type: &str, body: &[u8]) -> Result<Event, RequestError
     match event_type {
         "Push Hook" | "Tag Push Hook" => {
             let v = parse_json(body)?;
-            let urls = ["/repository/git_http_url", "/repository/git_ssh_url"]
-                .iter()
-                .map(|p| str_at(&v, p))
-                .filter(|u| !u.is_empty())
-                .map(crate::git::normalize_url)
-                .collect();
+            let urls = git_repo_urls(&v, &["/repository/git_http_url", "/repository/git_ssh_url"]);
             Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
         }
         // Kargo refreshes Promotions waiting on the merge request; haul does not yet.

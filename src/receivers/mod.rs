@@ -204,6 +204,17 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// The git repository URLs a push payload gives at `pointers` (the clone URLs), normalised;
+/// absent ones are left out.
+fn git_repo_urls(v: &Value, pointers: &[&str]) -> Vec<String> {
+    pointers
+        .iter()
+        .map(|p| str_at(v, p))
+        .filter(|u| !u.is_empty())
+        .map(crate::git::normalize_url)
+        .collect()
+}
+
 /// An image repository from a payload, normalised both as an image and as an OCI chart
 /// repository (Kargo's `getNormalizedImageRepoURLs` / Quay handling); duplicates collapse.
 fn image_repo_urls(repo: &str) -> Vec<String> {

@@ -1,37 +1,12 @@
 //! Quay: repository-push notifications. Quay does not sign them; the secret path is the only
 //! authentication.
 
-use http::HeaderMap;
 use serde_json::Value;
 
 use super::registry::Receiver;
 use super::{Event, RequestError, image_repo_urls, parse_json, refresh, str_at};
-use crate::api::{LocalSecretReference, WebhookReceiverConfig};
 
-pub struct Quay;
-
-impl Receiver for Quay {
-    fn kind(&self) -> &'static str {
-        "quay"
-    }
-
-    fn secret_key(&self) -> &'static str {
-        "secret"
-    }
-
-    fn secret_ref<'c>(&self, cfg: &'c WebhookReceiverConfig) -> Option<&'c LocalSecretReference> {
-        cfg.quay.as_ref().map(|s| &s.secret_ref)
-    }
-
-    fn handle(
-        &self,
-        _headers: &HeaderMap,
-        body: &[u8],
-        _secret: &[u8],
-    ) -> Result<Event, RequestError> {
-        parse_quay(body)
-    }
-}
+pub static QUAY: Receiver = Receiver::new("quay", |c| c.quay.as_ref(), |r| parse_quay(r.body));
 
 /// A Quay repository-push notification.
 pub fn parse_quay(body: &[u8]) -> Result<Event, RequestError> {

@@ -2,7 +2,7 @@
 //! ProjectConfig reconciler (which kinds are supported, their Secret keys, their paths) and the
 //! server (authentication and parsing) need is read from here.
 //!
-//! Adding a receiver: a file in `receivers/` with a unit struct implementing [`Receiver`], a
+//! Adding a receiver: a file in `receivers/` with a `static` [`Receiver`], a
 //! `mod` line in `receivers/mod.rs`, and one line in [`RECEIVERS`]. Its kind then stops being
 //! refused as unsupported by itself (its line in `UNSERVED_KINDS` can go). The test below adds
 //! one that way.
@@ -12,36 +12,65 @@ use std::fmt;
 use http::HeaderMap;
 
 use super::{ConfigError, Event, RequestError, dockerhub, github, gitlab, quay};
-use crate::api::{LocalSecretReference, WebhookReceiverConfig};
+use crate::api::{LocalSecretReference, WebhookReceiverConfig, WebhookReceiverSecret};
 
-/// One receiver kind. Implementations are unit structs; [`Platform`] is the handle callers keep.
-pub trait Receiver: Sync {
+/// A request as a receiver sees it: its headers and raw body, and the shared secret from the
+/// receiver's Secret.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub secret: &'a [u8],
+}
+
+/// This kind's field of a `WebhookReceiverConfig`, when it is set.
+type Field = fn(&WebhookReceiverConfig) -> Option<&WebhookReceiverSecret>;
+
+/// Authenticates a request against the shared secret and says what it asks for. Errors never
+/// contain the secret or the presented signature/token.
+type Handle = fn(Request<'_>) -> Result<Event, RequestError>;
+
+/// One receiver kind: a `static` in its own file, built with [`Receiver::new`]; [`Platform`] is
+/// the handle callers keep.
+pub struct Receiver {
     /// Kargo's receiver type: the `WebhookReceiverConfig` field and the path segment after the
     /// base path. Changing it changes every published URL of the kind.
-    fn kind(&self) -> &'static str;
-
+    kind: &'static str,
     /// The Secret data key holding the shared secret (Kargo's key for this kind).
-    fn secret_key(&self) -> &'static str;
+    secret_key: &'static str,
+    field: Field,
+    handle: Handle,
+}
+
+impl Receiver {
+    /// A receiver of `kind`, configured by `field`, whose Secret keeps the shared secret under
+    /// `secret` (Kargo's key for every kind but GitLab; see [`Self::with_secret_key`]).
+    pub const fn new(kind: &'static str, field: Field, handle: Handle) -> Self {
+        Self {
+            kind,
+            secret_key: "secret",
+            field,
+            handle,
+        }
+    }
+
+    /// The same receiver with its shared secret under another Secret data key.
+    pub const fn with_secret_key(self, secret_key: &'static str) -> Self {
+        Self { secret_key, ..self }
+    }
 
     /// The Secret referenced by this kind's `WebhookReceiverConfig` field, when the field is set.
-    fn secret_ref<'c>(&self, cfg: &'c WebhookReceiverConfig) -> Option<&'c LocalSecretReference>;
-
-    /// Authenticates a request against the shared secret and says what it asks for. Errors never
-    /// contain the secret or the presented signature/token.
-    fn handle(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secret: &[u8],
-    ) -> Result<Event, RequestError>;
+    fn secret_ref<'c>(&self, cfg: &'c WebhookReceiverConfig) -> Option<&'c LocalSecretReference> {
+        (self.field)(cfg).map(|s| &s.secret_ref)
+    }
 }
 
 /// Every receiver haul serves, one line each.
-pub static RECEIVERS: &[&dyn Receiver] = &[
-    &github::Github,
-    &gitlab::Gitlab,
-    &quay::Quay,
-    &dockerhub::Dockerhub,
+pub static RECEIVERS: &[&Receiver] = &[
+    &github::GITHUB,
+    &gitlab::GITLAB,
+    &quay::QUAY,
+    &dockerhub::DOCKERHUB,
 ];
 
 /// Whether a `WebhookReceiverConfig` sets one kind's field.
@@ -60,7 +89,7 @@ const UNSERVED_KINDS: &[(&str, IsSet)] = &[
 
 /// A registered receiver: cheap to copy, compared and shown by its kind.
 #[derive(Clone, Copy)]
-pub struct Platform(&'static dyn Receiver);
+pub struct Platform(&'static Receiver);
 
 impl Platform {
     /// The registered receiver of `kind` (`"github"`, …).
@@ -70,22 +99,27 @@ impl Platform {
 
     /// The receiver type, the first path segment after the base path.
     pub fn as_str(self) -> &'static str {
-        self.0.kind()
+        self.0.kind
     }
 
     /// The Secret data key holding the shared secret (Kargo's per-platform key).
     pub fn secret_key(self) -> &'static str {
-        self.0.secret_key()
+        self.0.secret_key
     }
 
-    /// Authenticates and parses one request; see [`Receiver::handle`].
+    /// Authenticates a request against the shared secret and says what it asks for. Errors never
+    /// contain the secret or the presented signature/token.
     pub fn handle(
         self,
         headers: &HeaderMap,
         body: &[u8],
         secret: &[u8],
     ) -> Result<Event, RequestError> {
-        self.0.handle(headers, body, secret)
+        (self.0.handle)(Request {
+            headers,
+            body,
+            secret,
+        })
     }
 }
 
@@ -110,15 +144,15 @@ pub fn platform_of(
     platform_of_in(RECEIVERS, cfg)
 }
 
-fn find_in(receivers: &[&'static dyn Receiver], kind: &str) -> Option<Platform> {
+fn find_in(receivers: &[&'static Receiver], kind: &str) -> Option<Platform> {
     receivers
         .iter()
-        .find(|r| r.kind() == kind)
-        .map(|r| Platform(*r))
+        .find(|r| r.kind == kind)
+        .map(|r| Platform(r))
 }
 
 fn platform_of_in<'c>(
-    receivers: &[&'static dyn Receiver],
+    receivers: &[&'static Receiver],
     cfg: &'c WebhookReceiverConfig,
 ) -> Result<(Platform, &'c LocalSecretReference), ConfigError> {
     let name = cfg.name.clone().unwrap_or_default();
@@ -127,7 +161,7 @@ fn platform_of_in<'c>(
     }
     let mut found: Vec<(&'static str, Option<(Platform, &LocalSecretReference)>)> = receivers
         .iter()
-        .filter_map(|r| Some((r.kind(), Some((Platform(*r), r.secret_ref(cfg)?)))))
+        .filter_map(|r| Some((r.kind, Some((Platform(r), r.secret_ref(cfg)?)))))
         .collect();
     for (kind, is_set) in UNSERVED_KINDS {
         if is_set(cfg) && find_in(receivers, kind).is_none() {
@@ -152,64 +186,39 @@ mod tests {
     use super::*;
     use crate::receivers::webhook_path;
 
-    /// A new receiver exactly as its own file (`receivers/gitea.rs`) would hold it: a unit
-    /// struct and its `impl Receiver`, built from the shared helpers. A stand-in only: real
+    /// A new receiver exactly as its own file (`receivers/gitea.rs`) would hold it: a `static`
+    /// `Receiver` and its handler, built from the shared helpers. A stand-in only: real
     /// Gitea signs with HMAC, this one checks a token header as GitLab does.
     mod gitea {
-        use http::HeaderMap;
-
-        use crate::api::{LocalSecretReference, WebhookReceiverConfig};
-        use crate::receivers::registry::Receiver;
+        use crate::receivers::registry::{Receiver, Request};
         use crate::receivers::{
             Event, RequestError, constant_time_eq, header, parse_json, refresh, str_at,
         };
 
-        pub struct Gitea;
+        pub static GITEA: Receiver = Receiver::new("gitea", |c| c.gitea.as_ref(), handle);
 
-        impl Receiver for Gitea {
-            fn kind(&self) -> &'static str {
-                "gitea"
+        fn handle(req: Request<'_>) -> Result<Event, RequestError> {
+            match header(req.headers, "x-test-token") {
+                Some(t) if constant_time_eq(t.as_bytes(), req.secret) => {}
+                _ => return Err(RequestError::Unauthorized),
             }
-
-            fn secret_key(&self) -> &'static str {
-                "secret"
-            }
-
-            fn secret_ref<'c>(
-                &self,
-                cfg: &'c WebhookReceiverConfig,
-            ) -> Option<&'c LocalSecretReference> {
-                cfg.gitea.as_ref().map(|s| &s.secret_ref)
-            }
-
-            fn handle(
-                &self,
-                headers: &HeaderMap,
-                body: &[u8],
-                secret: &[u8],
-            ) -> Result<Event, RequestError> {
-                match header(headers, "x-test-token") {
-                    Some(t) if constant_time_eq(t.as_bytes(), secret) => {}
-                    _ => return Err(RequestError::Unauthorized),
-                }
-                let v = parse_json(body)?;
-                let url = str_at(&v, "/repository/clone_url");
-                Ok(refresh(
-                    vec![crate::git::normalize_url(url)],
-                    vec![str_at(&v, "/ref").to_string()],
-                ))
-            }
+            let v = parse_json(req.body)?;
+            let url = str_at(&v, "/repository/clone_url");
+            Ok(refresh(
+                vec![crate::git::normalize_url(url)],
+                vec![str_at(&v, "/ref").to_string()],
+            ))
         }
     }
 
     /// The registry with one more line (in place of a real Gitea receiver, once there is one).
-    fn test_receivers() -> Vec<&'static dyn Receiver> {
-        let mut receivers: Vec<&'static dyn Receiver> = RECEIVERS
+    fn test_receivers() -> Vec<&'static Receiver> {
+        let mut receivers: Vec<&'static Receiver> = RECEIVERS
             .iter()
             .copied()
-            .filter(|r| r.kind() != "gitea")
+            .filter(|r| r.kind != "gitea")
             .collect();
-        receivers.push(&gitea::Gitea);
+        receivers.push(&gitea::GITEA);
         receivers
     }
 
@@ -221,7 +230,7 @@ mod tests {
     fn every_receiver_is_configured_by_the_field_named_by_its_kind() {
         let mut kinds = BTreeSet::new();
         for r in RECEIVERS {
-            let kind = r.kind();
+            let kind = r.kind;
             assert!(kinds.insert(kind), "{kind} registered twice");
             let c = cfg(json!({"name": "r", kind: {"secretRef": {"name": "s"}}}));
             let (p, s) = platform_of(&c).expect(kind);

@@ -7,8 +7,7 @@ use std::borrow::Borrow;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
-    ANNOTATION_CREATE_ACTOR, AutoPromotionSelectionPolicy, Freight, FreightRequest, Promotion,
-    PromotionPhase, Stage,
+    ANNOTATION_CREATE_ACTOR, Freight, FreightRequest, Promotion, PromotionPhase, Stage,
 };
 
 /// The actor recorded on Promotions that haul's own auto-promotion creates.
@@ -83,13 +82,7 @@ pub fn decide<F: Borrow<Freight>, P: Borrow<Promotion>>(
         .filter(|f| f.origin == req.origin)
         .filter(|f| crate::availability::check(stage, f, now).is_ok())
         .collect();
-    let match_upstream = matches!(
-        req.sources
-            .auto_promotion_options
-            .as_ref()
-            .and_then(|o| o.selection_policy),
-        Some(AutoPromotionSelectionPolicy::MatchUpstream)
-    );
+    let match_upstream = req.matches_upstream();
     if match_upstream {
         let Some(up) = req.sources.stages.first() else {
             return Decision::Wait("MatchUpstream needs an upstream Stage".into());

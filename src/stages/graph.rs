@@ -5,7 +5,7 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{AutoPromotionSelectionPolicy, Stage};
+use crate::api::Stage;
 
 /// Each problem as a reason (for the condition) and a message naming what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,13 +63,7 @@ pub fn check<S: Borrow<Stage>>(
                 });
             }
         }
-        let match_upstream = matches!(
-            req.sources
-                .auto_promotion_options
-                .as_ref()
-                .and_then(|o| o.selection_policy),
-            Some(AutoPromotionSelectionPolicy::MatchUpstream)
-        );
+        let match_upstream = req.matches_upstream();
         if match_upstream && (direct || req.sources.stages.len() != 1) {
             problems.push(Problem {
                 reason: "InvalidSpec",
@@ -120,14 +114,7 @@ fn find_cycle(start: &str, stages: &BTreeMap<String, &Stage>) -> Option<Vec<Stri
 mod tests {
     use super::*;
 
-    fn stage(name: &str, sources: serde_json::Value) -> Stage {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
-            "metadata": {"name": name, "namespace": "p"},
-            "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": sources}]}
-        }))
-        .expect("stage")
-    }
+    use crate::availability::tests::stage;
 
     #[test]
     fn a_sound_pipeline_has_no_problems() {

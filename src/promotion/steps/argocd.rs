@@ -35,54 +35,50 @@ impl Step for ArgocdUpdate {
     }
 
     async fn run(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        update(cfg, env).await
-    }
-}
-
-async fn update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-    let client = env.cluster(ArgocdUpdate::NAME)?;
-    let argocd_namespace = env.argocd_namespace.ok_or_else(|| {
-        StepError::Failed(format!(
-            "{} needs Argo CD, and {} has none",
-            ArgocdUpdate::NAME,
-            env.runner
-        ))
-    })?;
-    let actor = (!env.actor.is_empty() && env.actor != "unknown").then_some(env.actor);
-    let outcome = run(
-        client,
-        argocd_namespace,
-        env.project,
-        env.stage,
-        env.promotion,
-        actor,
-        &cfg,
-    )
-    .await
-    .map_err(|e| match e {
-        // Refusals and mismatches are not fixed by retrying: the Application must change.
-        Error::Config(_)
-        | Error::Unauthorized(_)
-        | Error::NoMatch(_)
-        | Error::SourceMismatch(_)
-        | Error::NotFound(_) => StepError::Failed(e.to_string()),
-        other => StepError::Retryable(other.to_string()),
-    })?;
-    let health_check: HealthCheckStep = outcome.health_check_step();
-    let mut output = Map::new();
-    output.insert(
-        "apps".into(),
-        serde_json::to_value(&outcome.apps).unwrap_or(Value::Null),
-    );
-    match outcome.status {
-        StepStatus::Errored => Err(StepError::Errored(outcome.message)),
-        StepStatus::Failed => Err(StepError::Failed(outcome.message)),
-        status => Ok(StepOutcome {
-            status,
-            message: Some(outcome.message),
-            output,
-            health_check: (status == StepStatus::Succeeded).then_some(health_check),
-            retry_after: (status == StepStatus::Running).then_some(RETRY_AFTER_RUNNING),
-        }),
+        let client = env.cluster(ArgocdUpdate::NAME)?;
+        let argocd_namespace = env.argocd_namespace.ok_or_else(|| {
+            StepError::Failed(format!(
+                "{} needs Argo CD, and {} has none",
+                ArgocdUpdate::NAME,
+                env.runner
+            ))
+        })?;
+        let actor = (!env.actor.is_empty() && env.actor != "unknown").then_some(env.actor);
+        let outcome = run(
+            client,
+            argocd_namespace,
+            env.project,
+            env.stage,
+            env.promotion,
+            actor,
+            &cfg,
+        )
+        .await
+        .map_err(|e| match e {
+            // Refusals and mismatches are not fixed by retrying: the Application must change.
+            Error::Config(_)
+            | Error::Unauthorized(_)
+            | Error::NoMatch(_)
+            | Error::SourceMismatch(_)
+            | Error::NotFound(_) => StepError::Failed(e.to_string()),
+            other => StepError::Retryable(other.to_string()),
+        })?;
+        let health_check: HealthCheckStep = outcome.health_check_step();
+        let mut output = Map::new();
+        output.insert(
+            "apps".into(),
+            serde_json::to_value(&outcome.apps).unwrap_or(Value::Null),
+        );
+        match outcome.status {
+            StepStatus::Errored => Err(StepError::Errored(outcome.message)),
+            StepStatus::Failed => Err(StepError::Failed(outcome.message)),
+            status => Ok(StepOutcome {
+                status,
+                message: Some(outcome.message),
+                output,
+                health_check: (status == StepStatus::Succeeded).then_some(health_check),
+                retry_after: (status == StepStatus::Running).then_some(RETRY_AFTER_RUNNING),
+            }),
+        }
     }
 }

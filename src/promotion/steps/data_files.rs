@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 
 use super::env::StepEnv;
 use super::json_edit;
-use super::spec::Step;
-use super::toolkit::{StepError, StepOutcome, lenient, path_in};
+use super::spec::step;
+use super::toolkit::{StepError, StepOutcome, lenient, path_in, write_edited};
 use crate::expressions::{self, Env, NoFunctions};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -80,16 +80,12 @@ pub async fn json_update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOut
     let (file, before) = read(env, &cfg.path)?;
     let after = apply_updates(&before, &cfg.updates)
         .map_err(|e| StepError::Failed(format!("{}: {e}", cfg.path)))?;
-    if after != before {
-        std::fs::write(&file, after)
-            .map_err(|e| StepError::Errored(format!("writing {}: {e}", file.display())))?;
-    }
-    let mut out = Map::new();
-    out.insert(
-        "commitMessage".into(),
-        Value::String(update_message(&cfg.path, &cfg.updates)),
-    );
-    Ok(StepOutcome::succeeded(out))
+    write_edited(
+        &file,
+        &before,
+        after,
+        update_message(&cfg.path, &cfg.updates),
+    )
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -173,48 +169,21 @@ pub async fn parse_file(
     Ok(StepOutcome::succeeded(out))
 }
 
-pub struct TomlParse;
-
-impl Step for TomlParse {
-    const NAME: &'static str = "toml-parse";
-    type Config = ParseConfig;
-
-    async fn run(cfg: ParseConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        parse_file(cfg, Format::Toml, env).await
-    }
+step! {
+    pub struct TomlParse = "toml-parse", ParseConfig,
+    |cfg, env| parse_file(cfg, Format::Toml, env)
 }
 
-pub struct JsonUpdate;
+step! { pub struct JsonUpdate = "json-update", UpdateConfig, |cfg, env| json_update(cfg, env) }
 
-impl Step for JsonUpdate {
-    const NAME: &'static str = "json-update";
-    type Config = UpdateConfig;
-
-    async fn run(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        json_update(cfg, env).await
-    }
+step! {
+    pub struct YamlParse = "yaml-parse", ParseConfig,
+    |cfg, env| parse_file(cfg, Format::Yaml, env)
 }
 
-pub struct YamlParse;
-
-impl Step for YamlParse {
-    const NAME: &'static str = "yaml-parse";
-    type Config = ParseConfig;
-
-    async fn run(cfg: ParseConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        parse_file(cfg, Format::Yaml, env).await
-    }
-}
-
-pub struct JsonParse;
-
-impl Step for JsonParse {
-    const NAME: &'static str = "json-parse";
-    type Config = ParseConfig;
-
-    async fn run(cfg: ParseConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        parse_file(cfg, Format::Json, env).await
-    }
+step! {
+    pub struct JsonParse = "json-parse", ParseConfig,
+    |cfg, env| parse_file(cfg, Format::Json, env)
 }
 
 #[cfg(test)]

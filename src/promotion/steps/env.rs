@@ -130,3 +130,52 @@ impl StepEnv<'_> {
         })
     }
 }
+
+/// What a unit test of the steps or the engine runs them in: a temporary work directory with a
+/// git cache, no Freight, and [`Self::env`] over them (no cluster, no Argo CD, no credentials,
+/// no pushing).
+#[cfg(test)]
+pub(crate) struct TestEnv {
+    dir: tempfile::TempDir,
+    git: RepoCache,
+    creds: FixedCredentials,
+    freight: FreightCollection,
+    author: Author,
+}
+
+#[cfg(test)]
+impl TestEnv {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = RepoCache::new(dir.path().join("cache")).expect("cache");
+        Self {
+            dir,
+            git,
+            creds: FixedCredentials(Credentials::None),
+            freight: FreightCollection::default(),
+            author: Author {
+                name: "t".into(),
+                email: "t@example.com".into(),
+            },
+        }
+    }
+
+    /// The environment, its messages naming `runner` as what runs the steps.
+    pub(crate) fn env<'a>(&'a self, runner: &'a str) -> StepEnv<'a> {
+        StepEnv {
+            client: None,
+            argocd_namespace: None,
+            credentials: &self.creds,
+            push_allowed: false,
+            runner,
+            git: &self.git,
+            work_dir: self.dir.path(),
+            project: "p",
+            stage: "s",
+            promotion: "pr",
+            actor: "a",
+            freight: &self.freight,
+            author: &self.author,
+        }
+    }
+}

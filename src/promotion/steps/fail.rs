@@ -3,8 +3,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::env::StepEnv;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, lenient};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -26,16 +25,7 @@ pub fn run(cfg: Config) -> Result<StepOutcome, StepError> {
     ))
 }
 
-pub struct Fail;
-
-impl Step for Fail {
-    const NAME: &'static str = "fail";
-    type Config = Config;
-
-    async fn run(cfg: Config, _env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        run(cfg)
-    }
-}
+step! { pub struct Fail = "fail", Config, |cfg, _env| async { run(cfg) } }
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Map;
 
 use super::env::StepEnv;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, path_in};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -103,24 +103,6 @@ pub async fn delete(cfg: DeleteConfig, env: &StepEnv<'_>) -> Result<StepOutcome,
     Ok(StepOutcome::succeeded(Map::new()))
 }
 
-pub struct CopyStep;
+step! { pub struct CopyStep = "copy", CopyConfig, |cfg, env| copy(cfg, env) }
 
-impl Step for CopyStep {
-    const NAME: &'static str = "copy";
-    type Config = CopyConfig;
-
-    async fn run(cfg: CopyConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        copy(cfg, env).await
-    }
-}
-
-pub struct DeleteStep;
-
-impl Step for DeleteStep {
-    const NAME: &'static str = "delete";
-    type Config = DeleteConfig;
-
-    async fn run(cfg: DeleteConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        delete(cfg, env).await
-    }
-}
+step! { pub struct DeleteStep = "delete", DeleteConfig, |cfg, env| delete(cfg, env) }

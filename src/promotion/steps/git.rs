@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::env::StepEnv;
-use super::spec::{Needs, Step};
+use super::spec::{Needs, step};
 use super::toolkit::{StepError, StepOutcome, lenient, path_in, record_worktree, repo_of};
 use crate::api::StepStatus;
 use crate::git::{Author, Checkout, CommitOutcome, GitError, PROMOTION_TRAILER, PushOptions};
@@ -33,13 +33,23 @@ pub struct AuthorConfig {
 }
 
 fn author(cfg: Option<&AuthorConfig>, default: &Author) -> Author {
+    identity_or(
+        cfg.and_then(|a| a.name.as_ref()),
+        cfg.and_then(|a| a.email.as_ref()),
+        default,
+    )
+}
+
+/// An identity (commit author, tagger) from the name and email a config gives, each falling back
+/// to `default`'s.
+pub(super) fn identity_or(
+    name: Option<&String>,
+    email: Option<&String>,
+    default: &Author,
+) -> Author {
     Author {
-        name: cfg
-            .and_then(|a| a.name.clone())
-            .unwrap_or_else(|| default.name.clone()),
-        email: cfg
-            .and_then(|a| a.email.clone())
-            .unwrap_or_else(|| default.email.clone()),
+        name: name.unwrap_or(&default.name).clone(),
+        email: email.unwrap_or(&default.email).clone(),
     }
 }
 
@@ -300,59 +310,22 @@ pub async fn push(cfg: PushConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
     })
 }
 
-pub struct GitClone;
-
-impl Step for GitClone {
-    const NAME: &'static str = "git-clone";
-    const NEEDS: Needs = Needs {
-        git_credentials: true,
-        ..Needs::NOTHING
-    };
-    type Config = CloneConfig;
-
-    async fn run(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        clone(cfg, env).await
-    }
+step! {
+    pub struct GitClone = "git-clone", CloneConfig,
+    needs: Needs { git_credentials: true, ..Needs::NOTHING },
+    |cfg, env| clone(cfg, env)
 }
 
-pub struct GitClear;
+step! { pub struct GitClear = "git-clear", PathConfig, |cfg, env| clear(cfg, env) }
 
-impl Step for GitClear {
-    const NAME: &'static str = "git-clear";
-    type Config = PathConfig;
-
-    async fn run(cfg: PathConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        clear(cfg, env).await
-    }
+step! {
+    pub struct GitCommit = "git-commit", CommitConfig,
+    needs: Needs { commit: true, ..Needs::NOTHING },
+    |cfg, env| commit(cfg, env)
 }
 
-pub struct GitCommit;
-
-impl Step for GitCommit {
-    const NAME: &'static str = "git-commit";
-    const NEEDS: Needs = Needs {
-        commit: true,
-        ..Needs::NOTHING
-    };
-    type Config = CommitConfig;
-
-    async fn run(cfg: CommitConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        commit(cfg, env).await
-    }
-}
-
-pub struct GitPush;
-
-impl Step for GitPush {
-    const NAME: &'static str = "git-push";
-    const NEEDS: Needs = Needs {
-        git_credentials: true,
-        push: true,
-        ..Needs::NOTHING
-    };
-    type Config = PushConfig;
-
-    async fn run(cfg: PushConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        push(cfg, env).await
-    }
+step! {
+    pub struct GitPush = "git-push", PushConfig,
+    needs: Needs { git_credentials: true, push: true, ..Needs::NOTHING },
+    |cfg, env| push(cfg, env)
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::env::StepEnv;
 use super::git::git_err;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, lenient, path_in, repo_of};
 use crate::git::{Author, Credentials, Worktree};
 
@@ -37,14 +37,11 @@ pub struct TagConfig {
 }
 
 fn tagger(cfg: Option<&TaggerConfig>, default: &Author) -> Author {
-    Author {
-        name: cfg
-            .and_then(|t| t.name.clone())
-            .unwrap_or_else(|| default.name.clone()),
-        email: cfg
-            .and_then(|t| t.email.clone())
-            .unwrap_or_else(|| default.email.clone()),
-    }
+    super::git::identity_or(
+        cfg.and_then(|t| t.name.as_ref()),
+        cfg.and_then(|t| t.email.as_ref()),
+        default,
+    )
 }
 
 /// Creates the tag on HEAD; outputs `tag` and `commit` as Kargo does.
@@ -163,16 +160,7 @@ fn host_and_path(url: &str) -> Option<(String, String)> {
     (!host.is_empty() && !host.contains('/')).then(|| (host, path.to_string()))
 }
 
-pub struct GitTag;
-
-impl Step for GitTag {
-    const NAME: &'static str = "git-tag";
-    type Config = TagConfig;
-
-    async fn run(cfg: TagConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        tag(cfg, env).await
-    }
-}
+step! { pub struct GitTag = "git-tag", TagConfig, |cfg, env| tag(cfg, env) }
 
 #[cfg(test)]
 mod tests {

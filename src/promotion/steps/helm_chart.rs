@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::chart_lock::{self, Dependency, Locked};
 use super::env::StepEnv;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 use crate::discovery::Constraint;
 
@@ -301,16 +301,7 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     Ok(StepOutcome::succeeded(out))
 }
 
-pub struct HelmUpdateChart;
-
-impl Step for HelmUpdateChart {
-    const NAME: &'static str = "helm-update-chart";
-    type Config = Config;
-
-    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        run(cfg, env).await
-    }
-}
+step! { pub struct HelmUpdateChart = "helm-update-chart", Config, |cfg, env| run(cfg, env) }
 
 #[cfg(test)]
 mod tests {

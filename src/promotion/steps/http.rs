@@ -9,8 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::env::StepEnv;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, lenient};
 use crate::api::StepStatus;
 use crate::expressions::{self, Env, ErrorKind, NoFunctions};
@@ -344,16 +343,7 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
-pub struct Http;
-
-impl Step for Http {
-    const NAME: &'static str = "http";
-    type Config = Config;
-
-    async fn run(cfg: Config, _env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        run(cfg).await
-    }
-}
+step! { pub struct Http = "http", Config, |cfg, _env| run(cfg) }
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::env::StepEnv;
-use super::spec::Step;
-use super::toolkit::{StepError, StepOutcome, lenient, path_in};
+use super::spec::step;
+use super::toolkit::{StepError, StepOutcome, lenient, path_in, write_edited};
 use crate::api::Image;
 use crate::yaml::{ImageUpdate, commit_message, set_images};
 
@@ -137,16 +137,7 @@ pub async fn set_image(cfg: SetImageConfig, env: &StepEnv<'_>) -> Result<StepOut
         .map_err(|e| StepError::Errored(format!("reading {}: {e}", file.display())))?;
     let after = set_images(&before, &updates)
         .map_err(|e| StepError::Failed(format!("{}: {e}", cfg.path)))?;
-    if after != before {
-        std::fs::write(&file, after)
-            .map_err(|e| StepError::Errored(format!("writing {}: {e}", file.display())))?;
-    }
-    let mut out = Map::new();
-    out.insert(
-        "commitMessage".into(),
-        Value::String(commit_message(&cfg.path, &summary)),
-    );
-    Ok(StepOutcome::succeeded(out))
+    write_edited(&file, &before, after, commit_message(&cfg.path, &summary))
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -205,24 +196,9 @@ pub async fn build(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
     Ok(StepOutcome::succeeded(Map::new()))
 }
 
-pub struct KustomizeSetImage;
-
-impl Step for KustomizeSetImage {
-    const NAME: &'static str = "kustomize-set-image";
-    type Config = SetImageConfig;
-
-    async fn run(cfg: SetImageConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        set_image(cfg, env).await
-    }
+step! {
+    pub struct KustomizeSetImage = "kustomize-set-image", SetImageConfig,
+    |cfg, env| set_image(cfg, env)
 }
 
-pub struct KustomizeBuild;
-
-impl Step for KustomizeBuild {
-    const NAME: &'static str = "kustomize-build";
-    type Config = BuildConfig;
-
-    async fn run(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        build(cfg, env).await
-    }
-}
+step! { pub struct KustomizeBuild = "kustomize-build", BuildConfig, |cfg, env| build(cfg, env) }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::env::StepEnv;
-use super::spec::{Needs, Step};
+use super::spec::{Needs, Step, step};
 use super::toolkit::{StepError, StepOutcome};
 use crate::api::{Freight, Stage};
 
@@ -188,19 +188,10 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     Ok(StepOutcome::succeeded(Map::new()))
 }
 
-pub struct SetMetadata;
-
-impl Step for SetMetadata {
-    const NAME: &'static str = "set-metadata";
-    const NEEDS: Needs = Needs {
-        cluster: Some("it writes the status of Stages and Freight"),
-        ..Needs::NOTHING
-    };
-    type Config = Config;
-
-    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        run(cfg, env).await
-    }
+step! {
+    pub struct SetMetadata = "set-metadata", Config,
+    needs: Needs { cluster: Some("it writes the status of Stages and Freight"), ..Needs::NOTHING },
+    |cfg, env| run(cfg, env)
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! defaults, `haul run-local`, `haul schemas`, the unknown-step message) reads it from here.
 //!
 //! Adding a step: a file in `steps/` with its config type (`Deserialize`, `JsonSchema`,
-//! `deny_unknown_fields`) and a unit struct implementing `spec::Step`, a `mod` line in
-//! `steps/mod.rs`, one line in [`STEPS`], then `haul schemas` to write its schema. The test
-//! below adds one that way.
+//! `deny_unknown_fields`) and a unit struct implementing `spec::Step` (most declare it with
+//! `spec::step!`), a `mod` line in `steps/mod.rs`, one line in [`STEPS`], then `haul schemas` to
+//! write its schema. The test below adds one that way.
 
 use serde_json::Value;
 
@@ -85,9 +85,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::FreightCollection;
-    use crate::git::{Author, Credentials, RepoCache};
-    use crate::promotion::steps::env::FixedCredentials;
+    use crate::promotion::steps::env::TestEnv;
 
     /// A new step, exactly as its own file (`steps/echo.rs`) would hold it: a config type, a
     /// unit struct and its `impl Step`. Registering it is the one line in `TEST_STEPS` below.
@@ -135,29 +133,8 @@ mod tests {
         uses: &str,
         config: Value,
     ) -> Result<StepOutcome, StepError> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let git = RepoCache::new(dir.path().join("cache")).expect("cache");
-        let creds = FixedCredentials(Credentials::None);
-        let freight = FreightCollection::default();
-        let author = Author {
-            name: "t".into(),
-            email: "t@example.com".into(),
-        };
-        let env = StepEnv {
-            client: None,
-            argocd_namespace: None,
-            credentials: &creds,
-            push_allowed: false,
-            runner: "a unit test",
-            git: &git,
-            work_dir: dir.path(),
-            project: "p",
-            stage: "s",
-            promotion: "pr",
-            actor: "a",
-            freight: &freight,
-            author: &author,
-        };
+        let test_env = TestEnv::new();
+        let env = test_env.env("a unit test");
         run_in(steps, uses, config, &env).await
     }
 

@@ -84,6 +84,48 @@ pub trait Step: 'static {
     ) -> impl Future<Output = Result<StepOutcome, StepError>> + Send;
 }
 
+/// Declares a step whose `impl Step` is the common one: its unit struct, the name `uses:` gives,
+/// its config type, optionally its [`Needs`], and the future it runs, as an expression over the
+/// parsed config and the [`StepEnv`] named before it:
+///
+/// ```ignore
+/// step! {
+///     pub struct GitPush = "git-push", PushConfig,
+///     needs: Needs { git_credentials: true, push: true, ..Needs::NOTHING },
+///     |cfg, env| push(cfg, env)
+/// }
+/// ```
+///
+/// It expands to `pub struct GitPush;` and an `impl Step` whose `run` awaits `push(cfg, env)`,
+/// with the standard `DEFAULTS`, `OUTPUTS_TO_TASK` and `parse`. A step that overrides any of
+/// those writes its `impl Step` out (`argocd.rs`, `compose_output.rs`).
+macro_rules! step {
+    (
+        $vis:vis struct $name:ident = $uses:literal, $config:ty,
+        $(needs: $needs:expr,)?
+        |$cfg:ident, $env:ident| $run:expr
+    ) => {
+        $vis struct $name;
+
+        impl $crate::promotion::steps::spec::Step for $name {
+            const NAME: &'static str = $uses;
+            $(const NEEDS: $crate::promotion::steps::spec::Needs = $needs;)?
+            type Config = $config;
+
+            async fn run(
+                $cfg: $config,
+                $env: &$crate::promotion::steps::env::StepEnv<'_>,
+            ) -> Result<
+                $crate::promotion::steps::toolkit::StepOutcome,
+                $crate::promotion::steps::toolkit::StepError,
+            > {
+                $run.await
+            }
+        }
+    };
+}
+pub(crate) use step;
+
 /// A step's run function with its config not parsed yet.
 type RunFn = for<'a> fn(Value, &'a StepEnv<'a>) -> BoxFuture<'a, Result<StepOutcome, StepError>>;
 

@@ -6,14 +6,14 @@
 //! array fails the step. haul keeps the replaced string's quoting style where the new value
 //! allows it (Kargo writes go-toml's literal `'…'` form whenever it can).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use toml_edit::{DocumentMut, Item};
 
 use super::data_files::{UpdateConfig, read};
 use super::env::StepEnv;
 use super::json_edit;
-use super::spec::Step;
-use super::toolkit::{StepError, StepOutcome};
+use super::spec::step;
+use super::toolkit::{StepError, StepOutcome, write_edited};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TomlEditError {
@@ -170,16 +170,7 @@ pub async fn update(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome,
     let (file, before) = read(env, &cfg.path)?;
     let after = set_values(&before, &updates)
         .map_err(|e| StepError::Failed(format!("{}: {e}", cfg.path)))?;
-    if after != before {
-        std::fs::write(&file, after)
-            .map_err(|e| StepError::Errored(format!("writing {}: {e}", file.display())))?;
-    }
-    let mut out = Map::new();
-    out.insert(
-        "commitMessage".into(),
-        Value::String(update_message(&cfg.path, &updates)),
-    );
-    Ok(StepOutcome::succeeded(out))
+    write_edited(&file, &before, after, update_message(&cfg.path, &updates))
 }
 
 /// A TOML document as JSON, for expressions. Datetimes become their TOML text.
@@ -218,16 +209,7 @@ fn value_to_json(v: &toml_edit::Value) -> Value {
     }
 }
 
-pub struct TomlUpdate;
-
-impl Step for TomlUpdate {
-    const NAME: &'static str = "toml-update";
-    type Config = UpdateConfig;
-
-    async fn run(cfg: UpdateConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        update(cfg, env).await
-    }
-}
+step! { pub struct TomlUpdate = "toml-update", UpdateConfig, |cfg, env| update(cfg, env) }
 
 #[cfg(test)]
 mod tests {

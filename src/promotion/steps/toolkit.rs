@@ -70,6 +70,24 @@ pub fn parse<T: DeserializeOwned>(config: Value) -> Result<T, StepError> {
     })
 }
 
+/// The end of a step that edits one file: writes `after` to `file` when it differs from
+/// `before` (an unchanged file is left alone), and succeeds with `commit_message` as its
+/// `commitMessage` output.
+pub fn write_edited(
+    file: &Path,
+    before: &str,
+    after: String,
+    commit_message: String,
+) -> Result<StepOutcome, StepError> {
+    if after != before {
+        std::fs::write(file, after)
+            .map_err(|e| StepError::Errored(format!("writing {}: {e}", file.display())))?;
+    }
+    let mut out = Map::new();
+    out.insert("commitMessage".into(), Value::String(commit_message));
+    Ok(StepOutcome::succeeded(out))
+}
+
 /// Resolves a config path inside the work directory.
 pub fn path_in(env: &StepEnv<'_>, rel: &str, field: &str) -> Result<PathBuf, StepError> {
     crate::promotion::workdir::resolve(env.work_dir, rel, &format!("config.{field}"))

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::Map;
 
 use super::env::StepEnv;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 
 /// Kargo's limits.
@@ -332,16 +332,7 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     Ok(StepOutcome::succeeded(Map::new()))
 }
 
-pub struct Untar;
-
-impl Step for Untar {
-    const NAME: &'static str = "untar";
-    type Config = Config;
-
-    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        run(cfg, env).await
-    }
-}
+step! { pub struct Untar = "untar", Config, |cfg, env| run(cfg, env) }
 
 #[cfg(test)]
 mod tests {

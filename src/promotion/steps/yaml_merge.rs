@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::env::StepEnv;
-use super::spec::Step;
+use super::spec::step;
 use super::toolkit::{StepError, StepOutcome, path_in};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -246,16 +246,7 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     Ok(StepOutcome::succeeded(out))
 }
 
-pub struct YamlMerge;
-
-impl Step for YamlMerge {
-    const NAME: &'static str = "yaml-merge";
-    type Config = Config;
-
-    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        run(cfg, env).await
-    }
-}
+step! { pub struct YamlMerge = "yaml-merge", Config, |cfg, env| run(cfg, env) }
 
 #[cfg(test)]
 mod tests {

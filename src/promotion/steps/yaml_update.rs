@@ -2,11 +2,11 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::env::StepEnv;
-use super::spec::Step;
-use super::toolkit::{StepError, StepOutcome, path_in};
+use super::spec::step;
+use super::toolkit::{StepError, StepOutcome, path_in, write_edited};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -38,10 +38,6 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
         .collect();
     let after = crate::yaml::set_values(&before, &updates)
         .map_err(|e| StepError::Failed(format!("{}: {e}", cfg.path)))?;
-    if after != before {
-        std::fs::write(&file, after)
-            .map_err(|e| StepError::Errored(format!("writing {}: {e}", file.display())))?;
-    }
     // Kargo's message: "Updated <path>" and one line per key.
     let mut message = format!("Updated {}\n", cfg.path);
     for u in &cfg.updates {
@@ -51,18 +47,7 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
         };
         message.push_str(&format!("\n- {}: {v}", u.key));
     }
-    let mut out = Map::new();
-    out.insert("commitMessage".into(), Value::String(message));
-    Ok(StepOutcome::succeeded(out))
+    write_edited(&file, &before, after, message)
 }
 
-pub struct YamlUpdate;
-
-impl Step for YamlUpdate {
-    const NAME: &'static str = "yaml-update";
-    type Config = Config;
-
-    async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
-        run(cfg, env).await
-    }
-}
+step! { pub struct YamlUpdate = "yaml-update", Config, |cfg, env| run(cfg, env) }
