@@ -52,6 +52,8 @@ pub struct WatchSnapshot {
     pub down_since: Option<Instant>,
     /// The last error it yielded.
     pub last_error: Option<String>,
+    /// When it yielded that error.
+    pub last_error_at: Option<Instant>,
 }
 
 /// The progress of one controller.
@@ -76,10 +78,22 @@ pub struct Snapshot {
 
 /// `Ok` when every watch, queue and reconcile makes progress; otherwise one sentence per
 /// problem, naming the watch or controller.
+/// How long without a new error before a failing watch counts as recovered: three times the
+/// longest retry delay of kube's watcher (30 s).
+pub const ERRORS_STOPPED: Duration = Duration::from_secs(90);
+
 pub fn verdict(now: Instant, s: &Snapshot, t: &Thresholds) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     for w in &s.watches {
         let Some(since) = w.down_since else { continue };
+        // A controller's own watch reports reconciles, not watch events: on a quiet cluster it
+        // yields nothing once it is back. A watch still down keeps failing (kube's watcher
+        // retries at least every 30 s), so errors that stopped coming mean it recovered.
+        if w.last_error_at
+            .is_some_and(|at| now.saturating_duration_since(at) > ERRORS_STOPPED)
+        {
+            continue;
+        }
         let down = now.saturating_duration_since(since);
         if down > t.watch_down {
             problems.push(format!(
@@ -145,6 +159,7 @@ fn human(d: Duration) -> String {
 struct WatchState {
     down_since: Option<Instant>,
     last_error: Option<String>,
+    last_error_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -208,6 +223,7 @@ impl Liveness {
                         w.down_since = Some(Instant::now());
                     }
                     w.last_error = Some(e.chars().take(MAX_ERROR).collect());
+                    w.last_error_at = Some(Instant::now());
                 }
             }
         });
@@ -345,6 +361,7 @@ impl Liveness {
                     name: name.clone(),
                     down_since: w.down_since,
                     last_error: w.last_error.clone(),
+                    last_error_at: w.last_error_at,
                 })
                 .collect(),
             controllers: s
@@ -421,6 +438,7 @@ mod tests {
                 name: "stages (shared cache)".into(),
                 down_since: None,
                 last_error: Some("an old error, recovered from".into()),
+                last_error_at: Some(t0),
             }],
             controllers: vec![ControllerSnapshot {
                 waiting_since: Some(at(t0, 10)),
@@ -444,6 +462,7 @@ mod tests {
                 name: "freights (shared cache)".into(),
                 down_since: Some(t0),
                 last_error: Some("connection refused".into()),
+                last_error_at: Some(at(t0, 290)),
             }],
             controllers: vec![],
         };
@@ -526,6 +545,30 @@ mod tests {
     }
 
     #[test]
+    fn a_watch_whose_errors_stopped_counts_as_recovered() {
+        // A controller's own watch yields nothing once it is back on a quiet cluster.
+        let t0 = Instant::now();
+        let s = Snapshot {
+            watches: vec![WatchSnapshot {
+                name: "stage controller".into(),
+                down_since: Some(t0),
+                last_error: Some("410 Gone".into()),
+                last_error_at: Some(at(t0, 20)),
+            }],
+            controllers: vec![],
+        };
+        let t = Thresholds {
+            watch_down: Duration::from_secs(3),
+            ..Thresholds::default()
+        };
+        assert!(verdict(at(t0, 60), &s, &t).is_err(), "errors still recent");
+        assert_eq!(
+            verdict(at(t0, 20) + ERRORS_STOPPED + Duration::from_secs(1), &s, &t),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn every_problem_is_listed() {
         let t0 = Instant::now();
         let s = Snapshot {
@@ -534,11 +577,13 @@ mod tests {
                     name: "stages (shared cache)".into(),
                     down_since: Some(t0),
                     last_error: None,
+                    last_error_at: None,
                 },
                 WatchSnapshot {
                     name: "warehouse controller".into(),
                     down_since: Some(t0),
                     last_error: None,
+                    last_error_at: None,
                 },
             ],
             controllers: vec![ControllerSnapshot {

@@ -123,12 +123,17 @@ fn error_policy(pc: Arc<ProjectConfig>, err: &Error, ctx: Arc<Context>) -> Actio
 /// Runs the ProjectConfig controller until the stream ends.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<ProjectConfig> = Api::all(ctx.client.clone());
+    let live = ctx.liveness.clone();
     Controller::new(api, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "projectconfig controller event");
+        .for_each(move |res| {
+            // Every item tells /healthz this controller's watch and queue are moving.
+            live.controller_item("projectconfig", &res);
+            async move {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "projectconfig controller event");
+                }
             }
         })
         .await;

@@ -574,8 +574,14 @@ pub async fn run(ctx: Arc<Context>) {
     use crate::api::argocd::Application;
     use kube::runtime::reflector::ObjectRef;
     // Driven from the shared Promotion cache (which the queue check reads) when it runs.
+    let live = ctx.liveness.clone();
     let controller = match ctx.cache.promotion_triggers() {
-        Some((store, changes)) => Controller::for_shared_stream(changes, store),
+        Some((store, changes)) => {
+            // A change waiting to be reconciled: /healthz fails if the queue stops draining.
+            let queued = live.clone();
+            let changes = changes.inspect(move |_| queued.triggered("promotion"));
+            Controller::for_shared_stream(changes, store)
+        }
         None => Controller::new(
             Api::<Promotion>::all(ctx.client.clone()),
             watcher::Config::default(),
@@ -612,9 +618,13 @@ pub async fn run(ctx: Arc<Context>) {
     controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "promotion controller event");
+        .for_each(move |res| {
+            // Every item tells /healthz this controller's watch and queue are moving.
+            live.controller_item("promotion", &res);
+            async move {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "promotion controller event");
+                }
             }
         })
         .await;

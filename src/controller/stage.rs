@@ -369,11 +369,18 @@ pub async fn run(ctx: Arc<Context>) {
     let client = ctx.client.clone();
     // Driven from the shared caches when they run: Stage changes, and Freight and Promotion
     // changes once the cache the reconciler reads has them.
+    let live = ctx.liveness.clone();
     let (controller, stages) = match ctx.cache.stage_triggers() {
-        Some((store, changes, others)) => (
-            Controller::for_shared_stream(changes, store.clone()).reconcile_on(others),
-            store,
-        ),
+        Some((store, changes, others)) => {
+            // A change waiting to be reconciled: /healthz fails if the queue stops draining.
+            let (queued, queued_too) = (live.clone(), live.clone());
+            let changes = changes.inspect(move |_| queued.triggered("stage"));
+            let others = others.inspect(move |_| queued_too.triggered("stage"));
+            (
+                Controller::for_shared_stream(changes, store.clone()).reconcile_on(others),
+                store,
+            )
+        }
         None => {
             let controller = Controller::new(
                 Api::<Stage>::all(client.clone()),
@@ -435,9 +442,13 @@ pub async fn run(ctx: Arc<Context>) {
     controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "stage controller event");
+        .for_each(move |res| {
+            // Every item tells /healthz this controller's watch and queue are moving.
+            live.controller_item("stage", &res);
+            async move {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "stage controller event");
+                }
             }
         })
         .await;

@@ -276,12 +276,17 @@ fn error_policy(w: Arc<Warehouse>, err: &Error, ctx: Arc<Context>) -> Action {
 /// Runs the Warehouse controller until the stream ends.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<Warehouse> = Api::all(ctx.client.clone());
+    let live = ctx.liveness.clone();
     Controller::new(api, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "warehouse controller event");
+        .for_each(move |res| {
+            // Every item tells /healthz this controller's watch and queue are moving.
+            live.controller_item("warehouse", &res);
+            async move {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "warehouse controller event");
+                }
             }
         })
         .await;
