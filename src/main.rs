@@ -78,6 +78,10 @@ enum Command {
         /// is stuck).
         #[arg(long, env = "HAUL_LIVENESS_RECONCILE_STUCK", default_value_t = 240)]
         liveness_reconcile_stuck: u64,
+        /// Every reconcile is cut off after this long (seconds) and counted as
+        /// DeadlineExceeded; a long Promotion hands over between steps at half of it.
+        #[arg(long, env = "HAUL_RECONCILE_DEADLINE", default_value_t = 120)]
+        reconcile_deadline: u64,
         /// Seconds between checks that the controller runs as the identity haul's admission
         /// policies expect (the first runs at start); 0 turns the check off.
         #[arg(long, env = "HAUL_IDENTITY_CHECK_INTERVAL", default_value_t = 300)]
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
             liveness_watch_down,
             liveness_queue_stalled,
             liveness_reconcile_stuck,
+            reconcile_deadline,
             identity_check_interval,
         } => {
             use std::time::Duration;
@@ -201,6 +206,7 @@ fn main() -> ExitCode {
                     name: git_name,
                     email: git_email,
                 },
+                reconcile_deadline: Duration::from_secs(reconcile_deadline.max(1)),
                 ..Default::default()
             };
             if let Some(d) = work_dir {
