@@ -298,6 +298,43 @@ async fn run_within<T>(
     out.unwrap_or(Err(Error::DeadlineExceeded(deadline)))
 }
 
+/// A failed reconcile of `obj` by `controller`: counted by reason, logged, and retried after
+/// the object's backoff (capped at `cap`). The error_policy every controller shares.
+pub fn retry_after_failure<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    controller: &'static str,
+    obj: &K,
+    err: &Error,
+    cap: Duration,
+) -> (String, Duration) {
+    ctx.metrics.reconcile_failed(controller, err.reason());
+    let k = key(obj);
+    let delay = ctx.backoff(&k, cap);
+    tracing::warn!(controller, object = %k, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
+    (k, delay)
+}
+
+/// Drives a controller's result stream until it ends. Every item tells /healthz that this
+/// controller's watch and queue are moving; errors of the stream itself are logged at debug
+/// (reconcile errors were already logged by the error policy).
+pub async fn drive<S, T, R, Q>(controller: &'static str, live: Arc<liveness::Liveness>, stream: S)
+where
+    S: futures::Stream<Item = Result<T, kube::runtime::controller::Error<R, Q>>>,
+    R: std::error::Error + 'static,
+    Q: std::error::Error + 'static,
+{
+    use futures::StreamExt;
+    stream
+        .for_each(|res| {
+            live.controller_item(controller, &res);
+            if let Err(e) = res {
+                tracing::debug!(controller, error = %e, "controller event");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
 #[cfg(test)]
 mod deadline_tests {
     use super::*;

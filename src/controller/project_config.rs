@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -114,9 +113,13 @@ async fn reconcile(pc: Arc<ProjectConfig>, ctx: Arc<Context>) -> Result<Action, 
 }
 
 fn error_policy(pc: Arc<ProjectConfig>, err: &Error, ctx: Arc<Context>) -> Action {
-    let k = key(pc.as_ref());
-    let delay = ctx.backoff(&k, Duration::from_secs(300));
-    tracing::warn!(projectconfig = %k, error = %err, retry_in = ?delay, "reconcile failed");
+    let (_, delay) = super::retry_after_failure(
+        &ctx,
+        "projectconfig",
+        pc.as_ref(),
+        err,
+        Duration::from_secs(300),
+    );
     Action::requeue(delay)
 }
 
@@ -124,17 +127,8 @@ fn error_policy(pc: Arc<ProjectConfig>, err: &Error, ctx: Arc<Context>) -> Actio
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<ProjectConfig> = Api::all(ctx.client.clone());
     let live = ctx.liveness.clone();
-    Controller::new(api, watcher::Config::default())
+    let results = Controller::new(api, watcher::Config::default())
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(move |res| {
-            // Every item tells /healthz this controller's watch and queue are moving.
-            live.controller_item("projectconfig", &res);
-            async move {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "projectconfig controller event");
-                }
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    super::drive("projectconfig", live, results).await;
 }

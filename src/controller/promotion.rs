@@ -559,10 +559,8 @@ async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Act
 }
 
 fn error_policy(p: Arc<Promotion>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed("promotion", err.reason());
-    let k = key(p.as_ref());
-    let delay = ctx.backoff(&k, Duration::from_secs(120));
-    tracing::warn!(promotion = %k, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
+    let (_, delay) =
+        super::retry_after_failure(&ctx, "promotion", p.as_ref(), err, Duration::from_secs(120));
     Action::requeue(delay)
 }
 
@@ -615,19 +613,10 @@ pub async fn run(ctx: Arc<Context>) {
         tracing::info!("Argo CD Application CRD not found; argocd-update steps will poll");
         controller
     };
-    controller
+    let results = controller
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(move |res| {
-            // Every item tells /healthz this controller's watch and queue are moving.
-            live.controller_item("promotion", &res);
-            async move {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "promotion controller event");
-                }
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    super::drive("promotion", live, results).await;
 }
 
 /// A per-Stage mutex map.

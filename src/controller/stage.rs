@@ -354,11 +354,8 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied,
 }
 
 fn error_policy(s: Arc<Stage>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed("stage", err.reason());
-    let k = key(s.as_ref());
-    let delay = ctx.backoff(&k, RETRY_CAP);
+    let (k, delay) = super::retry_after_failure(&ctx, "stage", s.as_ref(), err, RETRY_CAP);
     ctx.retry_after(&k, delay);
-    tracing::warn!(stage = %k, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -439,17 +436,8 @@ pub async fn run(ctx: Arc<Context>) {
     } else {
         controller
     };
-    controller
+    let results = controller
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(move |res| {
-            // Every item tells /healthz this controller's watch and queue are moving.
-            live.controller_item("stage", &res);
-            async move {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "stage controller event");
-                }
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    super::drive("stage", live, results).await;
 }

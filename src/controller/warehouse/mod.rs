@@ -10,7 +10,6 @@ mod validate;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -266,10 +265,8 @@ async fn apply(ctx: &Context, w: &Warehouse, plan: Plan) -> Result<Action, Error
 }
 
 fn error_policy(w: Arc<Warehouse>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed("warehouse", err.reason());
-    let k = key(w.as_ref());
-    let delay = ctx.backoff(&k, Duration::from_secs(300));
-    tracing::warn!(warehouse = %k, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
+    let (_, delay) =
+        super::retry_after_failure(&ctx, "warehouse", w.as_ref(), err, Duration::from_secs(300));
     Action::requeue(delay)
 }
 
@@ -277,17 +274,8 @@ fn error_policy(w: Arc<Warehouse>, err: &Error, ctx: Arc<Context>) -> Action {
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<Warehouse> = Api::all(ctx.client.clone());
     let live = ctx.liveness.clone();
-    Controller::new(api, watcher::Config::default())
+    let results = Controller::new(api, watcher::Config::default())
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(move |res| {
-            // Every item tells /healthz this controller's watch and queue are moving.
-            live.controller_item("warehouse", &res);
-            async move {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "warehouse controller event");
-                }
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    super::drive("warehouse", live, results).await;
 }
