@@ -30,6 +30,10 @@ fn base_url() -> Option<String> {
 }
 
 async fn reconcile(pc: Arc<ProjectConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
+    super::within_deadline(&ctx, "projectconfig", reconcile_once(pc, ctx.clone())).await
+}
+
+async fn reconcile_once(pc: Arc<ProjectConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
     let Some(namespace) = pc.namespace() else {
         return Ok(Action::await_change());
     };
