@@ -54,6 +54,36 @@ fn usage(pid: u32) -> (f64, f64) {
     (rss_kb / 1024.0, ticks / 100.0)
 }
 
+/// The kube-apiserver of `cp` (found by its certificate directory on the command line).
+fn apiserver_pid(cp: &ControlPlane) -> Option<u32> {
+    let out = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("kube-apiserver.*--cert-dir={}", cp.dir().display()),
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+}
+
+/// Requests the API server has served so far, from all clients (its own
+/// `apiserver_request_total`, the referee for what the controller costs it).
+fn apiserver_requests(cp: &ControlPlane) -> f64 {
+    let out = cp
+        .kubectl()
+        .args(["get", "--raw", "/metrics"])
+        .output()
+        .expect("kubectl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn count_phase(cp: &ControlPlane, phase: &str) -> usize {
     let out = cp
         .kubectl()
@@ -93,10 +123,15 @@ fn main() {
         .spawn()
         .expect("controller");
     let pid = controller.id();
+    let kas = apiserver_pid(&cp).expect("kube-apiserver pid");
     let mut rows = Vec::new();
     let sample = |label: &str, rows: &mut Vec<String>| {
         let (rss, cpu) = usage(pid);
-        rows.push(format!("| {label} | {rss:.1} MiB | {cpu:.1} s |"));
+        let (_, kas_cpu) = usage(kas);
+        let requests = apiserver_requests(&cp);
+        rows.push(format!(
+            "| {label} | {rss:.1} MiB | {cpu:.1} s | {kas_cpu:.1} s | {requests:.0} |"
+        ));
     };
     std::thread::sleep(Duration::from_secs(3));
     sample("empty cluster, idle", &mut rows);
@@ -174,7 +209,7 @@ fn main() {
         let done = count_phase(&cp, "Succeeded");
         if done >= promotions || Instant::now() > deadline {
             rows.push(format!(
-                "| while promoting: {done}/{promotions} Promotions succeeded in {:.1} s ({peak_fds} open fds at most) | peak {peak:.1} MiB | |",
+                "| while promoting: {done}/{promotions} Promotions succeeded in {:.1} s ({peak_fds} open fds at most) | peak {peak:.1} MiB | | | |",
                 t.elapsed().as_secs_f64()
             ));
             break;
@@ -189,8 +224,10 @@ fn main() {
     sample("idle 20 s later", &mut rows);
     let _ = controller.kill();
     let _ = controller.wait();
-    println!("| state | resident memory | CPU time (cumulative) |");
-    println!("|---|---:|---:|");
+    println!(
+        "| state | resident memory | CPU time (cumulative) | kube-apiserver CPU (cumulative) | API requests, all clients (cumulative) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
     }
