@@ -32,24 +32,39 @@ fn push_during_fault(p: &mut Project) {
     p.push(&tag);
 }
 
-#[test]
-fn kube_apiserver_paused_25s() {
-    let _serial = serial();
-    let t_test = Instant::now();
-    let cluster = Cluster::start();
-    let mut p = Project::create(&cluster, "f-kas-pause", Images::Registry, 1, &[]);
-
-    cluster.cp.pause(Component::ApiServer).expect("pause");
-    let paused = Instant::now();
-    push_during_fault(&mut p);
-    p.sleep(Duration::from_secs(25).saturating_sub(paused.elapsed()));
-    cluster.cp.resume(Component::ApiServer).expect("resume");
-
-    p.recovers("kube-apiserver paused 25s", Instant::now(), BOUND);
+/// Prints what a fault test reports besides its recovery time.
+fn report(p: &Project, t_test: Instant) {
     eprintln!(
         "replica restarts: {}; test took {:.1}s",
         p.replicas.restarts.len(),
         t_test.elapsed().as_secs_f64()
+    );
+}
+
+/// `component` frozen for `secs` while a tag is pushed, then resumed: haul recovers.
+fn paused_for(component: Component, secs: u64, namespace: &str, fault: &str) {
+    let _serial = serial();
+    let t_test = Instant::now();
+    let cluster = Cluster::start();
+    let mut p = Project::create(&cluster, namespace, Images::Registry, 1, &[]);
+
+    cluster.cp.pause(component).expect("pause");
+    let paused = Instant::now();
+    push_during_fault(&mut p);
+    p.sleep(Duration::from_secs(secs).saturating_sub(paused.elapsed()));
+    cluster.cp.resume(component).expect("resume");
+
+    p.recovers(fault, Instant::now(), BOUND);
+    report(&p, t_test);
+}
+
+#[test]
+fn kube_apiserver_paused_25s() {
+    paused_for(
+        Component::ApiServer,
+        25,
+        "f-kas-pause",
+        "kube-apiserver paused 25s",
     );
 }
 
@@ -75,32 +90,12 @@ fn kube_apiserver_killed_and_restarted() {
     );
 
     p.recovers("kube-apiserver killed, restarted", Instant::now(), BOUND);
-    eprintln!(
-        "replica restarts: {}; test took {:.1}s",
-        p.replicas.restarts.len(),
-        t_test.elapsed().as_secs_f64()
-    );
+    report(&p, t_test);
 }
 
 #[test]
 fn etcd_paused_20s() {
-    let _serial = serial();
-    let t_test = Instant::now();
-    let cluster = Cluster::start();
-    let mut p = Project::create(&cluster, "f-etcd-pause", Images::Registry, 1, &[]);
-
-    cluster.cp.pause(Component::Etcd).expect("pause etcd");
-    let paused = Instant::now();
-    push_during_fault(&mut p);
-    p.sleep(Duration::from_secs(20).saturating_sub(paused.elapsed()));
-    cluster.cp.resume(Component::Etcd).expect("resume etcd");
-
-    p.recovers("etcd paused 20s", Instant::now(), BOUND);
-    eprintln!(
-        "replica restarts: {}; test took {:.1}s",
-        p.replicas.restarts.len(),
-        t_test.elapsed().as_secs_f64()
-    );
+    paused_for(Component::Etcd, 20, "f-etcd-pause", "etcd paused 20s");
 }
 
 /// etcd compacted to its current revision, then kube-apiserver restarted (so its watch cache
