@@ -9,24 +9,12 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use serde_json::Value;
-use support::helm::helm_bin;
-use support::{kubectl_stdin, namespace, repo_root};
+use support::helm::isolated;
+use support::{kubectl_stdin, namespace};
 
-/// Runs helm with its home, cache, config and data in a temporary directory, and with no
-/// kubeconfig, so nothing of the user's helm setup or cluster is read or written.
+/// Runs helm isolated from the user's helm setup and cluster (see `support::helm::isolated`).
 fn helm(args: &[&str]) -> (bool, String, String) {
-    let home = tempfile::tempdir().expect("temp dir");
-    let h = home.path();
-    let out = Command::new(helm_bin())
-        .args(args)
-        .current_dir(repo_root())
-        .env("HOME", h)
-        .env("HELM_CACHE_HOME", h.join("cache"))
-        .env("HELM_CONFIG_HOME", h.join("config"))
-        .env("HELM_DATA_HOME", h.join("data"))
-        .env("KUBECONFIG", h.join("no-kubeconfig"))
-        .output()
-        .expect("helm runs");
+    let out = isolated(args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -19,13 +19,13 @@ pub fn helm_bin() -> PathBuf {
     helm
 }
 
-/// `helm template haul charts/haul -n <ns> <extra>`, with helm's state in a temporary directory.
-pub fn render(ns: &str, extra: &[&str]) -> Vec<Value> {
+/// Runs helm in the repository with its home, cache, config and data in a temporary directory,
+/// and with no kubeconfig, so nothing of the user's helm setup or cluster is read or written.
+pub fn isolated(args: &[&str]) -> std::process::Output {
     let home = tempfile::tempdir().expect("temp dir");
     let h = home.path();
-    let out = Command::new(helm_bin())
-        .args(["template", "haul", "charts/haul", "--namespace", ns])
-        .args(extra)
+    Command::new(helm_bin())
+        .args(args)
         .current_dir(repo_root())
         .env("HOME", h)
         .env("HELM_CACHE_HOME", h.join("cache"))
@@ -33,7 +33,14 @@ pub fn render(ns: &str, extra: &[&str]) -> Vec<Value> {
         .env("HELM_DATA_HOME", h.join("data"))
         .env("KUBECONFIG", h.join("no-kubeconfig"))
         .output()
-        .expect("helm runs");
+        .expect("helm runs")
+}
+
+/// `helm template haul charts/haul -n <ns> <extra>`, with helm's state in a temporary directory.
+pub fn render(ns: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["template", "haul", "charts/haul", "--namespace", ns];
+    args.extend_from_slice(extra);
+    let out = isolated(&args);
     assert!(
         out.status.success(),
         "helm template failed: {}",
