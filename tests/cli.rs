@@ -807,3 +807,96 @@ fn run_local_repo_override_keeps_urls_expressions_see() {
     // The Freight's commit, not the branch's newest, is checked out.
     assert_eq!(git(&work.join("src"), &["rev-parse", "HEAD"]), first);
 }
+
+/// Kargo's example PromotionTask pattern: the task defaults `openpr` to "false", the prod Stage
+/// sets it to "true", and `if:` picks the pull-request path or the direct push. `if` must see
+/// the step's vars exactly as `config` does, or a review gate silently disappears.
+#[test]
+fn run_local_if_sees_the_task_vars_the_stage_sets() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("gitops");
+    gitops_repo(&repo);
+    let (_, freight) = local_files(tmp.path());
+    let stage = tmp.path().join("prod.yaml");
+    let stage_yaml = |openpr: &str, cond: &str| {
+        format!(
+            r#"apiVersion: kargo.akuity.io/v1alpha1
+kind: PromotionTask
+metadata: {{name: promote, namespace: my-app}}
+spec:
+  vars:
+  - name: openpr
+    value: "false"
+  steps:
+  - uses: compose-output
+    as: direct-push
+    if: ${{{{ {cond} }}}}
+    config:
+      path: direct
+  - uses: compose-output
+    as: open-pr
+    if: ${{{{ vars.openpr == 'true' }}}}
+    config:
+      path: pr
+      openpr: ${{{{ vars.openpr }}}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {{name: prod, namespace: my-app}}
+spec:
+  requestedFreight:
+  - origin: {{kind: Warehouse, name: w}}
+    sources: {{direct: true}}
+  promotionTemplate:
+    spec:
+      steps:
+      - task: {{name: promote}}
+        as: promote
+        vars:
+        - name: openpr
+          value: "{openpr}"
+"#
+        )
+    };
+    let run = |openpr: &str, cond: &str, n: usize| {
+        std::fs::write(&stage, stage_yaml(openpr, cond)).expect("stage file");
+        let work = tmp.path().join(format!("work-{n}"));
+        run_local(&stage, &freight, &work, &repo, &[])
+    };
+
+    let pr = run("true", "vars.openpr != 'true'", 1).success("run-local, openpr true");
+    assert!(
+        pr.stderr.contains("(compose-output): Skipped")
+            && pr
+                .stderr
+                .contains("promote::open-pr (compose-output): Succeeded"),
+        "the Stage's openpr=true must skip the direct push and open the PR:\n{}",
+        pr.stderr
+    );
+    assert!(
+        !pr.stderr
+            .contains("promote::direct-push (compose-output): Succeeded"),
+        "{}",
+        pr.stderr
+    );
+
+    let direct = run("false", "vars.openpr != 'true'", 2).success("run-local, openpr false");
+    assert!(
+        direct
+            .stderr
+            .contains("promote::direct-push (compose-output): Succeeded"),
+        "{}",
+        direct.stderr
+    );
+
+    // An `if` that is not a boolean is an error, as in Kargo, not a silent skip or run.
+    // (A string that reads as JSON, such as "true", becomes that value first, as in Kargo.)
+    let bad = run("true", "vars.openpr + '!'", 3);
+    let text = format!("{}{}", bad.stdout, bad.stderr);
+    assert!(
+        text.contains("direct-push")
+            && text.contains("Errored")
+            && text.contains("string \"true!\""),
+        "{text}"
+    );
+}

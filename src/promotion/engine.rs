@@ -288,6 +288,32 @@ fn eval_vars(
     Ok(())
 }
 
+/// The environment a step's `if` and `config` are evaluated in, as Kargo builds it: the
+/// Promotion's vars (which cannot see outputs), then `outputs` and the task's own `task.outputs`,
+/// then the step's vars (which can).
+fn step_env(
+    ctx: &PromotionContext,
+    promotion_vars: &[ExpressionVariable],
+    step: &PromotionStep,
+    state: &Map<String, Value>,
+    task: Option<&str>,
+    funcs: &dyn Functions,
+) -> Result<Env, expressions::ExpressionError> {
+    let mut e = Env::for_promotion(ctx);
+    eval_vars(&mut e, promotion_vars, funcs, "vars")?;
+    e.set("outputs", Value::Object(state.clone()));
+    if let Some(t) = task {
+        let prefix = format!("{t}{TASK_SEPARATOR}");
+        let scoped: Map<String, Value> = state
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone())))
+            .collect();
+        e.set("task", serde_json::json!({ "outputs": scoped }));
+    }
+    eval_vars(&mut e, &step.vars, funcs, "vars")?;
+    Ok(e)
+}
+
 fn parse_timeout(
     step: &PromotionStep,
     spec: Option<&StepSpec>,
@@ -375,16 +401,27 @@ pub async fn step_once(
         let run = match &step.r#if {
             None => !earlier_failure(&earlier),
             Some(cond) => {
-                let mut e = Env::for_promotion(&step_ctx).with_outputs(state.clone());
-                if let Err(err) = eval_vars(&mut e, promotion_vars, &funcs, "vars") {
-                    let msg = err.in_step(&alias).to_string();
-                    finish(
-                        &mut status.step_execution_metadata[i],
-                        StepStatus::Errored,
-                        Some(msg),
-                    );
-                    return advance(status);
-                }
+                // Kargo evaluates `if` with exactly the vars `config` sees: a task's
+                // `vars.openpr` set by the Stage must decide which branch of the task runs.
+                let e = match step_env(
+                    &step_ctx,
+                    promotion_vars,
+                    step,
+                    &state,
+                    task.as_deref(),
+                    &funcs,
+                ) {
+                    Ok(e) => e,
+                    Err(err) => {
+                        let msg = err.in_step(&alias).to_string();
+                        finish(
+                            &mut status.step_execution_metadata[i],
+                            StepStatus::Errored,
+                            Some(msg),
+                        );
+                        return advance(status);
+                    }
+                };
                 match expressions::evaluate_bool(cond, &e, &funcs) {
                     Ok(b) => b,
                     Err(err) => {
@@ -429,27 +466,18 @@ pub async fn step_once(
         meta.status = Some(StepStatus::Running);
     }
 
-    // Vars (promotion-level without outputs, then the step's with outputs) and the config.
-    let mut e = Env::for_promotion(&step_ctx);
-    let evaluated = eval_vars(&mut e, promotion_vars, &funcs, "vars")
-        .and_then(|_| {
-            e.set("outputs", Value::Object(state.clone()));
-            if let Some(t) = &task {
-                let prefix = format!("{t}{TASK_SEPARATOR}");
-                let scoped: Map<String, Value> = state
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone()))
-                    })
-                    .collect();
-                e.set("task", serde_json::json!({ "outputs": scoped }));
-            }
-            eval_vars(&mut e, &step.vars, &funcs, "vars")
-        })
-        .and_then(|_| {
-            let config = step.config.clone().unwrap_or(Value::Null);
-            expressions::evaluate_template(&config, &e, &funcs).map_err(|err| err.under("config"))
-        });
+    let evaluated = step_env(
+        &step_ctx,
+        promotion_vars,
+        step,
+        &state,
+        task.as_deref(),
+        &funcs,
+    )
+    .and_then(|e| {
+        let config = step.config.clone().unwrap_or(Value::Null);
+        expressions::evaluate_template(&config, &e, &funcs).map_err(|err| err.under("config"))
+    });
     let config = match evaluated {
         Ok(c) => c,
         Err(err) => {
