@@ -275,7 +275,35 @@ ENABLE_SSH_LOG = false
     )
 }
 
+/// Removes instance directories left by processes that no longer exist (e.g. killed test runs).
+fn remove_stale_dirs(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix("haul-gitea-") else {
+            continue;
+        };
+        if let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok())
+            && !process::alive(pid)
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl Gitea {
+    /// [`Gitea::start`] in a new directory under the system's temporary directory
+    /// (`haul-gitea-<pid>-<n>`), removing those of dead processes first.
+    pub fn start_temp() -> Result<Self, GiteaError> {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let root = std::env::temp_dir();
+        remove_stale_dirs(&root);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self::start(&root.join(format!("haul-gitea-{}-{n}", std::process::id())))
+    }
+
     /// Starts a new Gitea whose state (app.ini, SQLite database, repositories, logs) lives in
     /// `dir`, which is emptied first and removed when this process exits. Blocking: a cold
     /// machine builds the binary first (see `hack/gitea-binary.sh`).
