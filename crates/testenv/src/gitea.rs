@@ -28,7 +28,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`Gitea::merge_pull`] retries while Gitea is still checking a new pull request.
 const MERGE_RETRY: Duration = Duration::from_secs(30);
 
-/// The admin user every instance gets (`admin` itself is a name Gitea reserves).
+/// The admin user every instance gets, owner of the repositories the helpers create.
 const USERNAME: &str = "haul";
 const EMAIL: &str = "haul@example.com";
 
