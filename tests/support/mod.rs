@@ -127,10 +127,15 @@ pub fn namespace(prefix: &str) -> String {
 pub mod charts;
 pub mod faults;
 pub mod fixtures;
+pub mod gitea;
 pub mod gitops;
 pub mod helm;
 pub mod run_local;
 pub mod services;
+
+// `support::gitea()`; most test binaries never call it.
+#[allow(unused_imports)]
+pub use gitea::gitea;
 
 /// A `haul controller` process, as a user runs it, against this binary's control plane.
 pub struct ControllerProcess {

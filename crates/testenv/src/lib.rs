@@ -6,6 +6,8 @@
 //! - [`Services`]: the side services of `hack/test-services.sh` (moto for ECR and STS, the
 //!   distribution registry with and without auth, git over HTTP with basic auth), installed on
 //!   first use;
+//! - [`Gitea`]: a real Gitea (API, pull requests, webhooks, git over HTTP) on a free loopback
+//!   port, built once from the Go module proxy by `hack/gitea-binary.sh`;
 //! - [`process`]: child processes that die with the process that started them.
 //!
 //! Every provisioning step takes a file lock, so two test binaries (or a test and the
@@ -13,6 +15,7 @@
 
 pub mod binaries;
 mod control_plane;
+pub mod gitea;
 pub mod pki;
 pub mod process;
 pub mod services;
@@ -21,6 +24,7 @@ use std::path::PathBuf;
 
 pub use binaries::Binaries;
 pub use control_plane::{Component, ControlPlane, client_from, install_crds};
+pub use gitea::{Gitea, GiteaError};
 pub use pki::CertPair;
 pub use process::{kill_group_at_exit, remove_at_exit};
 pub use services::{Services, ServicesError};
