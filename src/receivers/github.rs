@@ -12,7 +12,7 @@ use super::{
 
 pub static GITHUB: Receiver = Receiver::new(
     "github",
-    |c| c.github.as_ref(),
+    |c| c.github.as_ref().map(|s| &s.secret_ref),
     |r| {
         verify_github(header(r.headers, "x-hub-signature-256"), r.body, r.secret)?;
         parse_github(

@@ -7,7 +7,7 @@ use super::{
 
 pub static GITLAB: Receiver = Receiver::new(
     "gitlab",
-    |c| c.gitlab.as_ref(),
+    |c| c.gitlab.as_ref().map(|s| &s.secret_ref),
     |r| {
         verify_gitlab(header(r.headers, "x-gitlab-token"), r.secret)?;
         parse_gitlab(
