@@ -321,4 +321,6 @@ fn image_repo_urls_of_media_type(repo: &str, media_type: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
+mod kind_tests;
+#[cfg(test)]
 mod tests;
