@@ -211,14 +211,14 @@ pub struct IndexSelector {
     pub match_indices: Vec<IndexSelectorRequirement>,
 }
 
-/// One index requirement: `key` (`subscribedURLs` or `receiverPaths`) `operator` (`Equal` or
-/// `NotEqual`) `value`.
+/// One index requirement: `key` (`subscribedURLs` or `receiverPaths`) `operator` (`Equals` or
+/// `NotEquals`) `value`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IndexSelectorRequirement {
     /// Key is the key of the index.
     pub key: String,
-    /// Operator is `Equal` or `NotEqual`.
+    /// Operator is `Equals` or `NotEquals`.
     pub operator: String,
     /// Value is a static string or a template over the request.
     pub value: String,

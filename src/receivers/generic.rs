@@ -173,8 +173,8 @@ fn selection(
             return Err(format!("index {:?} is not an index of Warehouses", r.key));
         }
         let equal = match r.operator.as_str() {
-            "Equal" => true,
-            "NotEqual" => false,
+            "Equals" => true,
+            "NotEquals" => false,
             other => return Err(format!("unsupported operator {other:?} in index selector")),
         };
         subscribed_urls.push((equal, eval(&r.value)?));
@@ -358,4 +358,180 @@ pub fn select_warehouses(
         }
     }
     Ok(names.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+    use serde_json::json;
+
+    use super::*;
+
+    fn actions(v: Value) -> Vec<GenericWebhookAction> {
+        serde_json::from_value(v).expect("actions")
+    }
+
+    fn push_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-event-type", HeaderValue::from_static("push"));
+        h
+    }
+
+    fn warehouse(name: &str, labels: Value, repo: &str) -> Warehouse {
+        serde_json::from_value(json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1",
+            "kind": "Warehouse",
+            "metadata": {"name": name, "namespace": "p", "labels": labels},
+            "spec": {"subscriptions": [{"git": {"repoURL": repo}}]},
+        }))
+        .expect("warehouse")
+    }
+
+    /// Kargo's "partial success" case: labels and the subscribed-URL index, ANDed.
+    #[test]
+    fn labels_and_subscribed_urls_select_warehouses_as_kargo_does() {
+        let config = actions(json!([{
+            "action": "Refresh",
+            "parameters": {"foo": "bar"},
+            "whenExpression": "request.header('X-Event-Type') == 'push'",
+            "targetSelectionCriteria": [{
+                "kind": "Warehouse",
+                "labelSelector": {
+                    "matchLabels": {"foo": "bar"},
+                    "matchExpressions": [{"key": "tier", "operator": "In", "values": ["backend", "frontend"]}]
+                },
+                "indexSelector": {"matchIndices": [{
+                    "key": "subscribedURLs", "operator": "Equals",
+                    "value": "${{ normalizeGit(request.body.repository.url) }}"
+                }]}
+            }]
+        }]));
+        let body = br#"{"repository": {"url": "http://github.com/example/repo.git"}}"#;
+        let planned = plan_actions(&push_headers(), "", body, &config).expect("planned");
+        let Outcome::Refresh(selections) = &planned[0].outcome else {
+            panic!("{planned:?}");
+        };
+        let repo = "http://github.com/example/repo.git";
+        let ws = vec![
+            warehouse(
+                "api-warehouse",
+                json!({"foo": "bar", "tier": "backend"}),
+                repo,
+            ),
+            warehouse(
+                "other-api-warehouse",
+                json!({"foo": "bar", "tier": "backend"}),
+                "http://github.com/example/other-repo.git",
+            ),
+            warehouse("ui-warehouse", json!({"foo": "bar"}), repo),
+            warehouse(
+                "failure-warehouse",
+                json!({"foo": "bar", "tier": "backend"}),
+                repo,
+            ),
+        ];
+        assert_eq!(
+            select_warehouses(&ws, selections),
+            Ok(vec!["api-warehouse".into(), "failure-warehouse".into()])
+        );
+    }
+
+    #[test]
+    fn when_expressions_that_fail_do_not_match_or_are_not_bools() {
+        let when = |expr: &str| {
+            let config = actions(json!([{
+                "action": "Refresh",
+                "whenExpression": expr,
+                "targetSelectionCriteria": [{"kind": "Warehouse", "name": "doesntmatter"}]
+            }]));
+            plan_actions(&push_headers(), "", b"{}", &config)
+                .expect("planned")
+                .remove(0)
+                .outcome
+        };
+        assert!(matches!(when("{x!kj\"}"), Outcome::WhenError(_)));
+        assert!(matches!(when("foo()"), Outcome::WhenError(_)));
+        assert!(matches!(
+            when("request.header('X-Event-Type')"),
+            Outcome::WhenError(_)
+        ));
+        assert_eq!(
+            when("request.header('X-Event-Type') == 'pull_request'"),
+            Outcome::NotMatched
+        );
+        assert_eq!(
+            when("request.header('X-Event-Type') == 'push'"),
+            Outcome::Refresh(vec![Selection {
+                name: Some("doesntmatter".into()),
+                ..Selection::default()
+            }])
+        );
+        assert!(matches!(when("true"), Outcome::Refresh(_)));
+    }
+
+    #[test]
+    fn names_come_from_templates_over_the_body_query_headers_and_params() {
+        let config = actions(json!([{
+            "action": "Refresh",
+            "parameters": {"suffix": "-wh"},
+            "targetSelectionCriteria": [
+                {"kind": "Warehouse", "name": "${{ request.body.repository.name }}${{ params.suffix }}"},
+                {"kind": "Warehouse", "name": "${{ request.params('warehouse') }}"},
+                {"kind": "Warehouse", "name": "${{ request.headers('X-Event-Type')[0] }}"}
+            ]
+        }]));
+        let planned = plan_actions(
+            &push_headers(),
+            "x=1&warehouse=from%20query",
+            br#"{"repository": {"name": "api"}}"#,
+            &config,
+        )
+        .expect("planned");
+        let Outcome::Refresh(selections) = &planned[0].outcome else {
+            panic!("{planned:?}");
+        };
+        let names: Vec<_> = selections.iter().filter_map(|s| s.name.clone()).collect();
+        assert_eq!(names, ["api-wh", "from query", "push"]);
+    }
+
+    #[test]
+    fn unsupported_actions_kinds_and_indices_are_selection_errors() {
+        let outcome = |action: Value| {
+            plan_actions(&push_headers(), "", b"", &actions(json!([action])))
+                .expect("planned")
+                .remove(0)
+                .outcome
+        };
+        for a in [
+            json!({"action": "Delete", "targetSelectionCriteria": [{"kind": "Warehouse", "name": "a"}]}),
+            json!({"action": "Refresh", "targetSelectionCriteria": [{"kind": "Stage", "name": "a"}]}),
+            json!({"action": "Refresh", "targetSelectionCriteria": [{"kind": "Warehouse",
+                "indexSelector": {"matchIndices": [{"key": "receiverPaths", "operator": "Equals", "value": "x"}]}}]}),
+            json!({"action": "Refresh", "targetSelectionCriteria": [{"kind": "Warehouse",
+                "name": "${{ 1 + 1 }}"}]}),
+        ] {
+            assert!(
+                matches!(outcome(a.clone()), Outcome::SelectionError(_)),
+                "{a}"
+            );
+        }
+        // An empty body is nil, not an error; an unparsable one fails the request.
+        assert_eq!(
+            plan_actions(&push_headers(), "", b"not json", &[]),
+            Err(RequestError::InvalidBody)
+        );
+    }
+
+    #[test]
+    fn not_equals_excludes_warehouses_subscribed_to_the_url() {
+        let s = Selection {
+            subscribed_urls: vec![(false, "https://github.com/example/repo".into())],
+            ..Selection::default()
+        };
+        let ws = vec![
+            warehouse("repo", json!({}), "https://github.com/example/repo.git"),
+            warehouse("other", json!({}), "https://github.com/example/other"),
+        ];
+        assert_eq!(select_warehouses(&ws, &[s]), Ok(vec!["other".into()]));
+    }
 }

@@ -341,7 +341,7 @@ fn warehouse(name: &str, subscriptions: Value) -> Warehouse {
 
 #[test]
 fn warehouses_match_by_normalised_subscription_url() {
-    let ws = vec![
+    let ws = [
         warehouse(
             "git-https",
             json!([{"git": {"repoURL": "https://GitHub.com/Example/kargo-demo"}}]),
