@@ -1,13 +1,13 @@
-//! GitHub: `push`, `package`/`registry_package` and `ping` events, signed with HMAC-SHA256
-//! (`X-Hub-Signature-256`).
+//! GitHub: `push` (with the changed files, for path filters), `package`/`registry_package` and
+//! `ping` events, signed with HMAC-SHA256 (`X-Hub-Signature-256`).
 
 use hmac::Mac;
 use serde_json::Value;
 
 use super::registry::Receiver;
 use super::{
-    Event, RequestError, git_repo_urls, header, image_repo_urls, parse_json, refresh, sha256_mac,
-    str_at, unhex,
+    Event, RequestError, commit_paths, git_repo_urls, header, image_repo_urls, parse_json,
+    push_commits, refresh, refresh_paths, sha256_mac, str_at, unhex,
 };
 
 pub static GITHUB: Receiver = Receiver::new(
@@ -50,7 +50,19 @@ pub fn parse_github(event_type: &str, body: &[u8]) -> Result<Event, RequestError
             // Kargo uses clone_url only; the ssh URL is added so Warehouses subscribed over
             // ssh are found too.
             let urls = git_repo_urls(&v, &["/repository/clone_url", "/repository/ssh_url"]);
-            Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
+            // GitHub lists at most 2048 commits; a longer push may have changed anything, so
+            // path filters are not applied to it (as Kargo).
+            let commits = push_commits(&v);
+            let paths = if commits.len() < 2048 {
+                commit_paths(commits.iter().chain(v.get("head_commit")))
+            } else {
+                Vec::new()
+            };
+            Ok(refresh_paths(
+                urls,
+                vec![str_at(&v, "/ref").to_string()],
+                paths,
+            ))
         }
         "package" | "registry_package" => {
             let v = parse_json(body)?;

@@ -159,17 +159,26 @@ fn verify_hmac_hex(
 /// The distinct files a push's commits added, modified or removed, or none when the sender
 /// truncated the list (`total` above the commits given): path filters then cannot be applied.
 fn changed_paths(v: &Value, total_pointer: &str) -> Vec<String> {
-    let commits = v
-        .get("commits")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let commits = push_commits(v);
     let total = v.pointer(total_pointer).and_then(Value::as_u64);
     if total.is_some_and(|t| t > commits.len() as u64) {
         return Vec::new();
     }
+    commit_paths(commits)
+}
+
+/// A push payload's `commits`.
+fn push_commits(v: &Value) -> &[Value] {
+    v.get("commits")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The files the given commits added, modified or removed.
+fn commit_paths<'a>(commits: impl IntoIterator<Item = &'a Value>) -> Vec<String> {
     commits
-        .iter()
+        .into_iter()
         .flat_map(|c| ["added", "modified", "removed"].map(|k| c.get(k)))
         .flatten()
         .filter_map(Value::as_array)

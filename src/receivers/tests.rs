@@ -427,3 +427,36 @@ fn platform_of_accepts_exactly_one_supported_platform() {
         Err(ConfigError::NoName { .. })
     ));
 }
+
+#[test]
+fn github_and_gitlab_pushes_name_the_changed_files_unless_truncated() {
+    let github = json!({
+        "ref": "refs/heads/main",
+        "repository": {"clone_url": "https://github.com/example/app.git"},
+        "commits": [{"added": ["apps/a.yaml"], "modified": [], "removed": ["old.txt"]}],
+        "head_commit": {"added": [], "modified": ["apps/b.yaml"], "removed": []}
+    })
+    .to_string();
+    let Ok(Event::Refresh { changed_paths, .. }) = parse_github("push", github.as_bytes()) else {
+        panic!("push");
+    };
+    assert_eq!(changed_paths, ["apps/a.yaml", "apps/b.yaml", "old.txt"]);
+
+    let gitlab = |total: u64| {
+        json!({
+            "ref": "refs/heads/main",
+            "repository": {"git_http_url": "https://gitlab.com/example/app.git"},
+            "commits": [{"added": ["apps/a.yaml"], "modified": [], "removed": []}],
+            "total_commits_count": total
+        })
+        .to_string()
+    };
+    let paths = |event: &str, body: String| match parse_gitlab(event, body.as_bytes()) {
+        Ok(Event::Refresh { changed_paths, .. }) => changed_paths,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(paths("Push Hook", gitlab(1)), ["apps/a.yaml"]);
+    // 30 commits pushed, 1 listed: anything may have changed.
+    assert!(paths("Push Hook", gitlab(30)).is_empty());
+    assert!(paths("Tag Push Hook", gitlab(1)).is_empty());
+}
