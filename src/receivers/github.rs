@@ -84,6 +84,8 @@ pub fn parse_github(event_type: &str, body: &[u8]) -> Result<Event, RequestError
             let tag = str_at(pkg, "/package_version/container_metadata/tag/name");
             Ok(refresh(image_repo_urls(url), vec![tag.to_string()]))
         }
+        // Kargo refreshes Promotions waiting on the pull request; haul does not yet.
+        "pull_request" => Ok(Event::Ignored),
         other => Err(RequestError::UnsupportedEvent(other.to_string())),
     }
 }
