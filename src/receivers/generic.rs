@@ -222,25 +222,25 @@ impl Functions for RequestFunctions<'_> {
     }
 
     fn method(&self, receiver: &str, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
-        if receiver.trim() != "request" {
+        if receiver.trim() != "request" || !matches!(name, "header" | "headers" | "params") {
             return None;
         }
-        let values = |key: &str| -> Vec<String> {
-            self.headers
-                .get_all(key)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(String::from)
-                .collect()
+        let key = match one_string(args) {
+            Ok(k) => k,
+            Err(e) => return Some(Err(e)),
         };
-        Some(one_string(args).map(|key| match name {
+        let mut values = self
+            .headers
+            .get_all(key)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(String::from);
+        Some(Ok(match name {
             // Go's Header.Get: the first value, "" when absent.
-            "header" => Value::String(values(key).into_iter().next().unwrap_or_default()),
-            "headers" => Value::from(values(key)),
-            "params" => Value::String(query_param(self.query, key).unwrap_or_default()),
-            _ => Value::Null,
+            "header" => Value::String(values.next().unwrap_or_default()),
+            "headers" => Value::from(values.collect::<Vec<_>>()),
+            _ => Value::String(query_param(self.query, key).unwrap_or_default()),
         }))
-        .filter(|_| matches!(name, "header" | "headers" | "params"))
     }
 }
 
