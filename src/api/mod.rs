@@ -24,8 +24,10 @@ pub use common::*;
 pub use freight::{ApprovedStage, CurrentStage, Freight, FreightStatus, VerifiedStage};
 pub use project::{HealthStats, Project, ProjectStats, ProjectStatus, ResourceStats};
 pub use project_config::{
-    ProjectConfig, ProjectConfigSpec, ProjectConfigStatus, PromotionPolicy,
-    PromotionPolicySelector, WebhookReceiverConfig, WebhookReceiverDetails, WebhookReceiverSecret,
+    GenericWebhookAction, GenericWebhookReceiverConfig, GenericWebhookTargetSelectionCriteria,
+    IndexSelector, IndexSelectorRequirement, ProjectConfig, ProjectConfigSpec, ProjectConfigStatus,
+    PromotionPolicy, PromotionPolicySelector, WebhookReceiverConfig, WebhookReceiverDetails,
+    WebhookReceiverSecret,
 };
 pub use promotion::{
     Promotion, PromotionPhase, PromotionSpec, PromotionStatus, StepExecutionMetadata, StepStatus,

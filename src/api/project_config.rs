@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -146,10 +146,82 @@ pub struct WebhookReceiverConfig {
     /// Receiver for Artifactory payloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifactory: Option<WebhookReceiverSecret>,
-    /// Generic receiver (free-form configuration).
+    /// Generic receiver: any POST, matched by expressions, refreshing selected Warehouses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_unknown_object")]
-    pub generic: Option<Value>,
+    pub generic: Option<GenericWebhookReceiverConfig>,
+}
+
+/// A receiver for any sender: each action whose `whenExpression` matches the request refreshes
+/// the Warehouses its target selection criteria select. The Secret's `secret` key only makes
+/// the URL hard to guess.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenericWebhookReceiverConfig {
+    /// SecretRef references a Secret in the ProjectConfig's namespace.
+    pub secret_ref: LocalSecretReference,
+    /// Actions is a list of actions to be performed when a webhook event is received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<GenericWebhookAction>,
+}
+
+/// An action of the generic receiver and when it runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenericWebhookAction {
+    /// ActionType is the action to perform; `Refresh` is the only one.
+    // A string, not an enum: an unknown action is reported by the receiver rather than making
+    // the whole ProjectConfig unreadable.
+    #[serde(rename = "action")]
+    pub action_type: String,
+    /// WhenExpression is an expression over the request that must be true for the action to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_expression: Option<String>,
+    /// Parameters are action-specific values, static or `${{ }}` templates over the request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    /// TargetSelectionCriteria select the resources the action applies to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_selection_criteria: Vec<GenericWebhookTargetSelectionCriteria>,
+}
+
+/// Selects resources by name, labels and/or index values (all ANDed); values may be
+/// `${{ }}` templates over the request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenericWebhookTargetSelectionCriteria {
+    /// Kind of the target resource (`Warehouse`).
+    pub kind: String,
+    /// Name of the target resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// LabelSelector identifies the target resources by label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<LabelSelector>,
+    /// IndexSelector identifies the target resources by indexed values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_selector: Option<IndexSelector>,
+}
+
+/// Selection by values in well-known indices.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexSelector {
+    /// MatchIndices is a list of index selector requirements (ANDed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_indices: Vec<IndexSelectorRequirement>,
+}
+
+/// One index requirement: `key` (`subscribedURLs` or `receiverPaths`) `operator` (`Equals` or
+/// `NotEquals`) `value`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexSelectorRequirement {
+    /// Key is the key of the index.
+    pub key: String,
+    /// Operator is `Equals` or `NotEquals`.
+    pub operator: String,
+    /// Value is a static string or a template over the request.
+    pub value: String,
 }
 
 /// A platform-specific webhook receiver: the Secret holding its shared secret. Other

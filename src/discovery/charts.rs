@@ -317,6 +317,13 @@ pub struct ChartPlan {
 }
 
 impl ChartPlan {
+    /// Kargo's `MatchesVersion`: whether a pushed chart version is a version within the
+    /// subscription's `semverConstraint`, so a webhook refreshes only the Warehouses it concerns.
+    pub fn matches_version(&self, version: &str) -> bool {
+        parse_version(version, false)
+            .is_some_and(|v| self.constraint.as_ref().is_none_or(|c| c.matches(&v)))
+    }
+
     /// Compiles `sub`, or names every problem (the field relative to the subscription).
     pub fn compile(sub: &ChartSubscription) -> Result<Self, Vec<SubscriptionProblem>> {
         let mut problems = Vec::new();

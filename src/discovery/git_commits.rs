@@ -59,7 +59,7 @@ use regex::Regex;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::semver_constraint::Constraint;
+use super::semver_constraint::{Constraint, parse_version};
 use super::subscription::{Subscriber, SubscriptionProblem};
 use super::tag_filter::{TagFilter, TagRegexes};
 use super::tag_selection::{
@@ -498,6 +498,38 @@ impl GitPlan {
     /// Whether commits or tags may be dropped after their metadata is read.
     fn filters_metadata(&self) -> bool {
         self.has_path_filters() || self.expression.is_some()
+    }
+
+    /// Kargo's `MatchesRef`: whether a pushed ref (`refs/heads/…` or `refs/tags/…`) concerns
+    /// this subscription, so a webhook refreshes only the Warehouses a push can change. A
+    /// branch subscription without a branch follows the default branch, which a push does not
+    /// name; like Kargo, `main` and `master` are taken for it.
+    pub fn matches_ref(&self, pushed: &str) -> bool {
+        if self.strategy == CommitSelectionStrategy::NewestFromBranch {
+            return pushed
+                .strip_prefix("refs/heads/")
+                .is_some_and(|b| match &self.branch {
+                    Some(branch) => branch == b,
+                    None => b == "main" || b == "master",
+                });
+        }
+        let Some(tag) = pushed.strip_prefix("refs/tags/") else {
+            return false;
+        };
+        if !self.filter.matches(tag) {
+            return false;
+        }
+        if self.strategy != CommitSelectionStrategy::SemVer {
+            return true;
+        }
+        parse_version(tag, self.strict)
+            .is_some_and(|v| self.constraint.as_ref().is_none_or(|c| c.matches(&v)))
+    }
+
+    /// Whether a push that changed `paths` can yield a commit under the subscription's
+    /// `includePaths` / `excludePaths` (always, without path filters).
+    pub fn matches_changed_paths(&self, paths: &[String]) -> bool {
+        !self.has_path_filters() || self.paths_match(paths)
     }
 
     /// Kargo's rule: at least one changed path is included (or no include selectors) and not

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-use super::semver_constraint::Constraint;
+use super::semver_constraint::{Constraint, parse_version};
 use super::subscription::SubscriptionProblem;
 use super::tag_filter::{TagFilter, TagRegexes};
 use super::tag_selection::{
@@ -35,6 +35,21 @@ pub struct ImagePlan {
 }
 
 impl ImagePlan {
+    /// Kargo's `MatchesTag`: whether a pushed tag concerns this subscription, so a webhook
+    /// refreshes only the Warehouses a push can change. Digest tracks its one tag; the others
+    /// keep the tags their filters keep (SemVer: also a version within the constraint).
+    pub fn matches_tag(&self, tag: &str) -> bool {
+        match self.strategy {
+            Strategy::Digest => self.digest_tag.as_deref() == Some(tag),
+            Strategy::SemVer => {
+                self.filter.matches(tag)
+                    && parse_version(tag, self.strict)
+                        .is_some_and(|v| self.constraint.as_ref().is_none_or(|c| c.matches(&v)))
+            }
+            Strategy::Lexical | Strategy::NewestBuild => self.filter.matches(tag),
+        }
+    }
+
     /// Compiles `sub`, or names every problem (the field relative to the subscription).
     pub fn compile(sub: &ImageSubscription) -> Result<Self, Vec<SubscriptionProblem>> {
         let mut problems = Vec::new();

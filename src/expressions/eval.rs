@@ -126,11 +126,26 @@ impl Evaluator<'_> {
                     why_nil = None;
                     continue;
                 }
-                LinkKind::Method(name) => {
-                    return Err(SpanError::new(
-                        link.start,
-                        format!("method calls such as .{name}() are not supported by haul"),
-                    ));
+                LinkKind::Method(name, arg_exprs) => {
+                    let args = arg_exprs
+                        .iter()
+                        .map(|a| {
+                            self.eval(a)?
+                                .to_json()
+                                .map_err(|m| SpanError::new(a.start, m))
+                        })
+                        .collect::<R<Vec<_>>>()?;
+                    let Some(result) = self.funcs.method(&so_far, name, &args) else {
+                        return Err(SpanError::new(
+                            link.start,
+                            format!("method calls such as .{name}() are not supported by haul"),
+                        ));
+                    };
+                    cur = result
+                        .map(|v| Val::from_json(&v))
+                        .map_err(|m| SpanError::new(link.start, format!("{so_far}.{name}: {m}")))?;
+                    why_nil = None;
+                    continue;
                 }
             };
             let (next, why) = fetch(cur, &key, &so_far, why_nil.take())
@@ -357,9 +372,25 @@ impl Call<'_, '_> {
             "asYAML" | "semverParse" | "artifactFrom" | "freightStatus" => {
                 return Err("not supported by haul".to_string());
             }
-            _ => builtin(self)?,
+            name => match self.context_function(name)? {
+                Some(v) => v,
+                None => builtin(self)?,
+            },
         };
         Ok((v, None))
+    }
+
+    /// A function only the context has (the generic webhook receiver's `normalizeGit`, …).
+    fn context_function(&self, name: &str) -> Result<Option<Val>, String> {
+        let args = self
+            .args
+            .iter()
+            .map(Val::to_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.ev.funcs.function(name, &args) {
+            Some(result) => result.map(|v| Some(Val::from_json(&v))),
+            None => Ok(None),
+        }
     }
 
     fn artifact(&self) -> Result<(Val, Option<String>), String> {

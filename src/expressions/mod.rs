@@ -337,6 +337,21 @@ pub trait Functions {
         Err(NOT_AVAILABLE.to_string())
     }
 
+    /// A function this context adds to Kargo's (the generic webhook receiver's `normalizeGit`,
+    /// …), called with its evaluated arguments; `None` when it has none of that name.
+    fn function(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        let _ = (name, args);
+        None
+    }
+
+    /// A method call `receiver.name(args…)` on a value this context provides (the generic
+    /// webhook receiver's `request.header('X-Event')`); `receiver` is the expression text before
+    /// the method. `None` when the context has no such method.
+    fn method(&self, receiver: &str, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        let _ = (receiver, name, args);
+        None
+    }
+
     /// A Warehouse's latest discovery, set only while evaluating its `freightCreationCriteria`.
     /// Then `imageFrom`, `commitFrom` and `chartFrom` take no origin and return the newest
     /// discovered artifact of a repository, as Kargo's `DiscoveredArtifactsOperations` do,

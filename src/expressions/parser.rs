@@ -390,7 +390,8 @@ pub(crate) enum LinkKind {
     Member(String),
     Index(Expr),
     Slice(Option<Expr>, Option<Expr>),
-    Method(String),
+    /// `.name(args…)`: only the methods a context provides ([`crate::expressions::Functions::method`]).
+    Method(String, Vec<Expr>),
 }
 
 struct Parser<'a> {
@@ -780,8 +781,7 @@ impl Parser<'_> {
                     }
                 };
                 let kind = if self.is_op("(") {
-                    self.arguments()?;
-                    LinkKind::Method(name)
+                    LinkKind::Method(name, self.arguments()?)
                 } else {
                     LinkKind::Member(name)
                 };

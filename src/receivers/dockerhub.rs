@@ -6,7 +6,7 @@ use super::{Event, RequestError, image_repo_urls, parse_json, refresh, str_at};
 
 pub static DOCKERHUB: Receiver = Receiver::new(
     "dockerhub",
-    |c| c.dockerhub.as_ref(),
+    |c| c.dockerhub.as_ref().map(|s| &s.secret_ref),
     |r| parse_dockerhub(r.body),
 );
 

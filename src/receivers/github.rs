@@ -1,18 +1,18 @@
-//! GitHub: `push`, `package`/`registry_package` and `ping` events, signed with HMAC-SHA256
-//! (`X-Hub-Signature-256`).
+//! GitHub: `push` (with the changed files, for path filters), `package`/`registry_package` and
+//! `ping` events, signed with HMAC-SHA256 (`X-Hub-Signature-256`).
 
 use hmac::Mac;
 use serde_json::Value;
 
 use super::registry::Receiver;
 use super::{
-    Event, RequestError, git_repo_urls, header, image_repo_urls, parse_json, refresh, sha256_mac,
-    str_at, unhex,
+    Event, RequestError, commit_paths, git_repo_urls, header, image_repo_urls, parse_json,
+    push_commits, refresh, refresh_paths, sha256_mac, str_at, unhex,
 };
 
 pub static GITHUB: Receiver = Receiver::new(
     "github",
-    |c| c.github.as_ref(),
+    |c| c.github.as_ref().map(|s| &s.secret_ref),
     |r| {
         verify_github(header(r.headers, "x-hub-signature-256"), r.body, r.secret)?;
         parse_github(
@@ -50,7 +50,19 @@ pub fn parse_github(event_type: &str, body: &[u8]) -> Result<Event, RequestError
             // Kargo uses clone_url only; the ssh URL is added so Warehouses subscribed over
             // ssh are found too.
             let urls = git_repo_urls(&v, &["/repository/clone_url", "/repository/ssh_url"]);
-            Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
+            // GitHub lists at most 2048 commits; a longer push may have changed anything, so
+            // path filters are not applied to it (as Kargo).
+            let commits = push_commits(&v);
+            let paths = if commits.len() < 2048 {
+                commit_paths(commits.iter().chain(v.get("head_commit")))
+            } else {
+                Vec::new()
+            };
+            Ok(refresh_paths(
+                urls,
+                vec![str_at(&v, "/ref").to_string()],
+                paths,
+            ))
         }
         "package" | "registry_package" => {
             let v = parse_json(body)?;
@@ -72,6 +84,8 @@ pub fn parse_github(event_type: &str, body: &[u8]) -> Result<Event, RequestError
             let tag = str_at(pkg, "/package_version/container_metadata/tag/name");
             Ok(refresh(image_repo_urls(url), vec![tag.to_string()]))
         }
+        // Kargo refreshes Promotions waiting on the pull request; haul does not yet.
+        "pull_request" => Ok(Event::Ignored),
         other => Err(RequestError::UnsupportedEvent(other.to_string())),
     }
 }

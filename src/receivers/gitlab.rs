@@ -2,12 +2,13 @@
 
 use super::registry::Receiver;
 use super::{
-    Event, RequestError, constant_time_eq, git_repo_urls, header, parse_json, refresh, str_at,
+    Event, RequestError, changed_paths, constant_time_eq, git_repo_urls, header, parse_json,
+    refresh_paths, str_at,
 };
 
 pub static GITLAB: Receiver = Receiver::new(
     "gitlab",
-    |c| c.gitlab.as_ref(),
+    |c| c.gitlab.as_ref().map(|s| &s.secret_ref),
     |r| {
         verify_gitlab(header(r.headers, "x-gitlab-token"), r.secret)?;
         parse_gitlab(
@@ -33,7 +34,17 @@ pub fn parse_gitlab(event_type: &str, body: &[u8]) -> Result<Event, RequestError
         "Push Hook" | "Tag Push Hook" => {
             let v = parse_json(body)?;
             let urls = git_repo_urls(&v, &["/repository/git_http_url", "/repository/git_ssh_url"]);
-            Ok(refresh(urls, vec![str_at(&v, "/ref").to_string()]))
+            // As Kargo, only branch pushes filter by the changed files (when not truncated).
+            let paths = if event_type == "Push Hook" {
+                changed_paths(&v, "/total_commits_count")
+            } else {
+                Vec::new()
+            };
+            Ok(refresh_paths(
+                urls,
+                vec![str_at(&v, "/ref").to_string()],
+                paths,
+            ))
         }
         // Kargo refreshes Promotions waiting on the merge request; haul does not yet.
         "Merge Request Hook" => Ok(Event::Ignored),

@@ -7,12 +7,19 @@
 //! repository URLs) is one file, listed once in [`registry`]. [`server`] is the HTTP side; the
 //! ProjectConfig reconciler publishes the paths in `status.webhookReceivers`.
 
+mod artifactory;
+mod azure;
+mod bitbucket;
 mod dockerhub;
+pub mod generic;
+mod gitea;
 mod github;
 mod gitlab;
+mod harbor;
 mod quay;
 pub mod registry;
 pub mod server;
+pub mod warehouse_match;
 
 use std::collections::BTreeSet;
 
@@ -27,8 +34,9 @@ pub use github::{parse_github, verify_github};
 pub use gitlab::{parse_gitlab, verify_gitlab};
 pub use quay::parse_quay;
 pub use registry::{Platform, RECEIVERS, Receiver, platform_of};
+pub use warehouse_match::{Pushed, matching_warehouses, should_refresh, subscribes_to};
 
-use crate::api::{Warehouse, WebhookReceiverDetails};
+use crate::api::WebhookReceiverDetails;
 
 /// Kargo's limit on a webhook request body (2 MiB).
 pub const MAX_BODY_BYTES: usize = 2 << 20;
@@ -40,11 +48,6 @@ pub enum ConfigError {
     NoPlatform { name: String },
     #[error("webhook receiver {name:?} configures more than one platform")]
     ManyPlatforms { name: String },
-    #[error("webhook receiver {name:?}: the {platform} receiver is not supported by haul")]
-    Unsupported {
-        name: String,
-        platform: &'static str,
-    },
     #[error("webhook receiver {name:?} has no name")]
     NoName { name: String },
 }
@@ -128,6 +131,63 @@ fn sha256_mac(key: &[u8], message: &[u8]) -> Hmac<Sha256> {
     mac
 }
 
+/// Checks a hex HMAC-SHA256 of the raw body, as GitHub-style senders sign (`sha256=<hex>`
+/// when `prefixed`, bare hex otherwise). Missing or empty is [`RequestError::MissingSignature`].
+fn verify_hmac_hex(
+    signature: Option<&str>,
+    prefixed: bool,
+    body: &[u8],
+    secret: &[u8],
+) -> Result<(), RequestError> {
+    let sig = signature
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(RequestError::MissingSignature)?;
+    let hex = if prefixed {
+        sig.strip_prefix("sha256=")
+            .ok_or(RequestError::Unauthorized)?
+    } else {
+        sig
+    };
+    let presented = unhex(&hex.to_ascii_lowercase()).ok_or(RequestError::Unauthorized)?;
+    // verify_slice compares in constant time.
+    sha256_mac(secret, body)
+        .verify_slice(&presented)
+        .map_err(|_| RequestError::Unauthorized)
+}
+
+/// The distinct files a push's commits added, modified or removed, or none when the sender
+/// truncated the list (`total` above the commits given): path filters then cannot be applied.
+fn changed_paths(v: &Value, total_pointer: &str) -> Vec<String> {
+    let commits = push_commits(v);
+    let total = v.pointer(total_pointer).and_then(Value::as_u64);
+    if total.is_some_and(|t| t > commits.len() as u64) {
+        return Vec::new();
+    }
+    commit_paths(commits)
+}
+
+/// A push payload's `commits`.
+fn push_commits(v: &Value) -> &[Value] {
+    v.get("commits")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The files the given commits added, modified or removed.
+fn commit_paths<'a>(commits: impl IntoIterator<Item = &'a Value>) -> Vec<String> {
+    commits
+        .into_iter()
+        .flat_map(|c| ["added", "modified", "removed"].map(|k| c.get(k)))
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect()
+}
+
 /// A request header as text; a missing or non-ASCII header is `None`.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -150,34 +210,47 @@ pub enum RequestError {
     UnsupportedEvent(String),
     #[error("invalid request body")]
     InvalidBody,
+    #[error("request does not appear to have originated from a supported service")]
+    UnsupportedSender,
+    #[error("missing authorization")]
+    MissingAuthorization,
 }
 
 impl RequestError {
     /// The HTTP status Kargo answers with.
     pub fn status(&self) -> u16 {
         match self {
-            Self::MissingSignature | Self::Unauthorized => 401,
-            Self::UnsupportedEvent(_) | Self::InvalidBody => 400,
+            Self::MissingSignature | Self::MissingAuthorization | Self::Unauthorized => 401,
+            Self::UnsupportedEvent(_) | Self::InvalidBody | Self::UnsupportedSender => 400,
         }
     }
 }
 
 /// What an authenticated request asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// GitHub's ping: the webhook is configured correctly; nothing to refresh.
     Ping,
     /// An event that refreshes nothing (a deleted package, a non-container package, …).
     Ignored,
-    /// Refresh the Warehouses subscribed to any of these normalised repository URLs; the
-    /// qualifiers are the pushed refs or tags (reported, not yet used to filter).
+    /// Refresh the Warehouses subscribed to any of these normalised repository URLs that the
+    /// pushed refs, tags or versions (`qualifiers`) concern ([`warehouse_match`]); with
+    /// `changed_paths`, git subscriptions' path filters apply too.
     Refresh {
         repo_urls: Vec<String>,
         qualifiers: Vec<String>,
+        changed_paths: Vec<String>,
     },
+    /// The generic receiver's actions, resolved against the request.
+    Actions(Vec<generic::Action>),
 }
 
 fn refresh(repo_urls: Vec<String>, qualifiers: Vec<String>) -> Event {
+    refresh_paths(repo_urls, qualifiers, Vec::new())
+}
+
+/// A refresh that also names the files the pushed commits changed.
+fn refresh_paths(repo_urls: Vec<String>, qualifiers: Vec<String>, changed: Vec<String>) -> Event {
     let dedup = |v: Vec<String>| -> Vec<String> {
         v.into_iter()
             .filter(|s| !s.is_empty())
@@ -188,6 +261,7 @@ fn refresh(repo_urls: Vec<String>, qualifiers: Vec<String>) -> Event {
     Event::Refresh {
         repo_urls: dedup(repo_urls),
         qualifiers: dedup(qualifiers),
+        changed_paths: dedup(changed),
     }
 }
 
@@ -228,33 +302,34 @@ fn image_repo_urls(repo: &str) -> Vec<String> {
     ]
 }
 
-/// Whether `w` subscribes to any of the normalised `repo_urls`.
-pub fn subscribes_to(w: &Warehouse, repo_urls: &[String]) -> bool {
-    w.spec.subscriptions.iter().any(|s| {
-        let mut normalised = Vec::new();
-        if let Some(g) = &s.git {
-            normalised.push(crate::urls::normalize_git(&g.repo_url));
-        }
-        if let Some(i) = &s.image {
-            normalised.push(crate::urls::normalize_image(&i.repo_url));
-        }
-        if let Some(c) = &s.chart {
-            normalised.push(crate::urls::normalize_chart(&c.repo_url));
-        }
-        normalised.iter().any(|n| repo_urls.contains(n))
-    })
+/// Media types that show a pushed manifest or config belongs to a container image (Kargo's
+/// `probableContainerImageMediaTypes`). An OCI image manifest is left out on purpose: Helm
+/// charts are pushed with it too.
+const IMAGE_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// Kargo's `getNormalizedImageRepoURLs`: the repository normalised as a chart when the media
+/// type is Helm's, as an image when it is an image's, and as both when it cannot tell.
+fn image_repo_urls_of_media_type(repo: &str, media_type: &str) -> Vec<String> {
+    let repo = repo.trim().trim_end_matches(':');
+    if repo.is_empty() {
+        return Vec::new();
+    }
+    if media_type.starts_with("application/vnd.cncf.helm") {
+        return vec![crate::urls::normalize_chart(repo)];
+    }
+    if IMAGE_MEDIA_TYPES.contains(&media_type) {
+        return vec![crate::urls::normalize_image(repo)];
+    }
+    image_repo_urls(repo)
 }
 
-/// Names of the Warehouses subscribed to any of `repo_urls`, sorted and distinct.
-pub fn matching_warehouses(warehouses: &[Warehouse], repo_urls: &[String]) -> Vec<String> {
-    warehouses
-        .iter()
-        .filter(|w| subscribes_to(w, repo_urls))
-        .filter_map(|w| w.metadata.name.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
+#[cfg(test)]
+mod kind_tests;
 #[cfg(test)]
 mod tests;

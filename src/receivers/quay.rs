@@ -6,7 +6,11 @@ use serde_json::Value;
 use super::registry::Receiver;
 use super::{Event, RequestError, image_repo_urls, parse_json, refresh, str_at};
 
-pub static QUAY: Receiver = Receiver::new("quay", |c| c.quay.as_ref(), |r| parse_quay(r.body));
+pub static QUAY: Receiver = Receiver::new(
+    "quay",
+    |c| c.quay.as_ref().map(|s| &s.secret_ref),
+    |r| parse_quay(r.body),
+);
 
 /// A Quay repository-push notification.
 pub fn parse_quay(body: &[u8]) -> Result<Event, RequestError> {

@@ -3,28 +3,34 @@
 //! server (authentication and parsing) need is read from here.
 //!
 //! Adding a receiver: a file in `receivers/` with a `static` [`Receiver`], a
-//! `mod` line in `receivers/mod.rs`, and one line in [`RECEIVERS`]. Its kind then stops being
-//! refused as unsupported by itself (its line in `UNSERVED_KINDS` can go). The test below adds
-//! one that way.
+//! `mod` line in `receivers/mod.rs`, and one line in [`RECEIVERS`]. The test below adds one
+//! that way.
 
 use std::fmt;
 
 use http::HeaderMap;
 
-use super::{ConfigError, Event, RequestError, dockerhub, github, gitlab, quay};
-use crate::api::{LocalSecretReference, WebhookReceiverConfig, WebhookReceiverSecret};
+use super::{
+    ConfigError, Event, RequestError, artifactory, azure, bitbucket, dockerhub, generic, gitea,
+    github, gitlab, harbor, quay,
+};
+use crate::api::{LocalSecretReference, WebhookReceiverConfig};
 
-/// A request as a receiver sees it: its headers and raw body, and the shared secret from the
-/// receiver's Secret.
+/// A request as a receiver sees it: its headers, query and raw body, the shared secret from
+/// the receiver's Secret, and the receiver's configuration (for kinds with settings beyond the
+/// secret).
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub headers: &'a HeaderMap,
+    /// The raw query string, without `?` (empty when there is none).
+    pub query: &'a str,
     pub body: &'a [u8],
     pub secret: &'a [u8],
+    pub config: &'a WebhookReceiverConfig,
 }
 
-/// This kind's field of a `WebhookReceiverConfig`, when it is set.
-type Field = fn(&WebhookReceiverConfig) -> Option<&WebhookReceiverSecret>;
+/// The Secret reference of this kind's field of a `WebhookReceiverConfig`, when it is set.
+type Field = fn(&WebhookReceiverConfig) -> Option<&LocalSecretReference>;
 
 /// Authenticates a request against the shared secret and says what it asks for. Errors never
 /// contain the secret or the presented signature/token.
@@ -61,7 +67,7 @@ impl Receiver {
 
     /// The Secret referenced by this kind's `WebhookReceiverConfig` field, when the field is set.
     fn secret_ref<'c>(&self, cfg: &'c WebhookReceiverConfig) -> Option<&'c LocalSecretReference> {
-        (self.field)(cfg).map(|s| &s.secret_ref)
+        (self.field)(cfg)
     }
 }
 
@@ -71,20 +77,12 @@ pub static RECEIVERS: &[&Receiver] = &[
     &gitlab::GITLAB,
     &quay::QUAY,
     &dockerhub::DOCKERHUB,
-];
-
-/// Whether a `WebhookReceiverConfig` sets one kind's field.
-type IsSet = fn(&WebhookReceiverConfig) -> bool;
-
-/// Kargo's receiver kinds haul has no receiver for yet. A configured one is refused by name
-/// rather than ignored; registered kinds are skipped, so adding a receiver needs no change here.
-const UNSERVED_KINDS: &[(&str, IsSet)] = &[
-    ("gitea", |c| c.gitea.is_some()),
-    ("bitbucket", |c| c.bitbucket.is_some()),
-    ("azure", |c| c.azure.is_some()),
-    ("harbor", |c| c.harbor.is_some()),
-    ("artifactory", |c| c.artifactory.is_some()),
-    ("generic", |c| c.generic.is_some()),
+    &gitea::GITEA,
+    &bitbucket::BITBUCKET,
+    &azure::AZURE,
+    &harbor::HARBOR,
+    &artifactory::ARTIFACTORY,
+    &generic::GENERIC,
 ];
 
 /// A registered receiver: cheap to copy, compared and shown by its kind.
@@ -109,17 +107,8 @@ impl Platform {
 
     /// Authenticates a request against the shared secret and says what it asks for. Errors never
     /// contain the secret or the presented signature/token.
-    pub fn handle(
-        self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secret: &[u8],
-    ) -> Result<Event, RequestError> {
-        (self.0.handle)(Request {
-            headers,
-            body,
-            secret,
-        })
+    pub fn handle(self, req: Request<'_>) -> Result<Event, RequestError> {
+        (self.0.handle)(req)
     }
 }
 
@@ -159,19 +148,13 @@ fn platform_of_in<'c>(
     if name.is_empty() {
         return Err(ConfigError::NoName { name });
     }
-    let mut found: Vec<(&'static str, Option<(Platform, &LocalSecretReference)>)> = receivers
+    let found: Vec<(Platform, &LocalSecretReference)> = receivers
         .iter()
-        .filter_map(|r| Some((r.kind, Some((Platform(r), r.secret_ref(cfg)?)))))
+        .filter_map(|r| Some((Platform(r), r.secret_ref(cfg)?)))
         .collect();
-    for (kind, is_set) in UNSERVED_KINDS {
-        if is_set(cfg) && find_in(receivers, kind).is_none() {
-            found.push((kind, None));
-        }
-    }
     match found.as_slice() {
         [] => Err(ConfigError::NoPlatform { name }),
-        [(_, Some(p))] => Ok(*p),
-        [(platform, None)] => Err(ConfigError::Unsupported { name, platform }),
+        [p] => Ok(*p),
         _ => Err(ConfigError::ManyPlatforms { name }),
     }
 }
@@ -186,16 +169,20 @@ mod tests {
     use super::*;
     use crate::receivers::webhook_path;
 
-    /// A new receiver exactly as its own file (`receivers/gitea.rs`) would hold it: a `static`
-    /// `Receiver` and its handler, built from the shared helpers. A stand-in only: real
-    /// Gitea signs with HMAC, this one checks a token header as GitLab does.
-    mod gitea {
+    /// A new receiver exactly as its own file (`receivers/example.rs`) would hold it: a
+    /// `static` `Receiver` and its handler, built from the shared helpers. A stand-in only: it
+    /// reuses the `gitea` field and checks a token header as GitLab does.
+    mod example {
         use crate::receivers::registry::{Receiver, Request};
         use crate::receivers::{
             Event, RequestError, constant_time_eq, header, parse_json, refresh, str_at,
         };
 
-        pub static GITEA: Receiver = Receiver::new("gitea", |c| c.gitea.as_ref(), handle);
+        pub static EXAMPLE: Receiver = Receiver::new(
+            "example",
+            |c| c.gitea.as_ref().map(|s| &s.secret_ref),
+            handle,
+        );
 
         fn handle(req: Request<'_>) -> Result<Event, RequestError> {
             match header(req.headers, "x-test-token") {
@@ -211,14 +198,14 @@ mod tests {
         }
     }
 
-    /// The registry with one more line (in place of a real Gitea receiver, once there is one).
+    /// The registry with the stand-in in place of the receiver whose field it borrows.
     fn test_receivers() -> Vec<&'static Receiver> {
         let mut receivers: Vec<&'static Receiver> = RECEIVERS
             .iter()
             .copied()
             .filter(|r| r.kind != "gitea")
             .collect();
-        receivers.push(&gitea::GITEA);
+        receivers.push(&example::EXAMPLE);
         receivers
     }
 
@@ -243,45 +230,44 @@ mod tests {
     #[test]
     fn a_receiver_registered_in_one_line_is_configured_and_served() {
         let receivers = test_receivers();
-        let gitea_cfg = cfg(json!({"name": "r", "gitea": {"secretRef": {"name": "s"}}}));
-        let (p, s) = platform_of_in(&receivers, &gitea_cfg).expect("gitea is registered");
+        let example_cfg = cfg(json!({"name": "r", "gitea": {"secretRef": {"name": "s"}}}));
+        let (p, s) = platform_of_in(&receivers, &example_cfg).expect("example is registered");
         assert_eq!(
             (p.as_str(), p.secret_key(), s.name.as_str()),
-            ("gitea", "secret", "s")
+            ("example", "secret", "s")
         );
-        assert_eq!(find_in(&receivers, "gitea"), Some(p));
-        assert!(webhook_path("", "proj", p, "r", &["x"]).starts_with("/gitea/"));
+        assert_eq!(find_in(&receivers, "example"), Some(p));
+        assert!(webhook_path("", "proj", p, "r", &["x"]).starts_with("/example/"));
 
         let body = json!({
             "ref": "refs/heads/main",
             "repository": {"clone_url": "https://gitea.example.com/org/app.git"}
         })
         .to_string();
-        let mut headers = HeaderMap::new();
+        let no_token = HeaderMap::new();
+        let mut with_token = HeaderMap::new();
+        with_token.insert("x-test-token", HeaderValue::from_static("s3cret"));
+        let request = |headers| Request {
+            headers,
+            query: "",
+            body: body.as_bytes(),
+            secret: b"s3cret",
+            config: &example_cfg,
+        };
         assert_eq!(
-            p.handle(&headers, body.as_bytes(), b"s3cret"),
+            p.handle(request(&no_token)),
             Err(RequestError::Unauthorized)
         );
-        headers.insert("x-test-token", HeaderValue::from_static("s3cret"));
         assert_eq!(
-            p.handle(&headers, body.as_bytes(), b"s3cret"),
+            p.handle(request(&with_token)),
             Ok(Event::Refresh {
                 repo_urls: vec!["https://gitea.example.com/org/app".into()],
                 qualifiers: vec!["refs/heads/main".into()],
+                changed_paths: vec![],
             })
         );
 
-        // The kinds still unregistered are refused as before, and one platform per receiver.
-        assert!(matches!(
-            platform_of_in(
-                &receivers,
-                &cfg(json!({"name": "r", "harbor": {"secretRef": {"name": "s"}}}))
-            ),
-            Err(ConfigError::Unsupported {
-                platform: "harbor",
-                ..
-            })
-        ));
+        // One platform per receiver.
         assert!(matches!(
             platform_of_in(
                 &receivers,

@@ -23,8 +23,12 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
-use super::{Event, MAX_BODY_BYTES, Platform, matching_warehouses, platform_of, webhook_path};
-use crate::api::{ANNOTATION_REFRESH, ProjectConfig, Warehouse};
+use super::generic::{self, Outcome};
+use super::registry::Request;
+use super::{
+    Event, MAX_BODY_BYTES, Platform, Pushed, matching_warehouses, platform_of, webhook_path,
+};
+use crate::api::{ANNOTATION_REFRESH, ProjectConfig, Warehouse, WebhookReceiverConfig};
 
 /// The least time between two refresh patches of one Warehouse.
 pub const REFRESH_WINDOW: Duration = Duration::from_secs(1);
@@ -168,6 +172,7 @@ struct Found {
     namespace: String,
     platform: Platform,
     secret: Vec<u8>,
+    config: WebhookReceiverConfig,
 }
 
 async fn lookup(state: &Receivers, path: &str) -> Result<Option<Found>, Response> {
@@ -189,12 +194,12 @@ async fn lookup(state: &Receivers, path: &str) -> Result<Option<Found>, Response
         else {
             continue;
         };
-        let Some((platform, secret_ref)) = pc
+        let Some((config, platform, secret_ref)) = pc
             .spec
             .webhook_receivers
             .iter()
             .filter(|r| r.name.as_deref() == Some(name.as_str()))
-            .find_map(|r| platform_of(r).ok())
+            .find_map(|r| platform_of(r).ok().map(|(p, s)| (r, p, s)))
         else {
             continue;
         };
@@ -228,6 +233,7 @@ async fn lookup(state: &Receivers, path: &str) -> Result<Option<Found>, Response
             namespace,
             platform,
             secret: value,
+            config: config.clone(),
         }));
     }
     Ok(None)
@@ -250,7 +256,13 @@ async fn handle(
         return error(StatusCode::METHOD_NOT_ALLOWED, "only POST is accepted");
     }
     let receiver = found.platform.as_str();
-    let event = match found.platform.handle(&headers, &body, &found.secret) {
+    let event = match found.platform.handle(Request {
+        headers: &headers,
+        query: uri.query().unwrap_or_default(),
+        body: &body,
+        secret: &found.secret,
+        config: &found.config,
+    }) {
         Ok(e) => e,
         Err(e) => {
             // Never log the secret, the signature or the token; the reason is enough.
@@ -259,7 +271,7 @@ async fn handle(
             return error(status, &e.to_string());
         }
     };
-    let (repo_urls, qualifiers) = match event {
+    let (repo_urls, qualifiers, changed_paths) = match event {
         Event::Ping => {
             return reply(
                 StatusCode::OK,
@@ -270,20 +282,22 @@ async fn handle(
         Event::Refresh {
             repo_urls,
             qualifiers,
-        } => (repo_urls, qualifiers),
+            changed_paths,
+        } => (repo_urls, qualifiers, changed_paths),
+        Event::Actions(actions) => return run_actions(&state, &found.namespace, actions).await,
     };
-    let warehouses: Api<Warehouse> = Api::namespaced(state.client.clone(), &found.namespace);
-    let list = match warehouses.list(&ListParams::default()).await {
-        Ok(l) => l.items,
-        Err(e) => {
-            tracing::warn!(namespace = %found.namespace, error = %e, "listing Warehouses for a webhook");
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "listing Warehouses failed",
-            );
-        }
+    let list = match list_warehouses(&state, &found.namespace).await {
+        Ok(l) => l,
+        Err(resp) => return resp,
     };
-    let names = matching_warehouses(&list, &repo_urls);
+    let names = matching_warehouses(
+        &list,
+        &Pushed {
+            repo_urls: &repo_urls,
+            qualifiers: &qualifiers,
+            changed_paths: &changed_paths,
+        },
+    );
     let mut refreshed = Vec::new();
     let mut coalesced = Vec::new();
     let mut failed = Vec::new();
@@ -325,4 +339,121 @@ async fn handle(
         ));
         reply(StatusCode::INTERNAL_SERVER_ERROR, body)
     }
+}
+
+async fn list_warehouses(state: &Receivers, namespace: &str) -> Result<Vec<Warehouse>, Response> {
+    let warehouses: Api<Warehouse> = Api::namespaced(state.client.clone(), namespace);
+    match warehouses.list(&ListParams::default()).await {
+        Ok(l) => Ok(l.items),
+        Err(e) => {
+            tracing::warn!(%namespace, error = %e, "listing Warehouses for a webhook");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "listing Warehouses failed",
+            ))
+        }
+    }
+}
+
+/// The generic receiver: runs each resolved action and answers Kargo's
+/// `{"results": [...]}`, 500 when any action errored or failed in part.
+async fn run_actions(
+    state: &Receivers,
+    namespace: &str,
+    actions: Vec<generic::Action>,
+) -> Response {
+    let needs_list = actions
+        .iter()
+        .any(|a| matches!(a.outcome, Outcome::Refresh(_)));
+    let list = if needs_list {
+        match list_warehouses(state, namespace).await {
+            Ok(l) => l,
+            Err(resp) => return resp,
+        }
+    } else {
+        Vec::new()
+    };
+    let mut results = Vec::new();
+    let mut any_error = false;
+    for a in actions {
+        let mut r = serde_json::to_value(&a.config).unwrap_or_else(|_| json!({}));
+        let (matched, result, summary, targets) = match a.outcome {
+            Outcome::NotMatched => (
+                false,
+                "NotApplicable",
+                generic::SUMMARY_NOT_MATCHED.to_string(),
+                Vec::new(),
+            ),
+            Outcome::WhenError(e) => {
+                tracing::info!(%namespace, error = %e, "generic webhook whenExpression failed");
+                (
+                    false,
+                    "Error",
+                    generic::SUMMARY_MATCHING_ERROR.to_string(),
+                    Vec::new(),
+                )
+            }
+            Outcome::SelectionError(e) => {
+                tracing::info!(%namespace, error = %e, "generic webhook target selection failed");
+                (
+                    true,
+                    "Error",
+                    generic::SUMMARY_SELECTION_ERROR.to_string(),
+                    Vec::new(),
+                )
+            }
+            Outcome::Refresh(selections) => match generic::select_warehouses(&list, &selections) {
+                Err(e) => {
+                    tracing::info!(%namespace, error = %e, "generic webhook target selection failed");
+                    (
+                        true,
+                        "Error",
+                        generic::SUMMARY_SELECTION_ERROR.to_string(),
+                        Vec::new(),
+                    )
+                }
+                Ok(names) => {
+                    let mut targets = Vec::new();
+                    let mut ok = 0;
+                    for name in &names {
+                        let success = match state.refresher.refresh(namespace, name).await {
+                            Ok(_) => true,
+                            Err(e) => {
+                                tracing::warn!(%namespace, warehouse = %name, error = %e, "webhook refresh failed");
+                                false
+                            }
+                        };
+                        ok += usize::from(success);
+                        targets.push(
+                            json!({"namespace": namespace, "name": name, "success": success}),
+                        );
+                    }
+                    let result = if ok == names.len() {
+                        "Success"
+                    } else if ok == 0 {
+                        "Failure"
+                    } else {
+                        "PartialSuccess"
+                    };
+                    let summary = format!("Refreshed {ok} of {} selected resources", names.len());
+                    (true, result, summary, targets)
+                }
+            },
+        };
+        any_error |= matches!(result, "Error" | "Failure" | "PartialSuccess");
+        r["matchedWhenExpression"] = json!(matched);
+        if !targets.is_empty() {
+            r["selectedTargets"] = json!(targets);
+        }
+        r["result"] = json!(result);
+        r["summary"] = json!(summary);
+        results.push(r);
+    }
+    tracing::info!(%namespace, receiver = "generic", ?results, "generic webhook handled");
+    let status = if any_error {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    reply(status, json!({ "results": results }))
 }

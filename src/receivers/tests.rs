@@ -1,7 +1,7 @@
 use super::*;
 use serde_json::json;
 
-use crate::api::WebhookReceiverConfig;
+use crate::api::{Warehouse, WebhookReceiverConfig};
 
 fn platform(kind: &str) -> Platform {
     Platform::find(kind).expect(kind)
@@ -160,6 +160,7 @@ fn github_push_yields_the_clone_and_ssh_urls_normalised() {
                 "ssh://git@github.com/example/kargo-demo".into(),
             ],
             qualifiers: vec!["refs/heads/main".into()],
+            changed_paths: vec![],
         })
     );
 }
@@ -188,6 +189,7 @@ fn github_package_events_yield_the_image_repository() {
     let want = Event::Refresh {
         repo_urls: vec!["ghcr.io/example/my-app".into()],
         qualifiers: vec!["v1.2.3".into()],
+        changed_paths: vec![],
     };
     assert_eq!(
         parse_github("package", &body("published", "package", "CONTAINER")),
@@ -257,6 +259,7 @@ fn gitlab_push_and_tag_push_yield_http_and_ssh_urls() {
         Ok(Event::Refresh {
             repo_urls: want_urls.clone(),
             qualifiers: vec!["refs/heads/master".into()],
+            changed_paths: vec![],
         })
     );
     let tag = push.replace("refs/heads/master", "refs/tags/v1.0.0");
@@ -265,6 +268,7 @@ fn gitlab_push_and_tag_push_yield_http_and_ssh_urls() {
         Ok(Event::Refresh {
             repo_urls: want_urls,
             qualifiers: vec!["refs/tags/v1.0.0".into()],
+            changed_paths: vec![],
         })
     );
     assert_eq!(
@@ -294,6 +298,7 @@ fn quay_and_dockerhub_pushes_yield_image_repositories() {
         Ok(Event::Refresh {
             repo_urls: vec!["quay.io/mynamespace/repository".into()],
             qualifiers: vec!["latest".into(), "v2".into()],
+            changed_paths: vec![],
         })
     );
     // Docker Hub's push notification; official images lose the library/ prefix.
@@ -310,6 +315,7 @@ fn quay_and_dockerhub_pushes_yield_image_repositories() {
         Ok(Event::Refresh {
             repo_urls: vec!["svendowideit/testhook".into()],
             qualifiers: vec!["latest".into()],
+            changed_paths: vec![],
         })
     );
     assert_eq!(
@@ -317,6 +323,7 @@ fn quay_and_dockerhub_pushes_yield_image_repositories() {
         Ok(Event::Refresh {
             repo_urls: vec!["nginx".into()],
             qualifiers: vec!["latest".into()],
+            changed_paths: vec![],
         })
     );
     assert_eq!(parse_quay(b"{"), Err(RequestError::InvalidBody));
@@ -334,7 +341,7 @@ fn warehouse(name: &str, subscriptions: Value) -> Warehouse {
 
 #[test]
 fn warehouses_match_by_normalised_subscription_url() {
-    let ws = vec![
+    let ws = [
         warehouse(
             "git-https",
             json!([{"git": {"repoURL": "https://GitHub.com/Example/kargo-demo"}}]),
@@ -362,19 +369,19 @@ fn warehouses_match_by_normalised_subscription_url() {
     let Ok(Event::Refresh { repo_urls, .. }) = parse_github("push", &github_push()) else {
         panic!("push");
     };
+    let any = |repo_urls: &[String]| {
+        ws.iter()
+            .filter(|w| subscribes_to(w, repo_urls))
+            .filter_map(|w| w.metadata.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(any(&repo_urls), vec!["git-https", "git-ssh"]);
+    assert_eq!(any(&["nginx".to_string()]), vec!["image"]);
     assert_eq!(
-        matching_warehouses(&ws, &repo_urls),
-        vec!["git-https".to_string(), "git-ssh".to_string()]
+        any(&image_repo_urls("ghcr.io/example/my-app")),
+        vec!["chart"]
     );
-    assert_eq!(
-        matching_warehouses(&ws, &["nginx".to_string()]),
-        vec!["image".to_string()]
-    );
-    assert_eq!(
-        matching_warehouses(&ws, &image_repo_urls("ghcr.io/example/my-app")),
-        vec!["chart".to_string()]
-    );
-    assert!(matching_warehouses(&ws, &[]).is_empty());
+    assert!(any(&[]).is_empty());
 }
 
 #[test]
@@ -388,15 +395,21 @@ fn platform_of_accepts_exactly_one_supported_platform() {
     assert_eq!((p, s.as_str()), (platform("github"), "s"));
     assert_eq!(platform("gitlab").secret_key(), "secret-token");
     assert_eq!(platform("github").secret_key(), "secret");
-    assert!(matches!(
-        platform_of(&cfg(
-            json!({"name": "r", "harbor": {"secretRef": {"name": "s"}}})
-        )),
-        Err(ConfigError::Unsupported {
-            platform: "harbor",
-            ..
-        })
-    ));
+    for (kind, key) in [
+        ("gitea", "secret"),
+        ("bitbucket", "secret"),
+        ("azure", "secret"),
+        ("harbor", "auth-header"),
+        ("artifactory", "secret-token"),
+        ("generic", "secret"),
+    ] {
+        let c = cfg(json!({"name": "r", kind: {"secretRef": {"name": "s"}}}));
+        let (p, s) = platform_of(&c).expect(kind);
+        assert_eq!(
+            (p.as_str(), p.secret_key(), s.name.as_str()),
+            (kind, key, "s")
+        );
+    }
     assert!(matches!(
         platform_of(&cfg(json!({"name": "r"}))),
         Err(ConfigError::NoPlatform { .. })
@@ -413,4 +426,37 @@ fn platform_of_accepts_exactly_one_supported_platform() {
         platform_of(&cfg(json!({"github": {"secretRef": {"name": "s"}}}))),
         Err(ConfigError::NoName { .. })
     ));
+}
+
+#[test]
+fn github_and_gitlab_pushes_name_the_changed_files_unless_truncated() {
+    let github = json!({
+        "ref": "refs/heads/main",
+        "repository": {"clone_url": "https://github.com/example/app.git"},
+        "commits": [{"added": ["apps/a.yaml"], "modified": [], "removed": ["old.txt"]}],
+        "head_commit": {"added": [], "modified": ["apps/b.yaml"], "removed": []}
+    })
+    .to_string();
+    let Ok(Event::Refresh { changed_paths, .. }) = parse_github("push", github.as_bytes()) else {
+        panic!("push");
+    };
+    assert_eq!(changed_paths, ["apps/a.yaml", "apps/b.yaml", "old.txt"]);
+
+    let gitlab = |total: u64| {
+        json!({
+            "ref": "refs/heads/main",
+            "repository": {"git_http_url": "https://gitlab.com/example/app.git"},
+            "commits": [{"added": ["apps/a.yaml"], "modified": [], "removed": []}],
+            "total_commits_count": total
+        })
+        .to_string()
+    };
+    let paths = |event: &str, body: String| match parse_gitlab(event, body.as_bytes()) {
+        Ok(Event::Refresh { changed_paths, .. }) => changed_paths,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(paths("Push Hook", gitlab(1)), ["apps/a.yaml"]);
+    // 30 commits pushed, 1 listed: anything may have changed.
+    assert!(paths("Push Hook", gitlab(30)).is_empty());
+    assert!(paths("Tag Push Hook", gitlab(1)).is_empty());
 }
