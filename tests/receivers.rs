@@ -643,3 +643,103 @@ spec:
     }
     assert!(controller.running());
 }
+
+/// The real Gitea sends a signed push to haul's gitea receiver on loopback: the Warehouse on the
+/// pushed branch discovers the new commit at once (it polls every 10 minutes), the one on
+/// another branch of the same repository is not refreshed.
+#[test]
+fn a_real_gitea_push_refreshes_only_the_warehouse_on_that_branch() {
+    let g = support::gitea::gitea();
+    let ns = namespace("recv-gitea");
+    let url = g
+        .create_repo_with_files(&ns, &[("a.txt", "first\n")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    g.api(
+        "POST",
+        &format!("/repos/{}/{ns}/branches", g.username()),
+        Some(&json!({"new_branch_name": "release", "old_branch_name": "main"})),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first = g
+        .branch_head(g.username(), &ns, "main")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let receivers = receivers();
+    let manifests = format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: gitea-creds
+  namespace: {ns}
+  labels: {{kargo.akuity.io/cred-type: git}}
+stringData: {{repoURL: "{url}", username: "{user}", password: "{token}"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: gitea-hook, namespace: {ns}}}
+stringData:
+  secret: "{SECRET}"
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {{name: {ns}, namespace: {ns}}}
+spec:
+  webhookReceivers:
+    - {{name: gitea, gitea: {{secretRef: {{name: gitea-hook}}}}}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {{name: app, namespace: {ns}}}
+spec:
+  interval: 10m
+  subscriptions:
+    - git: {{repoURL: "{url}", branch: main}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {{name: release, namespace: {ns}}}
+spec:
+  interval: 10m
+  subscriptions:
+    - git: {{repoURL: "{url}", branch: release}}
+"#,
+        user = g.username(),
+        token = g.token(),
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &manifests).success("apply");
+    let hook_url = wait_for(60, "the gitea receiver's URL", || {
+        let pc = get_json("projectconfig", &ns, &ns)?;
+        pc["status"]["webhookReceivers"][0]["url"]
+            .as_str()
+            .map(String::from)
+    });
+    assert!(hook_url.starts_with(&receivers.base), "{hook_url}");
+    wait_for(60, "the first discovery", || {
+        (newest_commit(&ns)? == first).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let release_before = refreshed_at(&ns, "release");
+
+    g.add_webhook(g.username(), &ns, &hook_url, SECRET, &["push"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A commit to main through Gitea's contents API: Gitea delivers the push to haul.
+    g.api(
+        "POST",
+        &format!("/repos/{}/{ns}/contents/b.txt", g.username()),
+        Some(&json!({"branch": "main", "message": "second", "content": "c2Vjb25kCg=="})),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let second = g
+        .branch_head(g.username(), &ns, "main")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(first, second);
+    wait_for(
+        30,
+        "Gitea's push to make the Warehouse discover the commit",
+        || (newest_commit(&ns)? == second).then_some(()),
+    );
+    assert_eq!(
+        refreshed_at(&ns, "release"),
+        release_before,
+        "the Warehouse on another branch is not refreshed"
+    );
+}
