@@ -111,8 +111,9 @@ impl MockApi {
                 }
                 s.served += 1;
                 if !wrong.is_empty() {
+                    let served = s.served;
                     s.problems
-                        .push(format!("request {}: {}", s.served, wrong.join("; ")));
+                        .push(format!("request {served}: {}", wrong.join("; ")));
                     return (StatusCode::from_u16(599).expect("599"), String::new());
                 }
                 let status = StatusCode::from_u16(want.status).expect("status");

@@ -17,6 +17,8 @@ mod gitlab;
 mod repo_url;
 
 #[cfg(test)]
+mod api_tests;
+#[cfg(test)]
 pub(crate) mod mock;
 
 use serde_json::Value;
