@@ -17,36 +17,24 @@ use super::env::StepEnv;
 use super::spec::{Needs, step};
 use super::toolkit::{StepError, StepOutcome, lenient};
 use crate::api::StepStatus;
-use crate::git::pull_requests::{
-    self, Client, MergeResult, NewPullRequest, PrError, ProviderKind, PullRequest,
-};
+use crate::git::pull_requests::{self, Client, MergeResult, NewPullRequest, PrError, PullRequest};
 use crate::git::{Checkout, Credentials};
 
 /// Kargo's suggested poll intervals.
 const WAIT_POLL: Duration = Duration::from_secs(30);
 const MERGE_POLL: Duration = Duration::from_secs(10);
 
-/// `provider:` as Kargo's schema enumerates it.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+/// `provider:` as Kargo's schema enumerates it (the schema only: the value is checked by
+/// `pull_requests::pick`, so an unknown one is reported with the repository).
+#[derive(JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Provider {
+#[allow(dead_code)]
+enum Provider {
     Azure,
     Bitbucket,
     Gitea,
     Github,
     Gitlab,
-}
-
-impl Provider {
-    fn name(self) -> &'static str {
-        match self {
-            Provider::Azure => ProviderKind::Azure.name(),
-            Provider::Bitbucket => ProviderKind::Bitbucket.name(),
-            Provider::Gitea => ProviderKind::Gitea.name(),
-            Provider::Github => ProviderKind::Github.name(),
-            Provider::Gitlab => ProviderKind::Gitlab.name(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -60,8 +48,9 @@ pub struct OpenConfig {
     #[serde(default, rename = "insecureSkipTLSVerify")]
     insecure_skip_tls_verify: bool,
     /// The provider; inferred from the repository's host when absent.
-    #[serde(default)]
-    provider: Option<Provider>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<Provider>")]
+    provider: Option<String>,
     /// The branch with the changes (it must exist on the remote, e.g. pushed by git-push).
     #[serde(deserialize_with = "lenient::string")]
     #[schemars(with = "lenient::Text")]
@@ -95,8 +84,9 @@ pub struct WaitConfig {
     repo_url: String,
     #[serde(default, rename = "insecureSkipTLSVerify")]
     insecure_skip_tls_verify: bool,
-    #[serde(default)]
-    provider: Option<Provider>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<Provider>")]
+    provider: Option<String>,
     /// The pull request, e.g. `${{ outputs['open-pr'].pr.id }}`.
     #[serde(rename = "prNumber", deserialize_with = "pr_number")]
     #[schemars(with = "PrNumberSchema")]
@@ -114,8 +104,9 @@ pub struct MergeConfig {
     repo_url: String,
     #[serde(default, rename = "insecureSkipTLSVerify")]
     insecure_skip_tls_verify: bool,
-    #[serde(default)]
-    provider: Option<Provider>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<Provider>")]
+    provider: Option<String>,
     #[serde(rename = "prNumber", deserialize_with = "pr_number")]
     #[schemars(with = "PrNumberSchema")]
     pr_number: u64,
@@ -173,11 +164,10 @@ async fn client(
     env: &StepEnv<'_>,
     step: &str,
     repo_url: &str,
-    provider: Option<Provider>,
+    provider: Option<&str>,
     insecure: bool,
 ) -> Result<Client, StepError> {
-    let kind =
-        pull_requests::pick(repo_url, provider.map(Provider::name)).map_err(fail(repo_url))?;
+    let kind = pull_requests::pick(repo_url, provider).map_err(fail(repo_url))?;
     let api = pull_requests::api_for(kind, repo_url).map_err(fail(repo_url))?;
     let token = match env.credentials.git(repo_url).await? {
         Credentials::Basic { password, .. } if !password.is_empty() => password,
@@ -233,7 +223,7 @@ pub async fn open(cfg: OpenConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
         env,
         "git-open-pr",
         repo,
-        cfg.provider,
+        cfg.provider.as_deref(),
         cfg.insecure_skip_tls_verify,
     )
     .await?;
@@ -358,7 +348,7 @@ pub async fn wait(cfg: WaitConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
         env,
         "git-wait-for-pr",
         repo,
-        cfg.provider,
+        cfg.provider.as_deref(),
         cfg.insecure_skip_tls_verify,
     )
     .await?;
@@ -409,7 +399,7 @@ pub async fn merge(cfg: MergeConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
         env,
         "git-merge-pr",
         repo,
-        cfg.provider,
+        cfg.provider.as_deref(),
         cfg.insecure_skip_tls_verify,
     )
     .await?;
