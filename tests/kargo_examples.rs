@@ -30,8 +30,11 @@ fn personalize(name: &str, into: &Path, project: &str, repo_url: &str, image: &s
     std::fs::create_dir_all(&dst).expect("dir");
     for entry in std::fs::read_dir(&src).expect("fixture").flatten() {
         let text = std::fs::read_to_string(entry.path()).expect("read");
-        std::fs::write(dst.join(entry.file_name()), fill(&text, project, repo_url, image))
-            .expect("write");
+        std::fs::write(
+            dst.join(entry.file_name()),
+            fill(&text, project, repo_url, image),
+        )
+        .expect("write");
     }
     dst
 }
@@ -66,10 +69,7 @@ fn gitops_tree(image: &str) -> Vec<(String, String)> {
 /// A Gitea repository holding the example's GitOps tree; (clone URL, repository name).
 fn gitops_repo(name: &str, image: &str) -> (String, String) {
     let tree = gitops_tree(image);
-    let files: Vec<(&str, &str)> = tree
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
+    let files: Vec<(&str, &str)> = tree.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
     let url = gitea()
         .create_repo_with_files(name, &files)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -140,10 +140,9 @@ fn ends(ns: &str, name: &str, phase: &str, secs: u64) -> Value {
         let p = promotion(ns, name);
         match p["status"]["phase"].as_str() {
             Some(ph) if ph == phase => Some(p),
-            Some(ph @ ("Succeeded" | "Failed" | "Errored" | "Aborted")) => panic!(
-                "Promotion {name} ended {ph}, not {phase}: {}",
-                p["status"]
-            ),
+            Some(ph @ ("Succeeded" | "Failed" | "Errored" | "Aborted")) => {
+                panic!("Promotion {name} ended {ph}, not {phase}: {}", p["status"])
+            }
             _ => None,
         }
     })
@@ -253,14 +252,16 @@ fn kargo_simple_example_promotes_prod_through_a_gitea_pull_request() {
     controller.kill();
     rewind_to_step(project, &prod, "promote::open-pr");
     let _controller = ControllerProcess::start(&tmp.path().join("work"));
-    wait_for(60, "the rewound Promotion to wait on the pull request again", || {
-        let p = promotion(project, &prod);
-        let metas = p["status"]["stepExecutionMetadata"].as_array()?;
-        let open = metas
-            .iter()
-            .find(|m| m["alias"] == "promote::open-pr")?;
-        (open["status"] == "Succeeded").then_some(())
-    });
+    wait_for(
+        60,
+        "the rewound Promotion to wait on the pull request again",
+        || {
+            let p = promotion(project, &prod);
+            let metas = p["status"]["stepExecutionMetadata"].as_array()?;
+            let open = metas.iter().find(|m| m["alias"] == "promote::open-pr")?;
+            (open["status"] == "Succeeded").then_some(())
+        },
+    );
     assert_eq!(all_pulls(&repo).len(), 1, "no second pull request");
 
     let merged_at = Instant::now();
@@ -307,9 +308,19 @@ fn kargo_simple_example_promotes_prod_through_a_gitea_pull_request() {
     ])
     .success("refresh the Warehouse");
     let second = freight_with(project, "1.1.0");
-    ends(project, &promote(project, "dev", &second, "2"), "Succeeded", 120);
+    ends(
+        project,
+        &promote(project, "dev", &second, "2"),
+        "Succeeded",
+        120,
+    );
     verified_in(project, &second, "dev");
-    ends(project, &promote(project, "staging", &second, "2"), "Succeeded", 120);
+    ends(
+        project,
+        &promote(project, "staging", &second, "2"),
+        "Succeeded",
+        120,
+    );
     verified_in(project, &second, "staging");
     let prod2 = promote(project, "prod", &second, "2");
     let pr2 = pr_opened(project, &prod2, &repo);
@@ -366,7 +377,12 @@ fn rendered_branches_promote_two_stages() {
 
     let freight = freight_with(project, "2.0.0");
     for stage in ["dev", "staging"] {
-        ends(project, &promote(project, stage, &freight, "1"), "Succeeded", 120);
+        ends(
+            project,
+            &promote(project, stage, &freight, "1"),
+            "Succeeded",
+            120,
+        );
         verified_in(project, &freight, stage);
         let rendered = file_on(
             &repo_url,
