@@ -304,3 +304,56 @@ async fn merge_pr_waits_for_gitea_then_merges() {
         .expect("main");
     assert_eq!(run.output("merge")["commit"], json!(main));
 }
+
+#[tokio::test]
+async fn create_target_branch_pushes_an_empty_initial_commit() {
+    let g = gitea();
+    let owner = g.username();
+    let source = "kargo/promotion/prod.01";
+    let repo = repo_with_branch("pr-steps-new-target", source);
+    let env = Env::new();
+    let mut open = open_pr(&repo, source);
+    open["config"]["targetBranch"] = json!("env/prod");
+
+    // Without createTargetBranch: Failed, naming the field and the repository.
+    let mut run = Run::new(json!([open.clone()]));
+    let p = run.until_wait_or_done(&env).await;
+    assert!(
+        matches!(p, Progress::Done(PromotionPhase::Failed, _)),
+        "{p:?}"
+    );
+    assert_eq!(
+        run.message(0),
+        format!(
+            "config.targetBranch: branch \"env/prod\" does not exist in {repo} (set createTargetBranch to create it)"
+        )
+    );
+
+    open["config"]["createTargetBranch"] = json!(true);
+    let mut run = Run::new(json!([open]));
+    let p = run.until_wait_or_done(&env).await;
+    assert!(
+        matches!(p, Progress::Done(PromotionPhase::Succeeded, _)),
+        "{p:?}: {:?}",
+        run.status
+    );
+    // Kargo's documented createTargetBranch: an empty orphan "Initial commit".
+    let created = g
+        .branch_head(owner, "pr-steps-new-target", "env/prod")
+        .expect("env/prod created");
+    let commit = g
+        .api(
+            "GET",
+            &format!("/repos/{owner}/pr-steps-new-target/git/commits/{created}"),
+            None,
+        )
+        .expect("commit");
+    assert_eq!(
+        commit["commit"]["message"].as_str().map(str::trim),
+        Some("Initial commit")
+    );
+    assert_eq!(commit["parents"], json!([]));
+    let n = run.output("open-pr")["pr"]["id"].as_u64().expect("pr.id");
+    let pull = g.get_pull(owner, "pr-steps-new-target", n).expect("pull");
+    assert_eq!(pull["base"]["ref"], "env/prod");
+}
