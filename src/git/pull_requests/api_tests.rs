@@ -708,3 +708,15 @@ fn azure_address_is_dev_azure_com_for_legacy_urls_too() {
         "https://dev.azure.com/acme/web/_apis/git/repositories/site/pullrequests/1?api-version=7.1"
     );
 }
+
+/// The mock is only worth something if it refuses what the documentation does not say.
+#[tokio::test]
+async fn the_mock_refuses_a_wrong_auth_header_or_path() {
+    let script = vec![exchange("GET", "/api/v1/repos/o/r/pulls/1", 200, json!({}))];
+    let mock = MockApi::start(("authorization", "token right".into()), script).await;
+    let api = gitea::Gitea::new(&url(&format!("{}/o/r", mock.base))).expect("api");
+    let client = Client::new(Box::new(api), "wrong", false, "r").expect("client");
+    assert!(client.get(1).await.is_err());
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mock.finish()));
+    assert!(refused.is_err());
+}
