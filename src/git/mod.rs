@@ -65,6 +65,7 @@ mod cache;
 mod cmd;
 mod error;
 mod locks;
+pub mod pull_requests;
 mod tag;
 mod url;
 mod worktree;

@@ -139,12 +139,23 @@ pub(crate) struct TestEnv {
     dir: tempfile::TempDir,
     git: RepoCache,
     creds: FixedCredentials,
+    push_allowed: bool,
     freight: FreightCollection,
     author: Author,
 }
 
 #[cfg(test)]
 impl TestEnv {
+    /// Like [`Self::new`], with `creds` for every repository and pushing allowed (steps that
+    /// change a remote).
+    pub(crate) fn pushing_with(creds: Credentials) -> Self {
+        Self {
+            creds: FixedCredentials(creds),
+            push_allowed: true,
+            ..Self::new()
+        }
+    }
+
     pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let git = RepoCache::new(dir.path().join("cache")).expect("cache");
@@ -152,6 +163,7 @@ impl TestEnv {
             dir,
             git,
             creds: FixedCredentials(Credentials::None),
+            push_allowed: false,
             freight: FreightCollection::default(),
             author: Author {
                 name: "t".into(),
@@ -166,7 +178,7 @@ impl TestEnv {
             client: None,
             argocd_namespace: None,
             credentials: &self.creds,
-            push_allowed: false,
+            push_allowed: self.push_allowed,
             runner,
             git: &self.git,
             work_dir: self.dir.path(),

@@ -17,6 +17,7 @@ mod data_files;
 mod fail;
 mod files;
 mod git;
+mod git_pr;
 mod git_tag;
 mod helm_chart;
 mod http;

@@ -12,8 +12,8 @@ use super::env::StepEnv;
 use super::spec::StepSpec;
 use super::toolkit::{StepError, StepOutcome};
 use super::{
-    argocd, compose_output, data_files, fail, files, git, git_tag, helm_chart, http, kustomize,
-    metadata, toml_files, untar, yaml_merge, yaml_update,
+    argocd, compose_output, data_files, fail, files, git, git_pr, git_tag, helm_chart, http,
+    kustomize, metadata, toml_files, untar, yaml_merge, yaml_update,
 };
 
 /// Every step, one line each, in the order the unknown-step message lists them.
@@ -23,6 +23,9 @@ pub static STEPS: &[StepSpec] = &[
     StepSpec::of::<git::GitCommit>(),
     StepSpec::of::<git::GitPush>(),
     StepSpec::of::<git_tag::GitTag>(),
+    StepSpec::of::<git_pr::GitOpenPr>(),
+    StepSpec::of::<git_pr::GitWaitForPr>(),
+    StepSpec::of::<git_pr::GitMergePr>(),
     StepSpec::of::<kustomize::KustomizeSetImage>(),
     StepSpec::of::<kustomize::KustomizeBuild>(),
     StepSpec::of::<yaml_update::YamlUpdate>(),
@@ -195,11 +198,20 @@ mod tests {
             ["argocd-update", "set-metadata"]
         );
         assert_eq!(needing(|s| s.needs.argocd), ["argocd-update"]);
-        assert_eq!(needing(|s| s.needs.push), ["git-push"]);
+        assert_eq!(
+            needing(|s| s.needs.push),
+            ["git-push", "git-open-pr", "git-merge-pr"]
+        );
         assert_eq!(needing(|s| s.needs.commit), ["git-commit"]);
         assert_eq!(
             needing(|s| s.needs.git_credentials),
-            ["git-clone", "git-push"]
+            [
+                "git-clone",
+                "git-push",
+                "git-open-pr",
+                "git-wait-for-pr",
+                "git-merge-pr"
+            ]
         );
         assert_eq!(needing(|s| s.outputs_to_task), ["compose-output"]);
     }
