@@ -235,6 +235,9 @@ pub async fn open(cfg: OpenConfig, env: &StepEnv<'_>) -> Result<StepOutcome, Ste
     let succeeded = |pr: &PullRequest, message: String| {
         let mut out = Map::new();
         out.insert("pr".into(), pr_output(pr));
+        // Kargo up to v1.3 gave the number as `prNumber`, and its public examples still read
+        // `task.outputs['open-pr'].prNumber`; both names keep old and new pipelines working.
+        out.insert("prNumber".into(), json!(pr.number));
         StepOutcome {
             message: Some(message),
             ..StepOutcome::succeeded(out)

@@ -136,6 +136,11 @@ async fn open_then_wait_running_until_merged_gives_the_merge_commit() {
         state["open-pr"]["pr"],
         json!({"id": 7, "url": "https://ghe.example.com/o/r/pull/7"})
     );
+    assert_eq!(
+        state["open-pr"]["prNumber"],
+        json!(7),
+        "Kargo <= v1.3's name"
+    );
     assert_eq!(state["wait-for-pr"]["commit"], json!(MERGED));
     assert_eq!(state["wait-for-pr"]["pr"]["merged"], json!(true));
     assert_eq!(state["out"]["revision"], json!(MERGED));
