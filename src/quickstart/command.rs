@@ -189,6 +189,23 @@ EOF"
     println!(
         "  kubectl get promotions -n my-app -o custom-columns='NAME:.metadata.name,STAGE:.spec.stage,BY:.metadata.annotations.kargo\\.akuity\\.io/create-actor'"
     );
+    println!(
+        "  # the project's default roles: a viewer may look but not promote (refused by RBAC and haul's policy):"
+    );
+    println!(
+        "  kubectl --as=system:serviceaccount:my-app:kargo-viewer -n my-app get stages          # allowed"
+    );
+    println!(
+        "  kubectl --as=system:serviceaccount:my-app:kargo-viewer create -f - <<EOF            # refused
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Promotion
+metadata: {{name: viewer-to-prod, namespace: my-app}}
+spec: {{stage: prod, freight: {dev_freight}}}
+EOF"
+    );
+    println!(
+        "  kubectl auth can-i promote stages/prod -n my-app --as=system:serviceaccount:my-app:kargo-promoter   # yes"
+    );
     println!("  cargo run -- quickstart --push 1007          # CI pushes a new build; dev follows");
     println!();
     println!("Ctrl-C stops everything.");
