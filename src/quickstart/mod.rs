@@ -169,6 +169,35 @@ fn seed_repo(url: &str, user: &str, password: &str, state: &Path) -> Result<(), 
     Ok(())
 }
 
+/// docs/authorization.md's recipe, for the quickstart's "who may promote where" example: the
+/// group `developers` reads the project and promotes to dev and uat, not to prod.
+pub const DEVELOPERS_ROLE: &str = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: promote-dev-uat, namespace: my-app}
+rules:
+  - apiGroups: ["kargo.akuity.io"]
+    resources: ["stages"]
+    resourceNames: ["dev", "uat"]
+    verbs: ["promote"]
+  - apiGroups: ["kargo.akuity.io"]
+    resources: ["promotions"]
+    verbs: ["create"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: developers-promote, namespace: my-app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: promote-dev-uat}
+subjects:
+  - {kind: Group, name: developers, apiGroup: rbac.authorization.k8s.io}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: developers-view, namespace: my-app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: haul-viewer}
+subjects:
+  - {kind: Group, name: developers, apiGroup: rbac.authorization.k8s.io}
+"#;
+
 /// The identity the chart's admission policies expect the controller to run as: the
 /// ServiceAccount of a release `haul` in namespace `haul`.
 pub const CONTROLLER_USER: &str = "system:serviceaccount:haul:haul";
