@@ -227,6 +227,23 @@ fn one_apply_creates_the_project_namespace_and_everything_in_it() {
     }
     let n = namespace_of(ns).expect("the project namespace");
     assert_eq!(n["metadata"]["labels"]["kargo.akuity.io/project"], "true");
+    // Created by the webhook while the Project was admitted, not by the reconciler afterwards.
+    let managers = kubectl(&[
+        "get",
+        "namespace",
+        ns,
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert!(
+        managers
+            .stdout
+            .split_whitespace()
+            .any(|m| m == "haul-admission"),
+        "namespace managers: {}",
+        managers.stdout
+    );
     assert!(
         n["metadata"]["finalizers"]
             .as_array()
@@ -442,4 +459,34 @@ fn stats_count_the_projects_stages_and_warehouses() {
         let p = project_json(ns)?;
         (p["status"]["stats"]["stages"]["count"] == 3).then_some(())
     });
+}
+
+#[test]
+fn without_the_webhook_the_reconciler_creates_the_namespace() {
+    setup();
+    let ns = "no-webhook";
+    let mut p = project(ns);
+    p["metadata"]["labels"] = json!({SKIP_WEBHOOK: "true"});
+    kubectl_stdin(&["create", "-f", "-"], &p.to_string()).success("the Project, webhook skipped");
+    let n = wait_for(10, "the reconciler to create the namespace", || {
+        namespace_of(ns)
+    });
+    assert_eq!(n["metadata"]["labels"]["kargo.akuity.io/project"], "true");
+    let managers = kubectl(&[
+        "get",
+        "namespace",
+        ns,
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert!(
+        managers
+            .stdout
+            .split_whitespace()
+            .any(|m| m == "haul-controller"),
+        "namespace managers: {}",
+        managers.stdout
+    );
+    wait_ready(ns);
 }

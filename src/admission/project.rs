@@ -16,6 +16,10 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 
 use crate::controller::project::plan::{self, NamespaceAction};
 
+/// The field manager of namespaces created at admission (the reconciler's are
+/// `haul-controller`): `kubectl get ns -o yaml --show-managed-fields` says which created one.
+pub const FIELD_MANAGER: &str = "haul-admission";
+
 /// Answers an AdmissionReview for `projects`: on CREATE (not a dry run), ensures the project
 /// namespace and allows, or refuses with the reason; anything else is allowed.
 pub async fn review_project(
@@ -62,10 +66,11 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<(), Strin
         // Adopted: the reconciler adds the finalizer.
         NamespaceAction::AddFinalizer | NamespaceAction::Keep => Ok(()),
         NamespaceAction::Create => {
-            match api
-                .create(&PostParams::default(), &plan::new_namespace(name))
-                .await
-            {
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PostParams::default()
+            };
+            match api.create(&params, &plan::new_namespace(name)).await {
                 Ok(_) => {
                     tracing::info!(project = name, "created the project namespace on admission");
                     Ok(())

@@ -183,10 +183,11 @@ async fn sync(name: &str, ctx: &Context) -> Result<Sync, Error> {
             return Ok(Sync::NamespaceRefused { reason, message });
         }
         NamespaceAction::Create => {
-            match namespaces
-                .create(&PostParams::default(), &plan::new_namespace(name))
-                .await
-            {
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PostParams::default()
+            };
+            match namespaces.create(&params, &plan::new_namespace(name)).await {
                 Ok(_) => tracing::info!(project = name, "created the project namespace"),
                 // Created meanwhile (by the admission webhook): checked on the next pass.
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
