@@ -459,6 +459,12 @@ fn stats_count_the_projects_stages_and_warehouses() {
         let p = project_json(ns)?;
         (p["status"]["stats"]["stages"]["count"] == 3).then_some(())
     });
+    // And a deleted one stops being counted (well before the periodic resync).
+    kubectl(&["delete", "stage", "uat", "-n", ns]).success("delete a Stage");
+    wait_for(15, "stats of 2 Stages again", || {
+        let p = project_json(ns)?;
+        (p["status"]["stats"]["stages"]["count"] == 2).then_some(())
+    });
 }
 
 #[test]

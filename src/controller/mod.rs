@@ -442,10 +442,17 @@ fn slim<K: kube::Resource>(obj: &mut K) {
     }
 }
 
+/// What happened to an object a shared cache watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Applied,
+    Deleted,
+}
+
 fn reflect<K>(
     client: &kube::Client,
     watch: liveness::WatchTracker,
-    mut on_apply: impl FnMut(&K) + Send + 'static,
+    mut on_change: impl FnMut(&K, Change) + Send + 'static,
 ) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
@@ -469,13 +476,15 @@ where
     )
     .default_backoff()
     // Every event and relist marks the watch working, every error (retried with backoff) down.
-    .inspect(move |item| watch.observe(item))
-    .applied_objects();
+    .inspect(move |item| watch.observe(item));
     tokio::spawn(async move {
+        use kube::runtime::watcher::Event;
         stream
-            .for_each(|obj| {
-                if let Ok(o) = obj {
-                    on_apply(&o);
+            .for_each(|event| {
+                match event {
+                    Ok(Event::Apply(o) | Event::InitApply(o)) => on_change(&o, Change::Applied),
+                    Ok(Event::Delete(o)) => on_change(&o, Change::Deleted),
+                    _ => {}
                 }
                 async {}
             })
@@ -524,18 +533,23 @@ impl Caches {
             freights: reflect(
                 client,
                 live.watch("freights (shared cache)"),
-                move |f: &Freight| {
-                    send(
-                        &freight_tx,
-                        f.metadata.namespace.clone().unwrap_or_default(),
-                    )
+                move |f: &Freight, change| {
+                    if change == Change::Applied {
+                        send(
+                            &freight_tx,
+                            f.metadata.namespace.clone().unwrap_or_default(),
+                        )
+                    }
                 },
             ),
             stages: reflect(
                 client,
                 live.watch("stages (shared cache)"),
-                move |s: &Stage| {
-                    send(&stage_tx, ObjectRef::from_obj(s));
+                // A deleted Stage changes its project's stats too.
+                move |s: &Stage, change| {
+                    if change == Change::Applied {
+                        send(&stage_tx, ObjectRef::from_obj(s));
+                    }
                     send(
                         &project_tx,
                         s.metadata.namespace.clone().unwrap_or_default(),
@@ -545,7 +559,7 @@ impl Caches {
             warehouses: reflect(
                 client,
                 live.watch("warehouses (shared cache)"),
-                move |w: &Warehouse| {
+                move |w: &Warehouse, _| {
                     send(
                         &project_of_warehouse,
                         w.metadata.namespace.clone().unwrap_or_default(),
@@ -555,7 +569,10 @@ impl Caches {
             promotions: reflect(
                 client,
                 live.watch("promotions (shared cache)"),
-                move |p: &Promotion| {
+                move |p: &Promotion, change| {
+                    if change == Change::Deleted {
+                        return;
+                    }
                     send(&promo_tx, ObjectRef::from_obj(p));
                     let ns = p.metadata.namespace.as_deref().unwrap_or_default();
                     send(
