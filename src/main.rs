@@ -91,6 +91,10 @@ enum Command {
         /// and haul-viewer (the chart's rbac.userRoles) in the project namespace.
         #[arg(long, env = "HAUL_PROJECT_ROLES", default_value_t = true, action = clap::ArgAction::Set)]
         project_roles: bool,
+        /// Seconds between re-checks of each Project's namespace and default roles (a deleted
+        /// default RoleBinding or ServiceAccount is recreated within this).
+        #[arg(long, env = "HAUL_PROJECT_RESYNC", default_value_t = 60)]
+        project_resync: u64,
     },
     /// List Warehouses, Freight, Stages or Promotions of a project, or show one (-o yaml|json|wide).
     Get(haul::cli::GetArgs),
@@ -188,6 +192,7 @@ fn main() -> ExitCode {
             reconcile_deadline,
             identity_check_interval,
             project_roles,
+            project_resync,
         } => {
             use std::time::Duration;
             let health = haul::metrics::Health {
@@ -215,6 +220,7 @@ fn main() -> ExitCode {
                 reconcile_deadline: Duration::from_secs(reconcile_deadline.max(1)),
                 project_roles: project_roles
                     .then(haul::controller::project::plan::ProjectRoles::default),
+                project_resync: Duration::from_secs(project_resync.max(1)),
                 ..Default::default()
             };
             if let Some(d) = work_dir {

@@ -62,6 +62,8 @@ fn setup() {
                 ("HAUL_WEBHOOK_ADDR", &format!("127.0.0.1:{port}")),
                 ("HAUL_WEBHOOK_CERT_DIR", &dir.to_string_lossy()),
                 ("POD_NAMESPACE", "default"),
+                // Deleted default roles come back within this (60 s by default).
+                ("HAUL_PROJECT_RESYNC", "2"),
             ],
         );
         let ca = base64::Engine::encode(
@@ -376,6 +378,26 @@ fn default_roles_let_the_promoter_promote_and_the_viewer_only_look() {
             },
         );
     }
+    // The controller owns them: a deleted one comes back, a changed subject is put back.
+    kubectl(&["delete", "rolebinding", "kargo-viewer", "-n", ns]).success("delete a RoleBinding");
+    kubectl(&["delete", "serviceaccount", "kargo-viewer", "-n", ns]).success("delete an SA");
+    kubectl(&[
+        "patch",
+        "rolebinding",
+        "kargo-promoter",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/subjects/0/name","value":"someone"}]"#,
+    ])
+    .success("change a subject");
+    wait_for(30, "the default roles to be restored", || {
+        get_json("serviceaccount", "kargo-viewer", ns)?;
+        get_json("rolebinding", "kargo-viewer", ns)?;
+        let rb = get_json("rolebinding", "kargo-promoter", ns)?;
+        (rb["subjects"][0]["name"] == "kargo-promoter").then_some(())
+    });
     kubectl_stdin(
         &["apply", "-f", "-"],
         &stage(ns, "prod", json!({"direct": true})),

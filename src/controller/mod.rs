@@ -51,6 +51,9 @@ pub struct Config {
     /// The ClusterRoles each project's `kargo-admin`, `kargo-promoter` and `kargo-viewer`
     /// ServiceAccounts are bound to; `None`: no default project roles.
     pub project_roles: Option<project::plan::ProjectRoles>,
+    /// How long a Project's namespace-and-roles sync is trusted before it is redone (a deleted
+    /// default RoleBinding or ServiceAccount comes back within this).
+    pub project_resync: Duration,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             argocd_namespace: "argocd".into(),
             reconcile_deadline: DEFAULT_RECONCILE_DEADLINE,
             project_roles: Some(project::plan::ProjectRoles::default()),
+            project_resync: project::DEFAULT_RESYNC,
         }
     }
 }

@@ -27,11 +27,11 @@ use self::plan::{NamespaceAction, ProjectRoles, Sync};
 use super::{Context, Error, FIELD_MANAGER, apply_status};
 use crate::api::{FINALIZER, Project};
 
-/// How long a successful namespace-and-roles sync is trusted before it is redone (a deleted
-/// RoleBinding or ServiceAccount comes back within this). Stage and Warehouse changes only
-/// recount stats in between, from the caches, so they cost the API server nothing unless the
-/// stats changed.
-const SYNC_TTL: Duration = Duration::from_secs(60);
+/// The default of [`super::Config::project_resync`]: how long a successful namespace-and-roles
+/// sync is trusted before it is redone (a deleted RoleBinding or ServiceAccount comes back
+/// within this). Stage and Warehouse changes only recount stats in between, from the caches, so
+/// they cost the API server nothing unless the stats changed.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 /// Retry delay while the namespace is refused (someone may label it).
 const REFUSED_RETRY: Duration = Duration::from_secs(10);
 
@@ -40,11 +40,11 @@ const REFUSED_RETRY: Duration = Duration::from_secs(10);
 pub struct SyncedAt(Mutex<HashMap<String, Instant>>);
 
 impl SyncedAt {
-    fn fresh(&self, uid: &str) -> bool {
+    fn fresh(&self, uid: &str, ttl: Duration) -> bool {
         self.0
             .lock()
             .ok()
-            .and_then(|m| m.get(uid).map(|at| at.elapsed() < SYNC_TTL))
+            .and_then(|m| m.get(uid).map(|at| at.elapsed() < ttl))
             .unwrap_or(false)
     }
 
@@ -74,7 +74,8 @@ async fn reconcile_once(project: Arc<Project>, ctx: Arc<Context>) -> Result<Acti
     }
     ensure_project_finalizer(&project, &ctx).await?;
 
-    let (sync, failure) = if ctx.project_synced.fresh(&uid) {
+    let resync = ctx.config.project_resync;
+    let (sync, failure) = if ctx.project_synced.fresh(&uid, resync) {
         (Sync::Synced, None)
     } else {
         match sync(&name, &ctx).await {
@@ -124,7 +125,7 @@ async fn reconcile_once(project: Arc<Project>, ctx: Arc<Context>) -> Result<Acti
         return Err(e);
     }
     Ok(match sync {
-        Sync::Synced => Action::requeue(SYNC_TTL),
+        Sync::Synced => Action::requeue(resync),
         _ => Action::requeue(REFUSED_RETRY),
     })
 }
