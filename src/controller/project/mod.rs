@@ -124,6 +124,8 @@ async fn reconcile_once(project: Arc<Project>, ctx: Arc<Context>) -> Result<Acti
     if let Some(e) = failure {
         return Err(e);
     }
+    // A success starts the next failure's backoff from the base delay again.
+    ctx.reset_backoff(&super::key(project.as_ref()));
     Ok(match sync {
         Sync::Synced => Action::requeue(resync),
         _ => Action::requeue(REFUSED_RETRY),
