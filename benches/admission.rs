@@ -99,7 +99,7 @@ async fn run(cp: &ControlPlane) {
         .and_then(|l| l.local_addr())
         .expect("port");
     let serve_dir = dir.clone();
-    tokio::spawn(async move { haul::admission::server::serve(addr, &serve_dir).await });
+    tokio::spawn(async move { haul::admission::server::serve(addr, &serve_dir, None).await });
 
     let hooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let promotions: Api<Promotion> = Api::namespaced(client, &ns);

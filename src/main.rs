@@ -86,6 +86,15 @@ enum Command {
         /// policies expect (the first runs at start); 0 turns the check off.
         #[arg(long, env = "HAUL_IDENTITY_CHECK_INTERVAL", default_value_t = 300)]
         identity_check_interval: u64,
+        /// Give every project Kargo's default roles: ServiceAccounts kargo-admin,
+        /// kargo-promoter and kargo-viewer bound to the ClusterRoles haul-admin, haul-promoter
+        /// and haul-viewer (the chart's rbac.userRoles) in the project namespace.
+        #[arg(long, env = "HAUL_PROJECT_ROLES", default_value_t = true, action = clap::ArgAction::Set)]
+        project_roles: bool,
+        /// Seconds between re-checks of each Project's namespace and default roles (a deleted
+        /// default RoleBinding or ServiceAccount is recreated within this).
+        #[arg(long, env = "HAUL_PROJECT_RESYNC", default_value_t = 60)]
+        project_resync: u64,
     },
     /// List Warehouses, Freight, Stages or Promotions of a project, or show one (-o yaml|json|wide).
     Get(haul::cli::GetArgs),
@@ -182,6 +191,8 @@ fn main() -> ExitCode {
             liveness_reconcile_stuck,
             reconcile_deadline,
             identity_check_interval,
+            project_roles,
+            project_resync,
         } => {
             use std::time::Duration;
             let health = haul::metrics::Health {
@@ -207,6 +218,9 @@ fn main() -> ExitCode {
                     email: git_email,
                 },
                 reconcile_deadline: Duration::from_secs(reconcile_deadline.max(1)),
+                project_roles: project_roles
+                    .then(haul::controller::project::plan::ProjectRoles::default),
+                project_resync: Duration::from_secs(project_resync.max(1)),
                 ..Default::default()
             };
             if let Some(d) = work_dir {
@@ -382,8 +396,8 @@ fn controller(
         // Every replica serves the webhook, the leader and the standbys alike: it is stateless.
         let result = match webhook {
             Some((addr, dir)) => tokio::select! {
-                r = haul::controller::run_with(client, config, opts) => r,
-                Err(e) = haul::admission::server::serve(addr, &dir) => Err(haul::controller::Error::Setup(e.to_string())),
+                r = haul::controller::run_with(client.clone(), config, opts) => r,
+                Err(e) = haul::admission::server::serve(addr, &dir, Some(client)) => Err(haul::controller::Error::Setup(e.to_string())),
             },
             None => haul::controller::run_with(client, config, opts).await,
         };

@@ -51,15 +51,23 @@ fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
         })
 }
 
-/// A Role's or ClusterRole's rules as (apiGroup, resource, verb) triples; panics on anything a
-/// triple cannot express (resourceNames, nonResourceURLs, wildcards).
+/// A Role's or ClusterRole's rules as (apiGroup, resource, verb) triples, a rule limited to
+/// resourceNames as `resource:name`; panics on anything a triple cannot express
+/// (nonResourceURLs, wildcards).
 fn triples(role: &Value) -> BTreeSet<(String, String, String)> {
     let mut set = BTreeSet::new();
     for rule in role["rules"].as_array().expect("rules") {
         assert!(
-            rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none(),
+            rule.get("nonResourceURLs").is_none(),
             "unexpected rule {rule}"
         );
+        let names: Option<Vec<String>> = rule.get("resourceNames").map(|n| {
+            n.as_array()
+                .expect("resourceNames")
+                .iter()
+                .map(|v| v.as_str().expect("string").to_string())
+                .collect()
+        });
         let list = |k: &str| -> Vec<String> {
             rule[k]
                 .as_array()
@@ -72,7 +80,16 @@ fn triples(role: &Value) -> BTreeSet<(String, String, String)> {
             for r in list("resources") {
                 for v in list("verbs") {
                     assert!(g != "*" && r != "*" && v != "*", "wildcard in rule {rule}");
-                    set.insert((g.clone(), r.clone(), v));
+                    match &names {
+                        None => {
+                            set.insert((g.clone(), r.clone(), v));
+                        }
+                        Some(names) => {
+                            for n in names {
+                                set.insert((g.clone(), format!("{r}:{n}"), v.clone()));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -147,6 +164,8 @@ fn rendered_chart_applies_to_the_api_server() {
         "rolebinding.rbac.authorization.k8s.io/haul-leader-election",
         "clusterrole.rbac.authorization.k8s.io/haul-viewer",
         "clusterrole.rbac.authorization.k8s.io/haul-promoter",
+        "clusterrole.rbac.authorization.k8s.io/haul-admin",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/haul",
         "validatingadmissionpolicy.admissionregistration.k8s.io/haul-promote-stage",
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/haul-promote-stage",
         "validatingadmissionpolicy.admissionregistration.k8s.io/haul-approve-freight",
@@ -247,8 +266,28 @@ fn controller_rbac_is_exactly_what_it_uses() {
                 "stages/status",
                 "promotions/status",
                 "projectconfigs/status",
+                "projects/status",
             ],
             &["patch"],
+        ),
+        // Projects: Kargo's finalizer; their namespaces; Kargo's default project roles, bound
+        // to the chart's user ClusterRoles and to nothing else.
+        ("kargo.akuity.io", &["projects"], &["patch"]),
+        ("", &["namespaces"], &["get", "create", "patch", "delete"]),
+        ("", &["serviceaccounts"], &["create", "patch"]),
+        (
+            "rbac.authorization.k8s.io",
+            &["rolebindings"],
+            &["create", "patch"],
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            &[
+                "clusterroles:haul-admin",
+                "clusterroles:haul-promoter",
+                "clusterroles:haul-viewer",
+            ],
+            &["bind"],
         ),
         ("kargo.akuity.io", &["freights", "promotions"], &["create"]),
         // Auto-promotion passes the same admission check as people.
@@ -428,11 +467,45 @@ fn user_roles_grant_viewing_and_promoting() {
         ("kargo.akuity.io", &["freights/status"], &["get", "patch"]),
     ]));
     assert_eq!(triples(find(&d, "ClusterRole", "haul-promoter")), promoter);
+    // Bound to each project's kargo-admin: the project's Kargo objects, no Secrets, no RBAC.
+    let mut admin = promoter.clone();
+    admin.extend(expect_triples(&[
+        (
+            "kargo.akuity.io",
+            &[
+                "warehouses",
+                "stages",
+                "freights",
+                "promotiontasks",
+                "projectconfigs",
+            ],
+            &["create", "update", "patch", "delete"],
+        ),
+        ("kargo.akuity.io", &["promotions"], &["delete"]),
+        ("", &["events"], &["get", "list", "watch"]),
+        ("events.k8s.io", &["events"], &["get", "list", "watch"]),
+    ]));
+    assert_eq!(triples(find(&d, "ClusterRole", "haul-admin")), admin);
 
     let d = docs(&template("haul", &["--set", "rbac.userRoles=false"]));
     assert!(
         !d.iter().any(|o| o["metadata"]["name"] == "haul-viewer"),
         "rbac.userRoles=false still renders haul-viewer"
+    );
+    // Without the user roles the controller binds none and may bind none.
+    let cr = find(&d, "ClusterRole", "haul-controller");
+    assert!(
+        !triples(cr).iter().any(|(_, _, v)| v == "bind"),
+        "bind granted without the user roles"
+    );
+    let deployment = find(&d, "Deployment", "haul");
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e["name"] == "HAUL_PROJECT_ROLES" && e["value"] == "false"),
+        "{env}"
     );
 }
 

@@ -1,6 +1,7 @@
 //! The controller authenticated as the chart's ServiceAccount, bound by exactly the chart's
 //! RBAC (and under its admission policies): a promotion — an automatic one into dev — succeeds
-//! end to end, and the ServiceAccount can do nothing the controller does not need.
+//! end to end, a Project gets its namespace and default roles, and the ServiceAccount can do
+//! nothing the controller does not need.
 
 mod support;
 
@@ -81,7 +82,12 @@ fn the_controller_works_with_exactly_the_charts_rbac() {
         ("update", "stages.kargo.akuity.io"),
         ("delete", "freights.kargo.akuity.io"),
         ("create", "clusterrolebindings"),
-        ("patch", "namespaces"),
+        ("create", "roles"),
+        ("escalate", "roles"),
+        ("escalate", "clusterroles"),
+        ("bind", "clusterroles"),
+        ("update", "namespaces"),
+        ("create", "serviceaccounts/token"),
     ] {
         assert!(
             !can_i(verb, resource, None),
@@ -96,11 +102,41 @@ fn the_controller_works_with_exactly_the_charts_rbac() {
         ("patch", "stages.kargo.akuity.io/status"),
         ("patch", "applications.argoproj.io"),
         ("promote", "stages.kargo.akuity.io"),
+        // Projects: the finalizer and status, the namespace, Kargo's default roles.
+        ("patch", "projects.kargo.akuity.io"),
+        ("patch", "projects.kargo.akuity.io/status"),
+        ("create", "namespaces"),
+        ("patch", "namespaces"),
+        ("delete", "namespaces"),
+        ("create", "serviceaccounts"),
+        ("create", "rolebindings"),
     ] {
         assert!(
             can_i(verb, resource, None),
             "the chart does not let haul {verb} {resource}"
         );
+    }
+    // `bind` on exactly the ClusterRoles of the default project roles, nothing else.
+    let can_bind = |role: &str| {
+        kubectl(&[
+            "auth",
+            "can-i",
+            "bind",
+            &format!("clusterroles/{role}"),
+            "--as",
+            SA,
+            "-n",
+            "rbac-project",
+        ])
+        .stdout
+        .trim()
+            == "yes"
+    };
+    for role in ["haul-admin", "haul-promoter", "haul-viewer"] {
+        assert!(can_bind(role), "the chart does not let haul bind {role}");
+    }
+    for role in ["cluster-admin", "admin", "edit"] {
+        assert!(!can_bind(role), "the chart lets haul bind {role}");
     }
     assert!(can_i("create", "leases.coordination.k8s.io", Some(NS)));
     assert!(!can_i(
@@ -135,6 +171,10 @@ fn the_controller_works_with_exactly_the_charts_rbac() {
         r#"apiVersion: v1
 kind: Namespace
 metadata: {{name: {ns}, labels: {{kargo.akuity.io/project: "true"}}}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {{name: {ns}}}
 ---
 {secret}---
 apiVersion: kargo.akuity.io/v1alpha1
@@ -194,6 +234,20 @@ spec:
             .iter()
             .any(|c| c["type"] == "Verified" && c["status"] == "True")
             .then_some(())
+    });
+    // The Project adopted its labelled namespace and got Kargo's default roles, all as the
+    // ServiceAccount.
+    wait_for(30, "the Project to be Ready with its default roles", || {
+        let p = kubectl(&["get", "project", ns, "-o", "json"]);
+        let p: Value = serde_json::from_str(&p.stdout).ok()?;
+        let ready = p["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let bound = ["kargo-admin", "kargo-promoter", "kargo-viewer"]
+            .iter()
+            .all(|rb| get_json("rolebinding", rb, ns).is_some());
+        (ready && bound).then_some(())
     });
     let log = controller.log_text();
     assert!(

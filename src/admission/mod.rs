@@ -1,4 +1,5 @@
-//! Admission: recording who created a Promotion.
+//! Admission: recording who created a Promotion, and creating a Project's namespace
+//! ([`project`]).
 //!
 //! The `promote` verb itself is checked by the API server (the chart's ValidatingAdmissionPolicies);
 //! what a validating policy cannot do is *write* the requester onto the object. A Promotion created
@@ -8,6 +9,7 @@
 //! whatever it sent is overwritten, except the controller's own `controller:` stamp, which the
 //! chart's `create-actor` policy only accepts from the controller's ServiceAccount.
 
+pub mod project;
 pub mod server;
 
 use std::collections::BTreeMap;

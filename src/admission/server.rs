@@ -16,6 +16,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The path the chart's MutatingWebhookConfiguration calls.
 pub const MUTATE_PROMOTION_PATH: &str = "/mutate-promotion";
+/// The path the chart's ValidatingWebhookConfiguration calls for Projects.
+pub const VALIDATE_PROJECT_PATH: &str = "/validate-project";
 
 /// How often the certificate files are checked for a change.
 const RELOAD_CHECK: Duration = Duration::from_secs(30);
@@ -84,15 +86,30 @@ async fn mutate_promotion(
     Json(super::review_promotion(review))
 }
 
-/// The webhook's routes.
-pub fn router() -> axum::Router {
-    axum::Router::new().route(MUTATE_PROMOTION_PATH, axum::routing::post(mutate_promotion))
+async fn validate_project(
+    axum::extract::State(client): axum::extract::State<Option<kube::Client>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    Json(super::project::review_project(client.as_ref(), review).await)
+}
+
+/// The webhook's routes. `client` creates project namespaces; without one, Projects are
+/// admitted unchanged and the reconciler creates them.
+pub fn router(client: Option<kube::Client>) -> axum::Router {
+    axum::Router::new()
+        .route(MUTATE_PROMOTION_PATH, axum::routing::post(mutate_promotion))
+        .route(VALIDATE_PROJECT_PATH, axum::routing::post(validate_project))
+        .with_state(client)
 }
 
 /// Loads the certificate of `cert_dir` (an error here stops the process with a clear message) and
 /// serves the webhook on `addr` until the process ends.
-pub async fn serve(addr: std::net::SocketAddr, cert_dir: &Path) -> Result<(), WebhookError> {
-    serve_with_reload(addr, cert_dir, RELOAD_CHECK).await
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    cert_dir: &Path,
+    client: Option<kube::Client>,
+) -> Result<(), WebhookError> {
+    serve_with_reload(addr, cert_dir, RELOAD_CHECK, client).await
 }
 
 /// [`serve`], checking the certificate files for a change every `check`.
@@ -100,13 +117,14 @@ pub async fn serve_with_reload(
     addr: std::net::SocketAddr,
     cert_dir: &Path,
     check: Duration,
+    client: Option<kube::Client>,
 ) -> Result<(), WebhookError> {
     let files = CertFiles::new(cert_dir);
     let tls = RustlsConfig::from_config(Arc::new(files.server_config()?));
     tokio::spawn(reload(files, tls.clone(), check));
     tracing::info!(%addr, path = MUTATE_PROMOTION_PATH, "admission webhook listening");
     axum_server::bind_rustls(addr, tls)
-        .serve(router().into_make_service())
+        .serve(router(client).into_make_service())
         .await
         .map_err(|source| WebhookError::Serve { addr, source })
 }
@@ -190,7 +208,7 @@ mod tests {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let path = dir.path().to_path_buf();
         let server = tokio::spawn(async move {
-            serve_with_reload(addr, &path, Duration::from_millis(100)).await
+            serve_with_reload(addr, &path, Duration::from_millis(100), None).await
         });
 
         let mut answer = Err(String::new());

@@ -114,3 +114,37 @@ fn a_review_without_a_request_is_refused_as_malformed() {
         "{out}"
     );
 }
+
+fn project_review(operation: &str, dry_run: bool) -> AdmissionReview<DynamicObject> {
+    serde_json::from_value(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "1",
+            "kind": {"group": "kargo.akuity.io", "version": "v1alpha1", "kind": "Project"},
+            "resource": {"group": "kargo.akuity.io", "version": "v1alpha1", "resource": "projects"},
+            "name": "shop",
+            "operation": operation,
+            "dryRun": dry_run,
+            "userInfo": {"username": "alice"},
+            "object": {"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Project",
+                       "metadata": {"name": "shop"}}
+        }
+    }))
+    .expect("a valid review")
+}
+
+/// Dry runs, updates and a server without a client admit the Project without touching
+/// namespaces (the webhook declares `sideEffects: NoneOnDryRun`; no client is reachable here).
+#[tokio::test]
+async fn project_reviews_that_must_not_create_a_namespace_are_allowed() {
+    for (operation, dry_run) in [("CREATE", true), ("UPDATE", false), ("CREATE", false)] {
+        let out = project::review_project(None, project_review(operation, dry_run)).await;
+        let out = serde_json::to_value(out).expect("json");
+        assert_eq!(
+            out["response"]["allowed"], true,
+            "{operation} dry-run {dry_run}"
+        );
+        assert!(out["response"].get("patch").is_none_or(Value::is_null));
+    }
+}

@@ -6,6 +6,7 @@ pub mod conditions;
 pub mod identity;
 pub mod liveness;
 pub mod progress;
+pub mod project;
 pub mod project_config;
 pub mod promotion;
 pub mod stage;
@@ -47,6 +48,12 @@ pub struct Config {
     pub argocd_namespace: String,
     /// How long one reconcile may take before it is cut off with `DeadlineExceeded`.
     pub reconcile_deadline: Duration,
+    /// The ClusterRoles each project's `kargo-admin`, `kargo-promoter` and `kargo-viewer`
+    /// ServiceAccounts are bound to; `None`: no default project roles.
+    pub project_roles: Option<project::plan::ProjectRoles>,
+    /// How long a Project's namespace-and-roles sync is trusted before it is redone (a deleted
+    /// default RoleBinding or ServiceAccount comes back within this).
+    pub project_resync: Duration,
 }
 
 impl Default for Config {
@@ -59,6 +66,8 @@ impl Default for Config {
             git_author: crate::git::Author::default(),
             argocd_namespace: "argocd".into(),
             reconcile_deadline: DEFAULT_RECONCILE_DEADLINE,
+            project_roles: Some(project::plan::ProjectRoles::default()),
+            project_resync: project::DEFAULT_RESYNC,
         }
     }
 }
@@ -84,6 +93,8 @@ pub struct Context {
     /// Caches of the objects the Stage reconciler reads for a whole project on every pass;
     /// reading them from memory instead of listing them keeps that pass cheap as Freight grows.
     pub cache: Caches,
+    /// When each Project last synced its namespace and roles (see [`project`]).
+    pub project_synced: project::SyncedAt,
     stage_locks: promotion::StageLocks,
     /// Consecutive failures per object, for backoff that grows and resets.
     failures: Mutex<HashMap<String, u32>>,
@@ -128,6 +139,7 @@ impl Context {
             liveness,
             progress,
             cache: Caches::default(),
+            project_synced: project::SyncedAt::default(),
             stage_locks: promotion::StageLocks::default(),
             failures: Mutex::new(HashMap::new()),
             retry_at: Mutex::new(HashMap::new()),
@@ -420,6 +432,8 @@ struct Triggers {
     promotions: UnboundedReceiver<ObjectRef<Promotion>>,
     /// Stages of changed Promotions.
     promotion_stages: UnboundedReceiver<ObjectRef<Stage>>,
+    /// Namespaces of changed Stages and Warehouses (their Project's stats).
+    projects: UnboundedReceiver<String>,
 }
 
 /// Drops what no reconciler reads before an object is stored: managedFields and kubectl's
@@ -432,10 +446,17 @@ fn slim<K: kube::Resource>(obj: &mut K) {
     }
 }
 
+/// What happened to an object a shared cache watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Applied,
+    Deleted,
+}
+
 fn reflect<K>(
     client: &kube::Client,
     watch: liveness::WatchTracker,
-    mut on_apply: impl FnMut(&K) + Send + 'static,
+    mut on_change: impl FnMut(&K, Change) + Send + 'static,
 ) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
@@ -459,13 +480,15 @@ where
     )
     .default_backoff()
     // Every event and relist marks the watch working, every error (retried with backoff) down.
-    .inspect(move |item| watch.observe(item))
-    .applied_objects();
+    .inspect(move |item| watch.observe(item));
     tokio::spawn(async move {
+        use kube::runtime::watcher::Event;
         stream
-            .for_each(|obj| {
-                if let Ok(o) = obj {
-                    on_apply(&o);
+            .for_each(|event| {
+                match event {
+                    Ok(Event::Apply(o) | Event::InitApply(o)) => on_change(&o, Change::Applied),
+                    Ok(Event::Delete(o)) => on_change(&o, Change::Deleted),
+                    _ => {}
                 }
                 async {}
             })
@@ -499,39 +522,61 @@ impl Caches {
         let (stage_tx, stages) = unbounded_channel();
         let (promo_tx, promotions) = unbounded_channel();
         let (promo_stage_tx, promotion_stages) = unbounded_channel();
+        let (project_tx, projects) = unbounded_channel();
+        let project_of_warehouse = project_tx.clone();
         if let Ok(mut slot) = self.triggers.lock() {
             *slot = Some(Triggers {
                 freight,
                 stages,
                 promotions,
                 promotion_stages,
+                projects,
             });
         }
         let stores = CacheStores {
             freights: reflect(
                 client,
                 live.watch("freights (shared cache)"),
-                move |f: &Freight| {
-                    send(
-                        &freight_tx,
-                        f.metadata.namespace.clone().unwrap_or_default(),
-                    )
+                move |f: &Freight, change| {
+                    if change == Change::Applied {
+                        send(
+                            &freight_tx,
+                            f.metadata.namespace.clone().unwrap_or_default(),
+                        )
+                    }
                 },
             ),
             stages: reflect(
                 client,
                 live.watch("stages (shared cache)"),
-                move |s: &Stage| send(&stage_tx, ObjectRef::from_obj(s)),
+                // A deleted Stage changes its project's stats too.
+                move |s: &Stage, change| {
+                    if change == Change::Applied {
+                        send(&stage_tx, ObjectRef::from_obj(s));
+                    }
+                    send(
+                        &project_tx,
+                        s.metadata.namespace.clone().unwrap_or_default(),
+                    );
+                },
             ),
             warehouses: reflect(
                 client,
                 live.watch("warehouses (shared cache)"),
-                |_: &Warehouse| {},
+                move |w: &Warehouse, _| {
+                    send(
+                        &project_of_warehouse,
+                        w.metadata.namespace.clone().unwrap_or_default(),
+                    )
+                },
             ),
             promotions: reflect(
                 client,
                 live.watch("promotions (shared cache)"),
-                move |p: &Promotion| {
+                move |p: &Promotion, change| {
+                    if change == Change::Deleted {
+                        return;
+                    }
                     send(&promo_tx, ObjectRef::from_obj(p));
                     let ns = p.metadata.namespace.as_deref().unwrap_or_default();
                     send(
@@ -623,6 +668,30 @@ impl Caches {
             stores.promotions.clone(),
             from_store(rx, stores.promotions.clone()),
         ))
+    }
+
+    /// What drives the Project controller besides Project changes: the Projects (named like
+    /// their namespace) whose Stages or Warehouses changed, once the stores have the change.
+    /// Can be taken once.
+    pub fn project_triggers(
+        &self,
+    ) -> Option<impl futures::Stream<Item = ObjectRef<crate::api::Project>> + Send + 'static> {
+        let mut slot = self.triggers.lock().ok()?;
+        let t = slot.as_mut()?;
+        let (_, empty) = unbounded_channel();
+        let rx = std::mem::replace(&mut t.projects, empty);
+        Some(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|ns| (ObjectRef::<crate::api::Project>::new(&ns), rx))
+        }))
+    }
+
+    /// The Stages and Warehouses of a project (for its stats); `None` before [`Caches::start`].
+    #[allow(clippy::type_complexity)]
+    pub fn stats_inputs(&self, ns: &str) -> Option<(Vec<Arc<Stage>>, Vec<Arc<Warehouse>>)> {
+        let s = self.stores.get()?;
+        Some((Self::in_ns(&s.stages, ns), Self::in_ns(&s.warehouses, ns)))
     }
 
     /// Freight, Stages, Promotions and Warehouse names of a project; `None` before
@@ -751,6 +820,7 @@ async fn controllers(ctx: Arc<Context>) {
         warehouse::run(ctx.clone()),
         promotion::run(ctx.clone()),
         stage::run(ctx.clone()),
+        project::run(ctx.clone()),
         project_config::run(ctx)
     );
 }

@@ -119,7 +119,7 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
     }
     eprintln!("==> applying examples/reference-pipeline");
     let manifests = match super::example_manifests(env) {
-        Ok(m) => m,
+        Ok(m) => format!("{m}\n---\n{}", super::DEVELOPERS_ROLE),
         Err(e) => return fail(&e.to_string()),
     };
     let applied = std::process::Command::new("kubectl")
@@ -188,6 +188,32 @@ EOF"
     );
     println!(
         "  kubectl get promotions -n my-app -o custom-columns='NAME:.metadata.name,STAGE:.spec.stage,BY:.metadata.annotations.kargo\\.akuity\\.io/create-actor'"
+    );
+    println!(
+        "  # who may promote where: group developers may promote to dev and uat only, so haul's admission"
+    );
+    println!(
+        "  # policy refuses alice's Promotion to prod (\"user alice may not promote to Stage prod\"):"
+    );
+    println!(
+        "  kubectl --as=alice --as-group=developers create -f - <<EOF
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Promotion
+metadata: {{name: alice-to-prod, namespace: my-app}}
+spec: {{stage: prod, freight: {dev_freight}}}
+EOF"
+    );
+    println!(
+        "  # the project's default roles (ServiceAccounts kargo-viewer, kargo-promoter, kargo-admin):"
+    );
+    println!(
+        "  kubectl --as=system:serviceaccount:my-app:kargo-viewer -n my-app get stages                      # allowed"
+    );
+    println!(
+        "  kubectl auth can-i create promotions -n my-app --as=system:serviceaccount:my-app:kargo-viewer    # no"
+    );
+    println!(
+        "  kubectl auth can-i promote stages/prod -n my-app --as=system:serviceaccount:my-app:kargo-promoter # yes"
     );
     println!("  cargo run -- quickstart --push 1007          # CI pushes a new build; dev follows");
     println!();

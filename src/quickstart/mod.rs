@@ -169,12 +169,41 @@ fn seed_repo(url: &str, user: &str, password: &str, state: &Path) -> Result<(), 
     Ok(())
 }
 
+/// docs/authorization.md's recipe, for the quickstart's "who may promote where" example: the
+/// group `developers` reads the project and promotes to dev and uat, not to prod.
+pub const DEVELOPERS_ROLE: &str = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: promote-dev-uat, namespace: my-app}
+rules:
+  - apiGroups: ["kargo.akuity.io"]
+    resources: ["stages"]
+    resourceNames: ["dev", "uat"]
+    verbs: ["promote"]
+  - apiGroups: ["kargo.akuity.io"]
+    resources: ["promotions"]
+    verbs: ["create"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: developers-promote, namespace: my-app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: promote-dev-uat}
+subjects:
+  - {kind: Group, name: developers, apiGroup: rbac.authorization.k8s.io}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: developers-view, namespace: my-app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: haul-viewer}
+subjects:
+  - {kind: Group, name: developers, apiGroup: rbac.authorization.k8s.io}
+"#;
+
 /// The identity the chart's admission policies expect the controller to run as: the
 /// ServiceAccount of a release `haul` in namespace `haul`.
 pub const CONTROLLER_USER: &str = "system:serviceaccount:haul:haul";
 
-/// Installs, as the chart would, the controller's ClusterRole and binding and haul's admission
-/// policies (rendered by the real helm from `charts/haul`), and returns a client for the
+/// Installs, as the chart would, the controller's ClusterRole and binding, the user
+/// ClusterRoles and haul's admission policies (rendered by the real helm from `charts/haul`), and returns a client for the
 /// controller that authenticates as [`CONTROLLER_USER`] (a client certificate for that
 /// username; RBAC binds a ServiceAccount subject by username). So the quickstart's controller
 /// runs with exactly the chart's permissions and its auto-promotions pass the policies.
@@ -198,9 +227,13 @@ pub async fn controller_client(env: &Environment) -> Result<kube::Client, Quicks
     let items: Vec<serde_json::Value> = docs
         .into_iter()
         .filter(|d| match d["kind"].as_str() {
-            Some("ClusterRole" | "ClusterRoleBinding") => {
-                d["metadata"]["name"] == "haul-controller"
-            }
+            Some("ClusterRoleBinding") => d["metadata"]["name"] == "haul-controller",
+            // The controller's own, and the user roles each project's kargo-admin,
+            // kargo-promoter and kargo-viewer ServiceAccounts are bound to.
+            Some("ClusterRole") => matches!(
+                d["metadata"]["name"].as_str(),
+                Some("haul-controller" | "haul-admin" | "haul-promoter" | "haul-viewer")
+            ),
             Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding") => true,
             _ => false,
         })
@@ -369,8 +402,10 @@ pub async fn start_webhook(env: &Environment, state: &Path) -> Result<(), Quicks
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| fail("finding a free port for the webhook", e))?;
+    let client = env.control_plane.client().await?;
+    let webhook_client = client.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::admission::server::serve(addr, &dir).await {
+        if let Err(e) = crate::admission::server::serve(addr, &dir, Some(webhook_client)).await {
             eprintln!("haul quickstart: the admission webhook stopped: {e}");
         }
     });
@@ -397,9 +432,8 @@ pub async fn start_webhook(env: &Environment, state: &Path) -> Result<(), Quicks
             }]
         }))
         .map_err(|e| fail("building the webhook configuration", e))?;
-    let client = env.control_plane.client().await?;
     let api: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
-        Api::all(client);
+        Api::all(client.clone());
     api.patch(
         "haul",
         &PatchParams::apply("haul-quickstart").force(),
@@ -407,5 +441,35 @@ pub async fn start_webhook(env: &Environment, state: &Path) -> Result<(), Quicks
     )
     .await
     .map_err(|e| fail("registering the admission webhook", e))?;
+    // The chart's ValidatingWebhookConfiguration: a Project's namespace is created while the
+    // Project is admitted, so one `kubectl apply` of the examples succeeds.
+    let projects: k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "haul"},
+            "webhooks": [{
+                "name": "namespace.projects.haul.kargo.akuity.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "NoneOnDryRun",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+                "rules": [{"apiGroups": ["kargo.akuity.io"], "apiVersions": ["*"],
+                           "operations": ["CREATE"], "resources": ["projects"],
+                           "scope": "Cluster"}],
+                "clientConfig": {
+                    "url": format!("https://{addr}{}", crate::admission::server::VALIDATE_PROJECT_PATH),
+                    "caBundle": ca,
+                },
+            }]
+        }))
+        .map_err(|e| fail("building the Project webhook configuration", e))?;
+    let api: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(client);
+    api.patch(
+        "haul",
+        &PatchParams::apply("haul-quickstart").force(),
+        &Patch::Apply(&projects),
+    )
+    .await
+    .map_err(|e| fail("registering the Project admission webhook", e))?;
     Ok(())
 }
