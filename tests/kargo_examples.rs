@@ -19,8 +19,9 @@ use std::time::Instant;
 use serde_json::Value;
 use support::fixtures::promotion_yaml;
 use support::gitea::gitea;
+use support::installed;
 use support::services::services;
-use support::{ControllerProcess, get_json, kubectl, kubectl_stdin, repo_root, wait_for};
+use support::{get_json, kubectl, kubectl_stdin, repo_root, wait_for};
 
 /// The fixture folder `name` with the placeholders a user would edit filled in, written under
 /// `into`; the path of its `kargo/` folder.
@@ -201,7 +202,7 @@ fn kargo_simple_example_promotes_prod_through_a_gitea_pull_request() {
     let image_ref = image.clone();
     let (repo_url, repo) = gitops_repo("kargo-simple", &image);
     push_image("guestbook", "1.0.0");
-    let mut controller = ControllerProcess::start(&tmp.path().join("work"));
+    let haul = installed::controller(&[]);
 
     // One apply of the folder, Project first and everything in its namespace after it.
     let kargo = personalize("kargo-example", tmp.path(), project, &repo_url, &image_ref);
@@ -249,16 +250,14 @@ fn kargo_simple_example_promotes_prod_through_a_gitea_pull_request() {
     // A controller that died after opening the pull request but before recording it: the
     // open-pr step runs again on the next controller and adopts the pull request.
     // (Simulated by rewinding the Promotion's status to before that step.)
-    controller.kill();
-    rewind_to_step(project, &prod, "promote::open-pr");
-    let _controller = ControllerProcess::start(&tmp.path().join("work"));
+    haul.crash_and_restart(|| rewind_to_step(project, &prod, "task-1::open-pr"));
     wait_for(
         60,
         "the rewound Promotion to wait on the pull request again",
         || {
             let p = promotion(project, &prod);
             let metas = p["status"]["stepExecutionMetadata"].as_array()?;
-            let open = metas.iter().find(|m| m["alias"] == "promote::open-pr")?;
+            let open = metas.iter().find(|m| m["alias"] == "task-1::open-pr")?;
             (open["status"] == "Succeeded").then_some(())
         },
     );
@@ -281,7 +280,7 @@ fn kargo_simple_example_promotes_prod_through_a_gitea_pull_request() {
         .map(str::to_string)
         .expect("merge commit");
     assert_eq!(
-        done["status"]["state"]["promote::wait-for-pr"]["commit"], merge_commit,
+        done["status"]["state"]["task-1::wait-for-pr"]["commit"], merge_commit,
         "wait-for-pr outputs the merge commit: {}",
         done["status"]
     );
@@ -370,7 +369,7 @@ fn rendered_branches_promote_two_stages() {
     let image = format!("{}/rendered", services().var("HAUL_TEST_REGISTRY"));
     let (repo_url, _) = gitops_repo("kargo-rendered", &image);
     push_image("rendered", "2.0.0");
-    let _controller = ControllerProcess::start(&tmp.path().join("work"));
+    installed::controller(&[]);
     let kargo = personalize("kargo-rendered", tmp.path(), project, &repo_url, &image);
     kubectl(&["apply", "-f", &kargo.display().to_string()]).success("kubectl apply -f kargo/");
     gitea_credentials(project, &repo_url);

@@ -12,111 +12,19 @@
 
 mod support;
 
-use std::sync::OnceLock;
-
 use serde_json::{Value, json};
-use support::helm::render;
-use support::{ControllerProcess, Outcome, cp, get_json, kubectl, kubectl_stdin, wait_for};
-
-/// Projects labelled with this skip the Project webhook: how the tests see what the reconciler
-/// does where the webhook is not installed.
-const SKIP_WEBHOOK: &str = "haul-test/skip-project-webhook";
+use support::installed::{self, SKIP_WEBHOOK};
+use support::{Outcome, get_json, kubectl, kubectl_stdin, wait_for};
 
 fn apply(objects: Vec<Value>, what: &str) -> Outcome {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
     kubectl_stdin(&["apply", "-f", "-"], &list.to_string()).success(what)
 }
 
-/// Once per test binary: the chart's admission policies and user ClusterRoles, a controller
-/// serving the webhooks and reconciling, and the chart's webhook configurations pointed at it.
+/// The controller installed as the chart installs it (webhooks, policies, user roles), with
+/// deleted default roles coming back within 2 s (60 s by default).
 fn setup() {
-    static SETUP: OnceLock<ControllerProcess> = OnceLock::new();
-    SETUP.get_or_init(|| {
-        let docs = render("haul", &[]);
-        let installed: Vec<Value> = docs
-            .iter()
-            .filter(|d| match d["kind"].as_str() {
-                Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding") => true,
-                Some("ClusterRole") => matches!(
-                    d["metadata"]["name"].as_str(),
-                    Some("haul-admin" | "haul-promoter" | "haul-viewer")
-                ),
-                _ => false,
-            })
-            .cloned()
-            .collect();
-        apply(installed, "the chart's policies and user roles");
-
-        let dir = cp().dir().join("webhook-tls");
-        std::fs::create_dir_all(&dir).expect("webhook cert dir");
-        let cert = cp().loopback_serving_cert().expect("serving certificate");
-        std::fs::write(dir.join("tls.crt"), &cert.cert_pem).expect("write tls.crt");
-        std::fs::write(dir.join("tls.key"), &cert.key_pem).expect("write tls.key");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let controller = ControllerProcess::start_with_env(
-            &cp().dir().join("work"),
-            &[
-                ("HAUL_WEBHOOK_ADDR", &format!("127.0.0.1:{port}")),
-                ("HAUL_WEBHOOK_CERT_DIR", &dir.to_string_lossy()),
-                ("POD_NAMESPACE", "default"),
-                // Deleted default roles come back within this (60 s by default).
-                ("HAUL_PROJECT_RESYNC", "2"),
-            ],
-        );
-        let ca = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            cp().ca_cert_pem(),
-        );
-        let configs: Vec<Value> = docs
-            .iter()
-            .filter(|d| {
-                matches!(
-                    d["kind"].as_str(),
-                    Some("MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration")
-                )
-            })
-            .map(|d| {
-                let mut c = d.clone();
-                for w in c["webhooks"].as_array_mut().expect("webhooks") {
-                    let path = w["clientConfig"]["service"]["path"]
-                        .as_str()
-                        .expect("path")
-                        .to_string();
-                    w["clientConfig"] = json!({
-                        "url": format!("https://127.0.0.1:{port}{path}"),
-                        "caBundle": ca,
-                    });
-                    if path == "/validate-project" {
-                        w["objectSelector"] = json!({"matchExpressions": [
-                            {"key": SKIP_WEBHOOK, "operator": "DoesNotExist"}
-                        ]});
-                    }
-                }
-                c
-            })
-            .collect();
-        assert_eq!(
-            configs.len(),
-            2,
-            "the chart renders both webhook configurations"
-        );
-        apply(configs, "the webhook configurations");
-        // In force once a Project's namespace appears with its create.
-        let mut n = 0;
-        wait_for(30, "the Project webhook to create namespaces", || {
-            n += 1;
-            let name = format!("probe-{n}");
-            kubectl_stdin(&["create", "-f", "-"], &project(&name).to_string())
-                .success("create a probe Project");
-            let created = namespace_of(&name).is_some();
-            kubectl(&["delete", "project", &name, "--wait=false"]);
-            created.then_some(())
-        });
-        controller
-    });
+    installed::controller(&[("HAUL_PROJECT_RESYNC", "2")]);
 }
 
 fn project(name: &str) -> Value {

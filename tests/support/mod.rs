@@ -130,6 +130,7 @@ pub mod fixtures;
 pub mod gitea;
 pub mod gitops;
 pub mod helm;
+pub mod installed;
 pub mod run_local;
 pub mod services;
 

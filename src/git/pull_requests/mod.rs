@@ -88,7 +88,7 @@ pub enum PrError {
     )]
     UnknownProvider { name: String },
     #[error(
-        "config.repoURL: cannot tell which git provider hosts {repo_url}; set config.provider (azure, bitbucket, gitea, github or gitlab)"
+        "config.repoURL: cannot tell which git provider hosts {repo_url} (neither its host name nor the server says); set config.provider (azure, bitbucket, gitea, github or gitlab)"
     )]
     NoProviderForHost { repo_url: String },
     #[error("config.repoURL: {repo_url} is not a {provider} repository URL: {why}")]
@@ -142,6 +142,8 @@ impl PrError {
         matches!(self, PrError::Unavailable { .. })
     }
 }
+
+pub use client::answers_like_gitea;
 
 /// Chooses the provider: `provider` when given, else from the repository URL's host.
 pub fn pick(repo_url: &str, provider: Option<&str>) -> Result<ProviderKind, PrError> {
@@ -359,7 +361,7 @@ mod tests {
         let e = pick("https://git.example.com/o/r", None).expect_err("no provider");
         assert_eq!(
             e.to_string(),
-            "config.repoURL: cannot tell which git provider hosts https://git.example.com/o/r; set config.provider (azure, bitbucket, gitea, github or gitlab)"
+            "config.repoURL: cannot tell which git provider hosts https://git.example.com/o/r (neither its host name nor the server says); set config.provider (azure, bitbucket, gitea, github or gitlab)"
         );
         let e = pick("https://github.com/o/r", Some("gogs")).expect_err("unknown");
         assert!(

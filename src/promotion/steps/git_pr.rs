@@ -17,7 +17,9 @@ use super::env::StepEnv;
 use super::spec::{Needs, step};
 use super::toolkit::{StepError, StepOutcome, lenient};
 use crate::api::StepStatus;
-use crate::git::pull_requests::{self, Client, MergeResult, NewPullRequest, PrError, PullRequest};
+use crate::git::pull_requests::{
+    self, Client, MergeResult, NewPullRequest, PrError, ProviderKind, PullRequest,
+};
 use crate::git::{Checkout, Credentials};
 
 /// Kargo's suggested poll intervals.
@@ -167,7 +169,18 @@ async fn client(
     provider: Option<&str>,
     insecure: bool,
 ) -> Result<Client, StepError> {
-    let kind = pull_requests::pick(repo_url, provider).map_err(fail(repo_url))?;
+    let kind = match pull_requests::pick(repo_url, provider) {
+        Ok(kind) => kind,
+        // The host name does not say: a self-hosted Gitea still says so when asked.
+        Err(e @ PrError::NoProviderForHost { .. }) => {
+            if pull_requests::answers_like_gitea(repo_url, insecure).await {
+                ProviderKind::Gitea
+            } else {
+                return Err(fail(repo_url)(e));
+            }
+        }
+        Err(e) => return Err(fail(repo_url)(e)),
+    };
     let api = pull_requests::api_for(kind, repo_url).map_err(fail(repo_url))?;
     let token = match env.credentials.git(repo_url).await? {
         Credentials::Basic { password, .. } if !password.is_empty() => password,

@@ -289,13 +289,14 @@ async fn bad_inputs_fail_naming_the_field_and_the_repository() {
     }
     mock.finish();
 
-    // No request is made for these.
+    // No provider request is made for these. A host that names no provider is asked whether
+    // it is a Gitea (port 1 on loopback: nothing answers).
     let (status, _, _) = one(json!({"uses": "git-wait-for-pr", "config": {
-        "repoURL": "https://git.example.com/o/r", "prNumber": 1}}))
+        "repoURL": "http://127.0.0.1:1/o/r", "prNumber": 1}}))
     .await;
     assert_eq!(
         message(&status, 0),
-        "config.repoURL: cannot tell which git provider hosts https://git.example.com/o/r; set config.provider (azure, bitbucket, gitea, github or gitlab)"
+        "config.repoURL: cannot tell which git provider hosts http://127.0.0.1:1/o/r (neither its host name nor the server says); set config.provider (azure, bitbucket, gitea, github or gitlab)"
     );
     let (status, _, _) = one(json!({"uses": "git-wait-for-pr", "config": {
         "repoURL": "https://git.example.com/o/r", "provider": "gogs", "prNumber": 1}}))
