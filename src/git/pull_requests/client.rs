@@ -277,6 +277,40 @@ fn error_message(body: &Value, raw: &[u8]) -> String {
     text
 }
 
+/// Whether the server hosting `repo_url` answers Gitea's (and Forgejo's) unauthenticated
+/// `GET /api/v1/version` with a version. Kargo picks a provider from the host name only, which
+/// leaves a self-hosted Gitea on a plain name (or an address) unusable without `provider`;
+/// asking the same server the repository lives on costs one request and reaches nothing new.
+pub async fn answers_like_gitea(repo_url: &str, insecure_skip_tls_verify: bool) -> bool {
+    let Ok(url) = super::repo_url::RepoUrl::parse(repo_url) else {
+        return false;
+    };
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .tls_danger_accept_invalid_certs(insecure_skip_tls_verify)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("haul/", env!("CARGO_PKG_VERSION")))
+        .build()
+    else {
+        return false;
+    };
+    let endpoint = format!("{}://{}/api/v1/version", url.scheme, url.authority);
+    let Ok(resp) = http.get(&endpoint).send().await else {
+        return false;
+    };
+    if !resp.status().is_success() {
+        return false;
+    }
+    let Ok(body) = resp.bytes().await else {
+        return false;
+    };
+    serde_json::from_slice::<Value>(&body)
+        .is_ok_and(|v| v["version"].as_str().is_some_and(|s| !s.is_empty()))
+}
+
+/// A probe is a hint, not an operation: it must not hold the step up for long.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,37 +358,3 @@ mod tests {
         assert!(error_message(&Value::Null, long.as_bytes()).chars().count() <= MAX_MESSAGE + 1);
     }
 }
-
-/// Whether the server hosting `repo_url` answers Gitea's (and Forgejo's) unauthenticated
-/// `GET /api/v1/version` with a version. Kargo picks a provider from the host name only, which
-/// leaves a self-hosted Gitea on a plain name (or an address) unusable without `provider`;
-/// asking the same server the repository lives on costs one request and reaches nothing new.
-pub async fn answers_like_gitea(repo_url: &str, insecure_skip_tls_verify: bool) -> bool {
-    let Ok(url) = super::repo_url::RepoUrl::parse(repo_url) else {
-        return false;
-    };
-    let Ok(http) = reqwest::Client::builder()
-        .timeout(PROBE_TIMEOUT)
-        .tls_danger_accept_invalid_certs(insecure_skip_tls_verify)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("haul/", env!("CARGO_PKG_VERSION")))
-        .build()
-    else {
-        return false;
-    };
-    let endpoint = format!("{}://{}/api/v1/version", url.scheme, url.authority);
-    let Ok(resp) = http.get(&endpoint).send().await else {
-        return false;
-    };
-    if !resp.status().is_success() {
-        return false;
-    }
-    let Ok(body) = resp.bytes().await else {
-        return false;
-    };
-    serde_json::from_slice::<Value>(&body)
-        .is_ok_and(|v| v["version"].as_str().is_some_and(|s| !s.is_empty()))
-}
-
-/// A probe is a hint, not an operation: it must not hold the step up for long.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
