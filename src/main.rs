@@ -23,6 +23,10 @@ enum Command {
         /// Push this image tag to the running quickstart's ECR instead (e.g. 1007).
         #[arg(long, value_name = "TAG")]
         push: Option<String>,
+        /// Host the GitOps repository on a local Gitea and promote prod through a pull request
+        /// you merge (the first run builds Gitea, several minutes).
+        #[arg(long, conflicts_with = "push")]
+        pull_requests: bool,
     },
     /// Run the controllers (Warehouses, Promotions) against the cluster in KUBECONFIG or the
     /// in-cluster service account.
@@ -169,9 +173,11 @@ fn main() -> ExitCode {
     }
     match cli.command {
         #[cfg(feature = "quickstart")]
-        Command::Quickstart { state_dir, push } => {
-            haul::quickstart::command::run(&state_dir, push.as_deref())
-        }
+        Command::Quickstart {
+            state_dir,
+            push,
+            pull_requests,
+        } => haul::quickstart::command::run(&state_dir, push.as_deref(), pull_requests),
         Command::Controller {
             work_dir,
             shared_namespace,

@@ -9,12 +9,13 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Runs the quickstart with its state in `state`, or with `push`, pushes that image tag to the
-/// running quickstart's ECR.
-pub fn run(state: &std::path::Path, push: Option<&str>) -> ExitCode {
+/// Runs the quickstart with its state in `state` (prod promoting through a pull request on a
+/// local Gitea when `pull_requests`), or with `push`, pushes that image tag to the running
+/// quickstart's ECR.
+pub fn run(state: &std::path::Path, push: Option<&str>, pull_requests: bool) -> ExitCode {
     match push {
         Some(tag) => quickstart_push(state, tag),
-        None => quickstart(state),
+        None => quickstart(state, pull_requests),
     }
 }
 
@@ -40,12 +41,12 @@ fn quickstart_push(state: &std::path::Path, tag: &str) -> ExitCode {
     }
 }
 
-fn quickstart(state: &std::path::Path) -> ExitCode {
+fn quickstart(state: &std::path::Path, pull_requests: bool) -> ExitCode {
     let state = match std::path::absolute(state) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
-    let env = match super::prepare(&state) {
+    let env = match super::prepare(&state, pull_requests) {
         Ok(env) => env,
         Err(e) => return fail(&e.to_string()),
     };
@@ -162,7 +163,7 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     };
-    let bare = std::path::Path::new(&env.var("HAUL_TEST_GIT_ROOT")).join("my-gitops-repo.git");
+    let bare = env.gitops_bare_repo();
     println!();
     println!(
         "dev runs Freight {dev_freight} (image 123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app:1006)."
@@ -186,6 +187,9 @@ metadata: {{name: to-uat, namespace: my-app}}
 spec: {{stage: uat, freight: {dev_freight}}}
 EOF"
     );
+    if let Some(gitea) = &env.gitea {
+        print_pull_request_path(gitea, &dev_freight);
+    }
     println!(
         "  kubectl get promotions -n my-app -o custom-columns='NAME:.metadata.name,STAGE:.spec.stage,BY:.metadata.annotations.kargo\\.akuity\\.io/create-actor'"
     );
@@ -222,4 +226,39 @@ EOF"
     controller.abort();
     identity.abort();
     ExitCode::SUCCESS
+}
+
+/// The `--pull-requests` part of "what to do next": how prod promotes, where its pull request is
+/// and how to merge it.
+fn print_pull_request_path(gitea: &haul_testenv::Gitea, freight: &str) {
+    let repo = format!("{}/{}", gitea.username(), super::GITEA_REPO);
+    let pulls = format!("{}/{repo}/pulls", gitea.url());
+    println!(
+        "  # once uat is verified (`kubectl get stage uat -n my-app` shows Ready), promote prod;"
+    );
+    println!(
+        "  # prod pushes a branch and opens a pull request to gitops, then waits for its merge:"
+    );
+    println!(
+        "  cargo run -- promote -n my-app --stage prod --freight {freight}   # or kubectl create, as above"
+    );
+    println!(
+        "  # see the pull request at {pulls}  (log in as {} / {});",
+        gitea.username(),
+        gitea.password()
+    );
+    println!(
+        "  # the pages are unstyled and have no merge button (this Gitea is built without its front-end"
+    );
+    println!("  # assets), so merge it through Gitea's API:");
+    // The token is printed on purpose: it belongs to this throwaway, loopback-only Gitea that
+    // stops with the quickstart, and the user needs it to merge from the command line.
+    println!(
+        "  curl -fsS -X POST -H 'Authorization: token {}' -H 'Content-Type: application/json' \\\n       -d '{{\"Do\":\"merge\"}}' {}/api/v1/repos/{repo}/pulls/1/merge",
+        gitea.token(),
+        gitea.url()
+    );
+    println!(
+        "  # (pulls/1 is the first pull request; within 5 s of the merge prod syncs to the merge commit)"
+    );
 }

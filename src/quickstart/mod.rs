@@ -5,6 +5,11 @@
 //! controller, and applies `examples/reference-pipeline/`. No Argo CD runs locally, so a small,
 //! clearly-labelled stand-in marks an Application synced and healthy once a Promotion asks it
 //! to sync, the way Argo CD would report it.
+//!
+//! With `--pull-requests` the GitOps repository lives on a local Gitea instead (built once from
+//! the Go module proxy, like the tests' one), and prod promotes through a pull request that a
+//! person merges: the example's prod steps are rewritten to push a generated branch, open a pull
+//! request against `gitops` and wait for its merge ([`pull_request_prod`]).
 
 pub mod command;
 
@@ -16,7 +21,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use sha2::Digest;
 
 use crate::api::argocd::Application;
-use haul_testenv::{ControlPlane, Services};
+use haul_testenv::{ControlPlane, Gitea, Services};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 const CODECOMMIT: &str =
@@ -30,6 +35,8 @@ pub enum QuickstartError {
     ControlPlane(#[from] haul_testenv::EnvtestError),
     #[error("side services: {0}")]
     Services(#[from] haul_testenv::ServicesError),
+    #[error("gitea: {0}")]
+    Gitea(#[from] haul_testenv::GiteaError),
 }
 
 fn step(msg: &str) {
@@ -58,29 +65,79 @@ pub struct Environment {
     pub control_plane: ControlPlane,
     pub services: Services,
     pub gitops_url: String,
+    /// The Gitea hosting the GitOps repository (`--pull-requests`); stopped when dropped.
+    pub gitea: Option<Gitea>,
 }
+
+/// The Gitea repository of the GitOps monorepo (`--pull-requests`): owner and name.
+pub const GITEA_REPO: &str = "my-gitops-repo";
 
 impl Environment {
     /// A variable of the side services' env file (`HAUL_TEST_*`), empty when absent.
     pub fn var(&self, k: &str) -> String {
         self.services.get(k).map(str::to_string).unwrap_or_default()
     }
-}
 
-impl Drop for Environment {
-    fn drop(&mut self) {
-        if let Err(e) = self.services.stop() {
-            eprintln!("stopping the side services: {e}");
+    /// The user and password of the GitOps repository: Gitea's admin and its access token
+    /// (which also authorises the pull-request API), or the git server's user.
+    pub fn git_credentials(&self) -> (String, String) {
+        match &self.gitea {
+            Some(g) => (g.username().to_string(), g.token().to_string()),
+            None => (
+                self.var("HAUL_TEST_GIT_USER"),
+                self.var("HAUL_TEST_GIT_PASSWORD"),
+            ),
+        }
+    }
+
+    /// The bare repository on disk behind [`Environment::gitops_url`], for `git log`.
+    pub fn gitops_bare_repo(&self) -> PathBuf {
+        match &self.gitea {
+            Some(g) => g
+                .dir()
+                .join("repos")
+                .join(g.username())
+                .join(format!("{GITEA_REPO}.git")),
+            None => Path::new(&self.var("HAUL_TEST_GIT_ROOT")).join("my-gitops-repo.git"),
         }
     }
 }
 
-/// Starts everything and prepares the sample repository. Blocking; call before the runtime.
-pub fn prepare(state: &Path) -> Result<Environment, QuickstartError> {
+impl Drop for Environment {
+    fn drop(&mut self) {
+        // Gitea may take its few seconds of graceful shutdown while the services stop.
+        let gitea = self
+            .gitea
+            .take()
+            .map(|g| std::thread::spawn(move || drop(g)));
+        if let Err(e) = self.services.stop() {
+            eprintln!("stopping the side services: {e}");
+        }
+        if let Some(g) = gitea {
+            let _ = g.join();
+        }
+    }
+}
+
+/// Starts everything and prepares the sample repository, on a Gitea when `pull_requests`.
+/// Blocking; call before the runtime.
+pub fn prepare(state: &Path, pull_requests: bool) -> Result<Environment, QuickstartError> {
     let t0 = Instant::now();
     std::fs::create_dir_all(state).map_err(|e| fail("creating the state directory", e))?;
     step("installing what the local environment needs (once; apt, a Python venv for moto)");
     haul_testenv::services::install()?;
+    let gitea = if pull_requests {
+        step("starting Gitea (the first run builds it from the Go module proxy, 4-9 min)");
+        let gitea = Gitea::start(&state.join("gitea"))?;
+        eprintln!(
+            "    gitea at {} ({:.1}s)",
+            gitea.url(),
+            gitea.started_in().as_secs_f64()
+        );
+        Some(gitea)
+    } else {
+        None
+    };
     step("starting the control plane (etcd + kube-apiserver; the first run builds them, ~3 min)");
     let cp = ControlPlane::start(&crate::crds::local_cluster_crds())?;
     eprintln!(
@@ -95,20 +152,20 @@ pub fn prepare(state: &Path) -> Result<Environment, QuickstartError> {
         std::process::id()
     )))?;
     step("creating the GitOps monorepo (apps/my-app-service1, apps/my-app-service2)");
-    let url = services.new_repo("my-gitops-repo")?;
-    let var = |k: &str| services.get(k).map(str::to_string).unwrap_or_default();
-    seed_repo(
-        &url,
-        &var("HAUL_TEST_GIT_USER"),
-        &var("HAUL_TEST_GIT_PASSWORD"),
-        state,
-    )?;
-    eprintln!("    ready in {:.1}s", t0.elapsed().as_secs_f64());
-    Ok(Environment {
+    let url = match &gitea {
+        Some(g) => g.create_repo(GITEA_REPO)?,
+        None => services.new_repo("my-gitops-repo")?,
+    };
+    let env = Environment {
         control_plane: cp,
         services,
         gitops_url: url,
-    })
+        gitea,
+    };
+    let (user, password) = env.git_credentials();
+    seed_repo(&env.gitops_url, &user, &password, state)?;
+    eprintln!("    ready in {:.1}s", t0.elapsed().as_secs_f64());
+    Ok(env)
 }
 
 fn seed_repo(url: &str, user: &str, password: &str, state: &Path) -> Result<(), QuickstartError> {
@@ -328,15 +385,113 @@ pub fn example_manifests(env: &Environment) -> Result<String, QuickstartError> {
     for f in files {
         all.push(std::fs::read_to_string(&f).map_err(|e| fail("reading examples", e))?);
     }
-    let var = |k: &str| env.var(k);
-    Ok(all
+    let (user, password) = env.git_credentials();
+    let manifests = all
         .join("\n---\n")
         .replace(CODECOMMIT, &env.gitops_url)
-        .replace("my-codecommit-https-username", &var("HAUL_TEST_GIT_USER"))
+        .replace("my-codecommit-https-username", &user)
         .replace(
             "password: my-codecommit-https-password",
-            &format!("password: '{}'", var("HAUL_TEST_GIT_PASSWORD")),
-        ))
+            &format!("password: '{password}'"),
+        );
+    if env.gitea.is_some() {
+        pull_request_prod(&manifests)
+    } else {
+        Ok(manifests)
+    }
+}
+
+/// Rewrites the prod Stage of `manifests` (YAML documents) so that prod promotes through a pull
+/// request: its git-push pushes a generated branch, git-open-pr opens a pull request from it to
+/// the branch the Stage clones (`gitops`), git-wait-for-pr waits (every 5 s) for someone to merge
+/// it, and argocd-update syncs to the merge commit. The other documents are unchanged (re-emitted
+/// as YAML, without their comments).
+pub fn pull_request_prod(manifests: &str) -> Result<String, QuickstartError> {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(manifests)
+        .map_err(|e| fail("reading the example manifests", e))?;
+    let mut out = Vec::new();
+    let mut rewritten = false;
+    for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
+        if doc["kind"] == "Stage" && doc["metadata"]["name"] == "prod" {
+            let steps = &mut doc["spec"]["promotionTemplate"]["spec"]["steps"];
+            *steps = serde_json::Value::Array(pull_request_steps(steps)?);
+            rewritten = true;
+        }
+        out.push(serde_saphyr::to_string(&doc).map_err(|e| fail("writing the manifests", e))?);
+    }
+    if !rewritten {
+        return Err(fail(
+            "rewriting the prod Stage for pull requests",
+            "the examples hold no Stage prod",
+        ));
+    }
+    Ok(out.join("---\n"))
+}
+
+fn pull_request_steps(
+    steps: &serde_json::Value,
+) -> Result<Vec<serde_json::Value>, QuickstartError> {
+    use serde_json::json;
+    let what = "rewriting the prod Stage for pull requests";
+    let steps = steps
+        .as_array()
+        .ok_or_else(|| fail(what, "prod has no promotion steps"))?;
+    let uses = |s: &serde_json::Value, u: &str| s["uses"] == u;
+    // The branch prod clones and, without pull requests, pushes to.
+    let target = steps
+        .iter()
+        .find(|s| uses(s, "git-clone"))
+        .and_then(|s| s["config"]["checkout"][0]["branch"].as_str())
+        .ok_or_else(|| fail(what, "prod's git-clone names no branch"))?
+        .to_string();
+    let mut new = Vec::new();
+    let mut pushed = false;
+    for s in steps {
+        if uses(s, "git-push") {
+            let mut push = s.clone();
+            push["as"] = json!("push");
+            push["config"]["generateTargetBranch"] = json!(true);
+            new.push(push);
+            new.push(json!({
+                "uses": "git-open-pr",
+                "as": "open-pr",
+                "config": {
+                    "repoURL": "${{ vars.gitopsRepo }}",
+                    "sourceBranch": "${{ outputs.push.branch }}",
+                    "targetBranch": target,
+                },
+            }));
+            new.push(json!({
+                "uses": "git-wait-for-pr",
+                "as": "wait-for-pr",
+                "config": {
+                    "repoURL": "${{ vars.gitopsRepo }}",
+                    "prNumber": "${{ outputs['open-pr'].pr.id }}",
+                    // Every 5 s rather than the default 30 s: someone is watching.
+                    "pollInterval": "5s",
+                },
+            }));
+            pushed = true;
+        } else if uses(s, "argocd-update") {
+            let mut update = s.clone();
+            if let Some(apps) = update["config"]["apps"].as_array_mut() {
+                for app in apps {
+                    if let Some(sources) = app["sources"].as_array_mut() {
+                        for src in sources {
+                            src["desiredRevision"] = json!("${{ outputs['wait-for-pr'].commit }}");
+                        }
+                    }
+                }
+            }
+            new.push(update);
+        } else {
+            new.push(s.clone());
+        }
+    }
+    if !pushed {
+        return Err(fail(what, "prod has no git-push step"));
+    }
+    Ok(new)
 }
 
 /// A stand-in for Argo CD: when a Promotion asks an Application to sync, report it synced at
@@ -472,4 +627,84 @@ pub async fn start_webhook(env: &Environment, state: &Path) -> Result<(), Quicks
     .await
     .map_err(|e| fail("registering the Project admission webhook", e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples() -> String {
+        let dir = repo_root().join("examples/reference-pipeline");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("examples")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).expect("example"))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    }
+
+    fn stage(docs: &[serde_json::Value], name: &str) -> serde_json::Value {
+        docs.iter()
+            .find(|d| d["kind"] == "Stage" && d["metadata"]["name"] == name)
+            .cloned()
+            .expect("stage")
+    }
+
+    #[test]
+    fn prod_promotes_through_a_pull_request_and_dev_and_uat_stay_direct() {
+        let before: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(&examples()).expect("examples parse");
+        let rewritten = pull_request_prod(&examples()).expect("rewrite");
+        let after: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(&rewritten).expect("rewritten manifests parse");
+        let before: Vec<_> = before.into_iter().filter(|d| !d.is_null()).collect();
+        assert_eq!(before.len(), after.len());
+        for name in ["dev", "uat"] {
+            assert_eq!(stage(&before, name), stage(&after, name));
+        }
+        let prod = stage(&after, "prod");
+        let steps = prod["spec"]["promotionTemplate"]["spec"]["steps"]
+            .as_array()
+            .expect("steps")
+            .clone();
+        let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+        assert_eq!(
+            uses,
+            [
+                "git-clone",
+                "kustomize-set-image",
+                "git-commit",
+                "git-push",
+                "git-open-pr",
+                "git-wait-for-pr",
+                "argocd-update"
+            ]
+        );
+        assert_eq!(steps[3]["as"], "push");
+        assert_eq!(steps[3]["config"]["generateTargetBranch"], true);
+        assert_eq!(
+            steps[4]["config"]["sourceBranch"],
+            "${{ outputs.push.branch }}"
+        );
+        assert_eq!(steps[4]["config"]["targetBranch"], "gitops");
+        assert_eq!(steps[4]["as"], "open-pr");
+        assert_eq!(
+            steps[5]["config"]["prNumber"],
+            "${{ outputs['open-pr'].pr.id }}"
+        );
+        assert_eq!(steps[5]["config"]["pollInterval"], "5s");
+        assert_eq!(
+            steps[6]["config"]["apps"][0]["sources"][0]["desiredRevision"],
+            "${{ outputs['wait-for-pr'].commit }}"
+        );
+        // Every step still parses as its kind's configuration.
+        for s in &steps {
+            assert!(s["config"].is_object(), "{s}");
+        }
+    }
 }

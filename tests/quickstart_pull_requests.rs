@@ -1,0 +1,281 @@
+//! `haul quickstart --pull-requests`, as a newcomer runs it: the binary starts everything, dev is
+//! promoted automatically, uat and prod are promoted with kubectl, prod opens a pull request on
+//! the quickstart's Gitea, the `curl` line the quickstart prints merges it, prod's Promotion
+//! succeeds with the merge commit on `gitops`, and Ctrl-C (SIGINT) stops everything, Gitea
+//! included. Gitea comes from `hack/gitea-binary.sh` (built once, cached).
+#![cfg(feature = "quickstart")]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Long enough for a cold machine to build Gitea and the control plane (both cached after).
+const READY_TIMEOUT: Duration = Duration::from_secs(900);
+const STEP_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The quickstart process; interrupted (then killed) when dropped, so a failed assertion leaves
+/// nothing running.
+struct Quickstart {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Quickstart {
+    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Quickstart {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) && self.interrupt().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What the quickstart printed: every line up to "Ctrl-C stops everything.".
+fn read_instructions(qs: &mut Quickstart) -> Vec<String> {
+    let stdout = qs.child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.starts_with("Ctrl-C stops everything");
+                lines.push(line);
+                if done {
+                    return lines;
+                }
+            }
+            Err(e) => panic!(
+                "the quickstart printed no instructions ({e}); stdout:\n{}\nstderr:\n{}",
+                lines.join("\n"),
+                qs.log()
+            ),
+        }
+    }
+}
+
+fn after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{}", lines.join("\n")))
+}
+
+fn kubectl(kubeconfig: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin.unwrap_or_default().as_bytes())
+            .expect("kubectl stdin");
+    }
+    let out = child.wait_with_output().expect("kubectl finishes");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn eventually(what: &str, qs: &Quickstart, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if Instant::now() > deadline => {
+                panic!(
+                    "{what}: not within {STEP_TIMEOUT:?}; last: {last}\nquickstart stderr:\n{}",
+                    qs.log()
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn promotion(name: &str, stage: &str, freight: &str) -> String {
+    format!(
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata: {{name: {name}, namespace: my-app}}\nspec: {{stage: {stage}, freight: {freight}}}\n"
+    )
+}
+
+fn phase(kubeconfig: &str, name: &str) -> Result<(), String> {
+    let (_, out) = kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "promotion",
+            name,
+            "-n",
+            "my-app",
+            "-o",
+            "jsonpath={.status.phase} {.status.message}",
+        ],
+        None,
+    );
+    if out.starts_with("Succeeded") {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
+
+#[test]
+fn prod_promotes_through_a_pull_request_merged_with_the_printed_curl() {
+    let state = tempfile::tempdir().expect("a state directory");
+    let stderr = state.path().join("quickstart.log");
+    let mut qs = Quickstart {
+        child: Command::new(env!("CARGO_BIN_EXE_haul"))
+            .args(["quickstart", "--pull-requests", "--state-dir"])
+            .arg(state.path().join("state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(&stderr).expect("a log file"),
+            ))
+            .spawn()
+            .expect("haul quickstart starts"),
+        stderr,
+    };
+    let lines = read_instructions(&mut qs);
+    let kubeconfig = after(&lines, "export KUBECONFIG=").to_string();
+    let freight = after(&lines, "dev runs Freight ")
+        .split_whitespace()
+        .next()
+        .expect("a Freight name")
+        .to_string();
+    let bare = after(&lines, "git --git-dir ")
+        .split_whitespace()
+        .next()
+        .expect("the repository's path")
+        .to_string();
+    // The curl line spans two printed lines (a trailing backslash).
+    let i = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("curl "))
+        .expect("a curl line to merge the pull request");
+    let curl = format!("{}\n{}", lines[i], lines[i + 1]);
+    assert!(curl.contains("/pulls/1/merge"), "{curl}");
+    let pulls = after(&lines, "# see the pull request at ")
+        .split_whitespace()
+        .next()
+        .expect("the pull requests' page")
+        .to_string();
+
+    let (ok, out) = kubectl(
+        &kubeconfig,
+        &["create", "-f", "-"],
+        Some(&promotion("to-uat", "uat", &freight)),
+    );
+    assert!(ok, "{out}");
+    eventually("uat verifies the Freight", &qs, || {
+        let (_, out) = kubectl(
+            &kubeconfig,
+            &[
+                "get",
+                "freight",
+                &freight,
+                "-n",
+                "my-app",
+                "-o",
+                "jsonpath={.status.verifiedIn.uat}",
+            ],
+            None,
+        );
+        if out.trim().is_empty() {
+            Err(format!("not verified in uat yet: {out}"))
+        } else {
+            Ok(())
+        }
+    });
+    let (ok, out) = kubectl(
+        &kubeconfig,
+        &["create", "-f", "-"],
+        Some(&promotion("to-prod", "prod", &freight)),
+    );
+    assert!(ok, "{out}");
+
+    // Until prod has opened its pull request (and Gitea has checked it), the merge fails.
+    eventually("the printed curl merges prod's pull request", &qs, || {
+        let out = Command::new("sh")
+            .args(["-c", &curl])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    eventually("prod's Promotion succeeds", &qs, || {
+        phase(&kubeconfig, "to-prod")
+    });
+    let head = Command::new("git")
+        .args(["--git-dir", &bare, "log", "-1", "--format=%s", "gitops"])
+        .output()
+        .expect("git log");
+    let subject = String::from_utf8_lossy(&head.stdout);
+    assert!(
+        subject.starts_with("Merge pull request") && subject.contains("(#1)"),
+        "gitops is at {subject:?}"
+    );
+    let page = Command::new("curl")
+        .args(["-fsS", &pulls])
+        .output()
+        .expect("curl runs");
+    assert!(page.status.success(), "{pulls} does not answer");
+
+    let gitea_dir = state.path().join("state/gitea");
+    assert!(gitea_dir.join("app.ini").is_file());
+    let status = qs
+        .interrupt()
+        .expect("Ctrl-C stops the quickstart within a minute");
+    assert!(status.success(), "{status}\n{}", qs.log());
+    let left = Command::new("pgrep")
+        .args(["-f", &gitea_dir.display().to_string()])
+        .output()
+        .expect("pgrep runs");
+    assert!(
+        left.stdout.is_empty(),
+        "still running after Ctrl-C: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    assert!(!gitea_dir.exists(), "Gitea's directory is removed");
+}
