@@ -854,7 +854,13 @@ fn receivers_add_a_port_a_service_an_ingress_and_warehouse_patch() {
         "warehouses".to_string(),
         "patch".to_string(),
     );
+    let patch_promotions = (
+        "kargo.akuity.io".to_string(),
+        "promotions".to_string(),
+        "patch".to_string(),
+    );
     assert!(!triples(cr).contains(&patch));
+    assert!(!triples(cr).contains(&patch_promotions));
     let on = docs(&template(
         "haul",
         &[
@@ -868,7 +874,8 @@ fn receivers_add_a_port_a_service_an_ingress_and_warehouse_patch() {
             "receivers.ingress.className=nginx",
         ],
     ));
-    assert!(triples(find(&on, "ClusterRole", "haul-controller")).contains(&patch));
+    let on_rules = triples(find(&on, "ClusterRole", "haul-controller"));
+    assert!(on_rules.contains(&patch) && on_rules.contains(&patch_promotions));
     let svc = find(&on, "Service", "haul-receivers");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http-receivers");
     let ing = find(&on, "Ingress", "haul-receivers");

@@ -46,6 +46,46 @@ fn fill(text: &str, project: &str, repo_url: &str, image: &str) -> String {
         .replace("IMAGE_REPO", image)
 }
 
+/// The controller as the chart installs it, with its webhook receivers on a loopback port.
+fn haul() -> &'static installed::Installed {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let port = *PORT.get_or_init(|| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    });
+    let addr = format!("127.0.0.1:{port}");
+    let base = format!("http://{addr}");
+    installed::controller(&[
+        ("HAUL_RECEIVERS_ADDR", &addr),
+        ("HAUL_RECEIVERS_BASE_URL", &base),
+    ])
+}
+
+/// What a user adds so Gitea tells haul at once when a pull request is merged or closed: a
+/// gitea receiver in the ProjectConfig and a repository webhook for pull request events.
+fn gitea_tells_haul_about_pull_requests(ns: &str, repo: &str) {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: gitea-hook, namespace: {ns}}}\nstringData: {{secret: hook-secret}}\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {{name: {ns}, namespace: {ns}}}\nspec:\n  webhookReceivers:\n  - {{name: gitea, gitea: {{secretRef: {{name: gitea-hook}}}}}}\n"
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &yaml).success("apply the gitea receiver");
+    let url = wait_for(60, "the gitea receiver's URL", || {
+        get_json("projectconfig", ns, ns)?["status"]["webhookReceivers"][0]["url"]
+            .as_str()
+            .map(String::from)
+    });
+    let g = gitea();
+    g.add_webhook(g.username(), repo, &url, "hook-secret", &["pull_request"])
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn refresh_token(ns: &str, promotion: &str) -> Option<String> {
+    get_json("promotion", promotion, ns)?["metadata"]["annotations"]["kargo.akuity.io/refresh"]
+        .as_str()
+        .map(String::from)
+}
+
 /// The GitOps tree of the example, as (path, content) for Gitea's contents API.
 fn gitops_tree(image: &str) -> Vec<(String, String)> {
     let root = repo_root().join("tests/fixtures/kargo-example/repo");
@@ -190,7 +230,12 @@ fn pr_opened(ns: &str, promo: &str, repo: &str) -> u64 {
         if let Some(ph @ ("Succeeded" | "Failed" | "Errored")) = phase_of(ns, promo).as_deref() {
             panic!("{promo} ended {ph}: {}", promotion(ns, promo)["status"]);
         }
-        open_pulls(repo).first()?["number"].as_u64()
+        // Waiting on it: the wait step has run and published the pull request's page.
+        let waiting = promotion(ns, promo)["status"]["state"]["task-1::wait-for-pr"]["pr"]["url"]
+            .as_str()
+            .is_some();
+        let n = open_pulls(repo).first()?["number"].as_u64()?;
+        waiting.then_some(n)
     })
 }
 
@@ -202,12 +247,13 @@ fn kargo_simple_example_promotes_prod_through_a_gitea_pull_request() {
     let image_ref = image.clone();
     let (repo_url, repo) = gitops_repo("kargo-simple", &image);
     push_image("guestbook", "1.0.0");
-    let haul = installed::controller(&[]);
+    let haul = haul();
 
     // One apply of the folder, Project first and everything in its namespace after it.
     let kargo = personalize("kargo-example", tmp.path(), project, &repo_url, &image_ref);
     kubectl(&["apply", "-f", &kargo.display().to_string()]).success("kubectl apply -f kargo/");
     gitea_credentials(project, &repo_url);
+    gitea_tells_haul_about_pull_requests(project, &repo);
 
     let first = freight_with(project, "1.0.0");
     let dev = promote(project, "dev", &first, "1");
@@ -268,6 +314,10 @@ fn kargo_simple_example_promotes_prod_through_a_gitea_pull_request() {
         .merge_pull(gitea().username(), &repo, pr)
         .unwrap_or_else(|e| panic!("{e}"));
     let done = ends(project, &prod, "Succeeded", 120);
+    assert!(
+        refresh_token(project, &prod).is_some(),
+        "Gitea's pull_request webhook refreshed the waiting Promotion (instead of its 30 s poll)"
+    );
     eprintln!(
         "timing: prod Promotion to pull request open {:?}; merge to Promotion Succeeded {:?}",
         to_open,
@@ -327,6 +377,10 @@ fn kargo_simple_example_promotes_prod_through_a_gitea_pull_request() {
         .close_pull(gitea().username(), &repo, pr2)
         .unwrap_or_else(|e| panic!("{e}"));
     let failed = ends(project, &prod2, "Failed", 120);
+    assert!(
+        refresh_token(project, &prod2).is_some(),
+        "refreshed by the webhook"
+    );
     let message = failed["status"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains(&format!("{pr2}")) && message.contains("closed"),
@@ -369,7 +423,7 @@ fn rendered_branches_promote_two_stages() {
     let image = format!("{}/rendered", services().var("HAUL_TEST_REGISTRY"));
     let (repo_url, _) = gitops_repo("kargo-rendered", &image);
     push_image("rendered", "2.0.0");
-    installed::controller(&[]);
+    haul();
     let kargo = personalize("kargo-rendered", tmp.path(), project, &repo_url, &image);
     kubectl(&["apply", "-f", &kargo.display().to_string()]).success("kubectl apply -f kargo/");
     gitea_credentials(project, &repo_url);

@@ -540,6 +540,13 @@ pub async fn step_once(
                 }
                 meta.status = Some(StepStatus::Running);
                 meta.message = outcome.message;
+                // A running step's output is kept as Kargo keeps it (git-wait-for-pr's `pr.url`
+                // is how a pull request's webhook finds the Promotions waiting on it).
+                if !outcome.output.is_empty() {
+                    let mut state = state;
+                    state.insert(alias.clone(), Value::Object(outcome.output));
+                    status.state = Some(Value::Object(state));
+                }
                 Progress::Wait(
                     outcome
                         .retry_after

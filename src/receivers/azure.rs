@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::registry::{Receiver, Request};
 use super::{
-    Event, RequestError, git_repo_urls, header, image_repo_urls_of_media_type, parse_json, refresh,
-    str_at,
+    Event, RequestError, git_repo_urls, header, image_repo_urls_of_media_type, parse_json,
+    pull_request_closed, refresh, str_at,
 };
 
 pub static AZURE: Receiver = Receiver::new(
@@ -47,7 +47,8 @@ fn parse_acr(body: &[u8]) -> Result<Event, RequestError> {
     }
 }
 
-/// An Azure DevOps service hook: `git.push`; pull-request events are accepted and ignored.
+/// An Azure DevOps service hook: `git.push`; a merged or abandoned pull request refreshes the
+/// Promotions waiting on it.
 fn parse_devops(body: &[u8]) -> Result<Event, RequestError> {
     let v = parse_json(body)?;
     match str_at(&v, "/eventType") {
@@ -65,7 +66,14 @@ fn parse_devops(body: &[u8]) -> Result<Event, RequestError> {
                 refs,
             ))
         }
-        "git.pullrequest.merged" | "git.pullrequest.updated" => Ok(Event::Ignored),
+        "git.pullrequest.merged" => {
+            Ok(pull_request_closed(str_at(&v, "/resource/_links/web/href")))
+        }
+        // An update matters only when it abandons the pull request.
+        "git.pullrequest.updated" if str_at(&v, "/resource/status") == "abandoned" => {
+            Ok(pull_request_closed(str_at(&v, "/resource/_links/web/href")))
+        }
+        "git.pullrequest.updated" => Ok(Event::Ignored),
         other => Err(RequestError::UnsupportedEvent(other.to_string())),
     }
 }

@@ -1,12 +1,14 @@
 //! Bitbucket Cloud (`repo:push`) and Bitbucket Data Center / Server (`repo:refs_changed`),
 //! signed with `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`; the event is in
-//! `X-Event-Key`. Pull-request events are accepted and ignored (Kargo refreshes Promotions
-//! waiting on them; haul does not yet).
+//! `X-Event-Key`. A merged or declined pull request refreshes the Promotions waiting on it.
 
 use serde_json::Value;
 
 use super::registry::{Receiver, Request};
-use super::{Event, RequestError, git_repo_urls, header, parse_json, refresh, verify_hmac_hex};
+use super::{
+    Event, RequestError, git_repo_urls, header, parse_json, pull_request_closed, refresh, str_at,
+    verify_hmac_hex,
+};
 
 pub static BITBUCKET: Receiver = Receiver::new(
     "bitbucket",
@@ -60,7 +62,21 @@ pub fn parse_bitbucket(event_type: &str, body: &[u8]) -> Result<Event, RequestEr
                 .collect();
             Ok(refresh(urls, refs))
         }
-        e if is_supported(e) => Ok(Event::Ignored),
+        // Cloud names the pull request's page; Data Center its `self` link.
+        "pullrequest:fulfilled" | "pullrequest:rejected" => {
+            let v = parse_json(body)?;
+            Ok(pull_request_closed(str_at(
+                &v,
+                "/pullrequest/links/html/href",
+            )))
+        }
+        "pr:merged" | "pr:declined" => {
+            let v = parse_json(body)?;
+            Ok(pull_request_closed(str_at(
+                &v,
+                "/pullRequest/links/self/0/href",
+            )))
+        }
         other => Err(RequestError::UnsupportedEvent(other.to_string())),
     }
 }

@@ -1,13 +1,13 @@
 //! Gitea: `push` events (branches and tags), signed with HMAC-SHA256 of the body. Gitea sends
 //! the signature twice: `X-Hub-Signature-256: sha256=<hex>` (what Kargo checks) and
 //! `X-Gitea-Signature: <hex>`; the first is checked when present, else the second, so older
-//! Gitea versions and Gitea-compatible senders work too. `pull_request` events are accepted
-//! and ignored (Kargo refreshes Promotions waiting on the merge; haul does not yet).
+//! Gitea versions and Gitea-compatible senders work too. A `pull_request` event that closes
+//! (or merges) a pull request refreshes the Promotions waiting on it, as in Kargo.
 
 use super::registry::{Receiver, Request};
 use super::{
-    Event, RequestError, changed_paths, git_repo_urls, header, parse_json, refresh_paths, str_at,
-    verify_hmac_hex,
+    Event, RequestError, changed_paths, git_repo_urls, header, parse_json, pull_request_closed,
+    refresh_paths, str_at, verify_hmac_hex,
 };
 
 pub static GITEA: Receiver =
@@ -53,7 +53,13 @@ pub fn parse_gitea(event_type: &str, body: &[u8]) -> Result<Event, RequestError>
                 changed_paths(&v, "/total_commits"),
             ))
         }
-        "pull_request" => Ok(Event::Ignored),
+        "pull_request" => {
+            let v = parse_json(body)?;
+            if str_at(&v, "/action") != "closed" {
+                return Ok(Event::Ignored);
+            }
+            Ok(pull_request_closed(str_at(&v, "/pull_request/html_url")))
+        }
         other => Err(RequestError::UnsupportedEvent(other.to_string())),
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::registry::Receiver;
 use super::{
     Event, RequestError, commit_paths, git_repo_urls, header, image_repo_urls, parse_json,
-    push_commits, refresh, refresh_paths, sha256_mac, str_at, unhex,
+    pull_request_closed, push_commits, refresh, refresh_paths, sha256_mac, str_at, unhex,
 };
 
 pub static GITHUB: Receiver = Receiver::new(
@@ -84,8 +84,13 @@ pub fn parse_github(event_type: &str, body: &[u8]) -> Result<Event, RequestError
             let tag = str_at(pkg, "/package_version/container_metadata/tag/name");
             Ok(refresh(image_repo_urls(url), vec![tag.to_string()]))
         }
-        // Kargo refreshes Promotions waiting on the pull request; haul does not yet.
-        "pull_request" => Ok(Event::Ignored),
+        "pull_request" => {
+            let v = parse_json(body)?;
+            if str_at(&v, "/action") != "closed" {
+                return Ok(Event::Ignored);
+            }
+            Ok(pull_request_closed(str_at(&v, "/pull_request/html_url")))
+        }
         other => Err(RequestError::UnsupportedEvent(other.to_string())),
     }
 }

@@ -3,7 +3,7 @@
 use super::registry::Receiver;
 use super::{
     Event, RequestError, changed_paths, constant_time_eq, git_repo_urls, header, parse_json,
-    refresh_paths, str_at,
+    pull_request_closed, refresh_paths, str_at,
 };
 
 pub static GITLAB: Receiver = Receiver::new(
@@ -46,8 +46,13 @@ pub fn parse_gitlab(event_type: &str, body: &[u8]) -> Result<Event, RequestError
                 paths,
             ))
         }
-        // Kargo refreshes Promotions waiting on the merge request; haul does not yet.
-        "Merge Request Hook" => Ok(Event::Ignored),
+        "Merge Request Hook" => {
+            let v = parse_json(body)?;
+            if !matches!(str_at(&v, "/object_attributes/action"), "merge" | "close") {
+                return Ok(Event::Ignored);
+            }
+            Ok(pull_request_closed(str_at(&v, "/object_attributes/url")))
+        }
         other => Err(RequestError::UnsupportedEvent(other.to_string())),
     }
 }

@@ -162,7 +162,14 @@ fn gitea_truncated_commits_tags_pull_requests_and_unknown_events() {
         )
     );
     let pr = br#"{"action": "closed", "pull_request": {"html_url": "https://gitea.com/example/repo/pulls/1"}}"#;
-    assert_eq!(signed("pull_request", pr), Ok(Event::Ignored));
+    assert_eq!(
+        signed("pull_request", pr),
+        Ok(Event::PullRequestClosed {
+            url: "https://gitea.com/example/repo/pulls/1".into()
+        })
+    );
+    let opened = br#"{"action": "opened", "pull_request": {"html_url": "https://gitea.com/example/repo/pulls/1"}}"#;
+    assert_eq!(signed("pull_request", opened), Ok(Event::Ignored));
     assert_eq!(
         signed("issues", pr),
         Err(RequestError::UnsupportedEvent("issues".into()))
@@ -236,7 +243,20 @@ fn bitbucket_cloud_and_server_pushes_yield_refs() {
             Some(&format!("sha256={}", sign(pr))),
             pr
         ),
-        Ok(Event::Ignored)
+        Ok(Event::PullRequestClosed {
+            url: "https://bitbucket.org/example/repo/pull-requests/42".into()
+        })
+    );
+    let server = br#"{"pullRequest": {"links": {"self": [{"href": "https://bitbucket.example.com/projects/P/repos/r/pull-requests/3"}]}}}"#;
+    assert_eq!(
+        bitbucket(
+            "pr:declined",
+            Some(&format!("sha256={}", sign(server))),
+            server
+        ),
+        Ok(Event::PullRequestClosed {
+            url: "https://bitbucket.example.com/projects/P/repos/r/pull-requests/3".into()
+        })
     );
 }
 
@@ -366,8 +386,19 @@ fn azure_devops_git_pushes_and_pull_requests() {
         )
     );
     let merged = br#"{"eventType": "git.pullrequest.merged", "resource": {"_links": {"web": {"href": "https://dev.azure.com/o/p/_git/r/pullrequest/1"}}}}"#;
+    let pr_url = "https://dev.azure.com/o/p/_git/r/pullrequest/1";
     assert_eq!(
         deliver("azure", &ua, merged, no_config()),
+        Ok(Event::PullRequestClosed { url: pr_url.into() })
+    );
+    let abandoned = br#"{"eventType": "git.pullrequest.updated", "resource": {"status": "abandoned", "_links": {"web": {"href": "https://dev.azure.com/o/p/_git/r/pullrequest/1"}}}}"#;
+    assert_eq!(
+        deliver("azure", &ua, abandoned, no_config()),
+        Ok(Event::PullRequestClosed { url: pr_url.into() })
+    );
+    let updated = br#"{"eventType": "git.pullrequest.updated", "resource": {"status": "active", "_links": {"web": {"href": "https://dev.azure.com/o/p/_git/r/pullrequest/1"}}}}"#;
+    assert_eq!(
+        deliver("azure", &ua, updated, no_config()),
         Ok(Event::Ignored)
     );
     assert_eq!(

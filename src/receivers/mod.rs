@@ -16,6 +16,7 @@ mod gitea;
 mod github;
 mod gitlab;
 mod harbor;
+pub mod promotion_match;
 mod quay;
 pub mod registry;
 pub mod server;
@@ -243,6 +244,21 @@ pub enum Event {
     },
     /// The generic receiver's actions, resolved against the request.
     Actions(Vec<generic::Action>),
+    /// A pull request was merged or closed: refresh the Running Promotions waiting on it
+    /// (a `git-wait-for-pr` step whose output names this web URL), so they see it at once
+    /// instead of at their next poll.
+    PullRequestClosed { url: String },
+}
+
+/// The pull request at `url` ended; nothing to do when the payload names no URL.
+fn pull_request_closed(url: &str) -> Event {
+    if url.is_empty() {
+        Event::Ignored
+    } else {
+        Event::PullRequestClosed {
+            url: url.to_string(),
+        }
+    }
 }
 
 fn refresh(repo_urls: Vec<String>, qualifiers: Vec<String>) -> Event {

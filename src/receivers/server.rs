@@ -24,11 +24,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 use super::generic::{self, Outcome};
+use super::promotion_match;
 use super::registry::Request;
 use super::{
     Event, MAX_BODY_BYTES, Platform, Pushed, matching_warehouses, platform_of, webhook_path,
 };
-use crate::api::{ANNOTATION_REFRESH, ProjectConfig, Warehouse, WebhookReceiverConfig};
+use crate::api::{ANNOTATION_REFRESH, ProjectConfig, Promotion, Warehouse, WebhookReceiverConfig};
 
 /// The least time between two refresh patches of one Warehouse.
 pub const REFRESH_WINDOW: Duration = Duration::from_secs(1);
@@ -285,6 +286,9 @@ async fn handle(
             changed_paths,
         } => (repo_urls, qualifiers, changed_paths),
         Event::Actions(actions) => return run_actions(&state, &found.namespace, actions).await,
+        Event::PullRequestClosed { url } => {
+            return refresh_promotions(&state, &found.namespace, receiver, &url).await;
+        }
     };
     let list = match list_warehouses(&state, &found.namespace).await {
         Ok(l) => l,
@@ -339,6 +343,51 @@ async fn handle(
         ));
         reply(StatusCode::INTERNAL_SERVER_ERROR, body)
     }
+}
+
+/// Marks the Promotions waiting on the closed pull request at `url` for refresh (Kargo's
+/// `refreshPromotionsByPrURL`): their wait step runs again now instead of at its next poll.
+async fn refresh_promotions(
+    state: &Receivers,
+    namespace: &str,
+    receiver: &str,
+    url: &str,
+) -> Response {
+    let api: Api<Promotion> = Api::namespaced(state.client.clone(), namespace);
+    let list = match api.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            tracing::warn!(%namespace, error = %e, "listing Promotions for a webhook");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "listing Promotions failed",
+            );
+        }
+    };
+    let names = promotion_match::waiting_on(&list, url);
+    let patch =
+        json!({"metadata": {"annotations": {ANNOTATION_REFRESH: Timestamp::now().to_string()}}});
+    let mut failed = 0;
+    for name in &names {
+        if let Err(e) = api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(%namespace, promotion = %name, error = %e, "webhook refresh of a Promotion failed");
+            failed += 1;
+        }
+    }
+    tracing::info!(%namespace, receiver, pull_request = %url, promotions = ?names, "webhook refreshed Promotions");
+    if failed > 0 {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": format!("failed to refresh {failed} of {} promotion(s)", names.len())}),
+        );
+    }
+    reply(
+        StatusCode::OK,
+        json!({"msg": format!("refreshed {} promotion(s)", names.len()), "promotions": names}),
+    )
 }
 
 async fn list_warehouses(state: &Receivers, namespace: &str) -> Result<Vec<Warehouse>, Response> {

@@ -165,6 +165,28 @@ fn github_push_yields_the_clone_and_ssh_urls_normalised() {
     );
 }
 
+/// GitHub's `pull_request` event: only `closed` (merged or not) concerns a waiting Promotion.
+#[test]
+fn github_closed_pull_requests_name_their_page() {
+    let body = |action: &str| {
+        json!({"action": action, "number": 5, "pull_request": {
+            "number": 5, "merged": true,
+            "html_url": "https://github.com/example/kargo-demo/pull/5"}})
+        .to_string()
+        .into_bytes()
+    };
+    assert_eq!(
+        parse_github("pull_request", &body("closed")),
+        Ok(Event::PullRequestClosed {
+            url: "https://github.com/example/kargo-demo/pull/5".into()
+        })
+    );
+    assert_eq!(
+        parse_github("pull_request", &body("synchronize")),
+        Ok(Event::Ignored)
+    );
+}
+
 #[test]
 fn github_package_events_yield_the_image_repository() {
     let body = |action: &str, key: &str, package_type: &str| {
@@ -273,6 +295,18 @@ fn gitlab_push_and_tag_push_yield_http_and_ssh_urls() {
     );
     assert_eq!(
         parse_gitlab("Merge Request Hook", b"{}"),
+        Ok(Event::Ignored)
+    );
+    let merged = br#"{"object_kind": "merge_request", "object_attributes": {"iid": 4, "action": "merge", "url": "https://gitlab.com/g/sub/r/-/merge_requests/4"}}"#;
+    assert_eq!(
+        parse_gitlab("Merge Request Hook", merged),
+        Ok(Event::PullRequestClosed {
+            url: "https://gitlab.com/g/sub/r/-/merge_requests/4".into()
+        })
+    );
+    let opened = br#"{"object_kind": "merge_request", "object_attributes": {"iid": 4, "action": "open", "url": "https://gitlab.com/g/sub/r/-/merge_requests/4"}}"#;
+    assert_eq!(
+        parse_gitlab("Merge Request Hook", opened),
         Ok(Event::Ignored)
     );
     assert!(matches!(
