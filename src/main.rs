@@ -27,6 +27,10 @@ enum Command {
         /// you merge (the first run builds Gitea, several minutes).
         #[arg(long, conflicts_with = "push")]
         pull_requests: bool,
+        /// Merge the open pull requests of the running `--pull-requests` quickstart (what a
+        /// reviewer does on the Gitea web page).
+        #[arg(long, conflicts_with_all = ["push", "pull_requests"])]
+        merge_prs: bool,
     },
     /// Run the controllers (Warehouses, Promotions) against the cluster in KUBECONFIG or the
     /// in-cluster service account.
@@ -177,7 +181,14 @@ fn main() -> ExitCode {
             state_dir,
             push,
             pull_requests,
-        } => haul::quickstart::command::run(&state_dir, push.as_deref(), pull_requests),
+            merge_prs,
+        } => {
+            if merge_prs {
+                haul::quickstart::command::merge_prs(&state_dir)
+            } else {
+                haul::quickstart::command::run(&state_dir, push.as_deref(), pull_requests)
+            }
+        }
         Command::Controller {
             work_dir,
             shared_namespace,

@@ -1,8 +1,8 @@
 //! `haul quickstart --pull-requests`, as a newcomer runs it: the binary starts everything, dev is
 //! promoted automatically, uat and prod are promoted with kubectl, prod opens a pull request on
-//! the quickstart's Gitea, the `curl` line the quickstart prints merges it, prod's Promotion
-//! succeeds with the merge commit on `gitops`, and Ctrl-C (SIGINT) stops everything, Gitea
-//! included. Gitea comes from `hack/gitea-binary.sh` (built once, cached).
+//! the quickstart's Gitea, `haul quickstart --merge-prs` merges it (as the printed text says),
+//! prod's Promotion succeeds with the merge commit on `gitops`, and Ctrl-C (SIGINT) stops
+//! everything, Gitea included. Gitea comes from `hack/gitea-binary.sh` (built once, cached).
 #![cfg(feature = "quickstart")]
 
 use std::io::{BufRead, BufReader};
@@ -158,7 +158,7 @@ fn phase(kubeconfig: &str, name: &str) -> Result<(), String> {
 }
 
 #[test]
-fn prod_promotes_through_a_pull_request_merged_with_the_printed_curl() {
+fn prod_promotes_through_a_pull_request_merged_as_the_quickstart_says() {
     let state = tempfile::tempdir().expect("a state directory");
     let stderr = state.path().join("quickstart.log");
     let mut qs = Quickstart {
@@ -232,18 +232,30 @@ fn prod_promotes_through_a_pull_request_merged_with_the_printed_curl() {
     );
     assert!(ok, "{out}");
 
-    // Until prod has opened its pull request (and Gitea has checked it), the merge fails.
-    eventually("the printed curl merges prod's pull request", &qs, || {
-        let out = Command::new("sh")
-            .args(["-c", &curl])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cargo run -- quickstart --merge-prs")),
+        "the quickstart says how to merge"
+    );
+    // Until prod has opened its pull request, there is nothing to merge.
+    eventually(
+        "`quickstart --merge-prs` merges prod's pull request",
+        &qs,
+        || {
+            let out = Command::new(env!("CARGO_BIN_EXE_haul"))
+                .args(["quickstart", "--merge-prs", "--state-dir"])
+                .arg(state.path().join("state"))
+                .output()
+                .map_err(|e| e.to_string())?;
+            let said = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && said.contains("merged pull request #1") {
+                Ok(())
+            } else {
+                Err(format!("{said}{}", String::from_utf8_lossy(&out.stderr)))
+            }
+        },
+    );
     eventually("prod's Promotion succeeds", &qs, || {
         phase(&kubeconfig, "to-prod")
     });

@@ -19,6 +19,42 @@ pub fn run(state: &std::path::Path, push: Option<&str>, pull_requests: bool) -> 
     }
 }
 
+/// Where a running `--pull-requests` quickstart leaves what `--merge-prs` needs: Gitea's URL,
+/// the admin token and the repository, one per line (removed when the quickstart stops).
+const GITEA_FILE: &str = "gitea-api";
+
+/// Merges the open pull requests of the running quickstart's GitOps repository on its Gitea.
+pub fn merge_prs(state: &std::path::Path) -> ExitCode {
+    let Ok(text) = std::fs::read_to_string(state.join(GITEA_FILE)) else {
+        return fail(
+            "no quickstart with pull requests is running here (start one with `cargo run -- quickstart --pull-requests`)",
+        );
+    };
+    let mut lines = text.lines();
+    let (Some(url), Some(token), Some(repo)) = (lines.next(), lines.next(), lines.next()) else {
+        return fail(&format!(
+            "{} is not what the quickstart wrote",
+            state.join(GITEA_FILE).display()
+        ));
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match rt.block_on(super::merge_open_pull_requests(url, token, repo)) {
+        Ok(merged) if merged.is_empty() => {
+            fail("no open pull request (prod opens one once it is promoted)")
+        }
+        Ok(merged) => {
+            for (n, title) in merged {
+                println!("merged pull request #{n}: {title}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
 fn quickstart_push(state: &std::path::Path, tag: &str) -> ExitCode {
     let Ok(moto) = std::fs::read_to_string(state.join("moto-url")) else {
         return fail("no quickstart is running here (start one with `cargo run -- quickstart`)");
@@ -75,8 +111,23 @@ fn quickstart(state: &std::path::Path, pull_requests: bool) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e.to_string()),
     };
+    if let Some(gitea) = &env.gitea
+        && let Err(e) = write_private(
+            &state.join(GITEA_FILE),
+            &format!(
+                "{}\n{}\n{}/{}\n",
+                gitea.url(),
+                gitea.token(),
+                gitea.username(),
+                super::GITEA_REPO
+            ),
+        )
+    {
+        return fail(&e.to_string());
+    }
     let code = rt.block_on(quickstart_run(&env, &state, &moto));
     let _ = std::fs::remove_file(state.join("moto-url"));
+    let _ = std::fs::remove_file(state.join(GITEA_FILE));
     eprintln!("==> stopping everything");
     drop(env);
     code
@@ -228,6 +279,19 @@ EOF"
     ExitCode::SUCCESS
 }
 
+/// Writes a file only its owner can read (it holds a token).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
 /// The `--pull-requests` part of "what to do next": how prod promotes, where its pull request is
 /// and how to merge it.
 fn print_pull_request_path(gitea: &haul_testenv::Gitea, freight: &str) {
@@ -250,7 +314,9 @@ fn print_pull_request_path(gitea: &haul_testenv::Gitea, freight: &str) {
     println!(
         "  # the pages are unstyled and have no merge button (this Gitea is built without its front-end"
     );
-    println!("  # assets), so merge it through Gitea's API:");
+    println!("  # assets), so merge it as a reviewer would, from the command line:");
+    println!("  cargo run -- quickstart --merge-prs   # merges the open pull requests");
+    println!("  # or through Gitea's API:");
     // The token is printed on purpose: it belongs to this throwaway, loopback-only Gitea that
     // stops with the quickstart, and the user needs it to merge from the command line.
     println!(

@@ -326,6 +326,78 @@ pub async fn controller_client(env: &Environment) -> Result<kube::Client, Quicks
 }
 
 /// Pushes an image tag to moto's ECR repository `my-app`, as CI would.
+/// Merges every open pull request of `repo` (`owner/name`) on the Gitea at `url`, as a reviewer
+/// would; (number, title) of each. Gitea checks a new pull request in the background and answers
+/// 405 "try again later" until it has, so that answer is retried for a while.
+pub async fn merge_open_pull_requests(
+    url: &str,
+    token: &str,
+    repo: &str,
+) -> Result<Vec<(u64, String)>, QuickstartError> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| fail("an HTTP client", e))?;
+    let auth = format!("token {token}");
+    let list = http
+        .get(format!(
+            "{url}/api/v1/repos/{repo}/pulls?state=open&limit=50"
+        ))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .map_err(|e| fail("listing the open pull requests", e))?;
+    let status = list.status();
+    let body = list
+        .bytes()
+        .await
+        .map_err(|e| fail("listing the open pull requests", e))?;
+    if !status.is_success() {
+        return Err(fail(
+            "listing the open pull requests",
+            format!("{status}: {}", String::from_utf8_lossy(&body)),
+        ));
+    }
+    let pulls: Vec<serde_json::Value> =
+        serde_json::from_slice(&body).map_err(|e| fail("reading the open pull requests", e))?;
+    let mut merged = Vec::new();
+    for pr in pulls {
+        let Some(n) = pr["number"].as_u64() else {
+            continue;
+        };
+        let title = pr["title"].as_str().unwrap_or_default().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let resp = http
+                .post(format!("{url}/api/v1/repos/{repo}/pulls/{n}/merge"))
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .body(r#"{"Do":"merge"}"#)
+                .send()
+                .await
+                .map_err(|e| fail(&format!("merging pull request #{n}"), e))?;
+            let status = resp.status();
+            if status.is_success() {
+                break;
+            }
+            let text = resp.text().await.unwrap_or_default();
+            if status.as_u16() == 405
+                && text.contains("try again later")
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                continue;
+            }
+            return Err(fail(
+                &format!("merging pull request #{n}"),
+                format!("{status}: {text}"),
+            ));
+        }
+        merged.push((n, title));
+    }
+    Ok(merged)
+}
+
 pub async fn push_ecr_image(moto: &str, tag: &str) -> Result<String, QuickstartError> {
     let creds =
         aws_sdk_ecr::config::Credentials::new("quickstart", "quickstart", None, None, "quickstart");
