@@ -101,7 +101,7 @@ enum Command {
         project_roles: bool,
         /// Seconds between re-checks of each Project's namespace and default roles (a deleted
         /// default RoleBinding or ServiceAccount is recreated within this).
-        #[arg(long, env = "HAUL_PROJECT_RESYNC", default_value_t = 60)]
+        #[arg(long, env = "HAUL_PROJECT_RESYNC", default_value_t = 600)]
         project_resync: u64,
     },
     /// List Warehouses, Freight, Stages or Promotions of a project, or show one (-o yaml|json|wide).
