@@ -247,8 +247,18 @@ pub fn outputs(cfg: &Config, response: &Value) -> Result<Map<String, Value>, Ste
 }
 
 pub async fn run(cfg: Config) -> Result<StepOutcome, StepError> {
+    run_resolving(cfg, std::sync::Arc::new(super::http_guard::SystemResolver)).await
+}
+
+/// [`run`] with names resolved by `resolver` (tests map names to addresses without DNS).
+pub(super) async fn run_resolving(
+    cfg: Config,
+    resolver: std::sync::Arc<dyn reqwest::dns::Resolve>,
+) -> Result<StepOutcome, StepError> {
     let plan = plan(&cfg)?;
-    let client = reqwest::Client::builder()
+    super::http_guard::check_url(&plan.url)
+        .map_err(|e| StepError::Failed(format!("config.url: {e}")))?;
+    let client = super::http_guard::client_builder(resolver)
         .timeout(plan.timeout)
         .tls_danger_accept_invalid_certs(cfg.insecure_skip_tls_verify)
         .build()
@@ -261,10 +271,15 @@ pub async fn run(cfg: Config) -> Result<StepOutcome, StepError> {
         req = req.body(b.clone());
     }
     let shown = format!("{} {}", plan.method, redact(&plan.url));
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| StepError::Retryable(format!("{shown}: {}", without_url(&e))))?;
+    let mut resp = req.send().await.map_err(|e| {
+        let message = format!("{shown}: {}", without_url(&e));
+        // A refused address will not become allowed by retrying.
+        if super::http_guard::is_refusal(&message) {
+            StepError::Failed(message)
+        } else {
+            StepError::Retryable(message)
+        }
+    })?;
     let status = resp.status().as_u16();
     let headers: Vec<(String, String)> = resp
         .headers()

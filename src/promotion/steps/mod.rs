@@ -21,6 +21,7 @@ mod git_pr;
 mod git_tag;
 mod helm_chart;
 mod http;
+mod http_guard;
 mod json_edit;
 mod kustomize;
 mod metadata;
