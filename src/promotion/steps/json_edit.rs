@@ -95,6 +95,9 @@ pub fn split_key(key: &str) -> Result<Vec<String>, JsonEditError> {
 /// Sets `key` to `value` in `text`, creating missing object keys (and appending to arrays with
 /// `-1`), changing no other byte.
 pub fn set(text: &str, key: &str, value: &Value) -> Result<String, JsonEditError> {
+    // An empty (or blank) file is an empty object, as Kargo's json-update (sjson) treats it:
+    // the keys are written into it.
+    let text = if text.trim().is_empty() { "{}" } else { text };
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|e| JsonEditError::Invalid(e.to_string()))?;
     let parts = split_key(key)?;
@@ -372,6 +375,18 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_empty_file_gets_the_keys() {
+        for empty in ["", "\n", "  \n"] {
+            let out = set(empty, "image.tag", &json!("v2")).expect("set");
+            assert_eq!(
+                serde_json::from_str::<Value>(&out).expect("JSON"),
+                json!({"image": {"tag": "v2"}}),
+                "{out:?}"
+            );
+        }
+    }
 
     const DOC: &str = "{\n  \"image\": {\n    \"repo\": \"r\",\n    \"tag\": \"v1.0.0\"\n  },\n  \"example.com/version\": 1.50,\n  \"containers\": [\n    { \"name\": \"a\", \"image\": \"a:v1\" }\n  ],\n  \"empty\": {},\n  \"list\": [1, 2]\n}\n";
 
