@@ -426,3 +426,45 @@ fn without_the_webhook_the_reconciler_creates_the_namespace() {
     );
     wait_ready(ns);
 }
+
+/// A Promotion naming a Stage or Freight that does not exist is refused when it is created,
+/// with what is missing, instead of failing later and degrading its Stage (as Kargo's webhook).
+#[test]
+fn a_promotion_naming_a_missing_stage_or_freight_is_refused() {
+    setup();
+    let ns = "refs-checked";
+    apply(vec![project(ns)], "the Project");
+    wait_ready(ns);
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &stage(ns, "dev", json!({"direct": true})),
+    )
+    .success("a Stage");
+    apply(vec![freight(ns)], "Freight f1");
+    let promotion = |name: &str, stage: &str, freight: &str| {
+        json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"stage": stage, "freight": freight}
+        })
+        .to_string()
+    };
+    kubectl_stdin(
+        &["create", "-f", "-"],
+        &promotion("typo-freight", "dev", "f2"),
+    )
+    .refused_with(
+        "a Promotion of missing Freight",
+        &["Freight \"f2\" does not exist in project \"refs-checked\""],
+    );
+    kubectl_stdin(
+        &["create", "-f", "-"],
+        &promotion("typo-stage", "deev", "f1"),
+    )
+    .refused_with(
+        "a Promotion to a missing Stage",
+        &["Stage \"deev\" does not exist in project \"refs-checked\""],
+    );
+    kubectl_stdin(&["create", "-f", "-"], &promotion("fine", "dev", "f1"))
+        .success("a Promotion of existing Freight to an existing Stage");
+}

@@ -10,6 +10,7 @@
 //! chart's `create-actor` policy only accepts from the controller's ServiceAccount.
 
 pub mod project;
+mod promotion_refs;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -97,6 +98,31 @@ pub fn review_promotion(review: AdmissionReview<DynamicObject>) -> AdmissionRevi
             .deny(format!("recording the Promotion's creator: {e}"))
             .into_review(),
     }
+}
+
+/// [`review_promotion`], after refusing a CREATE whose Stage or Freight does not exist (with a
+/// client; without one, only the creator is recorded).
+pub async fn review_promotion_checked(
+    client: Option<&kube::Client>,
+    review: AdmissionReview<DynamicObject>,
+) -> AdmissionReview<DynamicObject> {
+    // The request as `try_into` makes it carries the review's apiVersion and kind, which the
+    // response must repeat.
+    let checked: Option<AdmissionRequest<DynamicObject>> = client
+        .is_some()
+        .then(|| review.clone().try_into().ok())
+        .flatten();
+    if let (Some(client), Some(request)) = (client, checked.as_ref())
+        && request.operation == Operation::Create
+        && let Some(object) = request.object.as_ref()
+    {
+        let ns = request.namespace.clone().unwrap_or_default();
+        if let Some(message) = promotion_refs::refusal(client, &ns, object).await {
+            tracing::info!(namespace = %ns, promotion = %request.name, %message, "refusing a Promotion");
+            return AdmissionResponse::from(request).deny(message).into_review();
+        }
+    }
+    review_promotion(review)
 }
 
 #[cfg(test)]

@@ -81,9 +81,10 @@ impl CertFiles {
 }
 
 async fn mutate_promotion(
+    axum::extract::State(client): axum::extract::State<Option<kube::Client>>,
     Json(review): Json<AdmissionReview<DynamicObject>>,
 ) -> Json<AdmissionReview<DynamicObject>> {
-    Json(super::review_promotion(review))
+    Json(super::review_promotion_checked(client.as_ref(), review).await)
 }
 
 async fn validate_project(
