@@ -360,7 +360,9 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     assert_eq!(status["phase"], "Errored", "{status:#}");
     assert_eq!(remote_head(&bare), before);
 
-    // Freight that does not exist, and a Stage that does not exist.
+    // Freight that does not exist, and a Stage that does not exist (without the chart's
+    // webhook, which refuses both at creation): it ran nothing, so it never becomes the Stage's
+    // last Promotion.
     promote(&ns, "p-nofreight", "auth", "nope");
     let status = finished(&ns, "p-nofreight");
     assert!(
@@ -369,6 +371,21 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
             .unwrap_or_default()
             .contains("Freight nope does not exist"),
         "{status:#}"
+    );
+    wait_for(
+        30,
+        "the Stage to record p-nosecret as its last Promotion",
+        || {
+            let s = get_json("stage", "auth", &ns)?;
+            (s["status"]["lastPromotion"]["name"] == "p-nosecret").then_some(())
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let stage = support::must_get_json("stage", "auth", &ns);
+    assert_eq!(
+        stage["status"]["lastPromotion"]["name"], "p-nosecret",
+        "a Promotion that never started is not the last one: {:#}",
+        stage["status"]
     );
     promote(&ns, "p-nostage", "ghost", "f4001");
     let status = finished(&ns, "p-nostage");

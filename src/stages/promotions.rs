@@ -99,10 +99,13 @@ pub fn track<'a, P: Borrow<Promotion>>(
         ),
         None => conditions::remove(&mut status.conditions, CONDITION_PROMOTING),
     }
-    // Finished Promotions in the order they finished (ties broken by resourceVersion).
+    // Finished Promotions in the order they finished (ties broken by resourceVersion). One that
+    // ended before it started (its Freight or Stage missing, aborted while queued) ran nothing
+    // against this Stage, so it is never its last Promotion: a typo must not degrade a Stage.
     let newest_finished = mine
         .iter()
         .filter(|p| phase(p).is_some_and(PromotionPhase::is_terminal))
+        .filter(|p| p.status.as_ref().is_some_and(|s| s.started_at.is_some()))
         .max_by_key(|p| candidates::finish_order(p));
     let newest_success = mine
         .iter()

@@ -77,6 +77,9 @@ fn promotion_with(
     });
     if let Some(phase) = phase {
         v["status"] = json!({"phase": phase, "freight": {"name": freight}});
+        if phase != "Pending" {
+            v["status"]["startedAt"] = json!("2026-12-01T10:00:00Z");
+        }
         if phase != "Running" && phase != "Pending" {
             v["status"]["finishedAt"] = json!(finished);
             v["status"]["message"] = json!(format!("{phase} because"));
@@ -337,6 +340,33 @@ fn last_promotion_is_the_newest_finished_one_even_when_it_failed() {
     );
     // The current Freight is still what the successful one deployed.
     assert_eq!(p.status.freight_history[0].id, "c-f1");
+}
+
+#[test]
+fn a_promotion_that_ended_before_it_started_is_never_the_last_one() {
+    let mut o = promoted();
+    // What the controller writes for a Promotion of Freight that does not exist: Errored,
+    // finished, never started.
+    o.promotions.push(promotion_with(
+        "typo",
+        "no-such-freight",
+        Some("Errored"),
+        "2026-12-01T12:00:00Z",
+        |v| {
+            v["status"].as_object_mut().map(|s| s.remove("startedAt"));
+        },
+    ));
+    let (_, p) = settle(o);
+    let last = p.status.last_promotion.as_ref().expect("last promotion");
+    assert_eq!(
+        last.name, "p1",
+        "the typo does not replace the last real Promotion"
+    );
+    let (status, _, message) = cond(&p, CONDITION_HEALTHY);
+    assert!(
+        status == "True" && !message.contains("did not succeed"),
+        "{status}: {message}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
