@@ -16,34 +16,39 @@ pub async fn refusal(client: &kube::Client, ns: &str, object: &DynamicObject) ->
     if stage.is_empty() {
         return Some("spec.stage: a Promotion must name a Stage".into());
     }
-    let stages: Api<Stage> = Api::namespaced(client.clone(), ns);
-    match stages.get_opt(stage).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return Some(format!(
-                "spec.stage: Stage {stage:?} does not exist in project {ns:?}"
-            ));
-        }
-        Err(e) => {
-            return Some(format!(
-                "spec.stage: reading Stage {stage:?}: {}",
-                crate::controller::api_message(&e)
-            ));
-        }
+    if let Some(why) = missing::<Stage>(client, ns, "spec.stage", "Stage", stage).await {
+        return Some(why);
     }
     // Kargo's `spec.origin` (promote the current candidate) names no Freight; it is resolved
     // (and refused, see docs/kargo-users.md) by the controller.
     if freight.is_empty() {
         return None;
     }
-    let all: Api<Freight> = Api::namespaced(client.clone(), ns);
-    match all.get_opt(freight).await {
+    missing::<Freight>(client, ns, "spec.freight", "Freight", freight).await
+}
+
+/// Why `field` (naming a `kind` called `name` in `ns`) cannot be used: it does not exist or
+/// could not be read; `None` when it exists.
+async fn missing<K>(
+    client: &kube::Client,
+    ns: &str,
+    field: &str,
+    kind: &str,
+    name: &str,
+) -> Option<String>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match Api::<K>::namespaced(client.clone(), ns).get_opt(name).await {
         Ok(Some(_)) => None,
         Ok(None) => Some(format!(
-            "spec.freight: Freight {freight:?} does not exist in project {ns:?}"
+            "{field}: {kind} {name:?} does not exist in project {ns:?}"
         )),
         Err(e) => Some(format!(
-            "spec.freight: reading Freight {freight:?}: {}",
+            "{field}: reading {kind} {name:?}: {}",
             crate::controller::api_message(&e)
         )),
     }

@@ -39,6 +39,11 @@ struct Slot {
     pending: bool,
 }
 
+/// The merge patch that sets Kargo's refresh annotation to now (on a Warehouse or a Promotion).
+fn refresh_patch() -> serde_json::Value {
+    json!({"metadata": {"annotations": {ANNOTATION_REFRESH: Timestamp::now().to_string()}}})
+}
+
 /// Sets the refresh annotation on Warehouses, coalescing bursts per Warehouse.
 pub struct Refresher {
     client: kube::Client,
@@ -66,10 +71,13 @@ impl Refresher {
 
     async fn patch(client: &kube::Client, namespace: &str, name: &str) -> Result<(), kube::Error> {
         let api: Api<Warehouse> = Api::namespaced(client.clone(), namespace);
-        let patch = json!({"metadata": {"annotations": {ANNOTATION_REFRESH: Timestamp::now().to_string()}}});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ())
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&refresh_patch()),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Refreshes `namespace/name` now, or once the current window ends.
@@ -365,8 +373,7 @@ async fn refresh_promotions(
         }
     };
     let names = promotion_match::waiting_on(&list, url);
-    let patch =
-        json!({"metadata": {"annotations": {ANNOTATION_REFRESH: Timestamp::now().to_string()}}});
+    let patch = refresh_patch();
     let mut failed = 0;
     for name in &names {
         if let Err(e) = api
