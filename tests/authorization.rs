@@ -85,15 +85,8 @@ fn setup() -> &'static Users {
 /// — so it reconciles nothing here; the webhook does not need the lease.
 fn install_webhook(docs: &[Value]) {
     static WEBHOOK: OnceLock<support::ControllerProcess> = OnceLock::new();
-    let dir = cp().dir().join("webhook-tls");
-    std::fs::create_dir_all(&dir).expect("webhook cert dir");
-    let cert = cp().loopback_serving_cert().expect("serving certificate");
-    std::fs::write(dir.join("tls.crt"), &cert.cert_pem).expect("write tls.crt");
-    std::fs::write(dir.join("tls.key"), &cert.key_pem).expect("write tls.key");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    let dir = support::installed::webhook_cert_dir();
+    let port = support::free_port();
     let now = String::from_utf8(
         std::process::Command::new("date")
             .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])

@@ -49,12 +49,7 @@ fn fill(text: &str, project: &str, repo_url: &str, image: &str) -> String {
 /// The controller as the chart installs it, with its webhook receivers on a loopback port.
 fn haul() -> &'static installed::Installed {
     static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
-    let port = *PORT.get_or_init(|| {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port")
-    });
+    let port = *PORT.get_or_init(support::free_port);
     let addr = format!("127.0.0.1:{port}");
     let base = format!("http://{addr}");
     installed::controller(&[

@@ -13,16 +13,9 @@ use serde_json::{Value, json};
 use support::fixtures::git_credentials_secret;
 use support::gitops::encoded_auth_url;
 use support::services::services;
-use support::{ControllerProcess, get_json, git, kubectl_stdin, namespace, wait_for};
+use support::{ControllerProcess, free_port, get_json, git, kubectl_stdin, namespace, wait_for};
 
 const SECRET: &str = "It's a Secret to Everybody";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// POSTs `body` to the receivers; the status code and the response body.
 fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {

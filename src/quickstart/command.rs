@@ -31,28 +31,38 @@ pub fn merge_prs(state: &std::path::Path) -> ExitCode {
         );
     };
     let mut lines = text.lines();
-    let (Some(url), Some(token), Some(repo)) = (lines.next(), lines.next(), lines.next()) else {
+    let (Some(url), Some(token), Some((owner, name))) = (
+        lines.next(),
+        lines.next(),
+        lines.next().and_then(|repo| repo.split_once('/')),
+    ) else {
         return fail(&format!(
             "{} is not what the quickstart wrote",
             state.join(GITEA_FILE).display()
         ));
     };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
+    let gitea = haul_testenv::GiteaApi::new(url, token);
+    let open = match gitea.list_pulls(owner, name, "open") {
+        Ok(open) => open,
         Err(e) => return fail(&e.to_string()),
     };
-    match rt.block_on(super::merge_open_pull_requests(url, token, repo)) {
-        Ok(merged) if merged.is_empty() => {
-            fail("no open pull request (prod opens one once it is promoted)")
-        }
-        Ok(merged) => {
-            for (n, title) in merged {
-                println!("merged pull request #{n}: {title}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e.to_string()),
+    if open.is_empty() {
+        return fail("no open pull request (prod opens one once it is promoted)");
     }
+    for pr in open {
+        let Some(n) = pr["number"].as_u64() else {
+            continue;
+        };
+        // Retries while Gitea is still checking a new pull request ("try again later").
+        if let Err(e) = gitea.merge_pull(owner, name, n) {
+            return fail(&e.to_string());
+        }
+        println!(
+            "merged pull request #{n}: {}",
+            pr["title"].as_str().unwrap_or_default()
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn quickstart_push(state: &std::path::Path, tag: &str) -> ExitCode {

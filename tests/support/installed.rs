@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::{Value, json};
 
 use super::helm::render;
-use super::{ControllerProcess, cp, kubectl, kubectl_stdin, wait_for};
+use super::{ControllerProcess, cp, free_port, kubectl, kubectl_stdin, wait_for};
 
 /// Projects labelled with this skip the Project webhook: how the tests see what the reconciler
 /// does where the webhook is not installed.
@@ -39,6 +39,17 @@ impl Installed {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .log_text()
     }
+}
+
+/// A directory holding `tls.crt`/`tls.key` for a webhook served on 127.0.0.1, signed by the
+/// control plane's CA (`HAUL_WEBHOOK_CERT_DIR`).
+pub fn webhook_cert_dir() -> std::path::PathBuf {
+    let dir = cp().dir().join("webhook-tls");
+    std::fs::create_dir_all(&dir).expect("webhook cert dir");
+    let cert = cp().loopback_serving_cert().expect("serving certificate");
+    std::fs::write(dir.join("tls.crt"), &cert.cert_pem).expect("write tls.crt");
+    std::fs::write(dir.join("tls.key"), &cert.key_pem).expect("write tls.key");
+    dir
 }
 
 fn apply(objects: Vec<Value>, what: &str) {
@@ -71,15 +82,8 @@ pub fn controller(extra_env: &[(&str, &str)]) -> &'static Installed {
             .collect();
         apply(installed, "the chart's policies and user roles");
 
-        let dir = cp().dir().join("webhook-tls");
-        std::fs::create_dir_all(&dir).expect("webhook cert dir");
-        let cert = cp().loopback_serving_cert().expect("serving certificate");
-        std::fs::write(dir.join("tls.crt"), &cert.cert_pem).expect("write tls.crt");
-        std::fs::write(dir.join("tls.key"), &cert.key_pem).expect("write tls.key");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let dir = webhook_cert_dir();
+        let port = free_port();
         let mut env: Vec<(String, String)> = vec![
             ("HAUL_WEBHOOK_ADDR".into(), format!("127.0.0.1:{port}")),
             (

@@ -168,10 +168,7 @@ impl ControllerProcess {
             .unwrap_or(0);
         let log = cp.dir().join(format!("controller-{n}.log"));
         let f = std::fs::File::create(&log).expect("log file");
-        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let metrics_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_haul"))
             .arg("controller")
             .env("KUBECONFIG", cp.kubeconfig())
@@ -236,6 +233,14 @@ impl Drop for ControllerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A port on 127.0.0.1 nothing listens on now (the kernel's pick), for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Polls `f` every 200 ms until it returns `Some`, or panics after `secs` with `what`.

@@ -80,12 +80,27 @@ pub enum GiteaError {
 /// exits.
 pub struct Gitea {
     dir: PathBuf,
-    url: String,
-    token: String,
+    /// Its API as the admin user (the methods of [`GiteaApi`] are called on a `Gitea` directly).
+    api: GiteaApi,
     password: String,
     child: Mutex<Option<Child>>,
-    agent: ureq::Agent,
     started_in: Duration,
+}
+
+/// Gitea's API with a token: what a test (or the quickstart's `--merge-prs`, in another
+/// process than the one that started Gitea) needs to act on repositories and pull requests.
+pub struct GiteaApi {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl std::ops::Deref for Gitea {
+    type Target = GiteaApi;
+
+    fn deref(&self) -> &GiteaApi {
+        &self.api
+    }
 }
 
 impl std::fmt::Debug for Gitea {
@@ -93,7 +108,7 @@ impl std::fmt::Debug for Gitea {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gitea")
             .field("dir", &self.dir)
-            .field("url", &self.url)
+            .field("url", &self.api.url)
             .field("username", &USERNAME)
             .finish_non_exhaustive()
     }
@@ -418,19 +433,11 @@ impl Gitea {
             .stderr(Stdio::from(log2));
         let child = process::spawn(web).map_err(|e| GiteaError::Process(e.to_string()))?;
 
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .proxy(None)
-            .build()
-            .into();
         let mut gitea = Gitea {
             dir: dir.to_path_buf(),
-            url,
-            token,
+            api: GiteaApi::new(&url, &token),
             password,
             child: Mutex::new(Some(child)),
-            agent,
             started_in: Duration::ZERO,
         };
         gitea.wait_ready(&web_log)?;
@@ -441,9 +448,9 @@ impl Gitea {
 
     fn wait_ready(&self, web_log: &Path) -> Result<(), GiteaError> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let probe = format!("{}/api/v1/version", self.url);
+        let probe = format!("{}/api/v1/version", self.api.url);
         loop {
-            if let Ok(r) = self.agent.get(&probe).call()
+            if let Ok(r) = self.api.agent.get(&probe).call()
                 && r.status().is_success()
             {
                 return Ok(());
@@ -467,16 +474,6 @@ impl Gitea {
                 .is_none_or(|ch| !matches!(ch.try_wait(), Ok(None))),
             Err(_) => true,
         }
-    }
-
-    /// The base URL, `http://127.0.0.1:<port>` (no trailing slash).
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The admin's access token (all scopes), for `Authorization: token <token>`.
-    pub fn token(&self) -> &str {
-        &self.token
     }
 
     /// The admin user, owner of the repositories [`Gitea::create_repo`] makes.
@@ -505,6 +502,42 @@ impl Gitea {
             Some((scheme, rest)) => format!("{scheme}://{USERNAME}:{}@{rest}", self.password),
             None => clone_url.to_string(),
         }
+    }
+
+    /// Stops the server now (also done on drop).
+    pub fn stop(&self) {
+        if let Ok(mut c) = self.child.lock()
+            && let Some(mut child) = c.take()
+        {
+            process::stop(&mut child);
+        }
+    }
+}
+
+impl GiteaApi {
+    /// A client of the Gitea at `url` (no trailing slash) acting with `token`.
+    pub fn new(url: &str, token: &str) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .proxy(None)
+            .build()
+            .into();
+        Self {
+            url: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            agent,
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The admin's access token (all scopes), for `Authorization: token <token>`.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// A request to Gitea's API (`path` below `/api/v1`, e.g. `/repos/o/r/pulls`) with the
@@ -727,15 +760,6 @@ impl Gitea {
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| Self::answer_err("GET", &path, format!("no commit.id in {b}")))
-    }
-
-    /// Stops the server now (also done on drop).
-    pub fn stop(&self) {
-        if let Ok(mut c) = self.child.lock()
-            && let Some(mut child) = c.take()
-        {
-            process::stop(&mut child);
-        }
     }
 }
 

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 pub use binaries::Binaries;
 pub use control_plane::{Component, ControlPlane, client_from, install_crds};
-pub use gitea::{Gitea, GiteaError};
+pub use gitea::{Gitea, GiteaApi, GiteaError};
 pub use pki::CertPair;
 pub use process::{kill_group_at_exit, remove_at_exit};
 pub use services::{Services, ServicesError};
