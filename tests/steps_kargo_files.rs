@@ -169,6 +169,11 @@ const RENDER_STEPS: &str = r#"      - uses: git-clone
         config:
           inPath: ./src/README.md
           outPath: ./bundle/readme.tar
+      - uses: tar
+        config:
+          inPath: .
+          outPath: ./bundle/all.tar
+          ignore: src/
 "#;
 
 /// The entries of a tar (gzipped when `gz`): name → contents.
@@ -184,9 +189,10 @@ fn tar_entries(file: &Path, gz: bool) -> Vec<(String, String)> {
         .expect("entries")
         .map(|e| {
             let mut e = e.expect("entry");
-            let mut body = String::new();
-            e.read_to_string(&mut body).expect("body");
-            (String::from_utf8_lossy(&e.path_bytes()).into_owned(), body)
+            let mut body = Vec::new();
+            e.read_to_end(&mut body).expect("body");
+            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            (name, String::from_utf8_lossy(&body).into_owned())
         })
         .collect()
 }
@@ -281,6 +287,24 @@ fn file_write_helm_template_and_tar_render_and_pack_a_chart() {
         .expect("all.yaml")
         .1;
     assert_eq!(packed, &one);
+    // The whole work directory: not the archive being written, nor haul's own state.
+    let entries = tar_entries(&work.join("bundle/all.tar"), false);
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"bundle/out.tgz"), "{names:?}");
+    assert!(names.contains(&"out/all.yaml"), "{names:?}");
+    assert!(
+        work.join(".haul").is_dir(),
+        "run-local keeps its state in .haul"
+    );
+    for n in &names {
+        assert!(
+            !n.starts_with("bundle/all.tar")
+                && !n.starts_with("bundle/.all.tar")
+                && !n.starts_with(".haul")
+                && !n.starts_with("src/"),
+            "{n} archived: {names:?}"
+        );
+    }
     // A single file is archived under its base name, uncompressed without gzip.
     assert_eq!(
         tar_entries(&work.join("bundle/readme.tar"), false),
@@ -521,6 +545,11 @@ fn bad_configs_fail_naming_the_field() {
             "helm-template",
             "{path: ., outPath: o.yaml, releaseName: r, valuesFiles: [../../v.yaml]}",
             &["config.valuesFiles[0]", "leaves"],
+        ),
+        (
+            "helm-template",
+            "{path: ., outPath: o.yaml, releaseName: r, kubeVersion: latest}",
+            &["config.kubeVersion", "latest"],
         ),
         (
             "helm-template",

@@ -138,12 +138,29 @@ fn validate(cfg: &Config) -> Result<(), StepError> {
             return Err(invalid(&format!("setValues[{i}].key"), "must not be empty"));
         }
     }
+    if let Some(k) = cfg.kube_version.as_deref().filter(|k| !k.is_empty())
+        && !kube_version_ok(k)
+    {
+        return Err(invalid(
+            "kubeVersion",
+            format!("{k:?} is not a Kubernetes version such as 1.29.0 or v1.29"),
+        ));
+    }
     for (i, v) in cfg.api_versions.iter().enumerate() {
         if v.is_empty() {
             return Err(invalid(&format!("apiVersions[{i}]"), "must not be empty"));
         }
     }
     Ok(())
+}
+
+/// Whether `k` parses as helm parses `--kube-version` (a semantic version, `v` and the minor
+/// and patch optional).
+fn kube_version_ok(k: &str) -> bool {
+    static RE: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^v?\d+(\.\d+){0,2}(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$").ok()
+    });
+    RE.as_ref().is_some_and(|re| re.is_match(k))
 }
 
 /// `helm template`'s arguments. `values` are the resolved values files, `out_dir` the
@@ -474,5 +491,20 @@ mod tests {
         assert!(!plain_file_name("configmap-../x.yaml"));
         assert!(!plain_file_name(".."));
         assert!(plain_file_name("configmap-x.yaml"));
+    }
+
+    #[test]
+    fn kube_versions_are_checked() {
+        for ok in ["1.29.0", "v1.29", "1", "v1.30.1-eks.2"] {
+            assert!(kube_version_ok(ok), "{ok}");
+        }
+        for bad in ["latest", "1.29.0.1", "v", ""] {
+            assert!(!kube_version_ok(bad), "{bad}");
+        }
+        let cfg = config(
+            json!({"path": "c", "outPath": "o", "releaseName": "r", "kubeVersion": "latest"}),
+        );
+        let e = validate(&cfg).expect_err("bad version").to_string();
+        assert!(e.contains("config.kubeVersion"), "{e}");
     }
 }

@@ -9,7 +9,8 @@
 //! `outPath` and renamed over it at the end, so a failure leaves `outPath` as it was.
 //!
 //! Beyond Kargo: when `outPath` (or its temporary file) lies inside `inPath`, it is left out of
-//! the archive rather than archived half-written.
+//! the archive rather than archived half-written; so is haul's own `.haul` directory of the
+//! work directory (the worktree index and git cache).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -167,6 +168,12 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
     let input = input
         .canonicalize()
         .map_err(|e| StepError::Errored(format!("resolving {:?}: {e}", cfg.in_path)))?;
+    // haul's own state in the work directory (worktree index, git cache) is never archived.
+    let haul_dir = env
+        .work_dir
+        .canonicalize()
+        .map_err(|e| StepError::Errored(format!("resolving the work directory: {e}")))?
+        .join(".haul");
     let (out_path, gzip, ignore) = (cfg.out_path.clone(), cfg.gzip, cfg.ignore);
     tokio::task::spawn_blocking(move || -> Result<(), StepError> {
         let errored = |what: &str, e: &dyn std::fmt::Display| {
@@ -189,6 +196,7 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
         let skip = [
             canon_dir.join(&name),
             canon_dir.join(tmp.path().file_name().unwrap_or_default()),
+            haul_dir,
         ];
         let file = tmp
             .reopen()
