@@ -6,7 +6,8 @@
 //! file gets `permissions` (an octal `0NNN`, default 0600) and never executable, special or
 //! world-writable bits.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path};
 
 use schemars::JsonSchema;
@@ -128,7 +129,18 @@ pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepErro
             .create(parent)
             .map_err(|e| errored("creating the parent directories of", e))?;
     }
-    std::fs::write(&file, cfg.contents.as_bytes()).map_err(|e| errored("writing", e))?;
+    // A new file is created with its mode, so it is never readable more widely, even briefly;
+    // an existing one gets it after the write, as in Kargo.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&file)
+        .map_err(|e| errored("writing", e))?;
+    f.write_all(cfg.contents.as_bytes())
+        .map_err(|e| errored("writing", e))?;
+    drop(f);
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
         .map_err(|e| errored("setting the permissions of", e))?;
     tracing::debug!(path = %cfg.path, mode = format!("{mode:o}"), "file-write");
