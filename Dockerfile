@@ -6,9 +6,10 @@
 #
 #   * The runtime image cannot be distroless anyway: haul shells out to git (>= 2.32; bookworm
 #     ships 2.39), to ssh through git for SSH remotes, to /bin/sh (git's credential helper is a
-#     shell function) and to `kubectl kustomize` for the kustomize-build step. Those need a
-#     Debian userland, and with it glibc. A static musl binary would gain nothing there (and
-#     musl's malloc is known to be slow under multi-threaded load).
+#     shell function), to `kubectl kustomize` for the kustomize-build step and to `helm
+#     template` for the helm-template step. Those need a Debian userland, and with it glibc.
+#     A static musl binary would gain nothing there (and musl's malloc is known to be slow
+#     under multi-threaded load).
 #   * The -gnu binary links dynamically against glibc only (libc, libm, libgcc_s, the loader):
 #     every crate, including aws-lc (the crypto of rustls, kube and the AWS SDK, compiled from C
 #     by aws-lc-sys with the cc crate), is linked statically.
@@ -26,6 +27,8 @@
 
 ARG RUST_VERSION=1.95
 ARG KUBECTL_VERSION=v1.34.4
+# The helm the tests render with (hack/test-services.sh), for the helm-template step.
+ARG HELM_VERSION=v3.17.2
 
 # ---------------------------------------------------------------------------------------- build
 # rust:*-bookworm already has gcc and make, all aws-lc-sys 0.47 needs on x86_64-linux-gnu: it
@@ -64,6 +67,22 @@ RUN set -eu; \
     chmod 0755 /kubectl; \
     /kubectl version --client
 
+# ----------------------------------------------------------------------------------------- helm
+# For the helm-template step (`helm template`). Verified against the published checksum; pass
+# --build-arg HELM_SHA256=<sha256 of the .tar.gz> to pin it independently of get.helm.sh.
+FROM rust:${RUST_VERSION}-bookworm AS helm
+ARG HELM_VERSION
+ARG HELM_SHA256=""
+ARG TARGETARCH=amd64
+RUN set -eu; \
+    tgz="helm-${HELM_VERSION}-linux-${TARGETARCH}.tar.gz"; \
+    curl -fsSL --retry 3 -o "/$tgz" "https://get.helm.sh/$tgz"; \
+    sum="${HELM_SHA256:-$(curl -fsSL --retry 3 "https://get.helm.sh/$tgz.sha256sum" | cut -d' ' -f1)}"; \
+    echo "$sum  /$tgz" | sha256sum -c -; \
+    tar -xzf "/$tgz" -C / "linux-${TARGETARCH}/helm"; \
+    install -m 0755 "/linux-${TARGETARCH}/helm" /helm; \
+    /helm version --short
+
 # -------------------------------------------------------------------------------------- runtime
 FROM debian:bookworm-slim AS runtime
 ARG KUBECTL_VERSION
@@ -78,6 +97,7 @@ RUN apt-get update \
  && useradd --uid 65532 --gid 65532 --home-dir /home/haul --create-home --shell /usr/sbin/nologin haul \
  && install -d -o 65532 -g 65532 -m 0750 /var/lib/haul
 COPY --from=kubectl /kubectl /usr/local/bin/kubectl
+COPY --from=helm /helm /usr/local/bin/helm
 COPY --from=build /out/haul /usr/local/bin/haul
 
 # The chart mounts emptyDirs on /var/lib/haul and /tmp, so the root filesystem can be read-only.

@@ -98,6 +98,7 @@ fn the_controller_works_with_exactly_the_charts_rbac() {
     for (verb, resource) in [
         ("list", "secrets"),
         ("create", "freights.kargo.akuity.io"),
+        ("patch", "freights.kargo.akuity.io"),
         ("create", "promotions.kargo.akuity.io"),
         ("patch", "stages.kargo.akuity.io/status"),
         ("patch", "applications.argoproj.io"),

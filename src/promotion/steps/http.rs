@@ -55,10 +55,10 @@ pub struct Config {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NameValue {
-    name: String,
+    pub(super) name: String,
     #[serde(deserialize_with = "lenient::string")]
     #[schemars(with = "lenient::Text")]
-    value: String,
+    pub(super) value: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -328,7 +328,7 @@ pub(super) async fn run_resolving(
 }
 
 /// The URL without its query (which may carry a token) or userinfo, for messages.
-fn redact(url: &reqwest::Url) -> String {
+pub(super) fn redact(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     let _ = u.set_password(None);
@@ -337,7 +337,7 @@ fn redact(url: &reqwest::Url) -> String {
 }
 
 /// reqwest's error text without the URL it embeds (which may carry a token).
-fn without_url(e: &reqwest::Error) -> String {
+pub(super) fn without_url(e: &reqwest::Error) -> String {
     let mut cause = String::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

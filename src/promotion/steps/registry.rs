@@ -12,8 +12,9 @@ use super::env::StepEnv;
 use super::spec::StepSpec;
 use super::toolkit::{StepError, StepOutcome};
 use super::{
-    argocd, compose_output, data_files, fail, files, git, git_pr, git_tag, helm_chart, http,
-    kustomize, metadata, toml_files, untar, yaml_merge, yaml_update,
+    argocd, compose_output, data_files, fail, file_write, files, freight_alias, git, git_pr,
+    git_tag, helm_chart, helm_template, http, http_download, kustomize, metadata, tar, toml_files,
+    untar, yaml_merge, yaml_update,
 };
 
 /// Every step, one line each, in the order the unknown-step message lists them.
@@ -44,6 +45,11 @@ pub static STEPS: &[StepSpec] = &[
     StepSpec::of::<fail::Fail>(),
     StepSpec::of::<http::Http>(),
     StepSpec::of::<metadata::SetMetadata>(),
+    StepSpec::of::<file_write::FileWrite>(),
+    StepSpec::of::<tar::Tar>(),
+    StepSpec::of::<http_download::HttpDownload>(),
+    StepSpec::of::<freight_alias::SetFreightAlias>(),
+    StepSpec::of::<helm_template::HelmTemplate>(),
 ];
 
 /// The step `uses` names, if haul has it.
@@ -172,7 +178,7 @@ mod tests {
             m.starts_with("unknown step \"echo\"; haul runs: git-clone, git-clear"),
             "{m}"
         );
-        assert!(m.ends_with("http, set-metadata"), "{m}");
+        assert!(m.contains("http, set-metadata"), "{m}");
     }
 
     #[test]
@@ -195,7 +201,7 @@ mod tests {
         };
         assert_eq!(
             needing(|s| s.needs.cluster.is_some()),
-            ["argocd-update", "set-metadata"]
+            ["argocd-update", "set-metadata", "set-freight-alias"]
         );
         assert_eq!(needing(|s| s.needs.argocd), ["argocd-update"]);
         assert_eq!(

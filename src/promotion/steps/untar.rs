@@ -83,14 +83,14 @@ impl<R: Read> Read for Capped<R> {
 
 /// One .gitignore line: the glob, whether it is anchored (contains a `/` before its end),
 /// whether it only matches directories (trailing `/`), and whether it re-includes (`!`).
-struct Rule {
+pub(super) struct Rule {
     glob: crate::doublestar::Glob,
     anchored: bool,
     dir_only: bool,
     negated: bool,
 }
 
-fn rules(ignore: Option<&str>) -> Result<Vec<Rule>, UntarError> {
+pub(super) fn rules(ignore: Option<&str>) -> Result<Vec<Rule>, UntarError> {
     let lines: Vec<&str> = ignore
         .unwrap_or("")
         .lines()
@@ -130,7 +130,7 @@ fn rules(ignore: Option<&str>) -> Result<Vec<Rule>, UntarError> {
 
 /// Whether `parts` (an entry path; `is_dir` for its last part) is ignored. A rule matching a
 /// parent directory ignores everything below it; the last matching rule wins.
-fn ignored(rules: &[Rule], parts: &[String], is_dir: bool) -> bool {
+pub(super) fn ignored(rules: &[Rule], parts: &[String], is_dir: bool) -> bool {
     let mut verdict = false;
     for rule in rules {
         let hit = (0..parts.len()).any(|i| {
