@@ -359,8 +359,12 @@ pub struct WarehouseStatus {
 
 /// Artifacts discovered by a Warehouse, newest first per subscription, in Kargo's shape
 /// (`api/v1alpha1/warehouse_types.go`), so status written by Kargo is read without loss.
+///
+/// Atomic for server-side apply: each discovery replaces the whole record, as Kargo's does,
+/// so nothing another writer (Kargo, before the move) recorded lingers next to haul's.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct DiscoveredArtifacts {
     /// DiscoveredAt is the time at which the Warehouse discovered the artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
