@@ -736,14 +736,18 @@ pub fn previous_git<'a>(
 /// Replaces the discovered artifacts of the subscriptions that succeeded, keeping the others.
 fn merge_discovered(status: &mut WarehouseStatus, found: &Found, t: &Time) {
     let mut d = status.discovered_artifacts.take().unwrap_or_default();
+    // An entry without a subscription name may be Kargo's (before v1.12) for a named one.
+    let same = |o: &Option<String>, r: &Option<String>| o.is_none() || o == r;
     upsert(&mut d.charts, &found.charts, |o, r| {
-        o.repo_url == r.repo_url && o.name == r.name && o.subscription_name == r.subscription_name
+        o.repo_url == r.repo_url
+            && o.name == r.name
+            && same(&o.subscription_name, &r.subscription_name)
     });
     upsert(&mut d.git, &found.commits, |o, r| {
-        o.repo_url == r.repo_url && o.subscription_name == r.subscription_name
+        o.repo_url == r.repo_url && same(&o.subscription_name, &r.subscription_name)
     });
     upsert(&mut d.images, &found.images, |o, r| {
-        o.repo_url == r.repo_url && o.subscription_name == r.subscription_name
+        o.repo_url == r.repo_url && same(&o.subscription_name, &r.subscription_name)
     });
     if d.discovered_at.is_none() {
         d.discovered_at = Some(t.clone());

@@ -320,6 +320,39 @@ fn the_previous_git_result_is_offered_only_for_the_same_spec_and_subscription() 
 }
 
 #[test]
+fn after_a_partial_failure_a_named_result_replaces_kargos_unnamed_one() {
+    // Kargo before v1.12 recorded no subscription names.
+    let previous = DiscoveredArtifacts {
+        images: vec![image("1.0.0")],
+        git: vec![commit("kargo")],
+        ..DiscoveredArtifacts::default()
+    };
+    let w = with_status(
+        warehouse(None),
+        WarehouseStatus {
+            discovered_artifacts: Some(previous),
+            ..WarehouseStatus::default()
+        },
+    );
+    let named = GitDiscoveryResult {
+        subscription_name: Some("deploy".into()),
+        ..commit("haul")
+    };
+    let mut partial = Found {
+        commits: vec![named.clone()],
+        ..Found::default()
+    };
+    partial.failed("image subscription ghcr.io/acme/api: down".into(), None);
+    let plan = after_discovery(&w, s(300), &observed(&w, partial, false));
+    let d = status(&plan)
+        .discovered_artifacts
+        .as_ref()
+        .expect("artifacts");
+    assert_eq!(d.git, vec![named]);
+    assert_eq!(d.images, vec![image("1.0.0")]);
+}
+
+#[test]
 fn a_failed_subscription_fails_discovery_and_keeps_what_it_found_before() {
     let previous = DiscoveredArtifacts {
         discovered_at: Some(t(500)),
