@@ -14,6 +14,8 @@ pub mod stage;
 pub mod warehouse;
 
 #[cfg(test)]
+mod kargo_status_tests;
+#[cfg(test)]
 mod tests;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -38,14 +40,17 @@ pub use promotion_task::{
 pub use stage::{
     AnalysisRunArgument, AnalysisRunMetadata, AnalysisTemplateKind, AnalysisTemplateReference,
     AutoPromotionHold, AutoPromotionOptions, AutoPromotionSelectionPolicy, AvailabilityStrategy,
-    FreightRequest, FreightSources, Health, HealthState, PromotionReference, PromotionTemplate,
-    PromotionTemplateSpec, Stage, StageSpec, StageStatus, StageTargets, Verification,
+    FreightRequest, FreightSources, Health, HealthState, PromotionReference,
+    PromotionRequestFreightReference, PromotionRequestReference, PromotionTemplate,
+    PromotionTemplateSpec, PromotionWindowStatus, Stage, StageSpec, StageStatus, StageTargets,
+    Verification,
 };
 pub use warehouse::{
     ChartDiscoveryResult, ChartSubscription, CommitSelectionStrategy, DiscoveredArtifacts,
-    DiscoveredCommit, DiscoveredImageReference, FreightCreationCriteria, FreightCreationPolicy,
-    GitDiscoveryResult, GitSubscription, ImageDiscoveryResult, ImageSelectionStrategy,
-    ImageSubscription, RepoSubscription, Warehouse, WarehouseSpec, WarehouseStatus,
+    DiscoveredCommit, DiscoveredImageReference, DiscoveredRef, DiscoveryResult,
+    FreightCreationCriteria, FreightCreationPolicy, GitDiscoveryRefs, GitDiscoveryResult,
+    GitSubscription, ImageDiscoveryResult, ImageSelectionStrategy, ImageSubscription,
+    RepoSubscription, Warehouse, WarehouseSpec, WarehouseStatus,
 };
 
 /// The eight Kargo CRDs to install, in a stable order: Project first (it owns namespaces), then

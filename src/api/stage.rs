@@ -324,6 +324,62 @@ pub struct StageStatus {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "json_value_map")]
     pub metadata: BTreeMap<String, Value>,
+    /// CurrentPromotionRequest is the PromotionRequest fanning Freight out to the Stage's
+    /// Targets (Kargo Enterprise; haul keeps what it reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_promotion_request: Option<PromotionRequestReference>,
+    /// LastPromotionRequest is the last PromotionRequest to reach a terminal phase (Kargo
+    /// Enterprise; haul keeps what it reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_promotion_request: Option<PromotionRequestReference>,
+    /// PromotionWindowStatus reports whether promotion windows permit promotion now (Kargo
+    /// Enterprise; haul keeps what it reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_window_status: Option<PromotionWindowStatus>,
+}
+
+/// A PromotionRequest as a Stage observes it (Kargo Enterprise).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionRequestReference {
+    /// Name is the name of the PromotionRequest.
+    pub name: String,
+    /// Freight identifies the Freight being promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freight: Option<PromotionRequestFreightReference>,
+    /// Phase is a high-level summary of the PromotionRequest's lifecycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// FinishedAt is the time at which the PromotionRequest completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+}
+
+/// The Freight a PromotionRequest promotes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PromotionRequestFreightReference {
+    /// Name is the name of the Freight.
+    pub name: String,
+}
+
+/// Whether promotion windows currently permit promotion of a Stage (Kargo Enterprise).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionWindowStatus {
+    /// Closed is true when a window currently blocks promotion.
+    pub closed: bool,
+    /// Reason explains why promotion is blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// NextOpen is when promotion is next expected to be permitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_open: Option<Time>,
+    /// NextClose is when promotion is next expected to be blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_close: Option<Time>,
+    /// NextCloseReason explains the next expected block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_close_reason: Option<String>,
 }
 
 /// The overall health of a Stage.

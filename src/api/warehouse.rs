@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use schemars::{JsonSchema, Schema};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::common::{Condition, DURATION_PATTERN, conditions_list, default_true};
+use super::common::{
+    ArtifactReference, Condition, DURATION_PATTERN, conditions_list, default_true,
+};
 
 /// Pattern Kargo applies to Git repository URLs (HTTP(S), SSH and SCP-style).
 pub const GIT_REPO_URL_PATTERN: &str = r"(?:^(ssh|https?)://(?:([\w-]+)(:(.+))?@)?([\w-]+(?:\.[\w-]+)*)(?::(\d{1,5}))?(/.*)$)|(?:^([\w-]+)@([\w+]+(?:\.[\w-]+)*):(/?.*))";
@@ -355,9 +357,14 @@ pub struct WarehouseStatus {
     pub discovered_artifacts: Option<DiscoveredArtifacts>,
 }
 
-/// Artifacts discovered by a Warehouse, newest first per subscription.
+/// Artifacts discovered by a Warehouse, newest first per subscription, in Kargo's shape
+/// (`api/v1alpha1/warehouse_types.go`), so status written by Kargo is read without loss.
+///
+/// Atomic for server-side apply: each discovery replaces the whole record, as Kargo's does,
+/// so nothing another writer (Kargo, before the move) recorded lingers next to haul's.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct DiscoveredArtifacts {
     /// DiscoveredAt is the time at which the Warehouse discovered the artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -371,26 +378,63 @@ pub struct DiscoveredArtifacts {
     /// Charts holds the chart versions discovered for the chart subscriptions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub charts: Vec<ChartDiscoveryResult>,
+    /// Results holds the artifact references discovered for generic subscriptions (written by
+    /// Kargo; haul has no generic subscriber and keeps what it reads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<DiscoveryResult>,
 }
 
 /// The result of discovery for one Git subscription.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitDiscoveryResult {
-    /// Name of the subscription, when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
     /// RepoURL is the repository URL of the GitSubscription.
     #[serde(rename = "repoURL")]
     #[schemars(length(min = 1))]
     pub repo_url: String,
     /// Commits discovered, newest first. Empty means discovery succeeded but found nothing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always written, as Kargo does.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(transform = without_default)]
     pub commits: Vec<DiscoveredCommit>,
-    /// The branch head or tags seen by the last discovery, letting the next one skip the clone
-    /// when nothing changed.
+    /// SubscriptionName is the name of the subscription that produced this result, when it
+    /// has one. (haul before Kargo's shape wrote it as `name`.)
+    #[serde(default, alias = "name", skip_serializing_if = "Option::is_none")]
+    pub subscription_name: Option<String>,
+    /// ObservedRefs records the remote ref state seen by the last successful discovery, letting
+    /// the next one skip the fetch when nothing relevant moved.
+    #[serde(
+        default,
+        deserialize_with = "observed_refs_or_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub observed_refs: Option<GitDiscoveryRefs>,
+}
+
+/// The remote ref state relevant to a Git subscription's selection strategy: the branch head
+/// for `NewestFromBranch`, the filtered tags for the tag strategies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitDiscoveryRefs {
+    /// BranchHead is the unfiltered commit ID at the tip of the subscribed branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_head: Option<String>,
+    /// Tags are the tags that passed the name filters, with the object IDs they reference,
+    /// sorted by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub observed_refs: Vec<String>,
+    pub tags: Vec<DiscoveredRef>,
+}
+
+/// A Git ref name with the ID of the object it resolves to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DiscoveredRef {
+    /// Name is the short name of the ref (e.g. a tag such as `v1.2.3`).
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// ID is the identifier of the object the ref points to (the tag object for an annotated
+    /// tag).
+    #[schemars(length(min = 1))]
+    pub id: String,
 }
 
 /// A commit discovered for a Git subscription.
@@ -425,9 +469,6 @@ pub struct DiscoveredCommit {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageDiscoveryResult {
-    /// Name of the subscription, when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
     /// RepoURL is the repository URL of the image, as specified in the ImageSubscription.
     #[serde(rename = "repoURL")]
     #[schemars(length(min = 1))]
@@ -436,8 +477,14 @@ pub struct ImageDiscoveryResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
     /// References discovered, newest first. Empty means discovery succeeded but found nothing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always written, as Kargo does.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(transform = without_default)]
     pub references: Vec<DiscoveredImageReference>,
+    /// SubscriptionName is the name of the subscription that produced this result, when it
+    /// has one. (haul before Kargo's shape wrote it as `name`.)
+    #[serde(default, alias = "name", skip_serializing_if = "Option::is_none")]
+    pub subscription_name: Option<String>,
 }
 
 /// An image reference discovered for an image subscription.
@@ -473,9 +520,49 @@ pub struct ChartDiscoveryResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub semver_constraint: Option<String>,
     /// Versions discovered, newest first. Empty means discovery succeeded but found nothing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always written, as Kargo does.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(transform = without_default)]
     pub versions: Vec<String>,
     /// SubscriptionName is the name of the subscription, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_name: Option<String>,
+}
+
+/// The result of discovery for one generic subscription (Kargo's `DiscoveryResult`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryResult {
+    /// The name of the subscription that discovered these results (JSON `name`, as in Kargo).
+    #[serde(rename = "name")]
+    #[schemars(length(min = 1))]
+    pub subscription_name: String,
+    /// ArtifactReferences are the versions of the artifact discovered, newest first.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(transform = without_default)]
+    pub artifact_references: Vec<ArtifactReference>,
+}
+
+/// Kargo's CRD declares no default for the lists it always writes; neither does haul's.
+fn without_default(schema: &mut Schema) {
+    schema.remove("default");
+}
+
+/// A list Go may have written as `null` (a nil slice without `omitempty`) reads as empty.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Kargo's `observedRefs` object. haul once wrote a list of `ref=sha` strings here: that (or
+/// anything else unreadable) reads as no observation, which costs one full discovery.
+fn observed_refs_or_none<'de, D>(d: D) -> Result<Option<GitDiscoveryRefs>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let raw = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(raw.and_then(|v| serde_json::from_value(v).ok()))
 }

@@ -30,10 +30,11 @@
 //!
 //! # observedRefs
 //!
-//! `config=<hash>` of the selection settings (so changing a filter is never answered from the
-//! previous result), then `refs/heads/<branch>=<head>` or one `refs/tags/<tag>=<object>` per
-//! filtered tag, sorted by tag. Above 200 tags they are recorded as one
-//! `refs/tags/*=sha256:<digest>`, which keeps the status small and the short-circuit working.
+//! Kargo's shape: `{branchHead: <sha>}` for `NewestFromBranch`, `{tags: [{name, id}]}` (the
+//! filtered tags and the objects they name, sorted by name) for the tag strategies. Above 1000
+//! tags nothing is recorded (as in Kargo) and every discovery fetches. A spec change is not
+//! answered from the previous result because the caller passes `previous` only while the
+//! Warehouse's `observedGeneration` is current.
 //!
 //! # expressionFilter
 //!
@@ -57,22 +58,24 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use regex::Regex;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::semver_constraint::{Constraint, parse_version};
 use super::subscription::{Subscriber, SubscriptionProblem};
-use super::tag_filter::{TagFilter, TagRegexes};
+use super::tag_filter::TagFilter;
 use super::tag_selection::{
     lexical_candidates, newest_build_candidates, newest_build_order, semver_candidates,
 };
-use crate::api::{CommitSelectionStrategy, DiscoveredCommit, GitDiscoveryResult, GitSubscription};
+use crate::api::{
+    CommitSelectionStrategy, DiscoveredCommit, DiscoveredRef, GitDiscoveryRefs, GitDiscoveryResult,
+    GitSubscription,
+};
 use crate::credentials::{CredType, FoundCredentials};
 use crate::doublestar::Glob;
 use crate::expressions::{Env, ErrorKind, NoFunctions, evaluate_expression};
 use crate::git::{Credentials, GitError, RepoCache};
 
-/// Tags recorded one by one in `observedRefs`; above this, one digest of all of them.
-const MAX_LISTED_TAGS: usize = 200;
+/// Tags recorded in `observedRefs`; above this (Kargo's `maxObservedTags`) nothing is recorded.
+const MAX_OBSERVED_TAGS: usize = 1000;
 /// Kargo shortens discovered subjects to this many characters (the 50/72 rule, generously).
 const MAX_SUBJECT_CHARS: usize = 80;
 /// Beyond this shallow depth, the whole history of a branch is fetched.
@@ -176,10 +179,10 @@ impl GitDiscoveryError {
 /// Discovers the commits of `sub`, newest (or best) first, at most `discoveryLimit` of them.
 ///
 /// `previous` is this subscription's result from the last discovery (from the Warehouse
-/// status). When the remote's relevant refs and the selection settings are unchanged since
-/// then, it is returned as it is without fetching anything. The result's `name` is taken from
-/// `previous` (the caller sets it for named subscriptions); its `observedRefs` are recorded
-/// for the next discovery.
+/// status, passed only while the spec is unchanged). When the remote's relevant refs are
+/// unchanged since then, it is returned as it is without fetching anything. The result's `subscriptionName` is
+/// taken from `previous` (the caller sets it for named subscriptions); its `observedRefs` are
+/// recorded for the next discovery.
 pub async fn discover_commits(
     cache: &RepoCache,
     sub: &GitSubscription,
@@ -230,16 +233,13 @@ pub async fn discover_planned_commits(
                     branch,
                 });
             };
-            let observed = vec![plan.config_ref(), format!("{head_ref}={sha}")];
+            let observed = branch_refs(sha);
             if let Some(prev) = unchanged(previous, sub, &observed) {
                 tracing::debug!(repo = %repo, %branch, "branch head unchanged; skipping fetch");
                 return Ok(prev.clone());
             }
             let (fetched_head, commits) = run.select_from_branch(&branch).await?;
-            (
-                commits,
-                vec![plan.config_ref(), format!("{head_ref}={fetched_head}")],
-            )
+            (commits, Some(branch_refs(&fetched_head)))
         }
         CommitSelectionStrategy::SemVer
         | CommitSelectionStrategy::Lexical
@@ -253,8 +253,8 @@ pub async fn discover_planned_commits(
                 CommitSelectionStrategy::Lexical => lexical_candidates(names, &plan.filter),
                 _ => newest_build_candidates(names, &plan.filter),
             };
-            let observed = plan.tag_refs(&candidates, &tags);
-            if let Some(prev) = unchanged(previous, sub, &observed) {
+            let observed = tag_refs(&candidates, &tags);
+            if let Some(prev) = observed.as_ref().and_then(|o| unchanged(previous, sub, o)) {
                 tracing::debug!(repo = %repo, tags = candidates.len(),
                     "tags unchanged; skipping fetch");
                 return Ok(prev.clone());
@@ -270,7 +270,7 @@ pub async fn discover_planned_commits(
     tracing::info!(repo = %repo, strategy = ?plan.strategy, commits = commits.len(),
         elapsed_ms = started.elapsed().as_millis() as u64, "discovered git commits");
     Ok(GitDiscoveryResult {
-        name: previous.and_then(|p| p.name.clone()),
+        subscription_name: previous.and_then(|p| p.subscription_name.clone()),
         repo_url: sub.repo_url.clone(),
         commits,
         observed_refs,
@@ -312,10 +312,38 @@ impl Subscriber for GitSubscriber<'_> {
 fn unchanged<'a>(
     previous: Option<&'a GitDiscoveryResult>,
     sub: &GitSubscription,
-    observed: &[String],
+    observed: &GitDiscoveryRefs,
 ) -> Option<&'a GitDiscoveryResult> {
-    previous.filter(|p| {
-        p.repo_url == sub.repo_url && !p.observed_refs.is_empty() && p.observed_refs == observed
+    previous.filter(|p| p.repo_url == sub.repo_url && p.observed_refs.as_ref() == Some(observed))
+}
+
+/// `observedRefs` of a branch whose tip is `head`.
+fn branch_refs(head: &str) -> GitDiscoveryRefs {
+    GitDiscoveryRefs {
+        branch_head: Some(head.to_string()),
+        tags: Vec::new(),
+    }
+}
+
+/// `observedRefs` for the filtered tags `names`, sorted by name; `None` above
+/// [`MAX_OBSERVED_TAGS`] (a truncated list could match while a dropped tag moved).
+fn tag_refs(names: &[String], tags: &BTreeMap<String, String>) -> Option<GitDiscoveryRefs> {
+    if names.len() > MAX_OBSERVED_TAGS {
+        return None;
+    }
+    let mut refs: Vec<DiscoveredRef> = names
+        .iter()
+        .filter_map(|n| {
+            Some(DiscoveredRef {
+                name: n.clone(),
+                id: tags.get(n)?.clone(),
+            })
+        })
+        .collect();
+    refs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Some(GitDiscoveryRefs {
+        branch_head: None,
+        tags: refs,
     })
 }
 
@@ -360,8 +388,6 @@ pub struct GitPlan {
     exclude: Vec<PathSelector>,
     since: Option<Timestamp>,
     limit: usize,
-    /// Hash of the settings above, recorded in `observedRefs`.
-    fingerprint: String,
 }
 
 impl SubscriptionProblem {
@@ -404,8 +430,6 @@ impl GitPlan {
                 "no longer supported; use ignoreTagsRegexes".into(),
             ));
         }
-        let allow = sub.allow_regexes();
-        let ignore = sub.ignore_regexes();
         let filter = if tags {
             TagFilter::of(sub).map_err(|e| {
                 (
@@ -440,20 +464,6 @@ impl GitPlan {
         let exclude = parse_selectors(&sub.exclude_paths).map_err(|r| ("excludePaths", r))?;
         let since = sub.since.as_ref().map(|t| t.0);
         let limit = usize::try_from(sub.discovery_limit.clamp(1, 100)).unwrap_or(20);
-        let settings = serde_json::json!({
-            "strategy": format!("{strategy:?}"),
-            "branch": branch,
-            "strict": sub.strict_semvers,
-            "constraint": raw_constraint,
-            "allow": allow,
-            "ignore": ignore,
-            "expression": expression,
-            "include": sub.include_paths,
-            "exclude": sub.exclude_paths,
-            "since": since.map(|t| t.as_second()),
-            "limit": limit,
-        });
-        let fingerprint = hex(&Sha256::digest(settings.to_string().as_bytes())[..8]);
         Ok(Self {
             strategy,
             branch: branch.map(str::to_string),
@@ -465,30 +475,7 @@ impl GitPlan {
             exclude,
             since,
             limit,
-            fingerprint,
         })
-    }
-
-    fn config_ref(&self) -> String {
-        format!("config={}", self.fingerprint)
-    }
-
-    /// `observedRefs` for the filtered tags `names`.
-    fn tag_refs(&self, names: &[String], tags: &BTreeMap<String, String>) -> Vec<String> {
-        let mut sorted: Vec<&String> = names.iter().collect();
-        sorted.sort_unstable();
-        let entries: Vec<String> = sorted
-            .into_iter()
-            .filter_map(|n| Some(format!("refs/tags/{n}={}", tags.get(n)?)))
-            .collect();
-        let mut out = vec![self.config_ref()];
-        if entries.len() > MAX_LISTED_TAGS {
-            let digest = Sha256::digest(entries.join("\n").as_bytes());
-            out.push(format!("refs/tags/*=sha256:{}", hex(&digest)));
-        } else {
-            out.extend(entries);
-        }
-        out
     }
 
     fn has_path_filters(&self) -> bool {
@@ -540,10 +527,6 @@ impl GitPlan {
                 && !self.exclude.iter().any(|s| s.matches(p))
         })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Branch names git and Kargo's `BRANCH_PATTERN` accept; nothing that could read as an option.
@@ -1400,9 +1383,7 @@ mod tests {
         );
         assert_eq!(c.creator_date.as_ref().map(|t| t.0.as_second()), Some(when));
         assert_eq!(r.repo_url, remote.url);
-        assert_eq!(r.observed_refs.len(), 2);
-        assert!(r.observed_refs[0].starts_with("config="));
-        assert_eq!(r.observed_refs[1], format!("refs/heads/main={merge}"));
+        assert_eq!(r.observed_refs, Some(branch_refs(&merge)));
         assert_eq!(cache.stats().clones, 1);
 
         // The whole (short) history when the limit is larger.
@@ -1432,11 +1413,14 @@ mod tests {
 
         // The name of the previous result is kept.
         let named = GitDiscoveryResult {
-            name: Some("app".into()),
+            subscription_name: Some("app".into()),
             ..first.clone()
         };
         assert_eq!(
-            discover(&cache, &s, Some(&named)).await.name.as_deref(),
+            discover(&cache, &s, Some(&named))
+                .await
+                .subscription_name
+                .as_deref(),
             Some("app")
         );
         assert_eq!(cache.stats(), before);
@@ -1447,16 +1431,35 @@ mod tests {
         assert_eq!(third.commits[0].id.as_deref(), Some(new.as_str()));
         assert!(cache.stats().fetches > before.fetches);
 
-        // Changed selection settings are never answered from the previous result.
+        // Kargo's observedRefs shape: the branch tip only.
+        assert_eq!(third.observed_refs, Some(branch_refs(&new)));
+
+        // An observation Kargo wrote that still matches is honoured: nothing fetched.
         let before = cache.stats();
-        let filtered = sub(
-            &remote.url,
-            json!({ "branch": "main", "includePaths": ["b"] }),
-        );
-        let fourth = discover(&cache, &filtered, Some(&third)).await;
-        assert!(fourth.commits.is_empty());
+        let kargo: GitDiscoveryResult = serde_json::from_value(json!({
+            "repoURL": remote.url,
+            "commits": [{ "id": new, "subject": "listed by Kargo" }],
+            "observedRefs": { "branchHead": new },
+        }))
+        .expect("Kargo-shaped result");
+        let kept = discover(&cache, &s, Some(&kargo)).await;
+        assert_eq!(kept.commits, kargo.commits);
+        assert_eq!(cache.stats(), before);
+
+        // haul's older observedRefs (a list of strings) reads as none: one full discovery.
+        let before = cache.stats();
+        let old: GitDiscoveryResult = serde_json::from_value(json!({
+            "repoURL": remote.url,
+            "name": "app",
+            "commits": [{ "id": new }],
+            "observedRefs": ["config=00", format!("refs/heads/main={new}")],
+        }))
+        .expect("older haul result");
+        assert_eq!(old.observed_refs, None);
+        assert_eq!(old.subscription_name.as_deref(), Some("app"));
+        let redone = discover(&cache, &s, Some(&old)).await;
+        assert_eq!(redone.commits[0].subject.as_deref(), Some("two"));
         assert!(cache.stats().fetches > before.fetches);
-        assert_ne!(fourth.observed_refs, third.observed_refs);
 
         // A previous result of another repository is ignored.
         let before = cache.stats();
@@ -1477,7 +1480,7 @@ mod tests {
         let r = discover(&cache, &sub(&remote.url, json!({})), None).await;
         assert_eq!(ids(&r), vec![sha.clone()]);
         assert_eq!(r.commits[0].branch.as_deref(), Some("trunk"));
-        assert_eq!(r.observed_refs[1], format!("refs/heads/trunk={sha}"));
+        assert_eq!(r.observed_refs, Some(branch_refs(&sha)));
 
         let e = discover_err(&cache, &sub(&remote.url, json!({ "branch": "nope" }))).await;
         assert!(
@@ -1637,8 +1640,10 @@ mod tests {
         // An annotated tag's date is the tagger's, after the commit's.
         let tag_date = annotated.creator_date.as_ref().map(|t| t.0.as_second());
         assert!(tag_date > Some(T0 + 60 * 2), "{tag_date:?}");
-        assert_eq!(r.observed_refs.len(), 4, "{:?}", r.observed_refs);
-        assert!(r.observed_refs[1].starts_with("refs/tags/v1.0.0="));
+        let observed = r.observed_refs.as_ref().expect("observedRefs");
+        assert_eq!(observed.branch_head, None);
+        let names: Vec<&str> = observed.tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["v1.0.0", "v1.10.0", "v1.2.0"], "{observed:?}");
 
         let s = sub(
             &remote.url,
@@ -1818,7 +1823,7 @@ mod tests {
         );
         let r = discover(&cache, &s, None).await;
         assert!(r.commits.is_empty());
-        assert_eq!(r.observed_refs.len(), 1);
+        assert_eq!(r.observed_refs, Some(GitDiscoveryRefs::default()));
     }
 
     #[test]
@@ -1900,24 +1905,20 @@ mod tests {
     }
 
     #[test]
-    fn many_tags_are_recorded_as_one_digest() {
-        let s = sub(
-            "https://h/x",
-            json!({ "commitSelectionStrategy": "Lexical" }),
-        );
-        let plan = GitPlan::new(&s).expect("plan");
-        let tags: BTreeMap<String, String> = (0..300)
-            .map(|i| (format!("t{i:03}"), format!("{i:040x}")))
+    fn observed_tags_are_sorted_pairs_and_none_above_the_cap() {
+        let tags: BTreeMap<String, String> = (0..1001)
+            .map(|i| (format!("t{i:04}"), format!("{i:040x}")))
             .collect();
-        let names: Vec<String> = tags.keys().cloned().collect();
-        let refs = plan.tag_refs(&names, &tags);
-        assert_eq!(refs.len(), 2);
-        assert!(refs[1].starts_with("refs/tags/*=sha256:"));
-        let few = plan.tag_refs(&names[..2], &tags);
-        let want: Vec<String> = (0..2)
-            .map(|i| format!("refs/tags/t{i:03}={i:040x}"))
+        let names: Vec<String> = tags.keys().rev().cloned().collect();
+        assert_eq!(tag_refs(&names, &tags), None);
+        let few = tag_refs(&names[names.len() - 2..], &tags).expect("few tags");
+        let want: Vec<DiscoveredRef> = (0..2)
+            .map(|i| DiscoveredRef {
+                name: format!("t{i:04}"),
+                id: format!("{i:040x}"),
+            })
             .collect();
-        assert_eq!(few[1..], want);
-        assert_eq!(few[0], plan.config_ref());
+        assert_eq!(few.tags, want);
+        assert_eq!(few.branch_head, None);
     }
 }

@@ -147,7 +147,7 @@ impl ImageDiscoverer {
             "image discovery done"
         );
         Ok(ImageDiscoveryResult {
-            name: None,
+            subscription_name: None,
             repo_url: sub.repo_url.clone(),
             platform: sub.platform.clone().filter(|p| !p.is_empty()),
             references,

@@ -153,6 +153,7 @@ mod tests {
                     ..ChartDiscoveryResult::default()
                 },
             ],
+            results: vec![],
         }
     }
 

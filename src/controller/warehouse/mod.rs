@@ -107,10 +107,6 @@ async fn reconcile_once(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, 
 /// Discovers every subscription on its own: one failing does not stop the others.
 async fn discover_all(ctx: &Context, w: &Warehouse, compiled: &[Compiled<'_>]) -> Found {
     let ns = w.namespace().unwrap_or_default();
-    let previous = w
-        .status
-        .as_ref()
-        .and_then(|s| s.discovered_artifacts.as_ref());
     let mut found = Found::default();
     for (sub, c) in w.spec.subscriptions.iter().zip(compiled) {
         let failed = |found: &mut Found, (e, ra): (String, Option<Duration>)| {
@@ -128,14 +124,10 @@ async fn discover_all(ctx: &Context, w: &Warehouse, compiled: &[Compiled<'_>]) -
                 }
             }
             Compiled::Git(spec, plan) => {
-                let prev = previous.and_then(|d| {
-                    d.git
-                        .iter()
-                        .find(|r| r.repo_url == spec.repo_url && r.name == sub.name)
-                });
+                let prev = plan::previous_git(w, sub, spec);
                 match discover_one(ctx, &ns, &GitSubscriber(&ctx.git), spec, plan, prev).await {
                     Ok(mut r) => {
-                        r.name = sub.name.clone();
+                        r.subscription_name = sub.name.clone();
                         found.commits.push(r);
                     }
                     Err(e) => failed(&mut found, e),
@@ -144,7 +136,7 @@ async fn discover_all(ctx: &Context, w: &Warehouse, compiled: &[Compiled<'_>]) -
             Compiled::Image(spec, plan) => {
                 match discover_one(ctx, &ns, &ctx.images, spec, plan, None).await {
                     Ok(mut r) => {
-                        r.name = sub.name.clone();
+                        r.subscription_name = sub.name.clone();
                         found.images.push(r);
                     }
                     Err(e) => failed(&mut found, e),

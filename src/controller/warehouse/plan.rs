@@ -13,7 +13,8 @@ use crate::api::{
     ANNOTATION_REFRESH, CONDITION_FREIGHT_CREATED, CONDITION_FREIGHT_CREATION_CRITERIA_SATISFIED,
     CONDITION_HEALTHY, CONDITION_READY, CONDITION_RECONCILING, Chart, ChartDiscoveryResult,
     DiscoveredArtifacts, Freight, FreightCreationPolicy, FreightOrigin, GitCommit,
-    GitDiscoveryResult, Image, ImageDiscoveryResult, LABEL_ALIAS, Warehouse, WarehouseStatus,
+    GitDiscoveryResult, GitSubscription, Image, ImageDiscoveryResult, LABEL_ALIAS,
+    RepoSubscription, Warehouse, WarehouseStatus,
 };
 use crate::expressions::freight_creation_criteria_satisfied;
 
@@ -407,7 +408,7 @@ pub fn plan_freight(
             message: top.subject.clone(),
             author: top.author.clone(),
             committer: top.committer.clone(),
-            subscription_name: r.name.clone(),
+            subscription_name: r.subscription_name.clone(),
         });
     }
     for r in images {
@@ -417,7 +418,7 @@ pub fn plan_freight(
             tag: Some(top.tag.clone()),
             digest: Some(top.digest.clone()),
             annotations: top.annotations.clone(),
-            subscription_name: r.name.clone(),
+            subscription_name: r.subscription_name.clone(),
         });
     }
     for r in charts {
@@ -497,6 +498,7 @@ fn fresh_artifacts(found: &Found, at: Option<&Time>) -> DiscoveredArtifacts {
         images: found.images.clone(),
         git: found.commits.clone(),
         charts: found.charts.clone(),
+        results: Vec::new(),
     }
 }
 
@@ -712,17 +714,40 @@ pub fn after_discovery(w: &Warehouse, interval: Duration, observed: &Observed) -
     plan(status, effects, requeue, outcome)
 }
 
+/// The last result of git subscription `sub`, offered to discovery for its short-circuit.
+/// As in Kargo, only while the spec is the one it was discovered for (a changed filter must
+/// be applied, not answered from it). A result without a subscription name matches a named
+/// subscription: Kargo before v1.12 did not record names.
+pub fn previous_git<'a>(
+    w: &'a Warehouse,
+    sub: &RepoSubscription,
+    spec: &GitSubscription,
+) -> Option<&'a GitDiscoveryResult> {
+    let status = w
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation == w.metadata.generation)?;
+    status.discovered_artifacts.as_ref()?.git.iter().find(|r| {
+        r.repo_url == spec.repo_url
+            && (r.subscription_name.is_none() || r.subscription_name == sub.name)
+    })
+}
+
 /// Replaces the discovered artifacts of the subscriptions that succeeded, keeping the others.
 fn merge_discovered(status: &mut WarehouseStatus, found: &Found, t: &Time) {
     let mut d = status.discovered_artifacts.take().unwrap_or_default();
+    // An entry without a subscription name may be Kargo's (before v1.12) for a named one.
+    let same = |o: &Option<String>, r: &Option<String>| o.is_none() || o == r;
     upsert(&mut d.charts, &found.charts, |o, r| {
-        o.repo_url == r.repo_url && o.name == r.name && o.subscription_name == r.subscription_name
+        o.repo_url == r.repo_url
+            && o.name == r.name
+            && same(&o.subscription_name, &r.subscription_name)
     });
     upsert(&mut d.git, &found.commits, |o, r| {
-        o.repo_url == r.repo_url && o.name == r.name
+        o.repo_url == r.repo_url && same(&o.subscription_name, &r.subscription_name)
     });
     upsert(&mut d.images, &found.images, |o, r| {
-        o.repo_url == r.repo_url && o.name == r.name
+        o.repo_url == r.repo_url && same(&o.subscription_name, &r.subscription_name)
     });
     if d.discovered_at.is_none() {
         d.discovered_at = Some(t.clone());

@@ -282,6 +282,77 @@ fn an_invalid_spec_says_why_once_and_waits_for_a_change() {
 // ------------------------------------------------------------------------------ discovery
 
 #[test]
+fn the_previous_git_result_is_offered_only_for_the_same_spec_and_subscription() {
+    let named = |name: Option<&str>| GitDiscoveryResult {
+        subscription_name: name.map(str::to_string),
+        ..commit("abc")
+    };
+    let at = |generation, git| {
+        with_status(
+            warehouse(None),
+            WarehouseStatus {
+                observed_generation: Some(generation),
+                discovered_artifacts: Some(DiscoveredArtifacts {
+                    git,
+                    ..DiscoveredArtifacts::default()
+                }),
+                ..WarehouseStatus::default()
+            },
+        )
+    };
+    let mut sub = warehouse(None).spec.subscriptions[1].clone();
+    let spec = sub.git.clone().expect("git subscription");
+    // Same generation: offered; also when Kargo recorded no subscription name.
+    let w = at(2, vec![named(None)]);
+    assert_eq!(previous_git(&w, &sub, &spec), Some(&named(None)));
+    sub.name = Some("deploy".into());
+    assert_eq!(previous_git(&w, &sub, &spec), Some(&named(None)));
+    let w = at(2, vec![named(Some("other")), named(Some("deploy"))]);
+    assert_eq!(previous_git(&w, &sub, &spec), Some(&named(Some("deploy"))));
+    // The spec changed since (generation 2, observed 1): never offered.
+    let w = at(1, vec![named(Some("deploy"))]);
+    assert_eq!(previous_git(&w, &sub, &spec), None);
+    // Another repository: not offered.
+    let mut elsewhere = named(Some("deploy"));
+    elsewhere.repo_url = "https://git.example.com/other.git".into();
+    let w = at(2, vec![elsewhere]);
+    assert_eq!(previous_git(&w, &sub, &spec), None);
+}
+
+#[test]
+fn after_a_partial_failure_a_named_result_replaces_kargos_unnamed_one() {
+    // Kargo before v1.12 recorded no subscription names.
+    let previous = DiscoveredArtifacts {
+        images: vec![image("1.0.0")],
+        git: vec![commit("kargo")],
+        ..DiscoveredArtifacts::default()
+    };
+    let w = with_status(
+        warehouse(None),
+        WarehouseStatus {
+            discovered_artifacts: Some(previous),
+            ..WarehouseStatus::default()
+        },
+    );
+    let named = GitDiscoveryResult {
+        subscription_name: Some("deploy".into()),
+        ..commit("haul")
+    };
+    let mut partial = Found {
+        commits: vec![named.clone()],
+        ..Found::default()
+    };
+    partial.failed("image subscription ghcr.io/acme/api: down".into(), None);
+    let plan = after_discovery(&w, s(300), &observed(&w, partial, false));
+    let d = status(&plan)
+        .discovered_artifacts
+        .as_ref()
+        .expect("artifacts");
+    assert_eq!(d.git, vec![named]);
+    assert_eq!(d.images, vec![image("1.0.0")]);
+}
+
+#[test]
 fn a_failed_subscription_fails_discovery_and_keeps_what_it_found_before() {
     let previous = DiscoveredArtifacts {
         discovered_at: Some(t(500)),
@@ -397,6 +468,7 @@ fn a_subscription_that_found_nothing_is_missing_artifacts() {
             images: f.images,
             git: f.commits,
             charts: vec![],
+            results: vec![],
         })
     );
     // Charts name their constraint.
