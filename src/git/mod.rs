@@ -65,6 +65,7 @@ mod cache;
 mod cmd;
 mod error;
 mod locks;
+mod signing;
 pub mod pull_requests;
 mod tag;
 mod url;
@@ -77,6 +78,7 @@ use std::time::Duration;
 
 pub use cache::{CacheStats, RepoCache, RepoCacheConfig};
 pub use error::{GitError, Result};
+pub use signing::{KeyKind, SigningKey, kind_of};
 pub use tag::{TagOutcome, TagPushOutcome};
 pub use url::normalize_url;
 pub use worktree::Worktree;

@@ -66,8 +66,11 @@ impl Worktree {
             }
             _ => {}
         }
+        // Signed with the worktree's key when it has one (Kargo's repository-level tag.gpgSign).
+        let signer = self.signer(self.signing_key().as_ref()).await?;
         let mut cmd = self
             .cmd("tag")
+            .sign(signer.as_ref())
             .env("GIT_COMMITTER_NAME", &tagger.name)
             .env("GIT_COMMITTER_EMAIL", &tagger.email)
             .args(["tag", "--annotate", "--cleanup=verbatim"]);
