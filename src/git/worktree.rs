@@ -50,6 +50,8 @@ pub(crate) struct WorktreeKeys {
     default: Option<SigningKey>,
     /// The key of the last signed commit, to sign it again when a push rebases it.
     commit: Option<SigningKey>,
+    /// The worktree's user (git-clone's author): commits and tags that name none.
+    author: Option<Author>,
 }
 
 enum PushAttempt {
@@ -96,6 +98,17 @@ impl Worktree {
     /// life; [`Worktree::remove`] forgets it.
     pub fn set_signing_key(&self, key: Option<SigningKey>) {
         self.keys().entry(self.path.clone()).or_default().default = key;
+    }
+
+    /// Makes `author` the worktree's user (Kargo's git-clone author), for the steps that
+    /// commit or tag without naming one. In memory, like the signing key.
+    pub fn set_author(&self, author: Author) {
+        self.keys().entry(self.path.clone()).or_default().author = Some(author);
+    }
+
+    /// The author set with [`Worktree::set_author`], if any.
+    pub fn author(&self) -> Option<Author> {
+        self.keys().get(&self.path).and_then(|k| k.author.clone())
     }
 
     /// Whether [`Worktree::set_signing_key`] was called for this worktree in this process.

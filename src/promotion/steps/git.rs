@@ -160,6 +160,9 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
             .map_err(git_err)?;
         record_worktree(env.work_dir, &path, &cfg.repo_url)?;
         wt.set_signing_key(key.clone());
+        if cfg.author.is_some() {
+            wt.set_author(author(cfg.author.as_ref(), env.author));
+        }
         let head = wt.head().await.map_err(git_err)?;
         let key = c.r#as.clone().unwrap_or_else(|| c.path.clone());
         commits.insert(key, Value::String(head));
@@ -218,7 +221,9 @@ pub async fn commit(cfg: CommitConfig, env: &StepEnv<'_>) -> Result<StepOutcome,
     let dir = path_in(env, &cfg.path, "path")?;
     let repo = repo_of(env.work_dir, &dir, "path")?;
     let wt = env.git.open_worktree(&repo, &dir).await.map_err(git_err)?;
-    let who = author(cfg.author.as_ref(), env.author);
+    // The step's author, else the worktree's user (git-clone's author), else the default.
+    let default = wt.author().unwrap_or_else(|| env.author.clone());
+    let who = author(cfg.author.as_ref(), &default);
     // As in Kargo: a step that names an author commits as that user, signed with its key or
     // unsigned; otherwise the worktree's user (git-clone's author, else the default author)
     // signs. The worktree's is forgotten when the process restarts between steps.
