@@ -275,7 +275,8 @@ spec:
     let v = Verifier::new(&gitops, &key);
     let after = after.trim();
     assert_eq!(
-        v.git(&["log", "-1", "--format=%an <%ae>|%cn", after]).trim(),
+        v.git(&["log", "-1", "--format=%an <%ae>|%cn", after])
+            .trim(),
         "Cluster Bot <cluster-bot@example.com>|Cluster Bot"
     );
     let (ok, text) = v.verify("verify-commit", after);

@@ -22,7 +22,13 @@ fn head(bare: &Path, branch: &str) -> String {
 
 /// git-clone (with `clone_author` lines, if any), a file edit, git-commit (with
 /// `commit_author` lines, if any), then `extra` steps.
-fn steps(repo_url: &str, clone_author: &str, commit_author: &str, tag: &str, extra: &str) -> String {
+fn steps(
+    repo_url: &str,
+    clone_author: &str,
+    commit_author: &str,
+    tag: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"      - uses: git-clone
         config:
@@ -121,7 +127,11 @@ fn an_unusable_key_fails_the_step_before_anything_is_committed_or_pushed() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     let public_only = gpg_key("Pub", "pub@example.com", "", "never").public;
     let cases: [(&str, String, &str); 4] = [
-        ("garbage", "GARBAGE-KEY-MATERIAL not a key at all".into(), "neither"),
+        (
+            "garbage",
+            "GARBAGE-KEY-MATERIAL not a key at all".into(),
+            "neither",
+        ),
         ("protected", protected.private.clone(), "passphrase"),
         ("expired", expired.private.clone(), "expired"),
         ("public", public_only, "public key"),

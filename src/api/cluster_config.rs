@@ -111,12 +111,17 @@ pub struct ClusterConfigStatus {
 
 /// The ClusterConfig CRD, refusing any name but [`CLUSTER_CONFIG_NAME`] (Kargo's admission
 /// webhook does the same).
-pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
     use kube::CustomResourceExt;
     let mut crd = ClusterConfig::crd();
     for v in &mut crd.spec.versions {
-        if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+        if let Some(schema) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
             schema
                 .x_kubernetes_validations
                 .get_or_insert_with(Vec::new)

@@ -19,8 +19,8 @@ use kube::runtime::watcher;
 use super::conditions::{self, Desired};
 use super::{Context, Error, apply_status};
 use crate::api::{
-    ANNOTATION_REFRESH, CLUSTER_CONFIG_NAME, CONDITION_READY, ClusterConfig,
-    WebhookReceiverConfig, WebhookReceiverDetails,
+    ANNOTATION_REFRESH, CLUSTER_CONFIG_NAME, CONDITION_READY, ClusterConfig, WebhookReceiverConfig,
+    WebhookReceiverDetails,
 };
 use crate::receivers::{details, platform_of};
 

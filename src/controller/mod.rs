@@ -2,14 +2,14 @@
 //! it implements: read → validate → plan (pure) → apply (IO) → status.
 
 pub mod analysis;
+pub mod cluster_config;
 pub mod conditions;
+pub mod git_user;
 pub mod identity;
 pub mod liveness;
 pub mod progress;
 pub mod project;
 pub mod project_config;
-pub mod cluster_config;
-pub mod git_user;
 pub mod promotion;
 pub mod stage;
 pub mod warehouse;

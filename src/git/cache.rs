@@ -79,7 +79,8 @@ pub(crate) struct Inner {
     fetches: AtomicU64,
     /// Signing keys of live worktrees, by worktree path (see [`Worktree::set_signing_key`]).
     /// In memory only: key material is never written to the cache.
-    pub(crate) signing: std::sync::Mutex<std::collections::HashMap<PathBuf, super::worktree::WorktreeKeys>>,
+    pub(crate) signing:
+        std::sync::Mutex<std::collections::HashMap<PathBuf, super::worktree::WorktreeKeys>>,
 }
 
 impl std::fmt::Debug for RepoCache {

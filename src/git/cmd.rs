@@ -272,7 +272,8 @@ impl<'a> Cmd<'a> {
         if let Some(s) = signer {
             self.config.extend(s.config.iter().cloned());
             for (k, v) in &s.env {
-                self.env.push((OsString::from(k), v.as_os_str().to_os_string()));
+                self.env
+                    .push((OsString::from(k), v.as_os_str().to_os_string()));
             }
         }
         self

@@ -442,9 +442,17 @@ mod tests {
         let k = secret_key_of(listing).expect("parsed");
         assert_eq!(k.fingerprint, "27CDB28C1429C96E91CBAE09C984DEC578866F8A");
         assert_eq!(k.problem(1773322866), None);
-        assert_eq!(k.problem(1773409266).as_deref(), Some("the key has expired"));
+        assert_eq!(
+            k.problem(1773409266).as_deref(),
+            Some("the key has expired")
+        );
         let expired = listing.replacen("sec:u:", "sec:e:", 1);
-        assert!(secret_key_of(&expired).expect("parsed").problem(0).is_some());
+        assert!(
+            secret_key_of(&expired)
+                .expect("parsed")
+                .problem(0)
+                .is_some()
+        );
         assert_eq!(secret_key_of("pub:u:255:22:AB:1::::\n"), None);
     }
 }

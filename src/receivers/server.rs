@@ -283,7 +283,11 @@ async fn lookup_cluster(state: &Receivers, path: &str) -> Result<Option<Found>, 
     let Some(name) = cc
         .status
         .as_ref()
-        .and_then(|s| s.webhook_receivers.iter().find(|d| d.path.as_deref() == Some(path)))
+        .and_then(|s| {
+            s.webhook_receivers
+                .iter()
+                .find(|d| d.path.as_deref() == Some(path))
+        })
         .and_then(|d| d.name.clone())
     else {
         return Ok(None);
@@ -609,9 +613,8 @@ async fn run_actions(
                                 }
                             };
                             ok += usize::from(success);
-                            targets.push(
-                                json!({"namespace": ns, "name": name, "success": success}),
-                            );
+                            targets
+                                .push(json!({"namespace": ns, "name": name, "success": success}));
                         }
                         let result = if ok == names.len() {
                             "Success"

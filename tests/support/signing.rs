@@ -148,7 +148,10 @@ impl Verifier {
 
     /// `git verify-commit` or `verify-tag` on `rev`: (passed, gpg/ssh output).
     pub fn verify(&self, what: &str, rev: &str) -> (bool, String) {
-        let signers = format!("gpg.ssh.allowedSignersFile={}", self.allowed_signers.display());
+        let signers = format!(
+            "gpg.ssh.allowedSignersFile={}",
+            self.allowed_signers.display()
+        );
         let out = Command::new("git")
             .current_dir(self.clone.path())
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
