@@ -33,9 +33,10 @@ const RESYNC: Duration = Duration::from_secs(60);
 /// The project name cluster-level receivers' paths are derived with (Kargo passes none).
 pub const CLUSTER_PROJECT: &str = "";
 
-/// Publishes the receivers of `configs` whose Secrets (in `namespace`, read with `secret`) are
-/// usable; returns them and the problems of the others. Shared with the ProjectConfig logic in
-/// spirit; kept here because the Secret namespace and project differ.
+/// Publishes the receivers of `configs` whose Secrets (in `namespace`, read through `secrets`)
+/// are usable, their paths derived with `project`; returns them and the problems of the others.
+/// Used for ProjectConfig (Secrets and project: its namespace) and ClusterConfig (the system
+/// namespace, no project).
 pub async fn publish_receivers(
     configs: &[WebhookReceiverConfig],
     secrets: &Api<Secret>,

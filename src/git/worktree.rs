@@ -100,10 +100,18 @@ impl Worktree {
         self.keys().entry(self.path.clone()).or_default().default = key;
     }
 
-    /// Makes `author` the worktree's user (Kargo's git-clone author), for the steps that
-    /// commit or tag without naming one. In memory, like the signing key.
-    pub fn set_author(&self, author: Author) {
-        self.keys().entry(self.path.clone()).or_default().author = Some(author);
+    /// Makes `author` and `key` the worktree's user (Kargo's git-clone author), for the steps
+    /// that commit or tag without naming one, replacing anything recorded for this path before
+    /// (a worktree checked out again). In memory only.
+    pub fn set_user(&self, author: Option<Author>, key: Option<SigningKey>) {
+        self.keys().insert(
+            self.path.clone(),
+            WorktreeKeys {
+                default: key,
+                commit: None,
+                author,
+            },
+        );
     }
 
     /// The author set with [`Worktree::set_author`], if any.

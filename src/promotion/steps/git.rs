@@ -159,10 +159,8 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
             .await
             .map_err(git_err)?;
         record_worktree(env.work_dir, &path, &cfg.repo_url)?;
-        wt.set_signing_key(key.clone());
-        if cfg.author.is_some() {
-            wt.set_author(author(cfg.author.as_ref(), env.author));
-        }
+        let user = cfg.author.as_ref().map(|a| author(Some(a), env.author));
+        wt.set_user(user, key.clone());
         let head = wt.head().await.map_err(git_err)?;
         let key = c.r#as.clone().unwrap_or_else(|| c.path.clone());
         commits.insert(key, Value::String(head));
