@@ -86,11 +86,12 @@ RUN set -eu; \
 # -------------------------------------------------------------------------------------- runtime
 FROM debian:bookworm-slim AS runtime
 ARG KUBECTL_VERSION
-# git and openssh-client: the git layer; ca-certificates: TLS to registries, git hosts, AWS;
+# git and openssh-client: the git layer (ssh-keygen also signs with SSH keys); gnupg: GPG-signed
+# commits and tags; ca-certificates: TLS to registries, git hosts, AWS;
 # tini: PID 1 that reaps orphaned git/ssh processes (haul kills timed-out git process groups).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      git openssh-client ca-certificates tini \
+      git openssh-client gnupg ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
  && git --version \
  && groupadd --gid 65532 haul \

@@ -2,7 +2,8 @@
 # Installs the Debian packages the build and tests need, skipping those already present so a warm
 # machine does no apt work.
 set -euo pipefail
-pkgs=(git curl ca-certificates build-essential cmake pkg-config)
+# gnupg and openssh-client: signed commits and tags (tests generate GPG and SSH keys).
+pkgs=(git curl ca-certificates build-essential cmake pkg-config gnupg openssh-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -41,6 +41,15 @@ enum Command {
         /// Namespace of Secrets shared by every project (Kargo's SHARED_RESOURCES_NAMESPACE).
         #[arg(long, env = "SHARED_RESOURCES_NAMESPACE")]
         shared_namespace: Option<String>,
+        /// Namespace of Secrets of cluster-level resources (ClusterConfig's signing key and
+        /// webhook receivers; Kargo's SYSTEM_RESOURCES_NAMESPACE). Default: the shared
+        /// namespace, else the namespace haul runs in.
+        #[arg(long, env = "SYSTEM_RESOURCES_NAMESPACE")]
+        system_namespace: Option<String>,
+        /// File holding the default author's signing key (armored GPG or OpenSSH private key,
+        /// no passphrase); ClusterConfig `gitClient.signingKeySecret` takes precedence.
+        #[arg(long, env = "GITCLIENT_SIGNING_KEY_PATH")]
+        git_signing_key_path: Option<PathBuf>,
         /// Namespace of Argo CD Applications when a step names none.
         #[arg(long, env = "ARGOCD_NAMESPACE", default_value = "argocd")]
         argocd_namespace: String,
@@ -192,6 +201,8 @@ fn main() -> ExitCode {
         Command::Controller {
             work_dir,
             shared_namespace,
+            system_namespace,
+            git_signing_key_path,
             argocd_namespace,
             git_name,
             git_email,
@@ -227,7 +238,14 @@ fn main() -> ExitCode {
                     "haul-controller",
                 ),
             });
+            let system_namespace = system_namespace
+                .or_else(|| shared_namespace.clone())
+                .or_else(|| Some(lease_namespace.clone()));
             let mut config = haul::controller::Config {
+                system_namespace,
+                git_signing_key: haul::controller::git_user::key_from_path(
+                    git_signing_key_path.as_deref(),
+                ),
                 shared_namespace,
                 argocd_namespace,
                 git_author: haul::git::Author {
@@ -404,8 +422,9 @@ fn controller(
         // Every replica serves the receivers too: they only patch refresh annotations.
         let receivers = receivers.map(|addr| {
             let client = client.clone();
+            let system_namespace = config.system_namespace.clone();
             tokio::spawn(async move {
-                if let Err(e) = haul::receivers::server::serve(addr, client).await {
+                if let Err(e) = haul::receivers::server::serve(addr, client, system_namespace).await {
                     tracing::error!(error = %e, %addr, "webhook receivers stopped");
                 }
             })

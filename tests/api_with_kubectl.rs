@@ -6,7 +6,7 @@ use support::{
     kubectl, kubectl_stdin, merge_patch, merge_patch_status, must_get_json, namespace, repo_root,
 };
 
-const KINDS: [(&str, &str); 8] = [
+const KINDS: [(&str, &str); 9] = [
     ("projects", "Project"),
     ("projectconfigs", "ProjectConfig"),
     ("warehouses", "Warehouse"),
@@ -15,6 +15,7 @@ const KINDS: [(&str, &str); 8] = [
     ("promotions", "Promotion"),
     ("promotiontasks", "PromotionTask"),
     ("clusterpromotiontasks", "ClusterPromotionTask"),
+    ("clusterconfigs", "ClusterConfig"),
 ];
 
 #[test]
@@ -43,6 +44,7 @@ fn api_server_serves_every_kind_with_kargo_names() {
     assert_eq!(
         names,
         [
+            "clusterconfigs.kargo.akuity.io",
             "clusterpromotiontasks.kargo.akuity.io",
             "projects.kargo.akuity.io"
         ]

@@ -118,6 +118,7 @@ const KARGO_KINDS: &[&str] = &[
     "promotions",
     "promotiontasks",
     "clusterpromotiontasks",
+    "clusterconfigs",
 ];
 
 #[test]
@@ -267,6 +268,7 @@ fn controller_rbac_is_exactly_what_it_uses() {
                 "promotions/status",
                 "projectconfigs/status",
                 "projects/status",
+                "clusterconfigs/status",
             ],
             &["patch"],
         ),

@@ -19,6 +19,7 @@ fn every_kind_is_generated_once_into_both_directories() {
     assert_eq!(
         names,
         [
+            "kargo.akuity.io_clusterconfigs.yaml",
             "kargo.akuity.io_clusterpromotiontasks.yaml",
             "kargo.akuity.io_freights.yaml",
             "kargo.akuity.io_projectconfigs.yaml",

@@ -58,6 +58,7 @@ impl Env {
             actor: "a",
             freight: &self.freight,
             author: &self.author,
+            signing_key: &haul::promotion::steps::env::NO_SIGNING_KEY,
         }
     }
 }

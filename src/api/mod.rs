@@ -3,6 +3,7 @@
 //! `Application`.
 
 pub mod argocd;
+pub mod cluster_config;
 pub mod common;
 pub mod freight;
 pub mod project;
@@ -22,6 +23,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use argocd::{Application, application_crd};
+pub use cluster_config::{
+    CLUSTER_CONFIG_NAME, ClusterConfig, ClusterConfigSpec, ClusterConfigStatus, GitClientConfig,
+    SIGNING_KEY_DATA_KEY,
+};
 pub use common::*;
 pub use freight::{ApprovedStage, CurrentStage, Freight, FreightStatus, VerifiedStage};
 pub use project::{HealthStats, Project, ProjectStats, ProjectStatus, ResourceStats};
@@ -53,8 +58,8 @@ pub use warehouse::{
     RepoSubscription, Warehouse, WarehouseSpec, WarehouseStatus,
 };
 
-/// The eight Kargo CRDs to install, in a stable order: Project first (it owns namespaces), then
-/// the namespaced kinds roughly in pipeline order, then the promotion tasks. Unlike the bare
+/// The nine Kargo CRDs to install, in a stable order: Project first (it owns namespaces), then
+/// the namespaced kinds roughly in pipeline order, then the promotion tasks and ClusterConfig. Unlike the bare
 /// `Kind::crd()` of derived kinds, these declare `apiVersion`, `kind` and `metadata` at the
 /// schema root and a `listKind`, as Kargo's CRDs do.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
@@ -67,6 +72,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Promotion::crd(),
         PromotionTask::crd(),
         ClusterPromotionTask::crd(),
+        cluster_config::crd(),
     ]
     .into_iter()
     .map(common::normalize_crd)

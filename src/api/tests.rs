@@ -115,6 +115,7 @@ fn all_crds_have_kargo_names_in_stable_order() {
             "promotions.kargo.akuity.io",
             "promotiontasks.kargo.akuity.io",
             "clusterpromotiontasks.kargo.akuity.io",
+            "clusterconfigs.kargo.akuity.io",
         ]
     );
 }
@@ -177,6 +178,12 @@ fn scopes_short_names_and_status_subresources_match_kargo() {
             "Cluster",
             vec!["clusterpromotask", "clusterpromotasks"],
             false,
+        ),
+        (
+            "clusterconfigs.kargo.akuity.io",
+            "Cluster",
+            vec!["clusterconfig", "clusterconfigs"],
+            true,
         ),
     ];
     for (name, scope, short, status) in cases {
@@ -248,7 +255,7 @@ fn printer_columns_match_kargo() {
             s("Age", age),
         ]
     );
-    for crd in [Project::crd(), ProjectConfig::crd()] {
+    for crd in [Project::crd(), ProjectConfig::crd(), ClusterConfig::crd()] {
         assert_eq!(
             columns(crd),
             [s("Ready", ready), s("Status", ready_msg), s("Age", age)]

@@ -122,6 +122,9 @@ pub async fn run(args: RunLocalArgs) -> Result<(), CliError> {
         },
         creds: FixedCredentials(creds),
         push: args.push,
+        signing_key: crate::controller::git_user::key_from_path(
+            args.git_signing_key_path.as_deref(),
+        ),
     };
     run.execute().await
 }
@@ -137,6 +140,7 @@ struct Run {
     author: Author,
     creds: FixedCredentials,
     push: bool,
+    signing_key: crate::promotion::steps::env::DefaultSigningKey,
 }
 
 impl Run {
@@ -182,6 +186,7 @@ impl Run {
             actor: &actor,
             freight: &collection,
             author: &self.author,
+            signing_key: &self.signing_key,
         };
         let total = self.steps.len();
         let shown_alias = if alias.is_empty() {

@@ -196,6 +196,10 @@ pub struct RunLocalArgs {
     /// Author email of the commits.
     #[arg(long, env = "GITCLIENT_EMAIL", default_value = "no-reply@haul.invalid")]
     pub git_email: String,
+    /// File holding a signing key (armored GPG or OpenSSH private key, no passphrase) for the
+    /// commits and tags of steps that name no author of their own.
+    #[arg(long, env = "GITCLIENT_SIGNING_KEY_PATH")]
+    pub git_signing_key_path: Option<std::path::PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

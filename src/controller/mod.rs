@@ -2,7 +2,9 @@
 //! it implements: read → validate → plan (pure) → apply (IO) → status.
 
 pub mod analysis;
+pub mod cluster_config;
 pub mod conditions;
+pub mod git_user;
 pub mod identity;
 pub mod liveness;
 pub mod progress;
@@ -36,6 +38,12 @@ pub const FIELD_MANAGER: &str = "haul-controller";
 pub struct Config {
     /// Where Secrets shared by every project live (Kargo's SHARED_RESOURCES_NAMESPACE).
     pub shared_namespace: Option<String>,
+    /// Where Secrets of cluster-level resources live (ClusterConfig's signing key and webhook
+    /// receivers; Kargo's SYSTEM_RESOURCES_NAMESPACE).
+    pub system_namespace: Option<String>,
+    /// The install-time signing key of the default author (GITCLIENT_SIGNING_KEY_PATH), or why
+    /// it could not be read; ClusterConfig `gitClient` takes precedence.
+    pub git_signing_key: crate::promotion::steps::env::DefaultSigningKey,
     /// A floor under every Warehouse's `spec.interval` (Kargo's MIN_WAREHOUSE_RECONCILIATION_INTERVAL).
     pub min_warehouse_interval: Duration,
     /// First retry delay after a failed discovery; doubled per consecutive failure.
@@ -60,6 +68,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             shared_namespace: None,
+            system_namespace: None,
+            git_signing_key: Ok(None),
             min_warehouse_interval: Duration::ZERO,
             error_backoff_base: Duration::from_secs(10),
             work_root: std::env::temp_dir().join("haul"),
@@ -821,7 +831,8 @@ async fn controllers(ctx: Arc<Context>) {
         promotion::run(ctx.clone()),
         stage::run(ctx.clone()),
         project::run(ctx.clone()),
-        project_config::run(ctx)
+        project_config::run(ctx.clone()),
+        cluster_config::run(ctx)
     );
 }
 

@@ -16,8 +16,7 @@ use kube::runtime::watcher;
 
 use super::conditions::{self, Desired};
 use super::{Context, Error, apply_status, key};
-use crate::api::{CONDITION_READY, ProjectConfig, WebhookReceiverDetails};
-use crate::receivers::{details, platform_of};
+use crate::api::{CONDITION_READY, ProjectConfig};
 
 /// How often receivers are re-checked (a Secret created or rotated later is picked up).
 const RESYNC: Duration = Duration::from_secs(60);
@@ -38,44 +37,14 @@ async fn reconcile_once(pc: Arc<ProjectConfig>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let base = base_url();
-    let mut published: Vec<WebhookReceiverDetails> = Vec::new();
-    let mut problems: Vec<String> = Vec::new();
-    for cfg in &pc.spec.webhook_receivers {
-        let (platform, secret_ref) = match platform_of(cfg) {
-            Ok(p) => p,
-            Err(e) => {
-                problems.push(e.to_string());
-                continue;
-            }
-        };
-        let name = cfg.name.clone().unwrap_or_default();
-        let data_key = platform.secret_key();
-        let secret = secrets.get_opt(&secret_ref.name).await?;
-        let Some(secret) = secret else {
-            problems.push(format!(
-                "webhook receiver {name:?}: Secret {:?} not found in namespace {namespace:?}",
-                secret_ref.name
-            ));
-            continue;
-        };
-        let Some(value) = secret.data.as_ref().and_then(|d| d.get(data_key)) else {
-            problems.push(format!(
-                "webhook receiver {name:?}: Secret {:?} has no {data_key:?} key for the {} receiver",
-                secret_ref.name,
-                platform.as_str()
-            ));
-            continue;
-        };
-        let value = String::from_utf8_lossy(&value.0);
-        published.push(details(
-            base.as_deref(),
-            &namespace,
-            &name,
-            platform,
-            &value,
-        ));
-    }
+    let (published, problems) = super::cluster_config::publish_receivers(
+        &pc.spec.webhook_receivers,
+        &secrets,
+        &namespace,
+        &namespace,
+        base_url().as_deref(),
+    )
+    .await?;
     let mut status = pc.status.clone().unwrap_or_default();
     let generation = pc.metadata.generation;
     let ready = problems.is_empty();

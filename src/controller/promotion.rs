@@ -310,6 +310,13 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         project: &ns,
         shared_namespace: ctx.config.shared_namespace.as_deref(),
     };
+    let git_user = super::git_user::resolve(
+        &ctx.client,
+        ctx.config.system_namespace.as_deref(),
+        &ctx.config.git_author,
+        &ctx.config.git_signing_key,
+    )
+    .await?;
     let env = StepEnv {
         client: Some(&ctx.client),
         argocd_namespace: Some(&ctx.config.argocd_namespace),
@@ -323,7 +330,8 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         promotion: &promotion_name,
         actor: &actor,
         freight: &freight,
-        author: &ctx.config.git_author,
+        author: &git_user.author,
+        signing_key: &git_user.signing_key,
     };
     let steps = status.steps.clone();
     let vars = status.vars.clone();

@@ -77,6 +77,10 @@ pub(crate) struct Inner {
     fetch_urls: BTreeMap<String, String>,
     clones: AtomicU64,
     fetches: AtomicU64,
+    /// Signing keys of live worktrees, by worktree path (see [`Worktree::set_signing_key`]).
+    /// In memory only: key material is never written to the cache.
+    pub(crate) signing:
+        std::sync::Mutex<std::collections::HashMap<PathBuf, super::worktree::WorktreeKeys>>,
 }
 
 impl std::fmt::Debug for RepoCache {
@@ -141,6 +145,7 @@ impl RepoCache {
                 repos,
                 clones: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
+                signing: Default::default(),
             }),
         })
     }
@@ -156,6 +161,10 @@ impl RepoCache {
             clones: self.inner.clones.load(Ordering::Relaxed),
             fetches: self.inner.fetches.load(Ordering::Relaxed),
         }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     pub(crate) fn runner(&self) -> &Runner {

@@ -178,6 +178,7 @@ impl Runner {
             args: Vec::new(),
             env: Vec::new(),
             auth: None,
+            config: Vec::new(),
         }
     }
 }
@@ -218,6 +219,8 @@ pub(crate) struct Cmd<'a> {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     auth: Option<&'a Auth>,
+    /// `-c` settings given after [`BASE_CONFIG`], so they override it (signing).
+    config: Vec<String>,
 }
 
 /// Kills a process group on drop unless disarmed: a timed-out or cancelled git takes its
@@ -261,6 +264,18 @@ impl<'a> Cmd<'a> {
     /// Runs against this git dir (a bare repository) instead of discovering one from `cwd`.
     pub(crate) fn git_dir(mut self, dir: &Path) -> Self {
         self.git_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Signs the commits or tags this command makes with `signer`'s key.
+    pub(crate) fn sign(mut self, signer: Option<&super::signing::Signer>) -> Self {
+        if let Some(s) = signer {
+            self.config.extend(s.config.iter().cloned());
+            for (k, v) in &s.env {
+                self.env
+                    .push((OsString::from(k), v.as_os_str().to_os_string()));
+            }
+        }
         self
     }
 
@@ -313,6 +328,9 @@ impl<'a> Cmd<'a> {
             c.arg("-c").arg(a);
         }
         c.arg("-c").arg(format!("protocol.file.allow={file_allow}"));
+        for a in &self.config {
+            c.arg("-c").arg(a);
+        }
         if let Some(auth) = self.auth {
             for a in &auth.config {
                 c.arg("-c").arg(a);

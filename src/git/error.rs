@@ -10,6 +10,11 @@ pub type Result<T, E = GitError> = std::result::Result<T, E>;
 /// What went wrong talking to a git repository.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    /// A signing key cannot be used (garbage, a public key, passphrase-protected, expired).
+    /// Names where the key came from, never the key.
+    #[error("the signing key from {source_name} cannot be used: {reason}")]
+    SigningKey { source_name: String, reason: String },
+
     /// The server refused the credentials (HTTP 401/403, SSH publickey) or none were given.
     #[error(
         "authentication to git repository {repo_url} failed during {op}: check the Secret \
@@ -127,6 +132,7 @@ impl GitError {
                 | GitError::WorkPathInUse { .. }
                 | GitError::InvalidUrl { .. }
                 | GitError::InvalidArgument { .. }
+                | GitError::SigningKey { .. }
         )
     }
 

@@ -66,6 +66,7 @@ mod cmd;
 mod error;
 mod locks;
 pub mod pull_requests;
+mod signing;
 mod tag;
 mod url;
 mod worktree;
@@ -77,6 +78,7 @@ use std::time::Duration;
 
 pub use cache::{CacheStats, RepoCache, RepoCacheConfig};
 pub use error::{GitError, Result};
+pub use signing::{KeyKind, SigningKey, kind_of};
 pub use tag::{TagOutcome, TagPushOutcome};
 pub use url::normalize_url;
 pub use worktree::Worktree;

@@ -66,15 +66,25 @@ impl Worktree {
             }
             _ => {}
         }
+        // Signed with the worktree's key when it has one (Kargo's repository-level tag.gpgSign).
+        let signer = self.signer(self.signing_key().as_ref()).await?;
         let mut cmd = self
             .cmd("tag")
+            .sign(signer.as_ref())
             .env("GIT_COMMITTER_NAME", &tagger.name)
             .env("GIT_COMMITTER_EMAIL", &tagger.email)
             .args(["tag", "--annotate", "--cleanup=verbatim"]);
         if force {
             cmd = cmd.arg("--force");
         }
-        cmd.args(["-m", message]).arg("--").arg(name).ok().await?;
+        // git appends the signature right after the message: without a final newline it would
+        // not be recognised as one.
+        let message = if signer.is_some() && !message.ends_with('\n') {
+            format!("{message}\n")
+        } else {
+            message.to_string()
+        };
+        cmd.args(["-m", &message]).arg("--").arg(name).ok().await?;
         Ok(TagOutcome {
             commit: head,
             existed: false,
@@ -159,12 +169,24 @@ impl Worktree {
     /// it named).
     pub async fn retag_head(&self, name: &str, tagger: &Author) -> Result<()> {
         validate_ref_name("tag", name)?;
-        let message = self
+        let tag_ref = format!("refs/tags/{name}");
+        let contents = self
             .cmd("for-each-ref")
             .args(["for-each-ref", "--format=%(contents)"])
-            .arg(format!("refs/tags/{name}"))
+            .arg(&tag_ref)
             .read()
             .await?;
+        // A signed tag's contents end with its signature, which the new tag must not copy.
+        let signature = self
+            .cmd("for-each-ref")
+            .args(["for-each-ref", "--format=%(contents:signature)"])
+            .arg(&tag_ref)
+            .read()
+            .await?;
+        let message = match contents.strip_suffix(signature.as_str()) {
+            Some(m) if !signature.is_empty() => m.to_string(),
+            _ => contents,
+        };
         self.create_tag(name, &message, tagger, true)
             .await
             .map(|_| ())

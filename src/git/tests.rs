@@ -1215,3 +1215,103 @@ async fn interleaved_checkouts_and_pushes_on_two_branches() {
     assert_eq!(remote.log("main").len(), 3 + 9);
     assert_eq!(remote.log("env/stage").len(), 1 + 9);
 }
+
+/// A commit signed with an SSH key stays signed, with the same key, when a push has to
+/// rebase it onto a commit pushed from elsewhere.
+#[tokio::test]
+async fn signed_commit_rebased_by_push_is_signed_again() {
+    let remote = Remote::new(2);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let key_path = tmp.path().join("id");
+    let ok = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "signer@example.com",
+            "-f",
+        ])
+        .arg(&key_path)
+        .status()
+        .expect("ssh-keygen")
+        .success();
+    assert!(ok);
+    let private = std::fs::read_to_string(&key_path).expect("key");
+    let public = std::fs::read_to_string(key_path.with_extension("pub")).expect("pub");
+    let signers = tmp.path().join("allowed_signers");
+    std::fs::write(
+        &signers,
+        format!("signer@example.com namespaces=\"git\" {}", public.trim()),
+    )
+    .expect("allowed signers");
+    let cache = cache(&tmp.path().join("cache"));
+    let mut wt = cache
+        .checkout(
+            &remote.url,
+            &Credentials::None,
+            &Checkout::branch("main").with_depth(1),
+            &tmp.path().join("w"),
+        )
+        .await
+        .expect("checkout");
+    let key = SigningKey::new(private, "test key");
+    std::fs::write(wt.path().join("ours.txt"), "ours\n").expect("write");
+    wt.commit_all_signed("ours", &author(), &[], Some(&key))
+        .await
+        .expect("commit");
+    remote.push_external("theirs.txt", "theirs\n", "theirs");
+    let out = wt
+        .push(&Credentials::None, &fast_push())
+        .await
+        .expect("push");
+    assert_eq!(out.attempts, 2, "the push rebased");
+    let verify = |rev: &str| {
+        Command::new("git")
+            .current_dir(&remote.bare)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .arg("-c")
+            .arg(format!("gpg.ssh.allowedSignersFile={}", signers.display()))
+            .args(["verify-commit", rev])
+            .output()
+            .expect("git verify-commit")
+            .status
+            .success()
+    };
+    assert!(verify(&out.commit), "the rebased commit is signed");
+    assert!(!verify("main~1"), "the external commit is not");
+}
+
+/// A garbage key fails before anything is staged or committed.
+#[tokio::test]
+async fn unusable_key_commits_nothing() {
+    let remote = Remote::new(1);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = cache(&tmp.path().join("cache"));
+    let wt = cache
+        .checkout(
+            &remote.url,
+            &Credentials::None,
+            &Checkout::branch("main"),
+            &tmp.path().join("w"),
+        )
+        .await
+        .expect("checkout");
+    let head = wt.head().await.expect("head");
+    std::fs::write(wt.path().join("ours.txt"), "ours\n").expect("write");
+    let key = SigningKey::new(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nnot base64\n-----END OPENSSH PRIVATE KEY-----\n",
+        "the test's key",
+    );
+    let err = wt
+        .commit_all_signed("ours", &author(), &[], Some(&key))
+        .await
+        .expect_err("garbage key");
+    assert!(matches!(err, GitError::SigningKey { .. }), "{err}");
+    assert!(err.to_string().contains("the test's key"), "{err}");
+    assert!(!err.to_string().contains("not base64"), "{err}");
+    assert_eq!(wt.head().await.expect("head"), head);
+    assert_eq!(status(&wt), "?? ours.txt");
+}

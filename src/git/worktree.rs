@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::cache::{Depth, RepoCache, validate_ref_name};
 use super::cmd::{Auth, Cmd};
 use super::error::{GitError, Result, classify, last_line};
+use super::signing::{Signer, SigningKey};
 use super::url::RepoUrl;
 use super::{
     Author, CommitOutcome, Credentials, PROMOTION_TRAILER, PushOptions, PushOutcome, locks,
@@ -41,6 +42,18 @@ impl std::fmt::Debug for Worktree {
     }
 }
 
+/// The signing keys recorded for one worktree.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WorktreeKeys {
+    /// The worktree's key (git-clone's author, else the default author's): tags, and commits
+    /// that name none.
+    default: Option<SigningKey>,
+    /// The key of the last signed commit, to sign it again when a push rebases it.
+    commit: Option<SigningKey>,
+    /// The worktree's user (git-clone's author): commits and tags that name none.
+    author: Option<Author>,
+}
+
 enum PushAttempt {
     Pushed,
     NonFastForward,
@@ -70,6 +83,58 @@ impl Worktree {
             .cmd(op, &self.url.remote, &self.path)
             .env("GIT_DIR", self.path.join(".git"))
             .env("GIT_WORK_TREE", &self.path)
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, WorktreeKeys>> {
+        self.cache
+            .inner()
+            .signing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `key` this worktree's signing key (Kargo's repository user): tags, and commits
+    /// that name no key of their own, are signed with it. Kept in memory for the worktree's
+    /// life; [`Worktree::remove`] forgets it.
+    pub fn set_signing_key(&self, key: Option<SigningKey>) {
+        self.keys().entry(self.path.clone()).or_default().default = key;
+    }
+
+    /// Makes `author` and `key` the worktree's user (Kargo's git-clone author), for the steps
+    /// that commit or tag without naming one, replacing anything recorded for this path before
+    /// (a worktree checked out again). In memory only.
+    pub fn set_user(&self, author: Option<Author>, key: Option<SigningKey>) {
+        self.keys().insert(
+            self.path.clone(),
+            WorktreeKeys {
+                default: key,
+                commit: None,
+                author,
+            },
+        );
+    }
+
+    /// The author set with [`Worktree::set_author`], if any.
+    pub fn author(&self) -> Option<Author> {
+        self.keys().get(&self.path).and_then(|k| k.author.clone())
+    }
+
+    /// Whether [`Worktree::set_signing_key`] was called for this worktree in this process.
+    pub fn signing_key_recorded(&self) -> bool {
+        self.keys().get(&self.path).is_some()
+    }
+
+    /// The key set with [`Worktree::set_signing_key`], if any.
+    pub fn signing_key(&self) -> Option<SigningKey> {
+        self.keys().get(&self.path).and_then(|k| k.default.clone())
+    }
+
+    /// Checks `key` and prepares it for one git command (see `signing`).
+    pub(crate) async fn signer(&self, key: Option<&SigningKey>) -> Result<Option<Signer>> {
+        match key {
+            Some(k) => Ok(Some(k.prepare().await?)),
+            None => Ok(None),
+        }
     }
 
     /// The commit checked out (full SHA).
@@ -119,6 +184,22 @@ impl Worktree {
         author: &Author,
         trailers: &[(&str, &str)],
     ) -> Result<CommitOutcome> {
+        let key = self.signing_key();
+        self.commit_all_signed(message, author, trailers, key.as_ref())
+            .await
+    }
+
+    /// Like [`Worktree::commit_all_with_trailers`], signed with `key` (unsigned with `None`).
+    /// The key is checked before anything is staged, so an unusable key commits nothing.
+    pub async fn commit_all_signed(
+        &self,
+        message: &str,
+        author: &Author,
+        trailers: &[(&str, &str)],
+        key: Option<&SigningKey>,
+    ) -> Result<CommitOutcome> {
+        let key = key.cloned();
+        let signer = self.signer(key.as_ref()).await?;
         if message.trim().is_empty() {
             return Err(GitError::InvalidArgument {
                 what: "commit message",
@@ -154,9 +235,14 @@ impl Worktree {
         for (k, v) in trailers {
             cmd = cmd.arg("--trailer").arg(format!("{k}: {v}"));
         }
-        cmd.ok().await?;
+        cmd.sign(signer.as_ref()).ok().await?;
+        drop(signer);
+        if key.is_some() {
+            self.keys().entry(self.path.clone()).or_default().commit = key.clone();
+        }
         let sha = self.head().await?;
-        tracing::info!(repo = %self.url.remote, branch = ?self.branch, commit = %sha, "committed");
+        tracing::info!(repo = %self.url.remote, branch = ?self.branch, commit = %sha,
+            signed_with = ?key.as_ref().map(SigningKey::source), "committed");
         Ok(CommitOutcome::Committed(sha))
     }
 
@@ -458,6 +544,12 @@ impl Worktree {
             .read()
             .await?;
         let (name, email) = committer.split_once(US).unwrap_or(("haul", ""));
+        // Replayed commits are new commits: sign them as the originals were.
+        let key = self
+            .keys()
+            .get(&self.path)
+            .and_then(|k| k.commit.clone().or_else(|| k.default.clone()));
+        let signer = self.signer(key.as_ref()).await?;
         let out = self
             .cmd("rebase")
             .args([
@@ -470,8 +562,10 @@ impl Worktree {
             ])
             .env("GIT_COMMITTER_NAME", name)
             .env("GIT_COMMITTER_EMAIL", email)
+            .sign(signer.as_ref())
             .output()
             .await?;
+        drop(signer);
         if out.success() {
             self.set_base(&onto).await?;
             tracing::debug!(repo = %self.url.remote, branch = target, %onto, "rebased");
@@ -521,6 +615,7 @@ impl Worktree {
 
     /// Removes the worktree directory and its registration and local branch in the cache.
     pub async fn remove(self) -> Result<()> {
+        self.keys().remove(&self.path);
         let r = self.cache.runner();
         let dir = &self.repo_dir;
         let _g = locks::repo(&dir.to_string_lossy()).await;

@@ -29,7 +29,10 @@ use super::registry::Request;
 use super::{
     Event, MAX_BODY_BYTES, Platform, Pushed, matching_warehouses, platform_of, webhook_path,
 };
-use crate::api::{ANNOTATION_REFRESH, ProjectConfig, Promotion, Warehouse, WebhookReceiverConfig};
+use crate::api::{
+    ANNOTATION_REFRESH, CLUSTER_CONFIG_NAME, ClusterConfig, ProjectConfig, Promotion, Warehouse,
+    WebhookReceiverConfig,
+};
 
 /// The least time between two refresh patches of one Warehouse.
 pub const REFRESH_WINDOW: Duration = Duration::from_secs(1);
@@ -137,10 +140,17 @@ pub struct Receivers {
     client: kube::Client,
     configs: Store<ProjectConfig>,
     refresher: Arc<Refresher>,
+    /// Where the Secrets of ClusterConfig's receivers live (SYSTEM_RESOURCES_NAMESPACE).
+    system_namespace: Option<String>,
 }
 
-/// Serves the receivers on `addr` until the listener fails.
-pub async fn serve(addr: std::net::SocketAddr, client: kube::Client) -> std::io::Result<()> {
+/// Serves the receivers on `addr` until the listener fails. ClusterConfig's receivers are
+/// served when `system_namespace` (where their Secrets live) is known.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    client: kube::Client,
+    system_namespace: Option<String>,
+) -> std::io::Result<()> {
     let (configs, writer) = reflector::store::<ProjectConfig>();
     let stream = reflector::reflector(
         writer,
@@ -156,6 +166,7 @@ pub async fn serve(addr: std::net::SocketAddr, client: kube::Client) -> std::io:
         refresher: Refresher::new(client.clone(), REFRESH_WINDOW),
         client,
         configs,
+        system_namespace,
     });
     let app = axum::Router::new()
         .fallback(handle)
@@ -178,6 +189,10 @@ fn error(status: StatusCode, msg: &str) -> Response {
 
 /// A receiver found by its path.
 struct Found {
+    /// The project whose Warehouses and Promotions it refreshes; `None` for a ClusterConfig
+    /// receiver, which refreshes those of every project.
+    project: Option<String>,
+    /// The project, or "(cluster)", for logs.
     namespace: String,
     platform: Platform,
     secret: Vec<u8>,
@@ -239,13 +254,92 @@ async fn lookup(state: &Receivers, path: &str) -> Result<Option<Found>, Response
             continue;
         }
         return Ok(Some(Found {
+            project: Some(namespace.clone()),
             namespace,
             platform,
             secret: value,
             config: config.clone(),
         }));
     }
-    Ok(None)
+    lookup_cluster(state, path).await
+}
+
+/// Kargo's fallback: a receiver of ClusterConfig `cluster`, its Secret in the system
+/// namespace, its path derived with no project.
+async fn lookup_cluster(state: &Receivers, path: &str) -> Result<Option<Found>, Response> {
+    let Some(ns) = state.system_namespace.as_deref() else {
+        return Ok(None);
+    };
+    let internal = |what: &str, e: kube::Error| {
+        tracing::warn!(error = %e, "{what} for a cluster webhook receiver");
+        error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    };
+    let api: Api<ClusterConfig> = Api::all(state.client.clone());
+    let cc = match api.get_opt(CLUSTER_CONFIG_NAME).await {
+        Ok(Some(cc)) => cc,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(internal("reading ClusterConfig", e)),
+    };
+    let Some(name) = cc
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.webhook_receivers
+                .iter()
+                .find(|d| d.path.as_deref() == Some(path))
+        })
+        .and_then(|d| d.name.clone())
+    else {
+        return Ok(None);
+    };
+    let Some((config, platform, secret_ref)) = cc
+        .spec
+        .webhook_receivers
+        .iter()
+        .filter(|r| r.name.as_deref() == Some(name.as_str()))
+        .find_map(|r| platform_of(r).ok().map(|(p, s)| (r, p, s)))
+    else {
+        return Ok(None);
+    };
+    let secrets: Api<Secret> = Api::namespaced(state.client.clone(), ns);
+    let secret = match secrets.get_opt(&secret_ref.name).await {
+        Ok(s) => s,
+        Err(e) => return Err(internal("reading the Secret", e)),
+    };
+    let Some(value) = secret
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove(platform.secret_key()))
+        .map(|b| b.0)
+    else {
+        return Ok(None);
+    };
+    let secret_str = String::from_utf8_lossy(&value);
+    if !path.ends_with(&webhook_path(
+        "",
+        crate::controller::cluster_config::CLUSTER_PROJECT,
+        platform,
+        &name,
+        &[&secret_str],
+    )) {
+        return Ok(None);
+    }
+    Ok(Some(Found {
+        project: None,
+        namespace: "(cluster)".into(),
+        platform,
+        secret: value,
+        config: config.clone(),
+    }))
+}
+
+/// Items grouped by namespace, in name order.
+fn by_namespace<K: kube::Resource>(items: Vec<K>) -> Vec<(String, Vec<K>)> {
+    let mut groups: std::collections::BTreeMap<String, Vec<K>> = Default::default();
+    for i in items {
+        let ns = i.meta().namespace.clone().unwrap_or_default();
+        groups.entry(ns).or_default().push(i);
+    }
+    groups.into_iter().collect()
 }
 
 async fn handle(
@@ -293,33 +387,45 @@ async fn handle(
             qualifiers,
             changed_paths,
         } => (repo_urls, qualifiers, changed_paths),
-        Event::Actions(actions) => return run_actions(&state, &found.namespace, actions).await,
+        Event::Actions(actions) => {
+            return run_actions(&state, found.project.as_deref(), actions).await;
+        }
         Event::PullRequestClosed { url } => {
-            return refresh_promotions(&state, &found.namespace, receiver, &url).await;
+            return refresh_promotions(&state, found.project.as_deref(), receiver, &url).await;
         }
     };
-    let list = match list_warehouses(&state, &found.namespace).await {
+    let list = match list_warehouses(&state, found.project.as_deref()).await {
         Ok(l) => l,
         Err(resp) => return resp,
     };
-    let names = matching_warehouses(
-        &list,
-        &Pushed {
-            repo_urls: &repo_urls,
-            qualifiers: &qualifiers,
-            changed_paths: &changed_paths,
-        },
-    );
+    let pushed = Pushed {
+        repo_urls: &repo_urls,
+        qualifiers: &qualifiers,
+        changed_paths: &changed_paths,
+    };
+    let targets: Vec<(String, String)> = by_namespace(list)
+        .into_iter()
+        .flat_map(|(ns, ws)| {
+            matching_warehouses(&ws, &pushed)
+                .into_iter()
+                .map(move |n| (ns.clone(), n))
+        })
+        .collect();
+    // A project's receiver reports Warehouse names; a cluster receiver `namespace/name`.
+    let shown = |ns: &str, name: &str| match found.project {
+        Some(_) => name.to_string(),
+        None => format!("{ns}/{name}"),
+    };
     let mut refreshed = Vec::new();
     let mut coalesced = Vec::new();
     let mut failed = Vec::new();
-    for name in &names {
-        match state.refresher.refresh(&found.namespace, name).await {
-            Ok(Refreshed::Now) => refreshed.push(name.clone()),
-            Ok(Refreshed::Coalesced) => coalesced.push(name.clone()),
+    for (ns, name) in &targets {
+        match state.refresher.refresh(ns, name).await {
+            Ok(Refreshed::Now) => refreshed.push(shown(ns, name)),
+            Ok(Refreshed::Coalesced) => coalesced.push(shown(ns, name)),
             Err(e) => {
-                tracing::warn!(namespace = %found.namespace, warehouse = %name, error = %e, "webhook refresh failed");
-                failed.push(name.clone());
+                tracing::warn!(namespace = %ns, warehouse = %name, error = %e, "webhook refresh failed");
+                failed.push(shown(ns, name));
             }
         }
     }
@@ -340,14 +446,14 @@ async fn handle(
     });
     if failed.is_empty() {
         let mut body = summary;
-        body["msg"] = json!(format!("refreshed {} warehouse(s)", names.len()));
+        body["msg"] = json!(format!("refreshed {} warehouse(s)", targets.len()));
         reply(StatusCode::OK, body)
     } else {
         let mut body = summary;
         body["error"] = json!(format!(
             "failed to refresh {} of {} warehouses",
             failed.len(),
-            names.len()
+            targets.len()
         ));
         reply(StatusCode::INTERNAL_SERVER_ERROR, body)
     }
@@ -357,11 +463,15 @@ async fn handle(
 /// `refreshPromotionsByPrURL`): their wait step runs again now instead of at its next poll.
 async fn refresh_promotions(
     state: &Receivers,
-    namespace: &str,
+    project: Option<&str>,
     receiver: &str,
     url: &str,
 ) -> Response {
-    let api: Api<Promotion> = Api::namespaced(state.client.clone(), namespace);
+    let namespace = project.unwrap_or("(cluster)");
+    let api: Api<Promotion> = match project {
+        Some(ns) => Api::namespaced(state.client.clone(), ns),
+        None => Api::all(state.client.clone()),
+    };
     let list = match api.list(&ListParams::default()).await {
         Ok(l) => l.items,
         Err(e) => {
@@ -372,16 +482,24 @@ async fn refresh_promotions(
             );
         }
     };
-    let names = promotion_match::waiting_on(&list, url);
+    let mut names = Vec::new();
     let patch = refresh_patch();
     let mut failed = 0;
-    for name in &names {
-        if let Err(e) = api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            tracing::warn!(%namespace, promotion = %name, error = %e, "webhook refresh of a Promotion failed");
-            failed += 1;
+    for (ns, promotions) in by_namespace(list) {
+        let api: Api<Promotion> = Api::namespaced(state.client.clone(), &ns);
+        for name in promotion_match::waiting_on(&promotions, url) {
+            if let Err(e) = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::warn!(namespace = %ns, promotion = %name, error = %e, "webhook refresh of a Promotion failed");
+                failed += 1;
+            }
+            names.push(if project.is_some() {
+                name
+            } else {
+                format!("{ns}/{name}")
+            });
         }
     }
     tracing::info!(%namespace, receiver, pull_request = %url, promotions = ?names, "webhook refreshed Promotions");
@@ -397,12 +515,19 @@ async fn refresh_promotions(
     )
 }
 
-async fn list_warehouses(state: &Receivers, namespace: &str) -> Result<Vec<Warehouse>, Response> {
-    let warehouses: Api<Warehouse> = Api::namespaced(state.client.clone(), namespace);
+/// The Warehouses of `project`, or of every project.
+async fn list_warehouses(
+    state: &Receivers,
+    project: Option<&str>,
+) -> Result<Vec<Warehouse>, Response> {
+    let warehouses: Api<Warehouse> = match project {
+        Some(ns) => Api::namespaced(state.client.clone(), ns),
+        None => Api::all(state.client.clone()),
+    };
     match warehouses.list(&ListParams::default()).await {
         Ok(l) => Ok(l.items),
         Err(e) => {
-            tracing::warn!(%namespace, error = %e, "listing Warehouses for a webhook");
+            tracing::warn!(namespace = ?project, error = %e, "listing Warehouses for a webhook");
             Err(error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "listing Warehouses failed",
@@ -415,15 +540,16 @@ async fn list_warehouses(state: &Receivers, namespace: &str) -> Result<Vec<Wareh
 /// `{"results": [...]}`, 500 when any action errored or failed in part.
 async fn run_actions(
     state: &Receivers,
-    namespace: &str,
+    project: Option<&str>,
     actions: Vec<generic::Action>,
 ) -> Response {
+    let namespace = project.unwrap_or("(cluster)");
     let needs_list = actions
         .iter()
         .any(|a| matches!(a.outcome, Outcome::Refresh(_)));
     let list = if needs_list {
-        match list_warehouses(state, namespace).await {
-            Ok(l) => l,
+        match list_warehouses(state, project).await {
+            Ok(l) => by_namespace(l),
             Err(resp) => return resp,
         }
     } else {
@@ -458,43 +584,51 @@ async fn run_actions(
                     Vec::new(),
                 )
             }
-            Outcome::Refresh(selections) => match generic::select_warehouses(&list, &selections) {
-                Err(e) => {
-                    tracing::info!(%namespace, error = %e, "generic webhook target selection failed");
-                    (
-                        true,
-                        "Error",
-                        generic::SUMMARY_SELECTION_ERROR.to_string(),
-                        Vec::new(),
-                    )
-                }
-                Ok(names) => {
-                    let mut targets = Vec::new();
-                    let mut ok = 0;
-                    for name in &names {
-                        let success = match state.refresher.refresh(namespace, name).await {
-                            Ok(_) => true,
-                            Err(e) => {
-                                tracing::warn!(%namespace, warehouse = %name, error = %e, "webhook refresh failed");
-                                false
-                            }
-                        };
-                        ok += usize::from(success);
-                        targets.push(
-                            json!({"namespace": namespace, "name": name, "success": success}),
-                        );
+            Outcome::Refresh(selections) => {
+                let selected: Result<Vec<(String, String)>, String> =
+                    list.iter().try_fold(Vec::new(), |mut acc, (ns, ws)| {
+                        let names = generic::select_warehouses(ws, &selections)?;
+                        acc.extend(names.into_iter().map(|n| (ns.clone(), n)));
+                        Ok(acc)
+                    });
+                match selected {
+                    Err(e) => {
+                        tracing::info!(%namespace, error = %e, "generic webhook target selection failed");
+                        (
+                            true,
+                            "Error",
+                            generic::SUMMARY_SELECTION_ERROR.to_string(),
+                            Vec::new(),
+                        )
                     }
-                    let result = if ok == names.len() {
-                        "Success"
-                    } else if ok == 0 {
-                        "Failure"
-                    } else {
-                        "PartialSuccess"
-                    };
-                    let summary = format!("Refreshed {ok} of {} selected resources", names.len());
-                    (true, result, summary, targets)
+                    Ok(names) => {
+                        let mut targets = Vec::new();
+                        let mut ok = 0;
+                        for (ns, name) in &names {
+                            let success = match state.refresher.refresh(ns, name).await {
+                                Ok(_) => true,
+                                Err(e) => {
+                                    tracing::warn!(namespace = %ns, warehouse = %name, error = %e, "webhook refresh failed");
+                                    false
+                                }
+                            };
+                            ok += usize::from(success);
+                            targets
+                                .push(json!({"namespace": ns, "name": name, "success": success}));
+                        }
+                        let result = if ok == names.len() {
+                            "Success"
+                        } else if ok == 0 {
+                            "Failure"
+                        } else {
+                            "PartialSuccess"
+                        };
+                        let summary =
+                            format!("Refreshed {ok} of {} selected resources", names.len());
+                        (true, result, summary, targets)
+                    }
                 }
-            },
+            }
         };
         any_error |= matches!(result, "Error" | "Failure" | "PartialSuccess");
         r["matchedWhenExpression"] = json!(matched);

@@ -133,6 +133,7 @@ pub mod helm;
 pub mod installed;
 pub mod run_local;
 pub mod services;
+pub mod signing;
 
 // `support::gitea()`; most test binaries never call it.
 #[allow(unused_imports)]

@@ -12,7 +12,7 @@ use super::spec::Needs;
 use super::toolkit::StepError;
 use crate::api::FreightCollection;
 use crate::credentials::{self, CredType};
-use crate::git::{Author, Credentials, RepoCache};
+use crate::git::{Author, Credentials, RepoCache, SigningKey};
 
 /// Where git steps get the credentials for a repository.
 pub trait CredentialsProvider: Send + Sync {
@@ -78,6 +78,23 @@ pub struct StepEnv<'a> {
     pub actor: &'a str,
     pub freight: &'a FreightCollection,
     pub author: &'a Author,
+    /// The default author's signing key (ClusterConfig `gitClient.signingKeySecret`, else
+    /// `GITCLIENT_SIGNING_KEY_PATH`), or why it could not be read: reported by the git steps
+    /// that would sign with it, so a promotion without git is not held up by it.
+    pub signing_key: &'a DefaultSigningKey,
+}
+
+/// See [`StepEnv::signing_key`].
+pub type DefaultSigningKey = Result<Option<SigningKey>, String>;
+
+/// No default signing key.
+pub static NO_SIGNING_KEY: DefaultSigningKey = Ok(None);
+
+impl StepEnv<'_> {
+    /// The default signing key, or the step error saying why it cannot be read.
+    pub fn default_signing_key(&self) -> Result<Option<SigningKey>, StepError> {
+        self.signing_key.clone().map_err(StepError::Failed)
+    }
 }
 
 /// What the engine does with a step whose needs this environment does not meet.
@@ -188,6 +205,7 @@ impl TestEnv {
             actor: "a",
             freight: &self.freight,
             author: &self.author,
+            signing_key: &NO_SIGNING_KEY,
         }
     }
 }

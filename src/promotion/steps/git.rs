@@ -10,10 +10,15 @@ use super::env::StepEnv;
 use super::spec::{Needs, step};
 use super::toolkit::{StepError, StepOutcome, lenient, path_in, record_worktree, repo_of};
 use crate::api::StepStatus;
-use crate::git::{Author, Checkout, CommitOutcome, GitError, PROMOTION_TRAILER, PushOptions};
+use crate::git::{
+    Author, Checkout, CommitOutcome, GitError, PROMOTION_TRAILER, PushOptions, SigningKey,
+};
 
 pub(super) fn git_err(e: GitError) -> StepError {
-    if matches!(e, GitError::RebaseConflict { .. }) {
+    if matches!(
+        e,
+        GitError::RebaseConflict { .. } | GitError::SigningKey { .. }
+    ) {
         StepError::Failed(e.to_string())
     } else if e.is_terminal() {
         StepError::Errored(e.to_string())
@@ -27,9 +32,19 @@ pub(super) fn git_err(e: GitError) -> StepError {
 pub struct AuthorConfig {
     name: Option<String>,
     email: Option<String>,
+    /// An armored GPG or OpenSSH private key (no passphrase) that signs the commits.
     #[serde(default)]
-    #[allow(dead_code)]
     signing_key: Option<String>,
+}
+
+impl AuthorConfig {
+    /// The step's own signing key; `field` is the config path named in errors.
+    fn key(&self, field: &str) -> Option<SigningKey> {
+        self.signing_key
+            .as_ref()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| SigningKey::new(k.clone(), field))
+    }
 }
 
 fn author(cfg: Option<&AuthorConfig>, default: &Author) -> Author {
@@ -125,6 +140,16 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
         checkout.author = author(cfg.author.as_ref(), env.author);
         plans.push((c, path, checkout));
     }
+    // Kargo: git-clone's author (with its key, if any) is the repository's user; without an
+    // author, the default author's (ClusterConfig gitClient) key signs.
+    let key = match &cfg.author {
+        Some(a) => a.key("config.author.signingKey"),
+        None => env.default_signing_key()?,
+    };
+    if let Some(k) = &key {
+        // Checked now, so a bad key fails before anything is checked out, committed or pushed.
+        k.kind().map_err(git_err)?;
+    }
     let creds = env.credentials.git(&cfg.repo_url).await?;
     let mut commits = Map::new();
     for (c, path, checkout) in plans {
@@ -134,6 +159,8 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
             .await
             .map_err(git_err)?;
         record_worktree(env.work_dir, &path, &cfg.repo_url)?;
+        let user = cfg.author.as_ref().map(|a| author(Some(a), env.author));
+        wt.set_user(user, key.clone());
         let head = wt.head().await.map_err(git_err)?;
         let key = c.r#as.clone().unwrap_or_else(|| c.path.clone());
         commits.insert(key, Value::String(head));
@@ -192,9 +219,24 @@ pub async fn commit(cfg: CommitConfig, env: &StepEnv<'_>) -> Result<StepOutcome,
     let dir = path_in(env, &cfg.path, "path")?;
     let repo = repo_of(env.work_dir, &dir, "path")?;
     let wt = env.git.open_worktree(&repo, &dir).await.map_err(git_err)?;
-    let who = author(cfg.author.as_ref(), env.author);
+    // The step's author, else the worktree's user (git-clone's author), else the default.
+    let default = wt.author().unwrap_or_else(|| env.author.clone());
+    let who = author(cfg.author.as_ref(), &default);
+    // As in Kargo: a step that names an author commits as that user, signed with its key or
+    // unsigned; otherwise the worktree's user (git-clone's author, else the default author)
+    // signs. The worktree's is forgotten when the process restarts between steps.
+    let key = match &cfg.author {
+        Some(a) => a.key("config.author.signingKey"),
+        None if wt.signing_key_recorded() => wt.signing_key(),
+        None => env.default_signing_key()?,
+    };
     let outcome = wt
-        .commit_all_with_trailers(&message, &who, &[(PROMOTION_TRAILER, env.promotion)])
+        .commit_all_signed(
+            &message,
+            &who,
+            &[(PROMOTION_TRAILER, env.promotion)],
+            key.as_ref(),
+        )
         .await
         .map_err(git_err)?;
     let mut out = Map::new();

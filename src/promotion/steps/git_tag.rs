@@ -59,7 +59,12 @@ pub async fn tag(cfg: TagConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepE
         .message
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| cfg.tag.clone());
-    let who = tagger(cfg.tagger.as_ref(), env.author);
+    let default = wt.author().unwrap_or_else(|| env.author.clone());
+    let who = tagger(cfg.tagger.as_ref(), &default);
+    if !wt.signing_key_recorded() {
+        // After a restart the worktree's key is forgotten; the default author's still applies.
+        wt.set_signing_key(env.default_signing_key()?);
+    }
     let made = wt
         .create_tag(&cfg.tag, &message, &who, cfg.force)
         .await
