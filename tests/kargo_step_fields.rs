@@ -41,7 +41,11 @@ fn kargo_steps() -> BTreeMap<String, PathBuf> {
         .expect("fixtures")
         .map(|e| e.expect("entry").path())
         .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.strip_suffix("-config.json")?.to_string();
+            let name = p
+                .file_name()?
+                .to_str()?
+                .strip_suffix("-config.json")?
+                .to_string();
             Some((name, p))
         })
         .collect()
@@ -220,8 +224,17 @@ fn the_walk_follows_refs_items_maps_and_alternatives() {
     assert_eq!(
         got,
         [
-            "either", "either.a", "either.b", "either.b.*.c", "list", "list[].k", "list[].v",
-            "o", "o.kind", "o.name", "z"
+            "either",
+            "either.a",
+            "either.b",
+            "either.b.*.c",
+            "list",
+            "list[].k",
+            "list[].v",
+            "o",
+            "o.kind",
+            "o.name",
+            "z"
         ]
     );
 }

@@ -42,7 +42,11 @@ const SKIP_TLS_MARKER: &str = "haul-skip-tls-verify";
 fn admin_dir(path: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(path.join(".git")).ok()?;
     let dir = PathBuf::from(text.trim().strip_prefix("gitdir:")?.trim());
-    Some(if dir.is_absolute() { dir } else { path.join(dir) })
+    Some(if dir.is_absolute() {
+        dir
+    } else {
+        path.join(dir)
+    })
 }
 
 /// Whether the worktree at `path` was marked with [`mark_skip_tls_verify`].

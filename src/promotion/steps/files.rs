@@ -226,8 +226,11 @@ mod tests {
     fn ignore_rules_read_like_a_gitignore_in_the_copied_directory() {
         let d = tempfile::tempdir().expect("tempdir");
         let root = d.path();
-        let rules = ignore_rules(root, Some("# comment\n*.bak\n/top.txt\nsecret/\n!keep.bak\n"))
-            .expect("rules");
+        let rules = ignore_rules(
+            root,
+            Some("# comment\n*.bak\n/top.txt\nsecret/\n!keep.bak\n"),
+        )
+        .expect("rules");
         let is = |rel: &str, dir: bool| rules.matched(root.join(rel), dir).is_ignore();
         assert!(is(".git", true));
         assert!(is("a.bak", false) && is("deep/dir/b.bak", false));
@@ -241,7 +244,13 @@ mod tests {
     fn globs_expand_to_matches_in_order_and_strict_wants_a_match() {
         let d = tempfile::tempdir().expect("tempdir");
         let root = d.path();
-        for f in ["a.yaml", "b.json", "dir/c.yaml", "dir/sub/d.yaml", ".haul/worktrees.json"] {
+        for f in [
+            "a.yaml",
+            "b.json",
+            "dir/c.yaml",
+            "dir/sub/d.yaml",
+            ".haul/worktrees.json",
+        ] {
             let p = root.join(f);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(&p, "x").expect("write");
@@ -262,8 +271,16 @@ mod tests {
             e.to_string(),
             "config.paths[0]: no paths matched pattern \"*.toml\""
         );
-        assert!(expand_globs(root, &pats(&["*.toml"]), false).expect("lax").is_empty());
+        assert!(
+            expand_globs(root, &pats(&["*.toml"]), false)
+                .expect("lax")
+                .is_empty()
+        );
         let e = expand_globs(root, &pats(&["a[.yaml"]), false).expect_err("bad");
-        assert!(e.to_string().starts_with("invalid config: config.paths[0]: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid config: config.paths[0]: "),
+            "{e}"
+        );
     }
 }

@@ -155,7 +155,10 @@ pub fn plan(cfg: &Config) -> Result<Plan, StepError> {
     }
     let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
     if set(&cfg.body) && set(&cfg.body_from_file) {
-        return Err(invalid("bodyFromFile", "set body or bodyFromFile, not both"));
+        return Err(invalid(
+            "bodyFromFile",
+            "set body or bodyFromFile, not both",
+        ));
     }
     if let Some(t) = cfg.response_content_type.as_deref()
         && !RESPONSE_TYPES.contains(&t)
@@ -170,7 +173,10 @@ pub fn plan(cfg: &Config) -> Result<Plan, StepError> {
         Some(p) => {
             let u = reqwest::Url::parse(p).map_err(|e| invalid("proxy", e))?;
             if !matches!(u.scheme(), "http" | "https") {
-                return Err(invalid("proxy", "only http and https proxies are supported"));
+                return Err(invalid(
+                    "proxy",
+                    "only http and https proxies are supported",
+                ));
             }
             Some(u)
         }
@@ -183,7 +189,11 @@ pub fn plan(cfg: &Config) -> Result<Plan, StepError> {
             .iter()
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect(),
-        body: cfg.body.clone().filter(|b| !b.is_empty()).map(String::into_bytes),
+        body: cfg
+            .body
+            .clone()
+            .filter(|b| !b.is_empty())
+            .map(String::into_bytes),
         proxy,
         timeout: duration("timeout", &cfg.timeout, DEFAULT_TIMEOUT)?,
         poll: duration("pollInterval", &cfg.poll_interval, DEFAULT_POLL)?,
@@ -210,9 +220,8 @@ fn canonical(name: &str) -> String {
 /// as [`parse_body`] says.
 #[cfg(test)]
 pub fn response_value(status: u16, headers: &[(String, String)], body: &[u8]) -> Value {
-    response_value_as(status, headers, body, None).unwrap_or_else(|_| {
-        response_value_as(status, headers, b"", None).unwrap_or(Value::Null)
-    })
+    response_value_as(status, headers, body, None)
+        .unwrap_or_else(|_| response_value_as(status, headers, b"", None).unwrap_or(Value::Null))
 }
 
 /// [`response_value`] with the body parsed as `content_type` (`responseContentType`) when
@@ -273,9 +282,7 @@ pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, String> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => Ok(v),
-        Err(e) if content_type == "application/json" => {
-            Err(format!("parsing JSON response: {e}"))
-        }
+        Err(e) if content_type == "application/json" => Err(format!("parsing JSON response: {e}")),
         Err(_) => Ok(Value::Object(Map::new())),
     }
 }
@@ -341,7 +348,11 @@ pub fn verdict(cfg: &Config, response: &Value) -> Result<Verdict, StepError> {
 /// config's fault and ends the step Errored; an evaluation error (the response is not shaped
 /// as expected) or a result that is not a string just leaves the message out.
 fn error_message(cfg: &Config, env: &Env) -> Result<Option<String>, StepError> {
-    let Some(e) = cfg.error_expression.as_deref().filter(|e| !e.trim().is_empty()) else {
+    let Some(e) = cfg
+        .error_expression
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    else {
         return Ok(None);
     };
     match expressions::evaluate_expression(e, env, &NoFunctions) {
@@ -422,9 +433,7 @@ async fn send(
         // resolved, and must be checked, by the proxy.
         super::http_guard::check_url(p)
             .map_err(|e| StepError::Failed(format!("config.proxy: {e}")))?;
-        builder = builder.proxy(
-            reqwest::Proxy::all(p.clone()).map_err(|e| invalid("proxy", e))?,
-        );
+        builder = builder.proxy(reqwest::Proxy::all(p.clone()).map_err(|e| invalid("proxy", e))?);
     }
     let client = builder
         .build()

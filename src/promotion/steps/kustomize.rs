@@ -312,7 +312,10 @@ mod tests {
             "metadata": {"name": "Web", "namespace": "prod"}});
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}});
         let name = |f, r: &Value, several| resource_file_name(f, r, several).expect("name");
-        assert_eq!(name(OutputFormat::Kargo, &deploy, false), "prod-deployment-web.yaml");
+        assert_eq!(
+            name(OutputFormat::Kargo, &deploy, false),
+            "prod-deployment-web.yaml"
+        );
         assert_eq!(name(OutputFormat::Kargo, &ns, false), "namespace-prod.yaml");
         assert_eq!(
             name(OutputFormat::Kustomize, &deploy, false),
@@ -322,7 +325,10 @@ mod tests {
             name(OutputFormat::Kustomize, &deploy, true),
             "prod_apps_v1_deployment_web.yaml"
         );
-        assert_eq!(name(OutputFormat::Kustomize, &ns, true), "v1_namespace_prod.yaml");
+        assert_eq!(
+            name(OutputFormat::Kustomize, &ns, true),
+            "v1_namespace_prod.yaml"
+        );
         let hostile = json!({"kind": "x", "metadata": {"name": "../../etc"}});
         assert!(resource_file_name(OutputFormat::Kargo, &hostile, false).is_err());
     }
