@@ -624,3 +624,170 @@ fn http_goes_through_the_proxy_and_the_proxy_address_is_checked() {
     run_steps(tmp.path(), steps, None, None)
         .refused_with("metadata proxy", &["config.proxy", "link-local"]);
 }
+
+/// A git server over HTTPS on 127.0.0.1 with a certificate no one trusts: `git http-backend`
+/// (smart HTTP, pushes allowed) behind axum-server's TLS, serving the bare repositories in
+/// `root`. Returns its base URL.
+async fn serve_git_https(root: PathBuf) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let ca = haul_testenv::pki::Ca::new("untrusted test CA").expect("CA");
+    let pair = ca.serving_cert().expect("serving certificate");
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+        pair.cert_pem.into_bytes(),
+        pair.key_pem.into_bytes(),
+    )
+    .await
+    .expect("TLS config");
+    let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let root = root.clone();
+        async move {
+            let header = |n: &str| {
+                headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let mut child = tokio::process::Command::new("git")
+                .arg("http-backend")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("GIT_PROJECT_ROOT", &root)
+                .env("GIT_HTTP_EXPORT_ALL", "1")
+                .env("REMOTE_USER", "tester")
+                .env("REQUEST_METHOD", method.as_str())
+                .env("PATH_INFO", uri.path())
+                .env("QUERY_STRING", uri.query().unwrap_or_default())
+                .env("CONTENT_TYPE", header("content-type"))
+                .env("CONTENT_LENGTH", body.len().to_string())
+                .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+                .env("GIT_PROTOCOL", header("git-protocol"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("git http-backend");
+            let mut stdin = child.stdin.take().expect("stdin");
+            tokio::io::AsyncWriteExt::write_all(&mut stdin, &body)
+                .await
+                .expect("request body");
+            drop(stdin);
+            let out = child.wait_with_output().await.expect("http-backend ran");
+            // CGI: headers, a blank line, the body.
+            let split = out
+                .stdout
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| (i, i + 4))
+                .or_else(|| {
+                    out.stdout
+                        .windows(2)
+                        .position(|w| w == b"\n\n")
+                        .map(|i| (i, i + 2))
+                })
+                .expect("CGI headers");
+            let head = String::from_utf8_lossy(&out.stdout[..split.0]).into_owned();
+            let mut status = StatusCode::OK;
+            let mut response_headers = HeaderMap::new();
+            for line in head.lines() {
+                let Some((k, v)) = line.split_once(':') else {
+                    continue;
+                };
+                let v = v.trim();
+                if k.eq_ignore_ascii_case("status") {
+                    let code = v.split(' ').next().unwrap_or("200");
+                    status = code.parse().unwrap_or(StatusCode::OK);
+                } else if let (Ok(k), Ok(v)) = (
+                    axum::http::HeaderName::from_bytes(k.trim().as_bytes()),
+                    axum::http::HeaderValue::from_str(v),
+                ) {
+                    response_headers.append(k, v);
+                }
+            }
+            (status, response_headers, out.stdout[split.1..].to_vec()).into_response()
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let server = axum_server::from_tcp_rustls(listener, tls).expect("TLS server");
+    tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    format!("https://{addr}")
+}
+
+/// `insecureSkipTLSVerify` for git, against a real HTTPS git server whose certificate git
+/// cannot verify: refused without it; with it the clone, a commit pushed from the worktree
+/// (reopened by path, as git-push does) and a Warehouse subscription's discovery all work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_insecure_skip_tls_verify_reaches_an_unverifiable_https_server() {
+    use haul::api::GitSubscription;
+    use haul::git::{Author, Checkout, Credentials, PushOptions, RemoteOptions, RepoCache};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).expect("dirs");
+    bare_repo(
+        &served,
+        "config",
+        &[("values.yaml", "tag: 1005\n")],
+        no_prep,
+    );
+    let url = format!("{}/config.git", serve_git_https(served.clone()).await);
+    let cache = RepoCache::new(tmp.path().join("cache")).expect("cache");
+    let none = Credentials::None;
+
+    let verifying = Checkout::branch("main").with_depth(1);
+    let e = cache
+        .checkout(&url, &none, &verifying, &tmp.path().join("work/a"))
+        .await
+        .expect_err("an untrusted certificate is refused");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+
+    let mut insecure = Checkout::branch("main").with_depth(1);
+    insecure.skip_tls_verify = true;
+    let path = tmp.path().join("work/b");
+    cache
+        .checkout(&url, &none, &insecure, &path)
+        .await
+        .expect("checkout skipping TLS verification");
+    std::fs::write(path.join("values.yaml"), "tag: 1006\n").expect("edit");
+    let mut wt = cache.open_worktree(&url, &path).await.expect("reopen");
+    wt.commit_all("promote 1006", &Author::default())
+        .await
+        .expect("commit");
+    let pushed = wt
+        .push(&none, &PushOptions::default())
+        .await
+        .expect("push from the reopened worktree, still skipping verification");
+    assert_eq!(
+        git(&served.join("config.git"), &["rev-parse", "main"]).trim(),
+        pushed.commit
+    );
+
+    // A Warehouse's git subscription: discovery verifies unless the subscription says not to.
+    let sub = |insecure: bool| -> GitSubscription {
+        serde_json::from_value(serde_json::json!({
+            "repoURL": url, "branch": "main", "insecureSkipTLSVerify": insecure
+        }))
+        .expect("subscription")
+    };
+    assert_eq!(
+        haul::discovery::git_commits::remote_options(&sub(true)),
+        RemoteOptions {
+            skip_tls_verify: true,
+            blobless: false
+        }
+    );
+    let e = haul::discovery::git_commits::discover_commits(&cache, &sub(false), &none, None)
+        .await
+        .expect_err("verified");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    let found = haul::discovery::git_commits::discover_commits(&cache, &sub(true), &none, None)
+        .await
+        .expect("discovery skipping TLS verification");
+    let found = serde_json::to_string(&found).expect("JSON");
+    assert!(found.contains(&pushed.commit), "{found}");
+}
