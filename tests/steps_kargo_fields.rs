@@ -225,7 +225,7 @@ fn git_clone_blobless_fetches_no_unneeded_blobs_and_recurse_submodules_checks_th
     };
     assert_eq!(
         missing(&partial),
-        [blob.clone()],
+        std::slice::from_ref(&blob),
         "the partial clone lacks only the unneeded blob"
     );
     assert!(missing(&repos.join(full)).is_empty());
