@@ -49,6 +49,7 @@ fn run_steps(dir: &Path, steps: &str, repo: Option<&Path>, extra_path: Option<&P
         .arg(&freight)
         .arg("--work-dir")
         .arg(&work)
+        .arg("--push")
         .env_remove("HAUL_GIT_USERNAME")
         .env_remove("HAUL_GIT_PASSWORD")
         .stdin(Stdio::null());
@@ -167,6 +168,14 @@ fn git_clone_blobless_fetches_no_unneeded_blobs_and_recurse_submodules_checks_th
           repoURL: {REPO_URL}
           checkout:
           - {{branch: main, path: ./plain}}
+      - uses: yaml-update
+        config:
+          path: ./src/apps/web/values.yaml
+          updates: [{{key: tag, value: "1006"}}]
+      - uses: git-commit
+        config: {{path: ./src, message: promote 1006}}
+      - uses: git-push
+        config: {{path: ./src}}
 "#
     );
     run_steps(tmp.path(), &steps, Some(&repo), None).success("blobless clone");
@@ -178,7 +187,16 @@ fn git_clone_blobless_fetches_no_unneeded_blobs_and_recurse_submodules_checks_th
     );
     assert_eq!(
         std::fs::read_to_string(work.join("src/apps/web/values.yaml")).expect("file"),
-        "tag: 1005\n"
+        "tag: \"1006\"\n"
+    );
+    // The blobless worktree commits and pushes as any other.
+    assert_eq!(
+        git(&repo, &["show", "main:apps/web/values.yaml"]),
+        "tag: \"1006\"\n"
+    );
+    assert_eq!(
+        git(&repo, &["show", "main:big/blob.bin"]),
+        "not needed by a sparse checkout of apps/\n"
     );
     // Without recurseSubmodules the submodule stays an empty directory.
     assert!(files_under(&work.join("plain/apps/vendor/lib")).is_empty());

@@ -377,7 +377,9 @@ impl Worktree {
                     )
                     .await?
             {
+                // With auth: in a partial clone, checking out fetches blobs.
                 self.cmd("reset")
+                    .auth(&auth)
                     .args(["reset", "--quiet", "--hard", &tracking])
                     .ok()
                     .await?;
@@ -392,7 +394,7 @@ impl Worktree {
                 });
             }
             if attempt > 1 && self.try_rev_parse(&tracking).await?.is_some() {
-                self.rebase_onto(&tracking, &target).await?;
+                self.rebase_onto(&auth, &tracking, &target).await?;
             }
             // A successful push also moves the remote-tracking ref, which a concurrent fetch
             // into the same cached repository would fail to lock: push under the repository
@@ -495,7 +497,8 @@ impl Worktree {
 
     /// Replays this worktree's commits (`base..HEAD`) onto `onto_ref`. On conflict the rebase is
     /// aborted and the files are reported.
-    async fn rebase_onto(&self, onto_ref: &str, target: &str) -> Result<()> {
+    /// `auth`: in a partial clone, the rebase fetches the blobs it merges.
+    async fn rebase_onto(&self, auth: &Auth, onto_ref: &str, target: &str) -> Result<()> {
         let onto = self.rev_parse(onto_ref).await?;
         let base = match self.try_rev_parse(BASE_REF).await? {
             Some(b) => b,
@@ -517,6 +520,7 @@ impl Worktree {
         let (name, email) = committer.split_once(US).unwrap_or(("haul", ""));
         let out = self
             .cmd("rebase")
+            .auth(auth)
             .args([
                 "rebase",
                 "--quiet",
