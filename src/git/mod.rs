@@ -8,7 +8,7 @@
 //! * **Everything the promises need exists and is battle-tested there**: shallow fetch and
 //!   `--deepen`, incremental fetch of one ref, `git worktree` (many checkouts sharing one object
 //!   store), `rebase --onto` with conflict detection and `--abort`, `--porcelain` push status,
-//!   commit trailers, partial/sparse clone for later. git2 (libgit2) has no worktree-safe rebase
+//!   commit trailers, partial clone (`--filter=blob:none`) and sparse checkout. git2 (libgit2) has no worktree-safe rebase
 //!   integration of comparable maturity, no partial clone, and blocking calls that would need
 //!   `spawn_blocking`; gix cannot push at all.
 //! * **Isolation is simple**: each operation is a child process with a scrubbed environment
