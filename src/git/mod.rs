@@ -8,8 +8,9 @@
 //! * **Everything the promises need exists and is battle-tested there**: shallow fetch and
 //!   `--deepen`, incremental fetch of one ref, `git worktree` (many checkouts sharing one object
 //!   store), `rebase --onto` with conflict detection and `--abort`, `--porcelain` push status,
-//!   commit trailers, partial clone (`--filter=blob:none`) and sparse checkout. git2 (libgit2) has no worktree-safe rebase
-//!   integration of comparable maturity, no partial clone, and blocking calls that would need
+//!   commit trailers, partial clone (`--filter=blob:none`) and sparse checkout. git2 (libgit2)
+//!   has no worktree-safe rebase integration of comparable maturity, no partial clone, and
+//!   blocking calls that would need
 //!   `spawn_blocking`; gix cannot push at all.
 //! * **Isolation is simple**: each operation is a child process with a scrubbed environment
 //!   (`GIT_CONFIG_GLOBAL=/dev/null`, `GIT_CONFIG_NOSYSTEM=1`, a private `HOME`), a timeout that
