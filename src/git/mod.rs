@@ -10,8 +10,7 @@
 //!   store), `rebase --onto` with conflict detection and `--abort`, `--porcelain` push status,
 //!   commit trailers, partial clone (`--filter=blob:none`) and sparse checkout. git2 (libgit2)
 //!   has no worktree-safe rebase integration of comparable maturity, no partial clone, and
-//!   blocking calls that would need
-//!   `spawn_blocking`; gix cannot push at all.
+//!   blocking calls that would need `spawn_blocking`; gix cannot push at all.
 //! * **Isolation is simple**: each operation is a child process with a scrubbed environment
 //!   (`GIT_CONFIG_GLOBAL=/dev/null`, `GIT_CONFIG_NOSYSTEM=1`, a private `HOME`), a timeout that
 //!   kills its whole process group, and a global cap on concurrent git processes (unbounded git
