@@ -46,10 +46,11 @@
 //! available. A result that is not a bool must read as one the way Go's `strconv.ParseBool`
 //! reads it.
 //!
-//! # Not supported
+//! # Transport
 //!
-//! `insecureSkipTLSVerify` (certificates are always verified) and `blobless` (fetches are
-//! shallow instead) are ignored.
+//! `insecureSkipTLSVerify` skips certificate verification (`http.sslVerify=false`) for this
+//! subscription's git commands only; `blobless` fetches into the cache's partial clone of the
+//! repository (`--filter=blob:none`), as Kargo does ([`remote_options`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -72,7 +73,7 @@ use crate::api::{
 use crate::credentials::{CredType, FoundCredentials};
 use crate::doublestar::Glob;
 use crate::expressions::{Env, ErrorKind, NoFunctions, evaluate_expression};
-use crate::git::{Credentials, GitError, RepoCache};
+use crate::git::{Credentials, GitError, RemoteOptions, RepoCache};
 
 /// Tags recorded in `observedRefs`; above this (Kargo's `maxObservedTags`) nothing is recorded.
 const MAX_OBSERVED_TAGS: usize = 1000;
@@ -202,13 +203,9 @@ pub async fn discover_planned_commits(
     previous: Option<&GitDiscoveryResult>,
 ) -> Result<GitDiscoveryResult, GitDiscoveryError> {
     let repo = display_url(&sub.repo_url);
-    if sub.insecure_skip_tls_verify == Some(true) {
-        tracing::warn!(repo = %repo,
-            "insecureSkipTLSVerify is not supported for git subscriptions; verifying TLS");
-    }
     let started = Instant::now();
     let (refs, head) = cache
-        .ls_remote_with_head(&sub.repo_url, creds)
+        .ls_remote_with_head(&sub.repo_url, creds, remote_options(sub))
         .await
         .map_err(|e| GitDiscoveryError::from_git(&repo, e))?;
     let run = Run {
@@ -820,6 +817,14 @@ fn display_url(raw: &str) -> String {
     format!("{}://{keep}{sep}{}", &url[..scheme_end], &rest[at + 1..])
 }
 
+/// How discovery talks to the subscription's repository.
+pub fn remote_options(sub: &GitSubscription) -> RemoteOptions {
+    RemoteOptions {
+        skip_tls_verify: sub.insecure_skip_tls_verify == Some(true),
+        blobless: sub.blobless == Some(true),
+    }
+}
+
 // ---------------------------------------------------------------------------------- selection
 
 /// One discovery run's context.
@@ -851,7 +856,14 @@ impl Run<'_> {
         reads: &[Vec<String>],
     ) -> Result<Option<Vec<String>>, GitDiscoveryError> {
         self.cache
-            .fetch_and_read(&self.sub.repo_url, self.creds, refspecs, depth, reads)
+            .fetch_and_read(
+                &self.sub.repo_url,
+                self.creds,
+                remote_options(self.sub),
+                refspecs,
+                depth,
+                reads,
+            )
             .await
             .map_err(|e| self.git_err(e))
     }

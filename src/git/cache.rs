@@ -13,7 +13,7 @@ use super::cmd::{Auth, Runner};
 use super::error::{GitError, Result, classify};
 use super::url::{RepoUrl, hex_digest};
 use super::worktree::Worktree;
-use super::{Author, Checkout, Credentials, GitRef, locks};
+use super::{Author, Checkout, Credentials, GitRef, RemoteOptions, locks};
 
 /// git's "infinite" depth: fetching with it un-shallows a history.
 const INFINITE_DEPTH: u32 = 2_147_483_647;
@@ -185,6 +185,13 @@ impl RepoCache {
         self.inner.repos.join(format!("{}.git", url.cache_key()))
     }
 
+    /// The cached partial clone (`--filter=blob:none`) of `url`, apart from the full one.
+    pub(crate) fn blobless_repo_dir(&self, url: &RepoUrl) -> PathBuf {
+        self.inner
+            .repos
+            .join(format!("{}{BLOBLESS_SUFFIX}", url.cache_key()))
+    }
+
     /// The remote's refs (`git ls-remote`): `(refname, sha)` pairs, including `HEAD` and peeled
     /// tags (`refs/tags/v1^{}`). Needs no cached repository.
     pub async fn ls_remote(
@@ -192,7 +199,10 @@ impl RepoCache {
         repo_url: &str,
         creds: &Credentials,
     ) -> Result<Vec<(String, String)>> {
-        Ok(self.ls_remote_refs(repo_url, creds, false).await?.0)
+        Ok(self
+            .ls_remote_refs(repo_url, creds, RemoteOptions::default(), false)
+            .await?
+            .0)
     }
 
     /// [`RepoCache::ls_remote`] plus the branch the remote's `HEAD` points to (`git ls-remote
@@ -201,18 +211,23 @@ impl RepoCache {
         &self,
         repo_url: &str,
         creds: &Credentials,
+        opts: RemoteOptions,
     ) -> Result<(Vec<(String, String)>, Option<String>)> {
-        self.ls_remote_refs(repo_url, creds, true).await
+        self.ls_remote_refs(repo_url, creds, opts, true).await
     }
 
     async fn ls_remote_refs(
         &self,
         repo_url: &str,
         creds: &Credentials,
+        opts: RemoteOptions,
         symref: bool,
     ) -> Result<(Vec<(String, String)>, Option<String>)> {
         let url = self.parse_url(repo_url)?;
-        let auth = self.runner().auth(&url, creds)?;
+        let auth = self
+            .runner()
+            .auth(&url, creds)?
+            .skip_tls_verify(opts.skip_tls_verify);
         let home = self.inner.runner.home.clone();
         let mut cmd = self
             .runner()
@@ -258,6 +273,7 @@ impl RepoCache {
         &self,
         repo_url: &str,
         creds: &Credentials,
+        opts: RemoteOptions,
         refspecs: &[String],
         depth: Option<u32>,
         reads: &[Vec<String>],
@@ -286,8 +302,15 @@ impl RepoCache {
                 reason: format!("{bad:?}"),
             });
         }
-        let auth = self.runner().auth(&url, creds)?;
-        let dir = self.repo_dir(&url);
+        let auth = self
+            .runner()
+            .auth(&url, creds)?
+            .skip_tls_verify(opts.skip_tls_verify);
+        let dir = if opts.blobless {
+            self.blobless_repo_dir(&url)
+        } else {
+            self.repo_dir(&url)
+        };
         let dir_key = dir.to_string_lossy().into_owned();
         let _repo_guard = locks::repo(&dir_key).await;
         self.ensure_repo(&url, &dir).await?;
@@ -346,8 +369,15 @@ impl RepoCache {
         }
         let work_path =
             std::path::absolute(work_path).map_err(GitError::io("resolving the work path"))?;
-        let auth = self.runner().auth(&url, creds)?;
-        let dir = self.repo_dir(&url);
+        let auth = self
+            .runner()
+            .auth(&url, creds)?
+            .skip_tls_verify(checkout.skip_tls_verify);
+        let dir = if checkout.blobless {
+            self.blobless_repo_dir(&url)
+        } else {
+            self.repo_dir(&url)
+        };
         let dir_key = dir.to_string_lossy().into_owned();
         let started = std::time::Instant::now();
 
@@ -399,10 +429,12 @@ impl RepoCache {
                     drop(branch_guard);
                 }
                 let local = local_branch_name(&work_path, b);
+                // With auth: a partial clone fetches the blobs it checks out.
                 let mut add = self
                     .runner()
                     .cmd("worktree add", &url.remote, &dir)
                     .git_dir(&dir)
+                    .auth(&auth)
                     .args(["worktree", "add", "--quiet"]);
                 if !checkout.sparse.is_empty() {
                     add = add.arg("--no-checkout");
@@ -412,7 +444,7 @@ impl RepoCache {
                     .arg(format!("refs/remotes/origin/{b}"))
                     .ok()
                     .await?;
-                self.apply_sparse(&url, &work_path, &checkout.sparse)
+                self.apply_sparse(&url, &auth, &work_path, &checkout.sparse)
                     .await?;
                 (Some(b.clone()), Some(local))
             }
@@ -425,8 +457,14 @@ impl RepoCache {
                         reference: t.clone(),
                     });
                 }
-                self.add_detached(&url, &dir, &work_path, &format!("refs/tags/{t}^{{commit}}"))
-                    .await?;
+                self.add_detached(
+                    &url,
+                    &dir,
+                    &auth,
+                    &work_path,
+                    &format!("refs/tags/{t}^{{commit}}"),
+                )
+                .await?;
                 (None, None)
             }
             GitRef::Commit(c) => {
@@ -445,7 +483,7 @@ impl RepoCache {
                         reference: c.clone(),
                     });
                 }
-                self.add_detached(&url, &dir, &work_path, c).await?;
+                self.add_detached(&url, &dir, &auth, &work_path, c).await?;
                 (None, None)
             }
         };
@@ -456,9 +494,14 @@ impl RepoCache {
             path: work_path,
             branch,
             local_branch,
+            skip_tls_verify: checkout.skip_tls_verify,
         };
         wt.set_base("HEAD").await?;
+        super::worktree::mark_skip_tls_verify(&wt.path, checkout.skip_tls_verify)?;
         drop(repo_guard);
+        if checkout.recurse_submodules {
+            wt.update_submodules(creds).await?;
+        }
         tracing::info!(repo = %wt.url.remote, reference = ?checkout.reference,
             depth = ?checkout.depth, path = %wt.path.display(),
             elapsed_ms = started.elapsed().as_millis() as u64, "checked out git worktree");
@@ -486,6 +529,7 @@ impl RepoCache {
             path: path.clone(),
             branch: None,
             local_branch: None,
+            skip_tls_verify: false,
         };
         let common = wt.cmd("rev-parse").args(["rev-parse", "--git-common-dir"]);
         let common = match common.read().await {
@@ -497,9 +541,13 @@ impl RepoCache {
         } else {
             path.join(common)
         };
-        if !same_path(&common, &dir) {
+        let blobless = self.blobless_repo_dir(&url);
+        if same_path(&common, &blobless) {
+            wt.repo_dir = blobless;
+        } else if !same_path(&common, &dir) {
             return Err(not_ours());
         }
+        wt.skip_tls_verify = super::worktree::skips_tls_verify(&path);
         let head = wt
             .cmd("symbolic-ref")
             .args(["symbolic-ref", "-q", "--short", "HEAD"])
@@ -526,12 +574,14 @@ impl RepoCache {
         &self,
         url: &RepoUrl,
         dir: &Path,
+        auth: &Auth,
         work_path: &Path,
         commitish: &str,
     ) -> Result<()> {
         self.runner()
             .cmd("worktree add", &url.remote, dir)
             .git_dir(dir)
+            .auth(auth)
             .args(["worktree", "add", "--quiet", "--detach"])
             .arg(work_path)
             .arg(commitish)
@@ -542,7 +592,13 @@ impl RepoCache {
 
     /// Restricts a worktree added with `--no-checkout` to `dirs` (cone mode) and writes only
     /// those files; nothing to do when `dirs` is empty.
-    async fn apply_sparse(&self, url: &RepoUrl, work_path: &Path, dirs: &[String]) -> Result<()> {
+    async fn apply_sparse(
+        &self,
+        url: &RepoUrl,
+        auth: &Auth,
+        work_path: &Path,
+        dirs: &[String],
+    ) -> Result<()> {
         if dirs.is_empty() {
             return Ok(());
         }
@@ -559,6 +615,7 @@ impl RepoCache {
                 .cmd(op, &url.remote, work_path)
                 .env("GIT_DIR", work_path.join(".git"))
                 .env("GIT_WORK_TREE", work_path)
+                .auth(auth)
         };
         run("sparse-checkout")
             .args(["sparse-checkout", "set", "--cone", "--"])
@@ -616,6 +673,18 @@ impl RepoCache {
             .arg(&tmp)
             .ok()
             .await?;
+        // A partial clone: blobs come from origin on demand (what `clone --filter=blob:none`
+        // configures).
+        let partial: &[(&str, &str)] = if is_blobless(dir) {
+            &[
+                ("core.repositoryFormatVersion", "1"),
+                ("extensions.partialClone", "origin"),
+                ("remote.origin.promisor", "true"),
+                ("remote.origin.partialCloneFilter", "blob:none"),
+            ]
+        } else {
+            &[]
+        };
         let settings: [(&str, &str); 7] = [
             ("remote.origin.url", &url.remote),
             ("remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"),
@@ -629,7 +698,7 @@ impl RepoCache {
             ("core.logAllRefUpdates", "false"),
             ("fetch.showForcedUpdates", "false"),
         ];
-        for (k, v) in settings {
+        for (k, v) in settings.iter().chain(partial) {
             r.cmd("config", &url.remote, &self.inner.repos)
                 .git_dir(&tmp)
                 .args(["config", k, v])
@@ -679,6 +748,9 @@ impl RepoCache {
                 "--no-write-fetch-head",
                 "--no-recurse-submodules",
             ]);
+        if is_blobless(dir) {
+            cmd = cmd.arg("--filter=blob:none");
+        }
         match depth {
             Depth::Shallow(n) => cmd = cmd.arg(format!("--depth={n}")),
             Depth::Full if dir.join("shallow").exists() => {
@@ -891,6 +963,14 @@ impl RepoCache {
 }
 
 /// The local branch of the worktree at `work_path` that tracks remote branch `b`.
+/// How the cached partial clone of a URL is named (`<hash>-blobless.git`).
+const BLOBLESS_SUFFIX: &str = "-blobless.git";
+
+fn is_blobless(dir: &Path) -> bool {
+    dir.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(BLOBLESS_SUFFIX))
+}
+
 fn local_branch_name(work_path: &Path, b: &str) -> String {
     format!("{}{b}", local_branch_stem(work_path))
 }

@@ -76,6 +76,15 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
+    /// Also skips TLS certificate verification when `skip` (a repository's
+    /// `insecureSkipTLSVerify`): on the commands given this auth only, never globally.
+    pub(crate) fn skip_tls_verify(mut self, skip: bool) -> Self {
+        if skip {
+            self.config.push("http.sslVerify=false");
+        }
+        self
+    }
+
     pub(crate) fn none() -> Self {
         Self {
             config: Vec::new(),

@@ -8,9 +8,9 @@
 //! * **Everything the promises need exists and is battle-tested there**: shallow fetch and
 //!   `--deepen`, incremental fetch of one ref, `git worktree` (many checkouts sharing one object
 //!   store), `rebase --onto` with conflict detection and `--abort`, `--porcelain` push status,
-//!   commit trailers, partial/sparse clone for later. git2 (libgit2) has no worktree-safe rebase
-//!   integration of comparable maturity, no partial clone, and blocking calls that would need
-//!   `spawn_blocking`; gix cannot push at all.
+//!   commit trailers, partial clone (`--filter=blob:none`) and sparse checkout. git2 (libgit2)
+//!   has no worktree-safe rebase integration of comparable maturity, no partial clone, and
+//!   blocking calls that would need `spawn_blocking`; gix cannot push at all.
 //! * **Isolation is simple**: each operation is a child process with a scrubbed environment
 //!   (`GIT_CONFIG_GLOBAL=/dev/null`, `GIT_CONFIG_NOSYSTEM=1`, a private `HOME`), a timeout that
 //!   kills its whole process group, and a global cap on concurrent git processes (unbounded git
@@ -117,6 +117,18 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// How discovery talks to a repository (a Warehouse git subscription's `blobless` and
+/// `insecureSkipTLSVerify`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteOptions {
+    /// Skip TLS certificate verification (`http.sslVerify=false`) on this repository's
+    /// commands only.
+    pub skip_tls_verify: bool,
+    /// Fetch into the cached partial clone (`--filter=blob:none`): discovery reads commits,
+    /// never file contents.
+    pub blobless: bool,
+}
+
 /// The author (and committer) of commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Author {
@@ -160,6 +172,16 @@ pub struct Checkout {
     /// Directories to check out (git sparse-checkout, cone mode); empty checks out everything.
     /// On a large monorepo a promotion that edits one folder then writes only that folder.
     pub sparse: Vec<String>,
+    /// Fetch without file contents (`--filter=blob:none`, a partial clone); git fetches the
+    /// blobs a checkout needs on demand. Kept in a cached repository of its own, so other
+    /// checkouts of the same URL never depend on lazy fetches.
+    pub blobless: bool,
+    /// Check out submodules too (`git submodule update --init --recursive`), fetched with the
+    /// same credentials and TLS setting.
+    pub recurse_submodules: bool,
+    /// Skip TLS certificate verification (`http.sslVerify=false`) for this checkout's remote
+    /// commands and for those of the worktree it makes (commit, push, tag), nothing else.
+    pub skip_tls_verify: bool,
 }
 
 impl Checkout {
@@ -179,6 +201,9 @@ impl Checkout {
             depth: None,
             author: Author::default(),
             sparse: Vec::new(),
+            blobless: false,
+            recurse_submodules: false,
+            skip_tls_verify: false,
         }
     }
     /// Sets [`Checkout::sparse`].

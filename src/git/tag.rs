@@ -109,7 +109,7 @@ impl Worktree {
                         "{name:?} does not exist in the worktree; create it with git-tag"
                     ),
                 })?;
-        let auth = self.cache.runner().auth(&self.url, creds)?;
+        let auth = self.auth(creds)?;
         let refname = format!("refs/tags/{name}");
         let remote = self
             .cmd("ls-remote")

@@ -30,6 +30,48 @@ pub struct Worktree {
     /// The remote branch the worktree tracks (`None` when detached at a tag or commit).
     pub(crate) branch: Option<String>,
     pub(crate) local_branch: Option<String>,
+    /// Its remote commands skip TLS verification (checked out with
+    /// [`Checkout::skip_tls_verify`](super::Checkout::skip_tls_verify)).
+    pub(crate) skip_tls_verify: bool,
+}
+
+/// Marks a worktree whose remote commands skip TLS verification, in its private git dir, so
+/// a later step (or a resumed promotion) reopening it by path keeps the setting.
+const SKIP_TLS_MARKER: &str = "haul-skip-tls-verify";
+
+/// The worktree's private git dir (`.git` is a file `gitdir: <dir>`).
+fn admin_dir(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path.join(".git")).ok()?;
+    let dir = PathBuf::from(text.trim().strip_prefix("gitdir:")?.trim());
+    Some(if dir.is_absolute() {
+        dir
+    } else {
+        path.join(dir)
+    })
+}
+
+/// Whether the worktree at `path` was marked with [`mark_skip_tls_verify`].
+pub(crate) fn skips_tls_verify(path: &Path) -> bool {
+    admin_dir(path).is_some_and(|d| d.join(SKIP_TLS_MARKER).is_file())
+}
+
+/// Records (or clears) that the worktree at `path` skips TLS verification.
+pub(crate) fn mark_skip_tls_verify(path: &Path, skip: bool) -> Result<()> {
+    let Some(dir) = admin_dir(path) else {
+        return Err(GitError::io("finding the worktree's git dir")(
+            std::io::Error::other(format!("{} has no .git file", path.display())),
+        ));
+    };
+    let marker = dir.join(SKIP_TLS_MARKER);
+    let r = if skip {
+        std::fs::write(&marker, "")
+    } else {
+        match std::fs::remove_file(&marker) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    };
+    r.map_err(GitError::io("marking the worktree's TLS setting"))
 }
 
 impl std::fmt::Debug for Worktree {
@@ -269,8 +311,23 @@ impl Worktree {
         self.find_in_remote(&auth, &branch, key, value, depth).await
     }
 
-    fn auth(&self, creds: &Credentials) -> Result<Auth> {
-        self.cache.runner().auth(&self.url, creds)
+    pub(crate) fn auth(&self, creds: &Credentials) -> Result<Auth> {
+        Ok(self
+            .cache
+            .runner()
+            .auth(&self.url, creds)?
+            .skip_tls_verify(self.skip_tls_verify))
+    }
+
+    /// Checks out the worktree's submodules, recursively, with `creds` for every one of them.
+    pub(crate) async fn update_submodules(&self, creds: &Credentials) -> Result<()> {
+        let auth = self.auth(creds)?;
+        self.cmd("submodule update")
+            .auth(&auth)
+            .args(["submodule", "update", "--init", "--recursive", "--quiet"])
+            .ok()
+            .await?;
+        Ok(())
     }
 
     /// Searches `origin/<branch>` for the trailer, deepening a shallow history once if the
@@ -406,7 +463,9 @@ impl Worktree {
                     )
                     .await?
             {
+                // With auth: in a partial clone, checking out fetches blobs.
                 self.cmd("reset")
+                    .auth(&auth)
                     .args(["reset", "--quiet", "--hard", &tracking])
                     .ok()
                     .await?;
@@ -421,7 +480,7 @@ impl Worktree {
                 });
             }
             if attempt > 1 && self.try_rev_parse(&tracking).await?.is_some() {
-                self.rebase_onto(&tracking, &target).await?;
+                self.rebase_onto(&auth, &tracking, &target).await?;
             }
             // A successful push also moves the remote-tracking ref, which a concurrent fetch
             // into the same cached repository would fail to lock: push under the repository
@@ -524,7 +583,8 @@ impl Worktree {
 
     /// Replays this worktree's commits (`base..HEAD`) onto `onto_ref`. On conflict the rebase is
     /// aborted and the files are reported.
-    async fn rebase_onto(&self, onto_ref: &str, target: &str) -> Result<()> {
+    /// `auth`: in a partial clone, the rebase fetches the blobs it merges.
+    async fn rebase_onto(&self, auth: &Auth, onto_ref: &str, target: &str) -> Result<()> {
         let onto = self.rev_parse(onto_ref).await?;
         let base = match self.try_rev_parse(BASE_REF).await? {
             Some(b) => b,
@@ -552,6 +612,7 @@ impl Worktree {
         let signer = self.signer(key.as_ref()).await?;
         let out = self
             .cmd("rebase")
+            .auth(auth)
             .args([
                 "rebase",
                 "--quiet",

@@ -75,13 +75,20 @@ pub struct CloneConfig {
     repo_url: String,
     checkout: Vec<CheckoutConfig>,
     author: Option<AuthorConfig>,
-    #[serde(default)]
+    /// Skip TLS certificate verification for this repository's git commands (this clone and
+    /// the commits, pushes and tags of its worktrees). `insecureSkipTlsVerify`, haul's earlier
+    /// spelling, is accepted too.
+    #[serde(
+        default,
+        rename = "insecureSkipTLSVerify",
+        alias = "insecureSkipTlsVerify"
+    )]
     insecure_skip_tls_verify: bool,
+    /// Fetch without file contents (`--filter=blob:none`); git fetches the blobs checked out.
     #[serde(default)]
-    #[allow(dead_code)]
     blobless: bool,
+    /// Check out submodules (recursively) with the repository's credentials.
     #[serde(default)]
-    #[allow(dead_code)]
     recurse_submodules: bool,
 }
 
@@ -111,9 +118,6 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
             "invalid config: config.checkout: at least one checkout is required".into(),
         ));
     }
-    if cfg.insecure_skip_tls_verify {
-        tracing::debug!("insecureSkipTLSVerify is ignored for git: use http:// or a trusted CA");
-    }
     // Validate every checkout before touching anything.
     let mut plans = Vec::new();
     for (i, c) in cfg.checkout.iter().enumerate() {
@@ -138,6 +142,9 @@ pub async fn clone(cfg: CloneConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
         // directories the step names when it names some.
         let mut checkout = checkout.with_depth(1).with_sparse(c.sparse.clone());
         checkout.author = author(cfg.author.as_ref(), env.author);
+        checkout.blobless = cfg.blobless;
+        checkout.recurse_submodules = cfg.recurse_submodules;
+        checkout.skip_tls_verify = cfg.insecure_skip_tls_verify;
         plans.push((c, path, checkout));
     }
     // Kargo: git-clone's author (with its key, if any) is the repository's user; without an

@@ -2,6 +2,10 @@
 //! `successExpression` / `failureExpression` over `response.status`, `response.headers` and
 //! `response.body`, with outputs read from the response by expressions (Kargo's `http` step).
 //! The request, the expression environment and the verdict are pure; only `run` does IO.
+//!
+//! With `proxy`, the connection goes to the proxy: its address passes the same link-local
+//! check as a target's (literal, after resolution), and the target is then the proxy's to
+//! resolve and check (haul never resolves it).
 
 use std::time::Duration;
 
@@ -9,8 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+use super::env::StepEnv;
 use super::spec::step;
-use super::toolkit::{StepError, StepOutcome, lenient};
+use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 use crate::api::StepStatus;
 use crate::expressions::{self, Env, ErrorKind, NoFunctions};
 
@@ -38,16 +43,31 @@ pub struct Config {
     #[serde(default, deserialize_with = "body")]
     #[schemars(with = "Option<Value>")]
     body: Option<String>,
+    /// A file in the work directory whose contents are the request body (at most 2 MiB);
+    /// not together with `body`.
+    #[serde(default)]
+    body_from_file: Option<String>,
     #[serde(default)]
     timeout: Option<String>,
     #[serde(default)]
     poll_interval: Option<String>,
     #[serde(default, rename = "insecureSkipTLSVerify")]
     insecure_skip_tls_verify: bool,
+    /// An http(s) proxy to send the request through (else the environment's proxy, if any).
+    #[serde(default)]
+    proxy: Option<String>,
+    /// How to parse the response body, overriding its Content-Type: `application/json`,
+    /// `application/yaml` or `text/plain`.
+    #[serde(default)]
+    response_content_type: Option<String>,
     #[serde(default)]
     success_expression: Option<String>,
     #[serde(default)]
     failure_expression: Option<String>,
+    /// When the failure criteria are met: a message read from the response (a string) for
+    /// the step's error.
+    #[serde(default)]
+    error_expression: Option<String>,
     #[serde(default)]
     outputs: Vec<Output>,
 }
@@ -84,10 +104,14 @@ pub struct Plan {
     pub method: reqwest::Method,
     pub url: reqwest::Url,
     pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
+    pub body: Option<Vec<u8>>,
+    pub proxy: Option<reqwest::Url>,
     pub timeout: Duration,
     pub poll: Duration,
 }
+
+/// The media types `responseContentType` may name (Kargo's schema).
+const RESPONSE_TYPES: [&str; 3] = ["application/json", "application/yaml", "text/plain"];
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> StepError {
     StepError::Failed(format!("invalid config: config.{field}: {why}"))
@@ -129,6 +153,34 @@ pub fn plan(cfg: &Config) -> Result<Plan, StepError> {
             return Err(invalid(&format!("outputs[{i}].name"), "must not be empty"));
         }
     }
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    if set(&cfg.body) && set(&cfg.body_from_file) {
+        return Err(invalid(
+            "bodyFromFile",
+            "set body or bodyFromFile, not both",
+        ));
+    }
+    if let Some(t) = cfg.response_content_type.as_deref()
+        && !RESPONSE_TYPES.contains(&t)
+    {
+        return Err(invalid(
+            "responseContentType",
+            format!("{t:?} is not one of {}", RESPONSE_TYPES.join(", ")),
+        ));
+    }
+    let proxy = match cfg.proxy.as_deref().filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => {
+            let u = reqwest::Url::parse(p).map_err(|e| invalid("proxy", e))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "proxy",
+                    "only http and https proxies are supported",
+                ));
+            }
+            Some(u)
+        }
+    };
     Ok(Plan {
         method: reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| invalid("method", e))?,
         url,
@@ -137,7 +189,12 @@ pub fn plan(cfg: &Config) -> Result<Plan, StepError> {
             .iter()
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect(),
-        body: cfg.body.clone(),
+        body: cfg
+            .body
+            .clone()
+            .filter(|b| !b.is_empty())
+            .map(String::into_bytes),
+        proxy,
         timeout: duration("timeout", &cfg.timeout, DEFAULT_TIMEOUT)?,
         poll: duration("pollInterval", &cfg.poll_interval, DEFAULT_POLL)?,
     })
@@ -159,9 +216,22 @@ fn canonical(name: &str) -> String {
     out
 }
 
-/// The `response` variable: `status`, `headers` (name → list of values) and `body` (the
-/// parsed JSON when the body is JSON, else an empty map, as in Kargo).
+/// The `response` variable: `status`, `headers` (name → list of values) and `body`, parsed
+/// as [`parse_body`] says.
+#[cfg(test)]
 pub fn response_value(status: u16, headers: &[(String, String)], body: &[u8]) -> Value {
+    response_value_as(status, headers, body, None)
+        .unwrap_or_else(|_| response_value_as(status, headers, b"", None).unwrap_or(Value::Null))
+}
+
+/// [`response_value`] with the body parsed as `content_type` (`responseContentType`) when
+/// given; an error when the body does not parse as a type it must be.
+pub fn response_value_as(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    content_type: Option<&str>,
+) -> Result<Value, String> {
     let mut hs: Map<String, Value> = Map::new();
     for (k, v) in headers {
         let entry = hs
@@ -171,11 +241,50 @@ pub fn response_value(status: u16, headers: &[(String, String)], body: &[u8]) ->
             a.push(Value::String(v.clone()));
         }
     }
-    let parsed = serde_json::from_slice::<Value>(body)
-        .ok()
-        .filter(|v| v.is_object() || v.is_array())
-        .unwrap_or_else(|| Value::Object(Map::new()));
-    serde_json::json!({"status": status, "headers": hs, "body": parsed})
+    let content_type = match content_type.filter(|t| !t.is_empty()) {
+        Some(t) => t.to_string(),
+        None => media_type(
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map_or("", |(_, v)| v.as_str()),
+        ),
+    };
+    let parsed = parse_body(body, &content_type)?;
+    Ok(serde_json::json!({"status": status, "headers": hs, "body": parsed}))
+}
+
+/// A Content-Type's media type, lowercased, without parameters (Go's mime.ParseMediaType).
+fn media_type(header: &str) -> String {
+    header
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The body as Kargo reads it by media type: YAML types as YAML, `text/plain` as a string,
+/// anything else as JSON. Only a body declared `application/json` must be JSON; another
+/// that is not JSON is left out (an empty map), as is an empty body.
+pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, String> {
+    if body.is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    let is = |t: &str| content_type.eq_ignore_ascii_case(t);
+    if is("application/yaml") || is("text/yaml") || is("application/x-yaml") {
+        let text = std::str::from_utf8(body).map_err(|e| format!("parsing YAML response: {e}"))?;
+        return serde_saphyr::from_str::<Value>(text)
+            .map_err(|e| format!("parsing YAML response: {e}"));
+    }
+    if is("text/plain") {
+        return Ok(Value::String(String::from_utf8_lossy(body).into_owned()));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => Ok(v),
+        Err(e) if content_type == "application/json" => Err(format!("parsing JSON response: {e}")),
+        Err(_) => Ok(Value::Object(Map::new())),
+    }
 }
 
 /// What the response means.
@@ -222,9 +331,10 @@ pub fn verdict(cfg: &Config, response: &Value) -> Result<Verdict, StepError> {
     let succeeded = criterion(&cfg.success_expression, &env, "successExpression")?;
     let status = response.get("status").and_then(Value::as_u64).unwrap_or(0);
     Ok(match (succeeded, failed) {
-        (_, Some(true)) => {
-            Verdict::Failed(format!("HTTP ({status}) response met the failure criteria"))
-        }
+        (_, Some(true)) => Verdict::Failed(match error_message(cfg, &env)? {
+            Some(m) => format!("HTTP ({status}) response met the failure criteria: {m:?}"),
+            None => format!("HTTP ({status}) response met the failure criteria"),
+        }),
         (Some(true), _) => Verdict::Succeeded,
         (None, None) if (200..300).contains(&status) => Verdict::Succeeded,
         (None, None) => Verdict::Retry(format!(
@@ -232,6 +342,30 @@ pub fn verdict(cfg: &Config, response: &Value) -> Result<Verdict, StepError> {
         )),
         _ => Verdict::Pending,
     })
+}
+
+/// The message `errorExpression` reads from the response, as Kargo: a syntax error is the
+/// config's fault and ends the step Errored; an evaluation error (the response is not shaped
+/// as expected) or a result that is not a string just leaves the message out.
+fn error_message(cfg: &Config, env: &Env) -> Result<Option<String>, StepError> {
+    let Some(e) = cfg
+        .error_expression
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    match expressions::evaluate_expression(e, env, &NoFunctions) {
+        Ok(Value::String(m)) if !m.is_empty() => Ok(Some(m)),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind == ErrorKind::Syntax => Err(StepError::Errored(
+            err.under("config.errorExpression").to_string(),
+        )),
+        Err(err) => {
+            tracing::debug!(error = %err, "errorExpression did not evaluate; no message");
+            Ok(None)
+        }
+    }
 }
 
 /// The step's outputs, read from the response.
@@ -246,21 +380,62 @@ pub fn outputs(cfg: &Config, response: &Value) -> Result<Map<String, Value>, Ste
     Ok(out)
 }
 
-pub async fn run(cfg: Config) -> Result<StepOutcome, StepError> {
-    run_resolving(cfg, std::sync::Arc::new(super::http_guard::SystemResolver)).await
+pub async fn run(cfg: Config, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
+    let mut plan = plan(&cfg)?;
+    if let Some(file) = cfg.body_from_file.as_deref().filter(|f| !f.is_empty()) {
+        plan.body = Some(body_from_file(env, file)?);
+    }
+    send(
+        cfg,
+        plan,
+        std::sync::Arc::new(super::http_guard::SystemResolver),
+    )
+    .await
+}
+
+/// The contents of `bodyFromFile`, a file inside the work directory, at most 2 MiB (Kargo's
+/// limit). Sent as they are, so they need not be text.
+fn body_from_file(env: &StepEnv<'_>, file: &str) -> Result<Vec<u8>, StepError> {
+    let path = path_in(env, file, "bodyFromFile")?;
+    let read = |e: std::io::Error| StepError::Failed(format!("config.bodyFromFile: {file}: {e}"));
+    let len = std::fs::metadata(&path).map_err(read)?.len();
+    if len > MAX_BODY as u64 {
+        return Err(StepError::Failed(format!(
+            "config.bodyFromFile: {file} is larger than {MAX_BODY} bytes"
+        )));
+    }
+    std::fs::read(&path).map_err(read)
 }
 
 /// [`run`] with names resolved by `resolver` (tests map names to addresses without DNS).
+#[cfg(test)]
 pub(super) async fn run_resolving(
     cfg: Config,
     resolver: std::sync::Arc<dyn reqwest::dns::Resolve>,
 ) -> Result<StepOutcome, StepError> {
     let plan = plan(&cfg)?;
+    send(cfg, plan, resolver).await
+}
+
+async fn send(
+    cfg: Config,
+    plan: Plan,
+    resolver: std::sync::Arc<dyn reqwest::dns::Resolve>,
+) -> Result<StepOutcome, StepError> {
     super::http_guard::check_url(&plan.url)
         .map_err(|e| StepError::Failed(format!("config.url: {e}")))?;
-    let client = super::http_guard::client_builder(resolver)
+    let mut builder = super::http_guard::client_builder(resolver)
         .timeout(plan.timeout)
-        .tls_danger_accept_invalid_certs(cfg.insecure_skip_tls_verify)
+        .tls_danger_accept_invalid_certs(cfg.insecure_skip_tls_verify);
+    if let Some(p) = &plan.proxy {
+        // The connection goes to the proxy, so the proxy's address is what is checked here
+        // (literally now, after resolution by the guarded resolver); the target's address is
+        // resolved, and must be checked, by the proxy.
+        super::http_guard::check_url(p)
+            .map_err(|e| StepError::Failed(format!("config.proxy: {e}")))?;
+        builder = builder.proxy(reqwest::Proxy::all(p.clone()).map_err(|e| invalid("proxy", e))?);
+    }
+    let client = builder
         .build()
         .map_err(|e| StepError::Errored(format!("building the HTTP client: {e}")))?;
     let mut req = client.request(plan.method.clone(), plan.url.clone());
@@ -311,7 +486,13 @@ pub(super) async fn run_resolving(
         body.extend_from_slice(&chunk);
     }
     tracing::debug!(request = %shown, status, body_bytes = body.len(), "http step response");
-    let response = response_value(status, &headers, &body);
+    let response = response_value_as(
+        status,
+        &headers,
+        &body,
+        cfg.response_content_type.as_deref(),
+    )
+    .map_err(|e| StepError::Retryable(format!("{shown}: {e}")))?;
     match verdict(&cfg, &response)? {
         Verdict::Succeeded => Ok(StepOutcome::succeeded(outputs(&cfg, &response)?)),
         Verdict::Failed(m) => Err(StepError::Failed(format!("{shown}: {m}"))),
@@ -358,7 +539,7 @@ pub(super) fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
-step! { pub struct Http = "http", Config, |cfg, _env| run(cfg) }
+step! { pub struct Http = "http", Config, |cfg, env| run(cfg, env) }
 
 #[cfg(test)]
 mod tests {
@@ -382,7 +563,7 @@ mod tests {
         let p = plan(&cfg).expect("plan");
         assert_eq!(p.method, reqwest::Method::POST);
         assert_eq!(p.url.as_str(), "http://127.0.0.1:9/hook?x=1&stage=uat+env");
-        assert_eq!(p.body.as_deref(), Some("{\"text\":\"hi\"}"));
+        assert_eq!(p.body.as_deref(), Some(&b"{\"text\":\"hi\"}"[..]));
         assert_eq!(p.timeout, Duration::from_secs(2));
         assert_eq!(p.poll, DEFAULT_POLL);
         let e = plan(&config(json!({"url": "http://x", "method": "BREW"}))).expect_err("method");

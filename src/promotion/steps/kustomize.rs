@@ -145,6 +145,98 @@ pub async fn set_image(cfg: SetImageConfig, env: &StepEnv<'_>) -> Result<StepOut
 pub struct BuildConfig {
     path: String,
     out_path: String,
+    /// How the files of a directory `outPath` are named: `kargo` (the default,
+    /// `[namespace-]kind-name.yaml`) or `kustomize` (as `kustomize build -o dir/`:
+    /// `[namespace_]group_version_kind_name.yaml`, the namespace only when there are several).
+    #[serde(default)]
+    output_format: Option<OutputFormat>,
+    /// Settings of kustomize's built-in plugins.
+    #[serde(default)]
+    plugin: Option<PluginConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Kargo,
+    Kustomize,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginConfig {
+    #[serde(default)]
+    helm: Option<HelmPluginConfig>,
+}
+
+/// The Helm chart inflator's `.Capabilities` (`helmCharts` in the kustomization).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HelmPluginConfig {
+    /// `.Capabilities.APIVersions` (`helm template --api-versions`).
+    #[serde(default)]
+    api_versions: Vec<String>,
+    /// `.Capabilities.KubeVersion` (`helm template --kube-version`).
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[schemars(with = "Option<lenient::Text>")]
+    kube_version: Option<String>,
+}
+
+/// The `kubectl kustomize` arguments after the directory: the Helm chart inflator enabled (as
+/// Kargo enables it, running `helm` from PATH) with the config's capabilities.
+fn kustomize_args(plugin: Option<&PluginConfig>) -> Result<Vec<String>, StepError> {
+    let mut args = vec!["--enable-helm".to_string()];
+    if let Some(helm) = plugin.and_then(|p| p.helm.as_ref()) {
+        for (i, v) in helm.api_versions.iter().enumerate() {
+            if v.is_empty() || v.contains(',') {
+                return Err(StepError::Failed(format!(
+                    "invalid config: config.plugin.helm.apiVersions[{i}]: {v:?} is not an API version"
+                )));
+            }
+            args.push(format!("--helm-api-versions={v}"));
+        }
+        if let Some(v) = helm.kube_version.as_deref().filter(|v| !v.is_empty()) {
+            args.push(format!("--helm-kube-version={v}"));
+        }
+    }
+    Ok(args)
+}
+
+/// The file name of one rendered resource in a directory `outPath` (Kargo's two formats).
+fn resource_file_name(
+    format: OutputFormat,
+    resource: &Value,
+    several_namespaces: bool,
+) -> Result<String, StepError> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_lowercase();
+    let kind = text(&resource["kind"]);
+    let name = text(&resource["metadata"]["name"]);
+    let namespace = text(&resource["metadata"]["namespace"]);
+    let file = match format {
+        OutputFormat::Kargo if namespace.is_empty() => format!("{kind}-{name}.yaml"),
+        OutputFormat::Kargo => format!("{namespace}-{kind}-{name}.yaml"),
+        OutputFormat::Kustomize => {
+            let api = text(&resource["apiVersion"]);
+            let (group, version) = api.rsplit_once('/').unwrap_or(("", &api));
+            let gvk: Vec<&str> = [group, version, kind.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            let base = format!("{}_{name}.yaml", gvk.join("_"));
+            if several_namespaces && !namespace.is_empty() {
+                format!("{namespace}_{base}")
+            } else {
+                base
+            }
+        }
+    };
+    // Names come from rendered (untrusted) metadata: only a plain file name may be written.
+    if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+        return Err(StepError::Failed(format!(
+            "a rendered resource would be written as {file:?}, which is not a plain file name"
+        )));
+    }
+    Ok(file)
 }
 
 /// Renders `path` with `kubectl kustomize` (kustomize v5 built into kubectl) into `outPath`:
@@ -152,9 +244,11 @@ pub struct BuildConfig {
 pub async fn build(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, StepError> {
     let dir = path_in(env, &cfg.path, "path")?;
     let out = path_in(env, &cfg.out_path, "outPath")?;
+    let args = kustomize_args(cfg.plugin.as_ref())?;
     let output = tokio::process::Command::new("kubectl")
         .arg("kustomize")
         .arg(&dir)
+        .args(&args)
         .env_remove("KUBECONFIG")
         .output()
         .await
@@ -179,18 +273,21 @@ pub async fn build(cfg: BuildConfig, env: &StepEnv<'_>) -> Result<StepOutcome, S
         write(&out, &rendered)?;
     } else {
         std::fs::create_dir_all(&out).map_err(|e| StepError::Errored(e.to_string()))?;
-        for doc in rendered.split("\n---\n").filter(|d| !d.trim().is_empty()) {
-            let v: Value = serde_saphyr::from_str(doc).unwrap_or(Value::Null);
-            let kind = v["kind"].as_str().unwrap_or("resource").to_lowercase();
-            let name = v["metadata"]["name"]
-                .as_str()
-                .unwrap_or("unnamed")
-                .to_lowercase();
+        let docs: Vec<(&str, Value)> = rendered
+            .split("\n---\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| (d, serde_saphyr::from_str(d).unwrap_or(Value::Null)))
+            .collect();
+        let namespaces: std::collections::BTreeSet<&str> = docs
+            .iter()
+            .filter_map(|(_, v)| v["metadata"]["namespace"].as_str())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let format = cfg.output_format.unwrap_or(OutputFormat::Kargo);
+        for (doc, v) in &docs {
+            let name = resource_file_name(format, v, namespaces.len() > 1)?;
             let body = doc.trim_start_matches("---\n");
-            write(
-                &out.join(format!("{kind}-{name}.yaml")),
-                &format!("{}\n", body.trim_end()),
-            )?;
+            write(&out.join(name), &format!("{}\n", body.trim_end()))?;
         }
     }
     Ok(StepOutcome::succeeded(Map::new()))
@@ -202,3 +299,55 @@ step! {
 }
 
 step! { pub struct KustomizeBuild = "kustomize-build", BuildConfig, |cfg, env| build(cfg, env) }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn file_names_follow_kargos_two_formats() {
+        let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "Web", "namespace": "prod"}});
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}});
+        let name = |f, r: &Value, several| resource_file_name(f, r, several).expect("name");
+        assert_eq!(
+            name(OutputFormat::Kargo, &deploy, false),
+            "prod-deployment-web.yaml"
+        );
+        assert_eq!(name(OutputFormat::Kargo, &ns, false), "namespace-prod.yaml");
+        assert_eq!(
+            name(OutputFormat::Kustomize, &deploy, false),
+            "apps_v1_deployment_web.yaml"
+        );
+        assert_eq!(
+            name(OutputFormat::Kustomize, &deploy, true),
+            "prod_apps_v1_deployment_web.yaml"
+        );
+        assert_eq!(
+            name(OutputFormat::Kustomize, &ns, true),
+            "v1_namespace_prod.yaml"
+        );
+        let hostile = json!({"kind": "x", "metadata": {"name": "../../etc"}});
+        assert!(resource_file_name(OutputFormat::Kargo, &hostile, false).is_err());
+    }
+
+    #[test]
+    fn helm_capabilities_become_kustomize_flags() {
+        let plugin: PluginConfig = serde_json::from_value(json!({
+            "helm": {"apiVersions": ["monitoring.coreos.com/v1", "example.com/v1"], "kubeVersion": "1.31.0"}
+        }))
+        .expect("config");
+        assert_eq!(
+            kustomize_args(Some(&plugin)).expect("args"),
+            [
+                "--enable-helm",
+                "--helm-api-versions=monitoring.coreos.com/v1",
+                "--helm-api-versions=example.com/v1",
+                "--helm-kube-version=1.31.0"
+            ]
+        );
+        assert_eq!(kustomize_args(None).expect("args"), ["--enable-helm"]);
+    }
+}

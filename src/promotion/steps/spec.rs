@@ -139,6 +139,7 @@ pub struct StepSpec {
     /// The JSON Schema of its config.
     pub schema: fn() -> schemars::Schema,
     run: RunFn,
+    check: fn(Value) -> Result<(), StepError>,
 }
 
 impl std::fmt::Debug for StepSpec {
@@ -161,7 +162,13 @@ impl StepSpec {
             outputs_to_task: S::OUTPUTS_TO_TASK,
             schema: schema_of::<S>,
             run: run_erased::<S>,
+            check: check_erased::<S>,
         }
+    }
+
+    /// Parses `config` as the step would, running nothing: the error a run would fail with.
+    pub fn check_config(&self, config: Value) -> Result<(), StepError> {
+        (self.check)(config)
     }
 
     /// Parses `config` and runs the step.
@@ -176,6 +183,10 @@ impl StepSpec {
 
 fn schema_of<S: Step>() -> schemars::Schema {
     schemars::SchemaGenerator::default().into_root_schema_for::<S::Config>()
+}
+
+fn check_erased<S: Step>(config: Value) -> Result<(), StepError> {
+    S::parse(config).map(|_| ())
 }
 
 fn run_erased<'a, S: Step>(
