@@ -58,6 +58,7 @@ impl Env {
             actor: "a",
             freight: &self.freight,
             author: &self.author,
+            previous_output: None,
         }
     }
 }

@@ -182,6 +182,7 @@ impl Run {
             actor: &actor,
             freight: &collection,
             author: &self.author,
+            previous_output: None,
         };
         let total = self.steps.len();
         let shown_alias = if alias.is_empty() {

@@ -324,6 +324,7 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         actor: &actor,
         freight: &freight,
         author: &ctx.config.git_author,
+        previous_output: None,
     };
     let steps = status.steps.clone();
     let vars = status.vars.clone();

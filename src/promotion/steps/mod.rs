@@ -11,6 +11,7 @@ pub mod spec;
 pub mod toolkit;
 
 mod argocd;
+mod argocd_wait;
 mod chart_lock;
 mod compose_output;
 mod data_files;
@@ -25,6 +26,7 @@ mod http_guard;
 mod json_edit;
 mod kustomize;
 mod metadata;
+mod oci;
 mod toml_files;
 mod untar;
 mod yaml_merge;

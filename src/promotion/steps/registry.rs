@@ -12,8 +12,8 @@ use super::env::StepEnv;
 use super::spec::StepSpec;
 use super::toolkit::{StepError, StepOutcome};
 use super::{
-    argocd, compose_output, data_files, fail, files, git, git_pr, git_tag, helm_chart, http,
-    kustomize, metadata, toml_files, untar, yaml_merge, yaml_update,
+    argocd, argocd_wait, compose_output, data_files, fail, files, git, git_pr, git_tag, helm_chart,
+    http, kustomize, metadata, oci, toml_files, untar, yaml_merge, yaml_update,
 };
 
 /// Every step, one line each, in the order the unknown-step message lists them.
@@ -38,12 +38,15 @@ pub static STEPS: &[StepSpec] = &[
     StepSpec::of::<data_files::JsonParse>(),
     StepSpec::of::<helm_chart::HelmUpdateChart>(),
     StepSpec::of::<argocd::ArgocdUpdate>(),
+    StepSpec::of::<argocd_wait::ArgocdWait>(),
     StepSpec::of::<compose_output::ComposeOutput>(),
     StepSpec::of::<files::CopyStep>(),
     StepSpec::of::<files::DeleteStep>(),
     StepSpec::of::<fail::Fail>(),
     StepSpec::of::<http::Http>(),
     StepSpec::of::<metadata::SetMetadata>(),
+    StepSpec::of::<oci::OciDownload>(),
+    StepSpec::of::<oci::OciPush>(),
 ];
 
 /// The step `uses` names, if haul has it.
