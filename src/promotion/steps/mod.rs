@@ -20,6 +20,7 @@ mod files;
 mod git;
 mod git_pr;
 mod git_tag;
+mod github_push;
 mod helm_chart;
 mod http;
 mod http_guard;

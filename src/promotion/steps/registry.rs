@@ -12,8 +12,9 @@ use super::env::StepEnv;
 use super::spec::StepSpec;
 use super::toolkit::{StepError, StepOutcome};
 use super::{
-    argocd, argocd_wait, compose_output, data_files, fail, files, git, git_pr, git_tag, helm_chart,
-    http, kustomize, metadata, oci, toml_files, untar, yaml_merge, yaml_update,
+    argocd, argocd_wait, compose_output, data_files, fail, files, git, git_pr, git_tag,
+    github_push, helm_chart, http, kustomize, metadata, oci, toml_files, untar, yaml_merge,
+    yaml_update,
 };
 
 /// Every step, one line each, in the order the unknown-step message lists them.
@@ -26,6 +27,7 @@ pub static STEPS: &[StepSpec] = &[
     StepSpec::of::<git_pr::GitOpenPr>(),
     StepSpec::of::<git_pr::GitWaitForPr>(),
     StepSpec::of::<git_pr::GitMergePr>(),
+    StepSpec::of::<github_push::GithubPush>(),
     StepSpec::of::<kustomize::KustomizeSetImage>(),
     StepSpec::of::<kustomize::KustomizeBuild>(),
     StepSpec::of::<yaml_update::YamlUpdate>(),
