@@ -177,35 +177,48 @@ mod tests {
             m.starts_with("unknown step \"echo\"; haul runs: git-clone, git-clear"),
             "{m}"
         );
-        assert!(m.ends_with("http, set-metadata"), "{m}");
+        assert!(
+            m.ends_with("http, set-metadata, oci-download, oci-push"),
+            "{m}"
+        );
     }
 
     #[test]
     fn names_are_unique_and_defaults_and_needs_are_declared() {
         let names: BTreeSet<&str> = names().collect();
         assert_eq!(names.len(), STEPS.len());
-        assert_eq!(
-            find("argocd-update").and_then(|s| s.defaults.timeout),
-            Some(Duration::from_secs(300))
-        );
+        for waiting in ["argocd-update", "argocd-wait"] {
+            assert_eq!(
+                find(waiting).and_then(|s| s.defaults.timeout),
+                Some(Duration::from_secs(300))
+            );
+        }
         assert!(
-            STEPS.iter().filter(|s| s.name != "argocd-update").all(|s| s
-                .defaults
-                .timeout
-                .is_none()
-                && s.defaults.error_threshold == 1)
+            STEPS
+                .iter()
+                .filter(|s| !s.name.starts_with("argocd-"))
+                .all(|s| s.defaults.timeout.is_none() && s.defaults.error_threshold == 1)
         );
         let needing = |f: fn(&StepSpec) -> bool| -> Vec<&str> {
             STEPS.iter().filter(|s| f(s)).map(|s| s.name).collect()
         };
         assert_eq!(
             needing(|s| s.needs.cluster.is_some()),
-            ["argocd-update", "set-metadata"]
+            ["argocd-update", "argocd-wait", "set-metadata"]
         );
-        assert_eq!(needing(|s| s.needs.argocd), ["argocd-update"]);
+        assert_eq!(
+            needing(|s| s.needs.argocd),
+            ["argocd-update", "argocd-wait"]
+        );
         assert_eq!(
             needing(|s| s.needs.push),
-            ["git-push", "git-open-pr", "git-merge-pr"]
+            [
+                "git-push",
+                "git-open-pr",
+                "git-merge-pr",
+                "github-push",
+                "oci-push"
+            ]
         );
         assert_eq!(needing(|s| s.needs.commit), ["git-commit"]);
         assert_eq!(
@@ -215,7 +228,8 @@ mod tests {
                 "git-push",
                 "git-open-pr",
                 "git-wait-for-pr",
-                "git-merge-pr"
+                "git-merge-pr",
+                "github-push"
             ]
         );
         assert_eq!(needing(|s| s.outputs_to_task), ["compose-output"]);
