@@ -97,8 +97,29 @@ async fn credentials(
 ) -> Result<Option<RegistryCredentials>, StepError> {
     let url = artifact.cred_url();
     let found = env.credentials.registry(artifact.cred_type(), &url).await?;
-    crate::discovery::images::registry_credentials(found.as_ref())
-        .map_err(|e| StepError::Failed(format!("credentials for {url}: {e}")))
+    let creds = crate::discovery::images::registry_credentials(found.as_ref())
+        .map_err(|e| StepError::Failed(format!("credentials for {url}: {e}")))?;
+    if let Some(why) = unsupported_ecr_auth(artifact, creds.as_ref()) {
+        return Err(StepError::Failed(why));
+    }
+    Ok(creds)
+}
+
+/// These steps reach ECR through its registry API with basic credentials only; the AWS
+/// credentials chain image discovery uses (IRSA, AWS keys) is not wired for them yet, so say so
+/// rather than let ECR answer 401.
+fn unsupported_ecr_auth(
+    artifact: &ArtifactRef,
+    creds: Option<&RegistryCredentials>,
+) -> Option<String> {
+    let ecr = artifact.repo.ecr.is_some();
+    let basic = matches!(creds, Some(RegistryCredentials::Basic { .. }));
+    (ecr && !basic).then(|| {
+        format!(
+            "{} is an ECR repository: oci-download and oci-push need a credentials Secret with username and password for it (e.g. AWS and a token from aws ecr get-login-password); AWS credentials and IRSA are not supported by these steps yet",
+            artifact.repository()
+        )
+    })
 }
 
 fn step_error(e: ArtifactError) -> StepError {
@@ -200,5 +221,27 @@ mod tests {
         assert_eq!(max_push_size(Some("0")), Ok(Some(0)));
         assert_eq!(max_push_size(Some("2048")), Ok(Some(2048)));
         assert!(max_push_size(Some("1G")).is_err());
+    }
+
+    #[test]
+    fn ecr_needs_basic_credentials_here() {
+        let ecr =
+            ArtifactRef::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1").expect("ref");
+        let basic = RegistryCredentials::Basic {
+            username: "AWS".into(),
+            password: "t".into(),
+        };
+        let keys = RegistryCredentials::AwsStatic {
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            region: None,
+        };
+        assert_eq!(unsupported_ecr_auth(&ecr, Some(&basic)), None);
+        assert!(
+            unsupported_ecr_auth(&ecr, None).is_some_and(|m| m.contains("is an ECR repository"))
+        );
+        assert!(unsupported_ecr_auth(&ecr, Some(&keys)).is_some());
+        let other = ArtifactRef::parse("ghcr.io/o/app:v1").expect("ref");
+        assert_eq!(unsupported_ecr_auth(&other, None), None);
     }
 }
