@@ -59,6 +59,7 @@ impl Env {
             freight: &self.freight,
             author: &self.author,
             signing_key: &haul::promotion::steps::env::NO_SIGNING_KEY,
+            previous_output: None,
         }
     }
 }

@@ -81,55 +81,22 @@ pub fn application_health(app: Option<&Application>, desired_revisions: &[String
     };
     let key = app_key(app);
     let status = app.status.clone().unwrap_or_default();
-    let op_state = status.operation_state.as_ref();
 
     // 2. Argo CD's health loop lags behind its sync loop: health assessed before the last
     // operation finished says nothing about what that operation deployed.
-    if let Some(finished) = op_state.and_then(|s| s.finished_at.as_ref())
-        && status.reconciled_at.as_ref().is_none_or(|r| r < finished)
-    {
-        let last = status
-            .reconciled_at
-            .as_ref()
-            .map_or_else(|| "never".to_string(), |r| r.0.to_string());
+    if let Some(stale) = stale_health(app) {
         return AppHealth {
             refresh_wanted: true,
             ..AppHealth::new(
                 HealthState::Unknown,
                 "Stale",
-                format!(
-                    "Argo CD Application {key}: health is stale: Argo CD has not reconciled since the last sync finished (finished {}, last reconciled {last}); a hard refresh was requested",
-                    finished.0
-                ),
+                format!("Argo CD Application {key}: {stale}; a hard refresh was requested"),
             )
         };
     }
 
     // 3. Conditions that make Argo CD's own health unreliable.
-    let errors: Vec<_> = status
-        .conditions
-        .iter()
-        .filter(|c| {
-            c.type_ == CONDITION_COMPARISON_ERROR || c.type_ == CONDITION_INVALID_SPEC_ERROR
-        })
-        .collect();
-    if let Some(first) = errors.first() {
-        let reason = if first.type_ == CONDITION_COMPARISON_ERROR {
-            CONDITION_COMPARISON_ERROR
-        } else {
-            CONDITION_INVALID_SPEC_ERROR
-        };
-        let details = errors
-            .iter()
-            .map(|c| {
-                format!(
-                    "{}: {}",
-                    c.type_,
-                    c.message.as_deref().unwrap_or("no message")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
+    if let Some((reason, details)) = error_conditions(app) {
         return AppHealth::new(
             HealthState::Unhealthy,
             reason,
@@ -186,6 +153,57 @@ pub fn application_health(app: Option<&Application>, desired_revisions: &[String
             )
         }
     }
+}
+
+/// Why Argo CD's health of `app` cannot be trusted yet, if it cannot: its last operation
+/// finished after its last reconcile (Argo CD assesses health in a separate loop, so health
+/// read now may predate what that operation deployed). A hard refresh makes Argo CD reconcile.
+/// Shared by the Stage's health check and `argocd-wait`.
+pub fn stale_health(app: &Application) -> Option<String> {
+    let status = app.status.as_ref()?;
+    let finished = status.operation_state.as_ref()?.finished_at.as_ref()?;
+    if status.reconciled_at.as_ref().is_some_and(|r| r >= finished) {
+        return None;
+    }
+    let last = status
+        .reconciled_at
+        .as_ref()
+        .map_or_else(|| "never".to_string(), |r| r.0.to_string());
+    Some(format!(
+        "health is stale: Argo CD has not reconciled since the last sync finished (finished {}, last reconciled {last})",
+        finished.0
+    ))
+}
+
+/// The `ComparisonError` / `InvalidSpecError` conditions of `app`, which make Argo CD's health
+/// unreliable: the first one's type and every one's `type: message`, joined by `; `.
+pub fn error_conditions(app: &Application) -> Option<(&'static str, String)> {
+    let status = app.status.as_ref()?;
+    let errors: Vec<_> = status
+        .conditions
+        .iter()
+        .filter(|c| {
+            c.type_ == CONDITION_COMPARISON_ERROR || c.type_ == CONDITION_INVALID_SPEC_ERROR
+        })
+        .collect();
+    let first = errors.first()?;
+    let reason = if first.type_ == CONDITION_COMPARISON_ERROR {
+        CONDITION_COMPARISON_ERROR
+    } else {
+        CONDITION_INVALID_SPEC_ERROR
+    };
+    let details = errors
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.type_,
+                c.message.as_deref().unwrap_or("no message")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some((reason, details))
 }
 
 /// Checks 4 and 5; `None` when the Application is synced to the desired revisions.
@@ -369,7 +387,7 @@ pub(crate) async fn check_app(
 
 /// Sets `argocd.argoproj.io/refresh: hard` unless already requested. Failures are logged: the
 /// next check asks again.
-async fn request_hard_refresh(api: &Api<Application>, app: &Application) {
+pub(crate) async fn request_hard_refresh(api: &Api<Application>, app: &Application) {
     let already = app
         .metadata
         .annotations

@@ -12,6 +12,7 @@
 pub mod authorized_stage;
 pub mod health;
 pub mod update;
+pub mod wait;
 
 use std::fmt;
 use std::time::Duration;

@@ -266,7 +266,7 @@ impl UpdateConfig {
     }
 }
 
-fn validate_selector(sel: &AppSelector, at: &str, problems: &mut Vec<String>) {
+pub(crate) fn validate_selector(sel: &AppSelector, at: &str, problems: &mut Vec<String>) {
     if sel.match_labels.is_empty() && sel.match_expressions.is_empty() {
         problems.push(format!(
             "{at}: must have at least one of matchLabels or matchExpressions"

@@ -187,6 +187,7 @@ impl Run {
             freight: &collection,
             author: &self.author,
             signing_key: &self.signing_key,
+            previous_output: None,
         };
         let total = self.steps.len();
         let shown_alias = if alias.is_empty() {

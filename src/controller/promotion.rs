@@ -332,6 +332,7 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         freight: &freight,
         author: &git_user.author,
         signing_key: &git_user.signing_key,
+        previous_output: None,
     };
     let steps = status.steps.clone();
     let vars = status.vars.clone();

@@ -244,7 +244,7 @@ impl ImageDiscoverer {
 
     /// A session with one repository; refuses to send credentials over plain HTTP to a host
     /// that is not loopback unless allowed.
-    fn session<'a>(
+    pub(crate) fn session<'a>(
         &'a self,
         repo_url: &str,
         repo: &ImageRepository,
@@ -315,7 +315,7 @@ impl Subscriber for ImageDiscoverer {
 }
 
 /// Registry credentials from an `image` or `helm` Secret; the error names the Secret.
-pub(crate) fn registry_credentials(
+pub fn registry_credentials(
     found: Option<&FoundCredentials>,
 ) -> Result<Option<RegistryCredentials>, String> {
     match found {

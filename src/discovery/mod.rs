@@ -25,6 +25,7 @@ pub use tag_selection::{
     semver_candidates, sort_newest_build_by,
 };
 
+pub mod artifacts;
 pub mod charts;
 pub mod config;
 pub mod ecr;

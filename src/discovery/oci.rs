@@ -285,6 +285,9 @@ pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
     out
 }
 
+mod artifacts;
+pub(crate) use artifacts::{BlobUpload, RawDocument};
+
 // ----------------------------------------------------------------------------------------- client
 
 /// How a registry wants to be authenticated, learnt from its `WWW-Authenticate` challenge.
@@ -479,11 +482,28 @@ impl<'a> OciRepo<'a> {
         url: Url,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, ImageDiscoveryError> {
+        self.send_body(kind, method, url, accept, None).await
+    }
+
+    /// [`Self::send`] with a small body (`content type`, bytes), sent again after a challenge.
+    async fn send_body(
+        &self,
+        kind: RequestKind,
+        method: Method,
+        url: Url,
+        accept: Option<&str>,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<reqwest::Response, ImageDiscoveryError> {
         let mut challenged = false;
         loop {
             let mut req = self.http().request(method.clone(), url.clone());
             if let Some(a) = accept {
                 req = req.header(header::ACCEPT, a);
+            }
+            if let Some((content_type, bytes)) = body {
+                req = req
+                    .header(header::CONTENT_TYPE, content_type)
+                    .body(bytes.to_vec());
             }
             let auth = self.authorization();
             let sent_auth = auth.is_some();

@@ -81,7 +81,7 @@ pub use error::{GitError, Result};
 pub use signing::{KeyKind, SigningKey, kind_of};
 pub use tag::{TagOutcome, TagPushOutcome};
 pub use url::normalize_url;
-pub use worktree::Worktree;
+pub use worktree::{CommitSignature, Worktree};
 
 /// The commit trailer that marks a commit as made by one promotion.
 pub const PROMOTION_TRAILER: &str = "Haul-Promotion";

@@ -12,6 +12,9 @@ use super::{
     Author, CommitOutcome, Credentials, PROMOTION_TRAILER, PushOptions, PushOutcome, locks,
 };
 
+mod api_push;
+pub use api_push::CommitSignature;
+
 /// Per-worktree ref holding the remote commit the worktree's own commits sit on: the
 /// checkout, then each remote head rebased onto or pushed. `rebase --onto <new> <base>`
 /// replays exactly `base..HEAD`, which needs no merge base (shallow histories have none).

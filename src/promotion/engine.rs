@@ -508,7 +508,12 @@ pub async fn step_once(
         .map(|t| t.0)
         .unwrap_or_else(Timestamp::now);
 
-    let result = steps::run(&uses, config, env).await;
+    // A step called again while Running sees what it output last time (Kargo's shared state).
+    let step_env = StepEnv {
+        previous_output: state.get(&alias).and_then(Value::as_object),
+        ..*env
+    };
+    let result = steps::run(&uses, config, &step_env).await;
     let threshold = step
         .retry
         .as_ref()

@@ -113,6 +113,17 @@ impl Client {
         })
     }
 
+    /// Sends `req` as built elsewhere (github-push's Git database calls); statuses in
+    /// `expected` are returned with the body, other failures are errors.
+    pub(crate) async fn call(
+        &self,
+        req: &Request,
+        expected: &[u16],
+    ) -> Result<(u16, Value), PrError> {
+        let resp = self.send(req, expected).await?;
+        Ok((resp.status, resp.body))
+    }
+
     fn bad(&self, message: String) -> PrError {
         PrError::BadResponse {
             provider: self.provider(),

@@ -13,6 +13,7 @@ mod bitbucket;
 mod client;
 mod gitea;
 mod github;
+pub mod github_push;
 mod gitlab;
 mod repo_url;
 

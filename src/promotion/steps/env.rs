@@ -18,6 +18,16 @@ use crate::git::{Author, Credentials, RepoCache, SigningKey};
 pub trait CredentialsProvider: Send + Sync {
     /// The credentials for `repo_url` (`Credentials::None` when there are none).
     fn git<'a>(&'a self, repo_url: &'a str) -> BoxFuture<'a, Result<Credentials, StepError>>;
+
+    /// The `image` or `helm` credentials Secret matching `repo_url`, if any (OCI steps). None
+    /// outside a cluster.
+    fn registry<'a>(
+        &'a self,
+        _cred_type: CredType,
+        _repo_url: &'a str,
+    ) -> BoxFuture<'a, Result<Option<credentials::FoundCredentials>, StepError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The controller's credentials: `kargo.akuity.io/cred-type: git` Secrets in the Project's
@@ -45,6 +55,24 @@ impl CredentialsProvider for ClusterCredentials<'_> {
             };
             credentials::to_git(&found)
                 .map_err(|e| StepError::Failed(format!("{e} (it matches {repo_url})")))
+        })
+    }
+
+    fn registry<'a>(
+        &'a self,
+        cred_type: CredType,
+        repo_url: &'a str,
+    ) -> BoxFuture<'a, Result<Option<credentials::FoundCredentials>, StepError>> {
+        Box::pin(async move {
+            credentials::find(
+                self.client,
+                self.project,
+                self.shared_namespace,
+                cred_type,
+                repo_url,
+            )
+            .await
+            .map_err(|e| StepError::Retryable(e.to_string()))
         })
     }
 }
@@ -78,6 +106,10 @@ pub struct StepEnv<'a> {
     pub actor: &'a str,
     pub freight: &'a FreightCollection,
     pub author: &'a Author,
+    /// This step's output from its previous call while it was Running (Kargo's
+    /// `SharedState[alias]`); the engine sets it per step. argocd-wait tells health regressions
+    /// by it.
+    pub previous_output: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// The default author's signing key (ClusterConfig `gitClient.signingKeySecret`, else
     /// `GITCLIENT_SIGNING_KEY_PATH`), or why it could not be read: reported by the git steps
     /// that would sign with it, so a promotion without git is not held up by it.
@@ -206,6 +238,7 @@ impl TestEnv {
             freight: &self.freight,
             author: &self.author,
             signing_key: &NO_SIGNING_KEY,
+            previous_output: None,
         }
     }
 }

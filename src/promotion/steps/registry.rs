@@ -12,9 +12,9 @@ use super::env::StepEnv;
 use super::spec::StepSpec;
 use super::toolkit::{StepError, StepOutcome};
 use super::{
-    argocd, compose_output, data_files, fail, file_write, files, freight_alias, git, git_pr,
-    git_tag, helm_chart, helm_template, http, http_download, kustomize, metadata, tar, toml_files,
-    untar, yaml_merge, yaml_update,
+    argocd, argocd_wait, compose_output, data_files, fail, file_write, files, freight_alias, git,
+    git_pr, git_tag, github_push, helm_chart, helm_template, http, http_download, kustomize,
+    metadata, oci, tar, toml_files, untar, yaml_merge, yaml_update,
 };
 
 /// Every step, one line each, in the order the unknown-step message lists them.
@@ -27,6 +27,7 @@ pub static STEPS: &[StepSpec] = &[
     StepSpec::of::<git_pr::GitOpenPr>(),
     StepSpec::of::<git_pr::GitWaitForPr>(),
     StepSpec::of::<git_pr::GitMergePr>(),
+    StepSpec::of::<github_push::GithubPush>(),
     StepSpec::of::<kustomize::KustomizeSetImage>(),
     StepSpec::of::<kustomize::KustomizeBuild>(),
     StepSpec::of::<yaml_update::YamlUpdate>(),
@@ -39,6 +40,7 @@ pub static STEPS: &[StepSpec] = &[
     StepSpec::of::<data_files::JsonParse>(),
     StepSpec::of::<helm_chart::HelmUpdateChart>(),
     StepSpec::of::<argocd::ArgocdUpdate>(),
+    StepSpec::of::<argocd_wait::ArgocdWait>(),
     StepSpec::of::<compose_output::ComposeOutput>(),
     StepSpec::of::<files::CopyStep>(),
     StepSpec::of::<files::DeleteStep>(),
@@ -50,6 +52,8 @@ pub static STEPS: &[StepSpec] = &[
     StepSpec::of::<http_download::HttpDownload>(),
     StepSpec::of::<freight_alias::SetFreightAlias>(),
     StepSpec::of::<helm_template::HelmTemplate>(),
+    StepSpec::of::<oci::OciDownload>(),
+    StepSpec::of::<oci::OciPush>(),
 ];
 
 /// The step `uses` names, if haul has it.
@@ -185,28 +189,43 @@ mod tests {
     fn names_are_unique_and_defaults_and_needs_are_declared() {
         let names: BTreeSet<&str> = names().collect();
         assert_eq!(names.len(), STEPS.len());
-        assert_eq!(
-            find("argocd-update").and_then(|s| s.defaults.timeout),
-            Some(Duration::from_secs(300))
-        );
+        for waiting in ["argocd-update", "argocd-wait"] {
+            assert_eq!(
+                find(waiting).and_then(|s| s.defaults.timeout),
+                Some(Duration::from_secs(300))
+            );
+        }
         assert!(
-            STEPS.iter().filter(|s| s.name != "argocd-update").all(|s| s
-                .defaults
-                .timeout
-                .is_none()
-                && s.defaults.error_threshold == 1)
+            STEPS
+                .iter()
+                .filter(|s| !s.name.starts_with("argocd-"))
+                .all(|s| s.defaults.timeout.is_none() && s.defaults.error_threshold == 1)
         );
         let needing = |f: fn(&StepSpec) -> bool| -> Vec<&str> {
             STEPS.iter().filter(|s| f(s)).map(|s| s.name).collect()
         };
         assert_eq!(
             needing(|s| s.needs.cluster.is_some()),
-            ["argocd-update", "set-metadata", "set-freight-alias"]
+            [
+                "argocd-update",
+                "argocd-wait",
+                "set-metadata",
+                "set-freight-alias"
+            ]
         );
-        assert_eq!(needing(|s| s.needs.argocd), ["argocd-update"]);
+        assert_eq!(
+            needing(|s| s.needs.argocd),
+            ["argocd-update", "argocd-wait"]
+        );
         assert_eq!(
             needing(|s| s.needs.push),
-            ["git-push", "git-open-pr", "git-merge-pr"]
+            [
+                "git-push",
+                "git-open-pr",
+                "git-merge-pr",
+                "github-push",
+                "oci-push"
+            ]
         );
         assert_eq!(needing(|s| s.needs.commit), ["git-commit"]);
         assert_eq!(
@@ -216,7 +235,8 @@ mod tests {
                 "git-push",
                 "git-open-pr",
                 "git-wait-for-pr",
-                "git-merge-pr"
+                "git-merge-pr",
+                "github-push"
             ]
         );
         assert_eq!(needing(|s| s.outputs_to_task), ["compose-output"]);
