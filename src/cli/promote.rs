@@ -17,8 +17,9 @@ use super::{
     RefreshTarget,
 };
 use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, CONDITION_READY, Freight,
-    LABEL_ALIAS, Promotion, PromotionPhase, PromotionSpec, Stage, StepStatus, Warehouse,
+    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, ANNOTATION_STAGE,
+    CONDITION_READY, Freight, LABEL_ALIAS, LABEL_STAGE, Promotion, PromotionPhase, PromotionSpec,
+    Stage, StepStatus, Warehouse, shorten_label_value,
 };
 
 /// How often waits poll the API server.
@@ -157,9 +158,19 @@ pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(ns.clone()),
-            annotations: actor
-                .as_ref()
-                .map(|a| BTreeMap::from([(ANNOTATION_CREATE_ACTOR.to_string(), a.clone())])),
+            // The Stage label and annotation Kargo's webhook always sets, also without ours.
+            labels: Some(BTreeMap::from([(
+                LABEL_STAGE.to_string(),
+                shorten_label_value(&args.stage),
+            )])),
+            annotations: Some(
+                actor
+                    .as_ref()
+                    .map(|a| (ANNOTATION_CREATE_ACTOR.to_string(), a.clone()))
+                    .into_iter()
+                    .chain([(ANNOTATION_STAGE.to_string(), args.stage.clone())])
+                    .collect(),
+            ),
             owner_references: stage.meta().uid.clone().map(|uid| {
                 vec![OwnerReference {
                     api_version: Stage::api_version(&()).into_owned(),

@@ -18,8 +18,9 @@ use kube::runtime::watcher;
 
 use super::{Context, Error, apply_status, key, within_deadline};
 use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ClusterPromotionTask, Freight, FreightCollection,
-    Promotion, PromotionPhase, PromotionStatus, PromotionTask, Stage, StepStatus,
+    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, ClusterPromotionTask, Freight,
+    FreightCollection, Promotion, PromotionPhase, PromotionStatus, PromotionTask, Stage,
+    StepStatus,
 };
 use crate::expressions::{PromotionContext, TargetFreight};
 use crate::promotion::engine::{self, Progress};
@@ -62,13 +63,29 @@ fn work_dir(ctx: &Context, p: &Promotion) -> PathBuf {
     ))
 }
 
-/// Writes a Promotion's status and tells the cache which phase it now has.
+/// The `kargo.akuity.io/refresh` token on `p` that its status does not echo yet.
+fn unhandled_refresh(p: &Promotion) -> Option<&String> {
+    p.annotations().get(ANNOTATION_REFRESH).filter(|t| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.last_handled_refresh.as_ref())
+            != Some(*t)
+    })
+}
+
+/// Writes a Promotion's status and tells the cache which phase it now has. The refresh token
+/// on the Promotion is echoed in `status.lastHandledRefresh`, as Kargo does on every reconcile.
 async fn write_status(
     ctx: &Context,
     api: &Api<Promotion>,
     p: &Promotion,
     status: &PromotionStatus,
 ) -> Result<(), Error> {
+    let mut status = status.clone();
+    if let Some(token) = p.annotations().get(ANNOTATION_REFRESH) {
+        status.last_handled_refresh = Some(token.clone());
+    }
+    let status = &status;
     apply_status(api, p, status).await.map_err(|e| match e {
         Error::Kube(source) => Error::Failed {
             reason: "StatusWriteFailed",
@@ -218,6 +235,7 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         );
         if status.phase != Some(PromotionPhase::Pending)
             || status.message.as_deref() != Some(&message)
+            || unhandled_refresh(&p).is_some()
         {
             status.phase = Some(PromotionPhase::Pending);
             status.message = Some(message);

@@ -334,6 +334,10 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied,
                 return Ok(Applied::AnalysisRunNotCreated(why));
             }
         }
+        Effect::TerminateAnalysisRun {
+            namespace,
+            name: run_name,
+        } => analysis::terminate(&ctx.client, namespace, run_name).await?,
         Effect::CreatePromotion(p) => {
             let created = Api::<Promotion>::namespaced(ctx.client.clone(), &ns)
                 .create(&PostParams::default(), p)

@@ -23,9 +23,9 @@ use super::promotions::{self, Tracked};
 use super::verification::{self, Verdict};
 use super::{graph, policy};
 use crate::api::{
-    ANNOTATION_CREATE_ACTOR, ANNOTATION_REVERIFY, AnalysisRunReference, CONDITION_HEALTHY,
-    CONDITION_READY, CONDITION_VERIFIED, Freight, HealthCheckStep, ProjectConfig, Promotion,
-    PromotionSpec, Stage, StageStatus,
+    ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, ANNOTATION_STAGE, AnalysisRunReference,
+    CONDITION_HEALTHY, CONDITION_READY, CONDITION_VERIFIED, Freight, HealthCheckStep, LABEL_STAGE,
+    ProjectConfig, Promotion, PromotionSpec, Stage, StageStatus, shorten_label_value,
 };
 use crate::controller::conditions::{self, Desired};
 
@@ -126,6 +126,11 @@ pub enum Effect {
     CreateAnalysisRun {
         name: String,
         run: Value,
+    },
+    /// Terminate this AnalysisRun (`spec.terminate: true`): its verification was aborted.
+    TerminateAnalysisRun {
+        namespace: String,
+        name: String,
     },
     /// Create this auto-promotion.
     CreatePromotion(Box<Promotion>),
@@ -237,14 +242,16 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     status.health = Some(health.health.clone());
 
     // Verification of the current Freight once the Stage is healthy and idle.
-    let reverify = verification::reverify_requested(stage, &status);
+    let reverify = verification::reverify_request(stage, &status);
+    let abort = verification::abort_request(stage, &status);
     let run_name = format!("{name}.{}", o.ids.analysis_run).to_lowercase();
     let verified = verification::verify(
         stage,
         &mut status,
         &verification::Inputs {
             can_run: healthy && active.is_none(),
-            reverify,
+            reverify: reverify.as_ref(),
+            abort: abort.as_ref(),
             run_state: o.analysis_run.as_ref(),
             templates: o.analysis_templates.as_ref(),
             create_error: o.analysis_create_error.as_deref(),
@@ -254,8 +261,9 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         },
         &mut effects,
     );
-    if reverify {
-        status.last_handled_refresh = stage.annotations().get(ANNOTATION_REVERIFY).cloned();
+    // The refresh token this reconcile handled, as Kargo echoes it.
+    if let Some(token) = stage.annotations().get(ANNOTATION_REFRESH) {
+        status.last_handled_refresh = Some(token.clone());
     }
     match &verified {
         Some(v) => conditions::set(
@@ -367,6 +375,8 @@ pub const REASON_AUTO_PROMOTION_FAILED: &str = "AutoPromotionFailed";
 pub const REASON_FREIGHT_UPDATE_FAILED: &str = "FreightUpdateFailed";
 /// Ready's reason when creating the verification's AnalysisRun failed.
 pub const REASON_VERIFICATION_START_FAILED: &str = "VerificationStartFailed";
+/// Ready's reason when terminating an aborted verification's AnalysisRun failed.
+pub const REASON_VERIFICATION_ABORT_FAILED: &str = "VerificationAbortFailed";
 /// Ready's reason when reading what the plan needs (the project's objects) failed.
 pub const REASON_READ_FAILED: &str = "ReadFailed";
 
@@ -412,6 +422,12 @@ impl Failure {
             Effect::CreateAnalysisRun { name, .. } => (
                 REASON_VERIFICATION_START_FAILED,
                 format!("creating AnalysisRun {name}"),
+                true,
+            ),
+            // Not recorded as aborted until the run is terminated: the next reconcile retries.
+            Effect::TerminateAnalysisRun { name, .. } => (
+                REASON_VERIFICATION_ABORT_FAILED,
+                format!("terminating AnalysisRun {name}"),
                 true,
             ),
             Effect::Event(e) => (
@@ -523,10 +539,17 @@ fn auto_promotion(stage: &Stage, freight: &str, ulid: &str) -> Promotion {
         metadata: kube::api::ObjectMeta {
             name: Some(name),
             namespace: Some(stage.namespace().unwrap_or_default()),
-            annotations: Some(BTreeMap::from([(
-                ANNOTATION_CREATE_ACTOR.to_string(),
-                CONTROLLER_ACTOR.to_string(),
+            labels: Some(BTreeMap::from([(
+                LABEL_STAGE.to_string(),
+                shorten_label_value(&stage.name_any()),
             )])),
+            annotations: Some(BTreeMap::from([
+                (
+                    ANNOTATION_CREATE_ACTOR.to_string(),
+                    CONTROLLER_ACTOR.to_string(),
+                ),
+                (ANNOTATION_STAGE.to_string(), stage.name_any()),
+            ])),
             owner_references: Some(vec![OwnerReference {
                 api_version: Stage::api_version(&()).into_owned(),
                 kind: Stage::kind(&()).into_owned(),

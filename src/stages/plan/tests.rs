@@ -702,26 +702,161 @@ fn a_failed_analysis_fails_verification() {
 fn the_reverify_annotation_starts_a_new_verification_once() {
     let (mut o, first) = settle(promoted());
     assert_eq!(cond(&first, CONDITION_VERIFIED).1, "Verified");
-    o.stage
-        .metadata
-        .annotations
-        .get_or_insert_default()
-        .insert(ANNOTATION_REVERIFY.into(), "r1".into());
+    // A request naming no verification of the current Freight is ignored.
+    let annotate = |o: &mut Observed, v: &str| {
+        o.stage
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(crate::api::ANNOTATION_REVERIFY.into(), v.into());
+    };
+    annotate(&mut o, "someone-else");
+    assert!(plan(&o, now()).effects.is_empty());
+    // Kargo's request form, naming the verification that ended.
+    annotate(&mut o, r#"{"id":"01ver","actor":"kubernetes:alice"}"#);
     o.ids.verification = "02ver".into();
     let p = plan(&o, now());
-    assert_eq!(p.status.last_handled_refresh.as_deref(), Some("r1"));
     let history = &p.status.freight_history[0].verification_history;
-    assert_eq!(history.len(), 1);
+    assert_eq!(history.len(), 2);
     assert_eq!(history[0].id.as_deref(), Some("02ver"));
+    assert_eq!(history[0].actor.as_deref(), Some("kubernetes:alice"));
+    assert_eq!(history[1].id.as_deref(), Some("01ver"));
     assert!(
         p.effects
             .iter()
             .any(|e| matches!(e, Effect::MarkVerified { .. }))
     );
-    // Handled: the same annotation does not verify again.
+    // Handled: the request names a verification that is no longer the latest.
     o.stage.status = Some(p.status);
     let again = plan(&o, now());
     assert!(again.effects.is_empty());
+}
+
+#[test]
+fn the_abort_annotation_terminates_the_running_analysis_once() {
+    let mut o = with_analysis();
+    o.analysis_templates = Some(Ok(vec![]));
+    let p = plan(&o, now());
+    o.stage.status = Some(p.status);
+    o.analysis_templates = None;
+    let id = o.stage.status.as_ref().expect("status").freight_history[0].verification_history[0]
+        .id
+        .clone()
+        .expect("id");
+    o.stage.metadata.annotations.get_or_insert_default().insert(
+        crate::api::ANNOTATION_ABORT.into(),
+        format!(r#"{{"id":"{id}","actor":"kubernetes:bob"}}"#),
+    );
+    o.analysis_run = Some(Ok(RunState::Running));
+    let p = plan(&o, now());
+    assert_eq!(
+        p.effects[0],
+        Effect::TerminateAnalysisRun {
+            namespace: NS.into(),
+            name: "dev.01run".into()
+        }
+    );
+    assert_eq!(
+        cond(&p, CONDITION_VERIFIED),
+        (
+            "False",
+            "VerificationFailed",
+            "Verification aborted by user"
+        )
+    );
+    let info = &p.status.freight_history[0].verification_history[0];
+    assert_eq!(info.phase.as_deref(), Some("Failed"));
+    assert_eq!(info.actor.as_deref(), Some("kubernetes:bob"));
+    assert_eq!(events(&p)[0].reason, "FreightVerificationFailed");
+    // Handled: the verification has ended, so the same annotation does nothing more.
+    o.stage.status = Some(p.status);
+    let again = plan(&o, now());
+    assert!(
+        !again
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::TerminateAnalysisRun { .. }))
+    );
+}
+
+#[test]
+fn the_refresh_token_is_echoed() {
+    let mut o = promoted();
+    o.stage
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(ANNOTATION_REFRESH.into(), "t1".into());
+    let p = plan(&o, now());
+    assert_eq!(p.status.last_handled_refresh.as_deref(), Some("t1"));
+}
+
+#[test]
+fn verification_arguments_are_evaluated_and_errors_name_the_argument() {
+    let mut o = promoted();
+    o.promotions = vec![promotion_with(
+        "p1",
+        "f1",
+        Some("Succeeded"),
+        "2026-12-01T11:00:00Z",
+        |v| {
+            v["status"]["freightCollection"]["items"][ORIGIN]["images"] =
+                json!([{"repoURL": "r", "tag": "f1"}]);
+        },
+    )];
+    o.stage = stage_with(|v| {
+        v["spec"]["vars"] = json!([{"name": "env", "value": "${{ ctx.stage }}-x"}]);
+        v["spec"]["verification"] = json!({
+            "analysisTemplates": [{"name": "t"}],
+            "args": [
+                {"name": "where", "value": "${{ ctx.project }}/${{ vars.env }}"},
+                {"name": "tag", "value": "${{ imageFrom('r').Tag }}"},
+                {"name": "plain", "value": "42"}
+            ]
+        });
+    });
+    o.analysis_templates = Some(Ok(vec![]));
+    let p = plan(&o, now());
+    let Some(Effect::CreateAnalysisRun { run, .. }) = p
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::CreateAnalysisRun { .. }))
+    else {
+        panic!("{:?}", p.effects)
+    };
+    let args: BTreeMap<String, Value> = run["spec"]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or_default().to_string(),
+                a["value"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(args["where"], "p/dev-x");
+    assert_eq!(args["tag"], "f1");
+    assert_eq!(args["plain"], "42");
+
+    o.stage = stage_with(|v| {
+        v["spec"]["verification"] = json!({
+            "analysisTemplates": [{"name": "t"}],
+            "args": [{"name": "n", "value": "${{ 1 + 1 }}"}, {"name": "bad", "value": "${{ nope( }}"}]
+        });
+    });
+    let p = plan(&o, now());
+    let (status, reason, message) = cond(&p, CONDITION_VERIFIED);
+    assert_eq!((status, reason), ("False", "VerificationFailed"));
+    assert!(
+        message.contains("verification argument \"n\"") && message.contains("must be a string"),
+        "{message}"
+    );
+    assert!(
+        !p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::CreateAnalysisRun { .. }))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
