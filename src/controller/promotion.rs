@@ -98,6 +98,38 @@ async fn write_status(
     Ok(())
 }
 
+/// Publishes an Event about `p` (whose status is now `status`) with Kargo's
+/// `event.kargo.akuity.io/*` annotations; its Freight is read for them, best effort.
+async fn promotion_event(
+    ctx: &Context,
+    p: &Promotion,
+    status: &PromotionStatus,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let mut now_p = p.clone();
+    now_p.status = Some(status.clone());
+    let freight = match p.spec.freight.as_deref() {
+        Some(name) if !name.is_empty() => {
+            Api::<Freight>::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default())
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    };
+    let annotations = crate::event_annotations::promotion(
+        &now_p,
+        freight.as_ref(),
+        crate::stages::candidates::CONTROLLER_ACTOR,
+    );
+    ctx.event_annotated(p, type_, reason, action, note, annotations)
+        .await;
+}
+
 async fn fail_before_start(
     ctx: &Context,
     api: &Api<Promotion>,
@@ -110,8 +142,10 @@ async fn fail_before_start(
     status.message = Some(message.clone());
     status.finished_at = Some(now());
     write_status(ctx, api, p, &status).await?;
-    ctx.event(
+    promotion_event(
+        ctx,
         p,
+        &status,
         EventType::Warning,
         &format!("Promotion{phase:?}"),
         "Promote",
@@ -269,8 +303,10 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
             }
         }
         write_status(&ctx, &api, &p, &status).await?;
-        ctx.event(
+        promotion_event(
+            &ctx,
             &p,
+            &status,
             EventType::Normal,
             "PromotionRunning",
             "Promote",
@@ -405,8 +441,10 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
                 } else {
                     EventType::Warning
                 };
-                ctx.event(
+                promotion_event(
+                    &ctx,
                     &p,
+                    &status,
                     type_,
                     &format!("Promotion{phase:?}"),
                     "Promote",
@@ -564,8 +602,10 @@ async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Act
     status.message = Some("Promotion aborted by request (kargo.akuity.io/abort)".into());
     status.finished_at = Some(now());
     write_status(ctx, api, p, &status).await?;
-    ctx.event(
+    promotion_event(
+        ctx,
         p,
+        &status,
         EventType::Normal,
         "PromotionAborted",
         "Abort",

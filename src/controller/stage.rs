@@ -350,8 +350,15 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied,
             } else {
                 EventType::Normal
             };
-            ctx.event(stage, type_, e.reason, e.action, e.note.clone())
-                .await;
+            ctx.event_annotated(
+                stage,
+                type_,
+                e.reason,
+                e.action,
+                e.note.clone(),
+                e.annotations.clone(),
+            )
+            .await;
         }
     }
     Ok(Applied::Done)

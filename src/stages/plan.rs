@@ -83,6 +83,8 @@ pub struct Event {
     pub reason: &'static str,
     pub action: &'static str,
     pub note: String,
+    /// Kargo's `event.kargo.akuity.io/*` annotations ([`crate::event_annotations`]).
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Event {
@@ -92,7 +94,13 @@ impl Event {
             reason,
             action,
             note,
+            annotations: BTreeMap::new(),
         }
+    }
+
+    pub fn with_annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
+        self.annotations = annotations;
+        self
     }
 
     pub fn warning(reason: &'static str, action: &'static str, note: String) -> Self {
@@ -258,6 +266,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
             verification_id: &o.ids.verification,
             run_name: &run_name,
             now: &t,
+            freights: &o.freights,
         },
         &mut effects,
     );
@@ -321,12 +330,26 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
                 Decision::Promote(freight) => {
                     let p = auto_promotion(stage, &freight, &o.ids.promotion);
                     let p_name = p.name_any();
+                    let mut created = p.clone();
+                    created.metadata.creation_timestamp = Some(t.clone());
+                    let freight_obj = o
+                        .freights
+                        .iter()
+                        .find(|f| f.metadata.name.as_deref() == Some(freight.as_str()));
+                    let annotations = crate::event_annotations::promotion(
+                        &created,
+                        freight_obj.map(AsRef::as_ref),
+                        CONTROLLER_ACTOR,
+                    );
                     effects.push(Effect::CreatePromotion(Box::new(p)));
-                    effects.push(Effect::Event(Event::normal(
-                        "PromotionCreated",
-                        "AutoPromote",
-                        format!("Auto-promoting Freight {freight} to Stage {name} ({p_name})"),
-                    )));
+                    effects.push(Effect::Event(
+                        Event::normal(
+                            "PromotionCreated",
+                            "AutoPromote",
+                            format!("Auto-promoting Freight {freight} to Stage {name} ({p_name})"),
+                        )
+                        .with_annotations(annotations),
+                    ));
                     busy = true;
                     break;
                 }

@@ -17,6 +17,7 @@ use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_REVERIFY, AnalysisRunReference, Stage, StageStatus,
     VerificationInfo,
 };
+use crate::event_annotations;
 
 const RUNNING: &str = "Running";
 const SUCCESSFUL: &str = "Successful";
@@ -64,6 +65,8 @@ pub struct Inputs<'a> {
     /// The name of an AnalysisRun created now.
     pub run_name: &'a str,
     pub now: &'a Time,
+    /// The project's Freight, for the Events' annotations.
+    pub freights: &'a [std::sync::Arc<crate::api::Freight>],
 }
 
 /// A reverify or abort request, as Kargo's `VerificationRequest`: the annotation's value is the
@@ -201,7 +204,7 @@ pub fn verify(
                 if let Some(actor) = &req.actor {
                     last.actor = Some(actor.clone());
                 }
-                conclude(stage, &freight, &verdict, i.now, effects);
+                conclude(stage, &freight, &verdict, last, i, effects);
                 return Some(verdict);
             }
             // Not read (or unreadable): still running as far as the Stage knows.
@@ -216,7 +219,7 @@ pub fn verify(
             last.phase = Some(verdict.phase().into());
             last.message = Some(verdict.message.clone());
             last.finish_time = Some(i.now.clone());
-            conclude(stage, &freight, &verdict, i.now, effects);
+            conclude(stage, &freight, &verdict, last, i, effects);
             return Some(verdict);
         }
         let ok = last.phase.as_deref() == Some(SUCCESSFUL);
@@ -272,40 +275,50 @@ pub fn verify(
         info.message = Some(v.message.clone());
         info.finish_time = Some(i.now.clone());
     }
-    current.verification_history.insert(0, info);
+    current.verification_history.insert(0, info.clone());
     current.verification_history.truncate(HISTORY);
     if let Some(v) = &verdict {
-        conclude(stage, &freight, v, i.now, effects);
+        conclude(stage, &freight, v, &info, i, effects);
     }
     verdict
 }
 
-/// Records the outcome on the Freight (verifiedIn) and as Events.
+/// Records the outcome on the Freight (verifiedIn) and as one Event per Freight, with Kargo's
+/// reasons (`FreightVerificationSucceeded`/`Failed`) and event annotations.
 fn conclude(
     stage: &Stage,
     freight: &BTreeSet<String>,
     verdict: &Verdict,
-    now: &Time,
+    info: &VerificationInfo,
+    i: &Inputs<'_>,
     effects: &mut Vec<Effect>,
 ) {
     let name = stage.name_any();
-    if verdict.ok {
-        for f in freight {
+    let project = stage.namespace().unwrap_or_default();
+    for f in freight {
+        let annotations = i
+            .freights
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some(f.as_str()))
+            .map(|o| event_annotations::verification(&project, CONTROLLER_ACTOR, &name, o, info))
+            .unwrap_or_default();
+        let event = if verdict.ok {
             effects.push(Effect::MarkVerified {
                 freight: f.clone(),
-                at: now.clone(),
+                at: i.now.clone(),
             });
-            effects.push(Effect::Event(Event::normal(
-                "FreightVerified",
+            Event::normal(
+                "FreightVerificationSucceeded",
                 "Verify",
                 format!("Freight {f} verified in Stage {name}"),
-            )));
-        }
-    } else {
-        effects.push(Effect::Event(Event::warning(
-            "FreightVerificationFailed",
-            "Verify",
-            verdict.message.clone(),
-        )));
+            )
+        } else {
+            Event::warning(
+                "FreightVerificationFailed",
+                "Verify",
+                verdict.message.clone(),
+            )
+        };
+        effects.push(Effect::Event(event.with_annotations(annotations)));
     }
 }

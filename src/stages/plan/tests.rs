@@ -137,6 +137,17 @@ fn cond<'a>(p: &'a Plan, type_: &str) -> (&'a str, &'a str, &'a str) {
     (c.status.as_str(), c.reason.as_str(), c.message.as_str())
 }
 
+/// The effects without their Events' annotations, to compare with what a test expects.
+fn plain(effects: &[Effect]) -> Vec<Effect> {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::Event(ev) => Effect::Event(ev.clone().with_annotations(BTreeMap::new())),
+            other => other.clone(),
+        })
+        .collect()
+}
+
 fn events(p: &Plan) -> Vec<&Event> {
     p.effects
         .iter()
@@ -524,15 +535,26 @@ fn without_analysis_a_healthy_idle_stage_verifies_at_once() {
     let p = plan(&promoted(), now());
     let message = "Stage is healthy after the promotion (no verification configured)";
     assert_eq!(cond(&p, CONDITION_VERIFIED), ("True", "Verified", message));
+    let Effect::Event(verified) = &p.effects[2] else {
+        panic!("{:?}", p.effects)
+    };
     assert_eq!(
-        p.effects[1..],
+        verified.annotations["event.kargo.akuity.io/verification-finish-time"],
+        "2026-12-01T12:00:00Z"
+    );
+    assert_eq!(
+        verified.annotations["event.kargo.akuity.io/freight-name"],
+        "f1"
+    );
+    assert_eq!(
+        plain(&p.effects[1..]),
         [
             Effect::MarkVerified {
                 freight: "f1".into(),
                 at: Time(now())
             },
             Effect::Event(Event::normal(
-                "FreightVerified",
+                "FreightVerificationSucceeded",
                 "Verify",
                 "Freight f1 verified in Stage dev".into()
             )),
@@ -619,12 +641,15 @@ fn analysis_that_cannot_start_fails_verification() {
             ("False", "VerificationFailed", message)
         );
         assert_eq!(
-            events(&p),
-            vec![&Event::warning(
+            plain(&p.effects)
+                .into_iter()
+                .filter(|e| matches!(e, Effect::Event(_)))
+                .collect::<Vec<_>>(),
+            vec![Effect::Event(Event::warning(
                 "FreightVerificationFailed",
                 "Verify",
                 message.into()
-            )]
+            ))]
         );
         assert!(
             !p.effects
@@ -908,6 +933,25 @@ fn a_policy_auto_promotes_the_newest_freight() {
             "AutoPromote",
             "Auto-promoting Freight f2abcdef99 to Stage dev (dev.01pro.f2abcde)".into()
         )
+        .with_annotations(event.annotations.clone())
+    );
+    // Kargo's event annotations name the Promotion, its Stage, the Freight and the actor.
+    let a = &event.annotations;
+    assert_eq!(
+        a["event.kargo.akuity.io/promotion-name"],
+        "dev.01pro.f2abcde"
+    );
+    assert_eq!(a["event.kargo.akuity.io/stage-name"], "dev");
+    assert_eq!(a["event.kargo.akuity.io/freight-name"], "f2abcdef99");
+    assert_eq!(a["event.kargo.akuity.io/actor"], CONTROLLER_ACTOR);
+    assert_eq!(a["event.kargo.akuity.io/project"], NS);
+    // The Stage label Kargo's webhook sets, also on auto-promotions.
+    assert_eq!(
+        promo
+            .labels()
+            .get("kargo.akuity.io/stage")
+            .map(String::as_str),
+        Some("dev")
     );
     assert_eq!(p.requeue, REQUEUE_BUSY);
 }
@@ -1133,7 +1177,7 @@ fn a_failed_analysis_run_create_planned_again_keeps_the_effects_before_it() {
     let second = plan(&o, now());
     assert_eq!(first.effects[..i], second.effects[..i]);
     assert_eq!(
-        second.effects[i..],
+        plain(&second.effects[i..]),
         [Effect::Event(Event::warning(
             "FreightVerificationFailed",
             "Verify",
