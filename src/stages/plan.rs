@@ -319,6 +319,8 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         .and_then(|p| p.auto_promotion_enabled)
         .unwrap_or(false);
     status.auto_promotion_enabled = Some(auto);
+    let holds = super::holds::compute(stage, auto, &o.freights, &o.promotions, now);
+    status.auto_promotion_holds = holds.durable;
     let mut auto_note = None;
     if auto && problems.is_empty() && active.is_none() {
         // Decide on the status as just updated: a Promotion recorded above is current now,
@@ -326,6 +328,11 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         let mut updated = stage.clone();
         updated.status = Some(status.clone());
         for req in &stage.spec.requested_freight {
+            let origin = req.origin.to_string();
+            if let Some(h) = holds.effective.get(&origin) {
+                auto_note = Some(super::holds::message(&origin, h));
+                continue;
+            }
             match candidates::decide(&updated, req, &o.freights, &o.promotions, now) {
                 Decision::Promote(freight) => {
                     let p = auto_promotion(stage, &freight, &o.ids.promotion);
@@ -353,11 +360,12 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
                     busy = true;
                     break;
                 }
-                Decision::Held(m) => auto_note = Some(m),
                 Decision::Wait(_) => {}
             }
         }
     }
+
+    status.effective_auto_promotion_holds = holds.effective;
 
     // Ready: the graph is sound, the Stage is healthy and its Freight verified.
     let (ready, reason, message) = readiness(Readiness {

@@ -990,8 +990,19 @@ fn auto_promotion_is_held_after_a_manual_rollback() {
     let (status, reason, message) = cond(&p, CONDITION_READY);
     assert_eq!((status, reason), ("True", "AutoPromotionHeld"));
     assert!(
-        message.contains("is held: Promotion p1 put older Freight f1 here by hand"),
+        message.contains("is held: Promotion p1 put Freight f1 here by hand"),
         "{message}"
+    );
+    // Shown in Kargo's status fields.
+    let held = &p.status.auto_promotion_holds[ORIGIN];
+    assert_eq!(
+        (held.freight_name.as_str(), held.promotion_name.as_deref()),
+        ("f1", Some("p1"))
+    );
+    assert_eq!(held.actor.as_deref(), Some("email:a@b.c"));
+    assert_eq!(
+        p.status.effective_auto_promotion_holds,
+        p.status.auto_promotion_holds
     );
 }
 
