@@ -207,7 +207,24 @@ spec: {{stage: uat, freight: f1}}
         last_verification(&ns).filter(|v| v["phase"] == "Running")
     });
     let id = running["id"].as_str().expect("id").to_string();
-    annotate("stage", "uat", &ns, "kargo.akuity.io/abort", &id);
+    // `haul abort verification` writes Kargo's request naming the running verification.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_haul"))
+        .env("KUBECONFIG", support::cp().kubeconfig())
+        .args(["abort", "verification", "uat", "-n", &ns])
+        .output()
+        .expect("haul runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let request = get_json("stage", "uat", &ns).expect("stage")["metadata"]["annotations"]
+        ["kargo.akuity.io/abort"]
+        .as_str()
+        .map(str::to_string)
+        .expect("abort annotation");
+    let request: Value = serde_json::from_str(&request).expect("a JSON request");
+    assert_eq!(request["id"], id.as_str());
     let run_name = run["metadata"]["name"].as_str().expect("name").to_string();
     wait_for(60, "spec.terminate on the AnalysisRun", || {
         (get_json("analysisrun", &run_name, &ns)?["spec"]["terminate"] == true).then_some(())
