@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod discovery;
 pub mod doublestar;
 pub mod duration;
+pub mod event_annotations;
 pub mod expressions;
 pub mod freight;
 pub mod gc;

@@ -123,7 +123,7 @@ enum Command {
     Approve(haul::cli::ApproveArgs),
     /// Ask a Warehouse to discover artifacts now (or a Stage to reconcile).
     Refresh(haul::cli::RefreshArgs),
-    /// Abort a Promotion that has not finished.
+    /// Abort a Promotion that has not finished, or a Stage's running verification.
     Abort(haul::cli::AbortArgs),
     /// Run a Stage's promotion steps for a piece of Freight on this machine, with no cluster,
     /// printing the diff each git-commit step commits; stops before git-push unless --push.

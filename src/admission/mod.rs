@@ -19,7 +19,7 @@ use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 
-use crate::api::ANNOTATION_CREATE_ACTOR;
+use crate::api::{ANNOTATION_CREATE_ACTOR, ANNOTATION_STAGE, LABEL_STAGE, shorten_label_value};
 
 /// Prefix of the actor of Promotions the controller creates (Kargo's `controller:`).
 pub const CONTROLLER_ACTOR_PREFIX: &str = "controller:";
@@ -63,8 +63,60 @@ pub fn create_actor_patch(
     Some(Patch(vec![PatchOperation::Add(op)]))
 }
 
+/// The JSON patch a new Promotion of `stage` gets: its creator (as [`create_actor_patch`]) and,
+/// as Kargo's webhook always sets them, the `kargo.akuity.io/stage` label (the Stage's name,
+/// shortened to a label's 63 characters) and annotation (the full name). `None` when the object
+/// already says all of it.
+pub fn promotion_patch(
+    labels: Option<&BTreeMap<String, String>>,
+    annotations: Option<&BTreeMap<String, String>>,
+    stage: &str,
+    username: &str,
+) -> Option<Patch> {
+    let mut ops = Vec::new();
+    let mut want_annotations = vec![(ANNOTATION_STAGE, stage.to_string())];
+    let actor = annotations.and_then(|a| a.get(ANNOTATION_CREATE_ACTOR));
+    if !actor.is_some_and(|a| *a == kubernetes_actor(username) || is_controller_actor(a)) {
+        want_annotations.push((ANNOTATION_CREATE_ACTOR, kubernetes_actor(username)));
+    }
+    let want_labels = vec![(LABEL_STAGE, shorten_label_value(stage))];
+    for (field, current, want) in [
+        ("labels", labels, want_labels),
+        ("annotations", annotations, want_annotations),
+    ] {
+        let missing: Vec<(&str, String)> = want
+            .into_iter()
+            .filter(|(k, v)| current.and_then(|c| c.get(*k)) != Some(v))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        match current {
+            // JSON patch `add` on a missing parent fails, so the map is added whole.
+            None => ops.push(PatchOperation::Add(AddOperation {
+                path: PointerBuf::from_tokens(["metadata", field]),
+                value: serde_json::Value::Object(
+                    missing
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                        .collect(),
+                ),
+            })),
+            // `add` on an existing member replaces it.
+            Some(_) => ops.extend(missing.into_iter().map(|(k, v)| {
+                PatchOperation::Add(AddOperation {
+                    path: PointerBuf::from_tokens(["metadata", field, k]),
+                    value: serde_json::Value::String(v),
+                })
+            })),
+        }
+    }
+    (!ops.is_empty()).then_some(Patch(ops))
+}
+
 /// Answers an AdmissionReview for `promotions` (the webhook's only rule): on CREATE, the
-/// response patches in the requester as the creator; anything else is allowed unchanged.
+/// response patches in the requester as the creator and the Stage label ([`promotion_patch`]);
+/// anything else is allowed unchanged.
 pub fn review_promotion(review: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(r) => r,
@@ -83,7 +135,13 @@ pub fn review_promotion(review: AdmissionReview<DynamicObject>) -> AdmissionRevi
             .into_review();
     };
     let username = request.user_info.username.as_deref().unwrap_or_default();
-    let Some(patch) = create_actor_patch(object.metadata.annotations.as_ref(), username) else {
+    let stage = object.data["spec"]["stage"].as_str().unwrap_or_default();
+    let Some(patch) = promotion_patch(
+        object.metadata.labels.as_ref(),
+        object.metadata.annotations.as_ref(),
+        stage,
+        username,
+    ) else {
         return response.into_review();
     };
     tracing::debug!(

@@ -88,8 +88,36 @@ fn a_create_review_is_answered_with_the_patch() {
     let patch: Value = serde_json::from_slice(&bytes).expect("json patch");
     assert_eq!(
         patch,
-        json!([{"op": "add", "path": "/metadata/annotations/kargo.akuity.io~1create-actor", "value": "kubernetes:alice"}])
+        json!([
+            {"op": "add", "path": "/metadata/labels", "value": {"kargo.akuity.io/stage": "prod"}},
+            {"op": "add", "path": "/metadata/annotations/kargo.akuity.io~1stage", "value": "prod"},
+            {"op": "add", "path": "/metadata/annotations/kargo.akuity.io~1create-actor", "value": "kubernetes:alice"}
+        ])
     );
+}
+
+#[test]
+fn promotions_get_the_stage_label_shortened_and_the_full_name_annotated() {
+    let long = "s".repeat(70);
+    let patch = promotion_patch(None, None, &long, "alice").expect("a patch");
+    let doc = apply(json!({"metadata": {"name": "p"}}), &patch);
+    let label = doc["metadata"]["labels"]["kargo.akuity.io/stage"]
+        .as_str()
+        .expect("label");
+    // Kargo's HashShorten: 54 leading characters, "-", 8 hex digits of the SHA-256.
+    assert_eq!(label.len(), 63);
+    assert!(label.starts_with(&"s".repeat(54)), "{label}");
+    assert_eq!(
+        doc["metadata"]["annotations"]["kargo.akuity.io/stage"],
+        long
+    );
+    // Already labelled and annotated: nothing to do.
+    let labels = annotations(&[("kargo.akuity.io/stage", "dev")]);
+    let a = annotations(&[
+        ("kargo.akuity.io/stage", "dev"),
+        (ANNOTATION_CREATE_ACTOR, "kubernetes:alice"),
+    ]);
+    assert!(promotion_patch(Some(&labels), Some(&a), "dev", "alice").is_none());
 }
 
 #[test]

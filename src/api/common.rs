@@ -64,10 +64,36 @@ pub const ANNOTATION_AUTHORIZED_STAGE: &str = "kargo.akuity.io/authorized-stage"
 pub const ANNOTATION_KEEP_NAMESPACE: &str = "kargo.akuity.io/keep-namespace";
 /// Lists the Argo CD Applications involved in a Stage's last Promotion.
 pub const ANNOTATION_ARGOCD_CONTEXT: &str = "kargo.akuity.io/argocd-context";
+/// On a Promotion: the full name of its Stage (the label [`LABEL_STAGE`] may be shortened).
+pub const ANNOTATION_STAGE: &str = "kargo.akuity.io/stage";
+/// On an AnalysisRun: the Promotion whose verification it is.
+pub const ANNOTATION_PROMOTION: &str = "kargo.akuity.io/promotion";
+/// On a Promotion: it establishes an auto-promotion hold for this origin (`Warehouse/<name>`).
+pub const ANNOTATION_AUTO_PROMOTION_HOLD: &str = "kargo.akuity.io/auto-promotion-hold";
+/// On a Promotion: once it succeeds, it releases the auto-promotion hold of this origin.
+pub const ANNOTATION_AUTO_PROMOTION_RESUME: &str = "kargo.akuity.io/auto-promotion-resume";
 /// Value used by boolean annotations.
 pub const ANNOTATION_VALUE_TRUE: &str = "true";
 /// Finalizer Kargo puts on the resources it cleans up after.
 pub const FINALIZER: &str = "kargo.akuity.io/finalizer";
+
+/// A label value of at most 63 characters, as Kargo's `ShortenLabelValue`: longer values keep
+/// their leading characters, then `-` and the first 8 hex digits of the SHA-256 of the whole.
+pub fn shorten_label_value(value: &str) -> String {
+    const MAX: usize = 63;
+    const HASH: usize = 8;
+    if value.len() <= MAX {
+        return value.to_string();
+    }
+    use sha2::Digest;
+    let sum = sha2::Sha256::digest(value.as_bytes());
+    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+    let mut cut = MAX - (HASH + 1);
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{}", value[..cut].trim_end_matches('-'), &hex[..HASH])
+}
 
 // Condition types (Kargo `api/v1alpha1/conditions.go`).
 pub const CONDITION_READY: &str = "Ready";

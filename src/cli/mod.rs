@@ -156,6 +156,14 @@ pub enum AbortTarget {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Abort the running verification of a Stage's current Freight (Kargo's
+    /// `kargo.akuity.io/abort` request on the Stage).
+    Verification {
+        /// The Stage.
+        stage: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
 }
 
 /// `haul run-local`. (No `Debug`: it holds a password.)

@@ -17,8 +17,9 @@ use super::{
     RefreshTarget,
 };
 use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, CONDITION_READY, Freight,
-    LABEL_ALIAS, Promotion, PromotionPhase, PromotionSpec, Stage, StepStatus, Warehouse,
+    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, ANNOTATION_STAGE,
+    CONDITION_READY, Freight, LABEL_ALIAS, LABEL_STAGE, Promotion, PromotionPhase, PromotionSpec,
+    Stage, StepStatus, Warehouse, shorten_label_value,
 };
 
 /// How often waits poll the API server.
@@ -157,9 +158,19 @@ pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(ns.clone()),
-            annotations: actor
-                .as_ref()
-                .map(|a| BTreeMap::from([(ANNOTATION_CREATE_ACTOR.to_string(), a.clone())])),
+            // The Stage label and annotation Kargo's webhook always sets, also without ours.
+            labels: Some(BTreeMap::from([(
+                LABEL_STAGE.to_string(),
+                shorten_label_value(&args.stage),
+            )])),
+            annotations: Some(
+                actor
+                    .as_ref()
+                    .map(|a| (ANNOTATION_CREATE_ACTOR.to_string(), a.clone()))
+                    .into_iter()
+                    .chain([(ANNOTATION_STAGE.to_string(), args.stage.clone())])
+                    .collect(),
+            ),
             owner_references: stage.meta().uid.clone().map(|uid| {
                 vec![OwnerReference {
                     api_version: Stage::api_version(&()).into_owned(),
@@ -327,6 +338,38 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Asks the Stage's controller to abort its running verification: Kargo's request naming the
+/// verification's ID and who asks.
+async fn abort_verification(name: &str, cluster: &super::ClusterArgs) -> Result<(), CliError> {
+    let cluster = Cluster::connect(cluster).await?;
+    let ns = cluster.namespace.clone();
+    let stage = get_stage(&cluster, name).await?;
+    let last = stage
+        .status
+        .as_ref()
+        .and_then(|s| s.freight_history.first())
+        .and_then(|c| c.verification_history.first());
+    let Some(last) = last.filter(|v| v.phase.as_deref() == Some("Running")) else {
+        return Err(CliError::Usage(format!(
+            "Stage {name} has no verification running; there is nothing to abort"
+        )));
+    };
+    let mut request = json!({"id": last.id.clone().unwrap_or_default()});
+    if let Some(actor) = cluster.whoami().await {
+        request["actor"] = json!(actor);
+    }
+    let patch = json!({"metadata": {"annotations": {ANNOTATION_ABORT: request.to_string()}}});
+    Api::<Stage>::namespaced(cluster.client.clone(), &ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(CliError::api(
+            format!("aborting the verification of Stage {name}"),
+            Some(format!("aborting needs `patch` on stages in {ns}")),
+        ))?;
+    println!("stage.kargo.akuity.io/{name} verification abort requested");
+    Ok(())
+}
+
 /// A new refresh token: the time, as Kargo writes it.
 fn token() -> String {
     Timestamp::now().to_string()
@@ -439,7 +482,12 @@ async fn wait_warehouse(
 }
 
 pub async fn abort(args: AbortArgs) -> Result<(), CliError> {
-    let AbortTarget::Promotion { name, cluster } = args.target;
+    let (name, cluster) = match args.target {
+        AbortTarget::Promotion { name, cluster } => (name, cluster),
+        AbortTarget::Verification { stage, cluster } => {
+            return abort_verification(&stage, &cluster).await;
+        }
+    };
     let cluster = Cluster::connect(&cluster).await?;
     let ns = cluster.namespace.clone();
     let api: Api<Promotion> = Api::namespaced(cluster.client.clone(), &ns);

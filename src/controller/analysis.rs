@@ -3,7 +3,9 @@
 //! ([`crate::stages::analysis_run`]) and reads its phase.
 
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::Value;
 
 use crate::api::{AnalysisTemplateKind, Stage};
@@ -61,6 +63,20 @@ pub async fn create(
         .await
         .map_err(|e| format!("creating AnalysisRun {name}: {e}"))?;
     Ok(())
+}
+
+/// Asks Argo Rollouts to stop an AnalysisRun, as Kargo aborts a verification: a merge patch of
+/// `spec.terminate: true`. A run already deleted has nothing left to stop.
+pub async fn terminate(client: &kube::Client, ns: &str, name: &str) -> Result<(), kube::Error> {
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("AnalysisRun"));
+    let patch = serde_json::json!({"spec": {"terminate": true}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 /// The state of a running AnalysisRun; a deleted one counts as failed.

@@ -204,6 +204,65 @@ impl Context {
         }
     }
 
+    /// Publishes an Event about `obj` with Kargo's `event.kargo.akuity.io/*` `annotations`
+    /// ([`crate::event_annotations`]). The recorder cannot annotate, so an annotated Event is
+    /// created as the recorder would create it, without its series aggregation (each such Event
+    /// reports one distinct outcome). Failures are logged, never fatal.
+    pub async fn event_annotated<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+        annotations: std::collections::BTreeMap<String, String>,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        if annotations.is_empty() {
+            return self.event(obj, type_, reason, action, note).await;
+        }
+        use k8s_openapi::api::events::v1::Event as K8sEvent;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+        let reference: ObjectReference = obj.object_ref(&());
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let ns = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let event = K8sEvent {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!(
+                    "{}.{:x}",
+                    reference.name.clone().unwrap_or_else(|| "haul".into()),
+                    now.as_nanosecond()
+                )),
+                namespace: Some(ns.clone()),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            action: Some(action.into()),
+            reason: Some(reason.into()),
+            note: Some(note),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(reference),
+            reporting_controller: Some("haul".into()),
+            reporting_instance: Some(std::env::var("POD_NAME").unwrap_or_else(|_| "haul".into())),
+            type_: Some(
+                match type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
+        if let Err(e) = api.create(&kube::api::PostParams::default(), &event).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+
     /// Publishes an Event about `obj`; failures to publish are logged, never fatal.
     pub async fn event<K>(
         &self,

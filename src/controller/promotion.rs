@@ -18,8 +18,9 @@ use kube::runtime::watcher;
 
 use super::{Context, Error, apply_status, key, within_deadline};
 use crate::api::{
-    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ClusterPromotionTask, Freight, FreightCollection,
-    Promotion, PromotionPhase, PromotionStatus, PromotionTask, Stage, StepStatus,
+    ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, ClusterPromotionTask, Freight,
+    FreightCollection, Promotion, PromotionPhase, PromotionStatus, PromotionTask, Stage,
+    StepStatus,
 };
 use crate::expressions::{PromotionContext, TargetFreight};
 use crate::promotion::engine::{self, Progress};
@@ -62,13 +63,29 @@ fn work_dir(ctx: &Context, p: &Promotion) -> PathBuf {
     ))
 }
 
-/// Writes a Promotion's status and tells the cache which phase it now has.
+/// The `kargo.akuity.io/refresh` token on `p` that its status does not echo yet.
+fn unhandled_refresh(p: &Promotion) -> Option<&String> {
+    p.annotations().get(ANNOTATION_REFRESH).filter(|t| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.last_handled_refresh.as_ref())
+            != Some(*t)
+    })
+}
+
+/// Writes a Promotion's status and tells the cache which phase it now has. The refresh token
+/// on the Promotion is echoed in `status.lastHandledRefresh`, as Kargo does on every reconcile.
 async fn write_status(
     ctx: &Context,
     api: &Api<Promotion>,
     p: &Promotion,
     status: &PromotionStatus,
 ) -> Result<(), Error> {
+    let mut status = status.clone();
+    if let Some(token) = p.annotations().get(ANNOTATION_REFRESH) {
+        status.last_handled_refresh = Some(token.clone());
+    }
+    let status = &status;
     apply_status(api, p, status).await.map_err(|e| match e {
         Error::Kube(source) => Error::Failed {
             reason: "StatusWriteFailed",
@@ -79,6 +96,38 @@ async fn write_status(
     })?;
     ctx.cache.wrote_phase(p, status.phase);
     Ok(())
+}
+
+/// Publishes an Event about `p` (whose status is now `status`) with Kargo's
+/// `event.kargo.akuity.io/*` annotations; its Freight is read for them, best effort.
+async fn promotion_event(
+    ctx: &Context,
+    p: &Promotion,
+    status: &PromotionStatus,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let mut now_p = p.clone();
+    now_p.status = Some(status.clone());
+    let freight = match p.spec.freight.as_deref() {
+        Some(name) if !name.is_empty() => {
+            Api::<Freight>::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default())
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    };
+    let annotations = crate::event_annotations::promotion(
+        &now_p,
+        freight.as_ref(),
+        crate::stages::candidates::CONTROLLER_ACTOR,
+    );
+    ctx.event_annotated(p, type_, reason, action, note, annotations)
+        .await;
 }
 
 async fn fail_before_start(
@@ -93,8 +142,10 @@ async fn fail_before_start(
     status.message = Some(message.clone());
     status.finished_at = Some(now());
     write_status(ctx, api, p, &status).await?;
-    ctx.event(
+    promotion_event(
+        ctx,
         p,
+        &status,
         EventType::Warning,
         &format!("Promotion{phase:?}"),
         "Promote",
@@ -218,6 +269,7 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         );
         if status.phase != Some(PromotionPhase::Pending)
             || status.message.as_deref() != Some(&message)
+            || unhandled_refresh(&p).is_some()
         {
             status.phase = Some(PromotionPhase::Pending);
             status.message = Some(message);
@@ -251,8 +303,10 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
             }
         }
         write_status(&ctx, &api, &p, &status).await?;
-        ctx.event(
+        promotion_event(
+            &ctx,
             &p,
+            &status,
             EventType::Normal,
             "PromotionRunning",
             "Promote",
@@ -396,8 +450,10 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
                 } else {
                     EventType::Warning
                 };
-                ctx.event(
+                promotion_event(
+                    &ctx,
                     &p,
+                    &status,
                     type_,
                     &format!("Promotion{phase:?}"),
                     "Promote",
@@ -555,8 +611,10 @@ async fn abort(ctx: &Context, api: &Api<Promotion>, p: &Promotion) -> Result<Act
     status.message = Some("Promotion aborted by request (kargo.akuity.io/abort)".into());
     status.finished_at = Some(now());
     write_status(ctx, api, p, &status).await?;
-    ctx.event(
+    promotion_event(
+        ctx,
         p,
+        &status,
         EventType::Normal,
         "PromotionAborted",
         "Abort",

@@ -334,6 +334,10 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied,
                 return Ok(Applied::AnalysisRunNotCreated(why));
             }
         }
+        Effect::TerminateAnalysisRun {
+            namespace,
+            name: run_name,
+        } => analysis::terminate(&ctx.client, namespace, run_name).await?,
         Effect::CreatePromotion(p) => {
             let created = Api::<Promotion>::namespaced(ctx.client.clone(), &ns)
                 .create(&PostParams::default(), p)
@@ -346,8 +350,15 @@ async fn apply(ctx: &Context, stage: &Stage, effect: &Effect) -> Result<Applied,
             } else {
                 EventType::Normal
             };
-            ctx.event(stage, type_, e.reason, e.action, e.note.clone())
-                .await;
+            ctx.event_annotated(
+                stage,
+                type_,
+                e.reason,
+                e.action,
+                e.note.clone(),
+                e.annotations.clone(),
+            )
+            .await;
         }
     }
     Ok(Applied::Done)

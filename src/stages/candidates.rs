@@ -1,6 +1,7 @@
 //! Auto-promotion: which Freight to promote into a Stage, and the guards Kargo applies
-//! (reference §4): nothing already current or in flight, no automatic retry of a failed
-//! promotion, and a hold after a person promoted older Freight by hand (Kargo v1.11+).
+//! (reference §4): nothing already current or in flight and no automatic retry of a failed
+//! promotion. Holds after a person promoted older Freight by hand (Kargo v1.11+) are decided
+//! by [`super::holds`] before.
 
 use std::borrow::Borrow;
 
@@ -20,8 +21,6 @@ pub enum Decision {
     Promote(String),
     /// Do nothing, for this reason (shown on the Stage).
     Wait(String),
-    /// Held because a person promoted older Freight by hand; the reason says how to resume.
-    Held(String),
 }
 
 fn discovered(f: &Freight) -> Option<Timestamp> {
@@ -31,13 +30,15 @@ fn discovered(f: &Freight) -> Option<Timestamp> {
         .map(|t| t.0)
 }
 
-fn by_recency(a: &Freight, b: &Freight) -> std::cmp::Ordering {
+/// Orders Freight by when it was discovered (then by name), oldest first.
+pub fn discovered_order(a: &Freight, b: &Freight) -> std::cmp::Ordering {
     discovered(a)
         .cmp(&discovered(b))
         .then_with(|| a.metadata.name.cmp(&b.metadata.name))
 }
 
-fn is_manual(p: &Promotion) -> bool {
+/// Whether a person (not the controller's auto-promotion) made `p`.
+pub fn is_manual(p: &Promotion) -> bool {
     p.metadata
         .annotations
         .as_ref()
@@ -98,7 +99,7 @@ pub fn decide<F: Borrow<Freight>, P: Borrow<Promotion>>(
             ));
         }
     }
-    available.sort_by(|a, b| by_recency(b, a));
+    available.sort_by(|a, b| discovered_order(b, a));
     let Some(candidate) = available.first() else {
         return Decision::Wait(format!("no Freight from {} is available yet", req.origin));
     };
@@ -114,42 +115,6 @@ pub fn decide<F: Borrow<Freight>, P: Borrow<Promotion>>(
         .map(Borrow::borrow)
         .filter(|p| p.spec.stage == stage_name)
         .collect();
-
-    // A hold: the Freight now in the Stage was put there by a person, and newer Freight was
-    // already available when they did it — a deliberate rollback or pin. It lasts until a
-    // later promotion (e.g. of the newest Freight, by hand) replaces it.
-    let last_success = of_stage
-        .iter()
-        .filter(|p| phase(p) == Some(PromotionPhase::Succeeded))
-        .max_by_key(|p| finish_order(p));
-    if let Some(m) = last_success
-        && is_manual(m)
-        && m.spec.freight.is_some()
-        && current.as_deref() == m.spec.freight.as_deref()
-        && let Some(pinned) = freights
-            .iter()
-            .map(Borrow::borrow)
-            .find(|f| f.metadata.name == m.spec.freight && f.origin == req.origin)
-    {
-        // "Existed" by when the Freight object was created, strictly before the Promotion
-        // (timestamps have whole seconds): Freight that arrives later resumes auto-promotion.
-        let created = m.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        let newer_existed = available.iter().any(|f| {
-            by_recency(f, pinned).is_gt()
-                && f.metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .is_some_and(|t| created.is_some_and(|c| t.0 < c))
-        });
-        if newer_existed {
-            return Decision::Held(format!(
-                "auto-promotion of {} is held: Promotion {} put older Freight {} here by hand; promote the newest Freight to resume",
-                req.origin,
-                m.metadata.name.clone().unwrap_or_default(),
-                pinned.metadata.name.clone().unwrap_or_default()
-            ));
-        }
-    }
 
     if current.as_deref() == Some(name.as_str()) {
         return Decision::Wait(format!("the newest Freight {name} is already current"));
@@ -269,27 +234,5 @@ mod tests {
             None,
         );
         assert_eq!(run(&matching, &f, &[]), Decision::Promote("a".into()));
-    }
-
-    #[test]
-    fn promoting_older_freight_by_hand_holds_auto_promotion() {
-        let f = [
-            freight("old", "2026-01-01T00:00:00Z", serde_json::json!({})),
-            freight("new", "2026-01-02T00:00:00Z", serde_json::json!({})),
-        ];
-        let s = stage(serde_json::json!({"direct": true}), Some("old"));
-        let p = [
-            promo("auto", "new", "Succeeded", "2026-01-02T01:00:00Z", false),
-            promo("rollback", "old", "Succeeded", "2026-01-03T00:00:00Z", true),
-        ];
-        assert!(matches!(run(&s, &f, &p), Decision::Held(m) if m.contains("rollback")));
-        // Promoting the newest by hand resumes: nothing is held, it is just current.
-        let s2 = stage(serde_json::json!({"direct": true}), Some("new"));
-        let p2 = [
-            p[0].clone(),
-            p[1].clone(),
-            promo("resume", "new", "Succeeded", "2026-01-04T00:00:00Z", true),
-        ];
-        assert!(matches!(run(&s2, &f, &p2), Decision::Wait(m) if m.contains("already current")));
     }
 }

@@ -8,6 +8,7 @@ pub mod candidates;
 pub mod graph;
 pub mod health;
 pub mod health_checks;
+pub mod holds;
 pub mod plan;
 pub mod policy;
 pub mod promotions;

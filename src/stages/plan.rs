@@ -23,9 +23,9 @@ use super::promotions::{self, Tracked};
 use super::verification::{self, Verdict};
 use super::{graph, policy};
 use crate::api::{
-    ANNOTATION_CREATE_ACTOR, ANNOTATION_REVERIFY, AnalysisRunReference, CONDITION_HEALTHY,
-    CONDITION_READY, CONDITION_VERIFIED, Freight, HealthCheckStep, ProjectConfig, Promotion,
-    PromotionSpec, Stage, StageStatus,
+    ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, ANNOTATION_STAGE, AnalysisRunReference,
+    CONDITION_HEALTHY, CONDITION_READY, CONDITION_VERIFIED, Freight, HealthCheckStep, LABEL_STAGE,
+    ProjectConfig, Promotion, PromotionSpec, Stage, StageStatus, shorten_label_value,
 };
 use crate::controller::conditions::{self, Desired};
 
@@ -83,6 +83,8 @@ pub struct Event {
     pub reason: &'static str,
     pub action: &'static str,
     pub note: String,
+    /// Kargo's `event.kargo.akuity.io/*` annotations ([`crate::event_annotations`]).
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Event {
@@ -92,7 +94,13 @@ impl Event {
             reason,
             action,
             note,
+            annotations: BTreeMap::new(),
         }
+    }
+
+    pub fn with_annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
+        self.annotations = annotations;
+        self
     }
 
     pub fn warning(reason: &'static str, action: &'static str, note: String) -> Self {
@@ -126,6 +134,11 @@ pub enum Effect {
     CreateAnalysisRun {
         name: String,
         run: Value,
+    },
+    /// Terminate this AnalysisRun (`spec.terminate: true`): its verification was aborted.
+    TerminateAnalysisRun {
+        namespace: String,
+        name: String,
     },
     /// Create this auto-promotion.
     CreatePromotion(Box<Promotion>),
@@ -237,25 +250,29 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     status.health = Some(health.health.clone());
 
     // Verification of the current Freight once the Stage is healthy and idle.
-    let reverify = verification::reverify_requested(stage, &status);
+    let reverify = verification::reverify_request(stage, &status);
+    let abort = verification::abort_request(stage, &status);
     let run_name = format!("{name}.{}", o.ids.analysis_run).to_lowercase();
     let verified = verification::verify(
         stage,
         &mut status,
         &verification::Inputs {
             can_run: healthy && active.is_none(),
-            reverify,
+            reverify: reverify.as_ref(),
+            abort: abort.as_ref(),
             run_state: o.analysis_run.as_ref(),
             templates: o.analysis_templates.as_ref(),
             create_error: o.analysis_create_error.as_deref(),
             verification_id: &o.ids.verification,
             run_name: &run_name,
             now: &t,
+            freights: &o.freights,
         },
         &mut effects,
     );
-    if reverify {
-        status.last_handled_refresh = stage.annotations().get(ANNOTATION_REVERIFY).cloned();
+    // The refresh token this reconcile handled, as Kargo echoes it.
+    if let Some(token) = stage.annotations().get(ANNOTATION_REFRESH) {
+        status.last_handled_refresh = Some(token.clone());
     }
     match &verified {
         Some(v) => conditions::set(
@@ -302,6 +319,8 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         .and_then(|p| p.auto_promotion_enabled)
         .unwrap_or(false);
     status.auto_promotion_enabled = Some(auto);
+    let holds = super::holds::compute(stage, auto, &o.freights, &o.promotions, now);
+    status.auto_promotion_holds = holds.durable;
     let mut auto_note = None;
     if auto && problems.is_empty() && active.is_none() {
         // Decide on the status as just updated: a Promotion recorded above is current now,
@@ -309,24 +328,44 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         let mut updated = stage.clone();
         updated.status = Some(status.clone());
         for req in &stage.spec.requested_freight {
+            let origin = req.origin.to_string();
+            if let Some(h) = holds.effective.get(&origin) {
+                auto_note = Some(super::holds::message(&origin, h));
+                continue;
+            }
             match candidates::decide(&updated, req, &o.freights, &o.promotions, now) {
                 Decision::Promote(freight) => {
                     let p = auto_promotion(stage, &freight, &o.ids.promotion);
                     let p_name = p.name_any();
+                    let mut created = p.clone();
+                    created.metadata.creation_timestamp = Some(t.clone());
+                    let freight_obj = o
+                        .freights
+                        .iter()
+                        .find(|f| f.metadata.name.as_deref() == Some(freight.as_str()));
+                    let annotations = crate::event_annotations::promotion(
+                        &created,
+                        freight_obj.map(AsRef::as_ref),
+                        CONTROLLER_ACTOR,
+                    );
                     effects.push(Effect::CreatePromotion(Box::new(p)));
-                    effects.push(Effect::Event(Event::normal(
-                        "PromotionCreated",
-                        "AutoPromote",
-                        format!("Auto-promoting Freight {freight} to Stage {name} ({p_name})"),
-                    )));
+                    effects.push(Effect::Event(
+                        Event::normal(
+                            "PromotionCreated",
+                            "AutoPromote",
+                            format!("Auto-promoting Freight {freight} to Stage {name} ({p_name})"),
+                        )
+                        .with_annotations(annotations),
+                    ));
                     busy = true;
                     break;
                 }
-                Decision::Held(m) => auto_note = Some(m),
                 Decision::Wait(_) => {}
             }
         }
     }
+
+    status.effective_auto_promotion_holds = holds.effective;
 
     // Ready: the graph is sound, the Stage is healthy and its Freight verified.
     let (ready, reason, message) = readiness(Readiness {
@@ -367,6 +406,8 @@ pub const REASON_AUTO_PROMOTION_FAILED: &str = "AutoPromotionFailed";
 pub const REASON_FREIGHT_UPDATE_FAILED: &str = "FreightUpdateFailed";
 /// Ready's reason when creating the verification's AnalysisRun failed.
 pub const REASON_VERIFICATION_START_FAILED: &str = "VerificationStartFailed";
+/// Ready's reason when terminating an aborted verification's AnalysisRun failed.
+pub const REASON_VERIFICATION_ABORT_FAILED: &str = "VerificationAbortFailed";
 /// Ready's reason when reading what the plan needs (the project's objects) failed.
 pub const REASON_READ_FAILED: &str = "ReadFailed";
 
@@ -412,6 +453,12 @@ impl Failure {
             Effect::CreateAnalysisRun { name, .. } => (
                 REASON_VERIFICATION_START_FAILED,
                 format!("creating AnalysisRun {name}"),
+                true,
+            ),
+            // Not recorded as aborted until the run is terminated: the next reconcile retries.
+            Effect::TerminateAnalysisRun { name, .. } => (
+                REASON_VERIFICATION_ABORT_FAILED,
+                format!("terminating AnalysisRun {name}"),
                 true,
             ),
             Effect::Event(e) => (
@@ -523,10 +570,17 @@ fn auto_promotion(stage: &Stage, freight: &str, ulid: &str) -> Promotion {
         metadata: kube::api::ObjectMeta {
             name: Some(name),
             namespace: Some(stage.namespace().unwrap_or_default()),
-            annotations: Some(BTreeMap::from([(
-                ANNOTATION_CREATE_ACTOR.to_string(),
-                CONTROLLER_ACTOR.to_string(),
+            labels: Some(BTreeMap::from([(
+                LABEL_STAGE.to_string(),
+                shorten_label_value(&stage.name_any()),
             )])),
+            annotations: Some(BTreeMap::from([
+                (
+                    ANNOTATION_CREATE_ACTOR.to_string(),
+                    CONTROLLER_ACTOR.to_string(),
+                ),
+                (ANNOTATION_STAGE.to_string(), stage.name_any()),
+            ])),
             owner_references: Some(vec![OwnerReference {
                 api_version: Stage::api_version(&()).into_owned(),
                 kind: Stage::kind(&()).into_owned(),

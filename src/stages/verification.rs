@@ -13,7 +13,11 @@ use super::analysis_run::{self, RunState};
 use super::candidates::CONTROLLER_ACTOR;
 use super::plan::{Effect, Event};
 use super::promotions::names;
-use crate::api::{ANNOTATION_REVERIFY, AnalysisRunReference, Stage, StageStatus, VerificationInfo};
+use crate::api::{
+    ANNOTATION_ABORT, ANNOTATION_REVERIFY, AnalysisRunReference, Stage, StageStatus,
+    VerificationInfo,
+};
+use crate::event_annotations;
 
 const RUNNING: &str = "Running";
 const SUCCESSFUL: &str = "Successful";
@@ -46,8 +50,10 @@ impl Verdict {
 pub struct Inputs<'a> {
     /// The Stage is healthy and no Promotion is running.
     pub can_run: bool,
-    /// The reverify annotation asks for a new verification.
-    pub reverify: bool,
+    /// The reverify annotation asks for a new verification ([`reverify_request`]).
+    pub reverify: Option<&'a Request>,
+    /// The abort annotation asks to end the running verification ([`abort_request`]).
+    pub abort: Option<&'a Request>,
     /// The state of the running AnalysisRun ([`running_run`]), as read.
     pub run_state: Option<&'a Result<RunState, String>>,
     /// The Stage's AnalysisTemplates, read when a verification with them starts ([`starts`]).
@@ -59,15 +65,68 @@ pub struct Inputs<'a> {
     /// The name of an AnalysisRun created now.
     pub run_name: &'a str,
     pub now: &'a Time,
+    /// The project's Freight, for the Events' annotations.
+    pub freights: &'a [std::sync::Arc<crate::api::Freight>],
 }
 
-/// Whether the reverify annotation holds a request not handled yet.
-pub fn reverify_requested(stage: &Stage, status: &StageStatus) -> bool {
-    stage
-        .annotations()
-        .get(ANNOTATION_REVERIFY)
-        .is_some_and(|v| status.last_handled_refresh.as_deref() != Some(v.as_str()))
+/// A reverify or abort request, as Kargo's `VerificationRequest`: the annotation's value is the
+/// ID of the verification it is about, or `{"id": …, "actor": …, "controlPlane": …}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub control_plane: bool,
 }
+
+/// The request in `stage`'s annotation `key`; `None` when absent or naming no verification.
+pub fn request(stage: &Stage, key: &str) -> Option<Request> {
+    let raw = stage.annotations().get(key)?.trim();
+    let request = if raw.starts_with('{') {
+        serde_json::from_str::<Request>(raw).ok()?
+    } else {
+        Request {
+            id: raw.to_string(),
+            ..Default::default()
+        }
+    };
+    (!request.id.is_empty()).then_some(request)
+}
+
+/// The current Freight's latest verification.
+fn last(status: &StageStatus) -> Option<&VerificationInfo> {
+    status.freight_history.first()?.verification_history.first()
+}
+
+/// The request `key` on `stage` when it names the current Freight's latest verification.
+fn request_for_last(stage: &Stage, status: &StageStatus, key: &str) -> Option<Request> {
+    let last = last(status)?;
+    request(stage, key).filter(|r| last.id.as_deref() == Some(r.id.as_str()))
+}
+
+/// The reverify request, when it names the current Freight's latest verification and that has
+/// ended (Kargo: a new verification gets a new ID, so a request is handled once).
+pub fn reverify_request(stage: &Stage, status: &StageStatus) -> Option<Request> {
+    request_for_last(stage, status, ANNOTATION_REVERIFY)
+        .filter(|_| last(status).is_some_and(|l| l.phase.as_deref() != Some(RUNNING)))
+}
+
+/// Whether a reverify request is to be handled now.
+pub fn reverify_requested(stage: &Stage, status: &StageStatus) -> bool {
+    reverify_request(stage, status).is_some()
+}
+
+/// The abort request, when it names the current Freight's verification while it runs.
+pub fn abort_request(stage: &Stage, status: &StageStatus) -> Option<Request> {
+    request_for_last(stage, status, ANNOTATION_ABORT)
+        .filter(|_| last(status).is_some_and(|l| l.phase.as_deref() == Some(RUNNING)))
+}
+
+/// Kargo's message on a verification aborted by request.
+pub const ABORTED_MESSAGE: &str = "Verification aborted by user";
 
 fn has_analysis(stage: &Stage) -> bool {
     stage
@@ -123,14 +182,31 @@ pub fn verify(
     effects: &mut Vec<Effect>,
 ) -> Option<Verdict> {
     let current = status.freight_history.first_mut()?;
-    if i.reverify {
-        current.verification_history.clear();
-    }
     let freight = names(current);
-    if let Some(last) = current.verification_history.first_mut() {
+    if let Some(last) = current.verification_history.first_mut()
+        && i.reverify.is_none()
+    {
         if last.phase.as_deref() == Some(RUNNING)
             && let Some(run) = last.analysis_run.as_mut()
         {
+            // Aborted by request: the run is terminated and the verification failed, with
+            // Kargo's message (the run itself would end "Successful" once terminated).
+            if let Some(req) = i.abort {
+                effects.push(Effect::TerminateAnalysisRun {
+                    namespace: run.namespace.clone(),
+                    name: run.name.clone(),
+                });
+                let verdict = Verdict::new(false, ABORTED_MESSAGE);
+                run.phase = verdict.phase().into();
+                last.phase = Some(verdict.phase().into());
+                last.message = Some(verdict.message.clone());
+                last.finish_time = Some(i.now.clone());
+                if let Some(actor) = &req.actor {
+                    last.actor = Some(actor.clone());
+                }
+                conclude(stage, &freight, &verdict, last, i, effects);
+                return Some(verdict);
+            }
             // Not read (or unreadable): still running as far as the Stage knows.
             let verdict = match i.run_state {
                 Some(Ok(RunState::Successful)) => {
@@ -143,7 +219,7 @@ pub fn verify(
             last.phase = Some(verdict.phase().into());
             last.message = Some(verdict.message.clone());
             last.finish_time = Some(i.now.clone());
-            conclude(stage, &freight, &verdict, i.now, effects);
+            conclude(stage, &freight, &verdict, last, i, effects);
             return Some(verdict);
         }
         let ok = last.phase.as_deref() == Some(SUCCESSFUL);
@@ -154,7 +230,11 @@ pub fn verify(
     }
     let mut info = VerificationInfo {
         id: Some(i.verification_id.to_string()),
-        actor: Some(CONTROLLER_ACTOR.into()),
+        actor: Some(
+            i.reverify
+                .and_then(|r| r.actor.clone())
+                .unwrap_or_else(|| CONTROLLER_ACTOR.into()),
+        ),
         start_time: Some(i.now.clone()),
         ..Default::default()
     };
@@ -165,19 +245,23 @@ pub fn verify(
             (Some(Err(m)), _) => Some(Verdict::new(false, m.clone())),
             (Some(Ok(_)), Some(m)) => Some(Verdict::new(false, m)),
             (Some(Ok(templates)), None) => {
-                let run = analysis_run::build_run(stage, templates, &current.id, i.run_name);
-                effects.push(Effect::CreateAnalysisRun {
-                    name: i.run_name.to_string(),
-                    run,
-                });
-                info.phase = Some(RUNNING.into());
-                info.message = Some(format!("AnalysisRun {} is running", i.run_name));
-                info.analysis_run = Some(AnalysisRunReference {
-                    name: i.run_name.to_string(),
-                    namespace: stage.namespace().unwrap_or_default(),
-                    phase: RUNNING.into(),
-                });
-                None
+                match analysis_run::build_run(stage, templates, current, i.run_name) {
+                    Err(m) => Some(Verdict::new(false, m)),
+                    Ok(run) => {
+                        effects.push(Effect::CreateAnalysisRun {
+                            name: i.run_name.to_string(),
+                            run,
+                        });
+                        info.phase = Some(RUNNING.into());
+                        info.message = Some(format!("AnalysisRun {} is running", i.run_name));
+                        info.analysis_run = Some(AnalysisRunReference {
+                            name: i.run_name.to_string(),
+                            namespace: stage.namespace().unwrap_or_default(),
+                            phase: RUNNING.into(),
+                        });
+                        None
+                    }
+                }
             }
         }
     } else {
@@ -191,40 +275,50 @@ pub fn verify(
         info.message = Some(v.message.clone());
         info.finish_time = Some(i.now.clone());
     }
-    current.verification_history.insert(0, info);
+    current.verification_history.insert(0, info.clone());
     current.verification_history.truncate(HISTORY);
     if let Some(v) = &verdict {
-        conclude(stage, &freight, v, i.now, effects);
+        conclude(stage, &freight, v, &info, i, effects);
     }
     verdict
 }
 
-/// Records the outcome on the Freight (verifiedIn) and as Events.
+/// Records the outcome on the Freight (verifiedIn) and as one Event per Freight, with Kargo's
+/// reasons (`FreightVerificationSucceeded`/`Failed`) and event annotations.
 fn conclude(
     stage: &Stage,
     freight: &BTreeSet<String>,
     verdict: &Verdict,
-    now: &Time,
+    info: &VerificationInfo,
+    i: &Inputs<'_>,
     effects: &mut Vec<Effect>,
 ) {
     let name = stage.name_any();
-    if verdict.ok {
-        for f in freight {
+    let project = stage.namespace().unwrap_or_default();
+    for f in freight {
+        let annotations = i
+            .freights
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some(f.as_str()))
+            .map(|o| event_annotations::verification(&project, CONTROLLER_ACTOR, &name, o, info))
+            .unwrap_or_default();
+        let event = if verdict.ok {
             effects.push(Effect::MarkVerified {
                 freight: f.clone(),
-                at: now.clone(),
+                at: i.now.clone(),
             });
-            effects.push(Effect::Event(Event::normal(
-                "FreightVerified",
+            Event::normal(
+                "FreightVerificationSucceeded",
                 "Verify",
                 format!("Freight {f} verified in Stage {name}"),
-            )));
-        }
-    } else {
-        effects.push(Effect::Event(Event::warning(
-            "FreightVerificationFailed",
-            "Verify",
-            verdict.message.clone(),
-        )));
+            )
+        } else {
+            Event::warning(
+                "FreightVerificationFailed",
+                "Verify",
+                verdict.message.clone(),
+            )
+        };
+        effects.push(Effect::Event(event.with_annotations(annotations)));
     }
 }

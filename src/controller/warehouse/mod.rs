@@ -227,17 +227,31 @@ async fn apply(ctx: &Context, w: &Warehouse, plan: Plan) -> Result<Action, Error
             Api::namespaced(ctx.client.clone(), &w.namespace().unwrap_or_default());
         apply_status(&api, w, status).await?;
     }
+    let mut created = None;
     for effect in plan.effects {
         match effect {
             // Done before the status write.
-            Effect::CreateFreight(_) => {}
+            Effect::CreateFreight(f) => created = Some(f),
             Effect::Event(e) => {
                 let type_ = if e.warning {
                     EventType::Warning
                 } else {
                     EventType::Normal
                 };
-                ctx.event(w, type_, e.reason, e.action, e.note).await;
+                // Kargo's FreightCreated Event carries the Freight's event annotations.
+                let annotations = match (&created, e.reason) {
+                    (Some(f), "FreightCreated") => {
+                        let mut a = crate::event_annotations::common(
+                            &w.namespace().unwrap_or_default(),
+                            Some(crate::stages::candidates::CONTROLLER_ACTOR),
+                        );
+                        crate::event_annotations::add_freight(&mut a, f, "");
+                        a
+                    }
+                    _ => Default::default(),
+                };
+                ctx.event_annotated(w, type_, e.reason, e.action, e.note, annotations)
+                    .await;
             }
             Effect::RetryNotBefore(delay) => ctx.retry_after(&k, delay),
             Effect::ResetBackoff => ctx.reset_backoff(&k),

@@ -137,6 +137,17 @@ fn cond<'a>(p: &'a Plan, type_: &str) -> (&'a str, &'a str, &'a str) {
     (c.status.as_str(), c.reason.as_str(), c.message.as_str())
 }
 
+/// The effects without their Events' annotations, to compare with what a test expects.
+fn plain(effects: &[Effect]) -> Vec<Effect> {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::Event(ev) => Effect::Event(ev.clone().with_annotations(BTreeMap::new())),
+            other => other.clone(),
+        })
+        .collect()
+}
+
 fn events(p: &Plan) -> Vec<&Event> {
     p.effects
         .iter()
@@ -524,15 +535,26 @@ fn without_analysis_a_healthy_idle_stage_verifies_at_once() {
     let p = plan(&promoted(), now());
     let message = "Stage is healthy after the promotion (no verification configured)";
     assert_eq!(cond(&p, CONDITION_VERIFIED), ("True", "Verified", message));
+    let Effect::Event(verified) = &p.effects[2] else {
+        panic!("{:?}", p.effects)
+    };
     assert_eq!(
-        p.effects[1..],
+        verified.annotations["event.kargo.akuity.io/verification-finish-time"],
+        "2026-12-01T12:00:00Z"
+    );
+    assert_eq!(
+        verified.annotations["event.kargo.akuity.io/freight-name"],
+        "f1"
+    );
+    assert_eq!(
+        plain(&p.effects[1..]),
         [
             Effect::MarkVerified {
                 freight: "f1".into(),
                 at: Time(now())
             },
             Effect::Event(Event::normal(
-                "FreightVerified",
+                "FreightVerificationSucceeded",
                 "Verify",
                 "Freight f1 verified in Stage dev".into()
             )),
@@ -619,12 +641,15 @@ fn analysis_that_cannot_start_fails_verification() {
             ("False", "VerificationFailed", message)
         );
         assert_eq!(
-            events(&p),
-            vec![&Event::warning(
+            plain(&p.effects)
+                .into_iter()
+                .filter(|e| matches!(e, Effect::Event(_)))
+                .collect::<Vec<_>>(),
+            vec![Effect::Event(Event::warning(
                 "FreightVerificationFailed",
                 "Verify",
                 message.into()
-            )]
+            ))]
         );
         assert!(
             !p.effects
@@ -702,26 +727,161 @@ fn a_failed_analysis_fails_verification() {
 fn the_reverify_annotation_starts_a_new_verification_once() {
     let (mut o, first) = settle(promoted());
     assert_eq!(cond(&first, CONDITION_VERIFIED).1, "Verified");
-    o.stage
-        .metadata
-        .annotations
-        .get_or_insert_default()
-        .insert(ANNOTATION_REVERIFY.into(), "r1".into());
+    // A request naming no verification of the current Freight is ignored.
+    let annotate = |o: &mut Observed, v: &str| {
+        o.stage
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(crate::api::ANNOTATION_REVERIFY.into(), v.into());
+    };
+    annotate(&mut o, "someone-else");
+    assert!(plan(&o, now()).effects.is_empty());
+    // Kargo's request form, naming the verification that ended.
+    annotate(&mut o, r#"{"id":"01ver","actor":"kubernetes:alice"}"#);
     o.ids.verification = "02ver".into();
     let p = plan(&o, now());
-    assert_eq!(p.status.last_handled_refresh.as_deref(), Some("r1"));
     let history = &p.status.freight_history[0].verification_history;
-    assert_eq!(history.len(), 1);
+    assert_eq!(history.len(), 2);
     assert_eq!(history[0].id.as_deref(), Some("02ver"));
+    assert_eq!(history[0].actor.as_deref(), Some("kubernetes:alice"));
+    assert_eq!(history[1].id.as_deref(), Some("01ver"));
     assert!(
         p.effects
             .iter()
             .any(|e| matches!(e, Effect::MarkVerified { .. }))
     );
-    // Handled: the same annotation does not verify again.
+    // Handled: the request names a verification that is no longer the latest.
     o.stage.status = Some(p.status);
     let again = plan(&o, now());
     assert!(again.effects.is_empty());
+}
+
+#[test]
+fn the_abort_annotation_terminates_the_running_analysis_once() {
+    let mut o = with_analysis();
+    o.analysis_templates = Some(Ok(vec![]));
+    let p = plan(&o, now());
+    o.stage.status = Some(p.status);
+    o.analysis_templates = None;
+    let id = o.stage.status.as_ref().expect("status").freight_history[0].verification_history[0]
+        .id
+        .clone()
+        .expect("id");
+    o.stage.metadata.annotations.get_or_insert_default().insert(
+        crate::api::ANNOTATION_ABORT.into(),
+        format!(r#"{{"id":"{id}","actor":"kubernetes:bob"}}"#),
+    );
+    o.analysis_run = Some(Ok(RunState::Running));
+    let p = plan(&o, now());
+    assert_eq!(
+        p.effects[0],
+        Effect::TerminateAnalysisRun {
+            namespace: NS.into(),
+            name: "dev.01run".into()
+        }
+    );
+    assert_eq!(
+        cond(&p, CONDITION_VERIFIED),
+        (
+            "False",
+            "VerificationFailed",
+            "Verification aborted by user"
+        )
+    );
+    let info = &p.status.freight_history[0].verification_history[0];
+    assert_eq!(info.phase.as_deref(), Some("Failed"));
+    assert_eq!(info.actor.as_deref(), Some("kubernetes:bob"));
+    assert_eq!(events(&p)[0].reason, "FreightVerificationFailed");
+    // Handled: the verification has ended, so the same annotation does nothing more.
+    o.stage.status = Some(p.status);
+    let again = plan(&o, now());
+    assert!(
+        !again
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::TerminateAnalysisRun { .. }))
+    );
+}
+
+#[test]
+fn the_refresh_token_is_echoed() {
+    let mut o = promoted();
+    o.stage
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(ANNOTATION_REFRESH.into(), "t1".into());
+    let p = plan(&o, now());
+    assert_eq!(p.status.last_handled_refresh.as_deref(), Some("t1"));
+}
+
+#[test]
+fn verification_arguments_are_evaluated_and_errors_name_the_argument() {
+    let mut o = promoted();
+    o.promotions = vec![promotion_with(
+        "p1",
+        "f1",
+        Some("Succeeded"),
+        "2026-12-01T11:00:00Z",
+        |v| {
+            v["status"]["freightCollection"]["items"][ORIGIN]["images"] =
+                json!([{"repoURL": "r", "tag": "f1"}]);
+        },
+    )];
+    o.stage = stage_with(|v| {
+        v["spec"]["vars"] = json!([{"name": "env", "value": "${{ ctx.stage }}-x"}]);
+        v["spec"]["verification"] = json!({
+            "analysisTemplates": [{"name": "t"}],
+            "args": [
+                {"name": "where", "value": "${{ ctx.project }}/${{ vars.env }}"},
+                {"name": "tag", "value": "${{ imageFrom('r').Tag }}"},
+                {"name": "plain", "value": "42"}
+            ]
+        });
+    });
+    o.analysis_templates = Some(Ok(vec![]));
+    let p = plan(&o, now());
+    let Some(Effect::CreateAnalysisRun { run, .. }) = p
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::CreateAnalysisRun { .. }))
+    else {
+        panic!("{:?}", p.effects)
+    };
+    let args: BTreeMap<String, Value> = run["spec"]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or_default().to_string(),
+                a["value"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(args["where"], "p/dev-x");
+    assert_eq!(args["tag"], "f1");
+    assert_eq!(args["plain"], "42");
+
+    o.stage = stage_with(|v| {
+        v["spec"]["verification"] = json!({
+            "analysisTemplates": [{"name": "t"}],
+            "args": [{"name": "n", "value": "${{ 1 + 1 }}"}, {"name": "bad", "value": "${{ nope( }}"}]
+        });
+    });
+    let p = plan(&o, now());
+    let (status, reason, message) = cond(&p, CONDITION_VERIFIED);
+    assert_eq!((status, reason), ("False", "VerificationFailed"));
+    assert!(
+        message.contains("verification argument \"n\"") && message.contains("must be a string"),
+        "{message}"
+    );
+    assert!(
+        !p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::CreateAnalysisRun { .. }))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -773,6 +933,25 @@ fn a_policy_auto_promotes_the_newest_freight() {
             "AutoPromote",
             "Auto-promoting Freight f2abcdef99 to Stage dev (dev.01pro.f2abcde)".into()
         )
+        .with_annotations(event.annotations.clone())
+    );
+    // Kargo's event annotations name the Promotion, its Stage, the Freight and the actor.
+    let a = &event.annotations;
+    assert_eq!(
+        a["event.kargo.akuity.io/promotion-name"],
+        "dev.01pro.f2abcde"
+    );
+    assert_eq!(a["event.kargo.akuity.io/stage-name"], "dev");
+    assert_eq!(a["event.kargo.akuity.io/freight-name"], "f2abcdef99");
+    assert_eq!(a["event.kargo.akuity.io/actor"], CONTROLLER_ACTOR);
+    assert_eq!(a["event.kargo.akuity.io/project"], NS);
+    // The Stage label Kargo's webhook sets, also on auto-promotions.
+    assert_eq!(
+        promo
+            .labels()
+            .get("kargo.akuity.io/stage")
+            .map(String::as_str),
+        Some("dev")
     );
     assert_eq!(p.requeue, REQUEUE_BUSY);
 }
@@ -811,8 +990,19 @@ fn auto_promotion_is_held_after_a_manual_rollback() {
     let (status, reason, message) = cond(&p, CONDITION_READY);
     assert_eq!((status, reason), ("True", "AutoPromotionHeld"));
     assert!(
-        message.contains("is held: Promotion p1 put older Freight f1 here by hand"),
+        message.contains("is held: Promotion p1 put Freight f1 here by hand"),
         "{message}"
+    );
+    // Shown in Kargo's status fields.
+    let held = &p.status.auto_promotion_holds[ORIGIN];
+    assert_eq!(
+        (held.freight_name.as_str(), held.promotion_name.as_deref()),
+        ("f1", Some("p1"))
+    );
+    assert_eq!(held.actor.as_deref(), Some("email:a@b.c"));
+    assert_eq!(
+        p.status.effective_auto_promotion_holds,
+        p.status.auto_promotion_holds
     );
 }
 
@@ -998,7 +1188,7 @@ fn a_failed_analysis_run_create_planned_again_keeps_the_effects_before_it() {
     let second = plan(&o, now());
     assert_eq!(first.effects[..i], second.effects[..i]);
     assert_eq!(
-        second.effects[i..],
+        plain(&second.effects[i..]),
         [Effect::Event(Event::warning(
             "FreightVerificationFailed",
             "Verify",
