@@ -292,6 +292,8 @@ fn controller_rbac_is_exactly_what_it_uses() {
             &["bind"],
         ),
         ("kargo.akuity.io", &["freights", "promotions"], &["create"]),
+        // set-freight-alias sets a Freight's alias field and label.
+        ("kargo.akuity.io", &["freights"], &["patch"]),
         // Auto-promotion passes the same admission check as people.
         ("kargo.akuity.io", &["stages"], &["promote"]),
         ("", &["secrets"], &["get", "list"]),
@@ -305,7 +307,8 @@ fn controller_rbac_is_exactly_what_it_uses() {
             &["analysistemplates", "clusteranalysistemplates"],
             &["get"],
         ),
-        ("argoproj.io", &["analysisruns"], &["get", "create"]),
+        // patch: aborting a verification terminates its AnalysisRun.
+        ("argoproj.io", &["analysisruns"], &["get", "create", "patch"]),
         // The identity check reads which identity the admission policies expect.
         (
             "admissionregistration.k8s.io",
