@@ -213,6 +213,19 @@ mod tests {
         ] {
             assert!(ImagePlan::compile(&sub(bad.clone())).is_err(), "{bad}");
         }
+        // A bad constraint names the field, the constraint and what is wrong.
+        let problems = ImagePlan::compile(&sub(serde_json::json!({
+            "repoURL": "r/x", "constraint": ">=1.0.0 <2.0.0-beta.01"
+        })))
+        .err()
+        .map(|p| super::super::describe_problems(&p));
+        assert_eq!(
+            problems.as_deref(),
+            Some(
+                "constraint: invalid semver constraint \">=1.0.0 <2.0.0-beta.01\": \
+                 \"2.0.0-beta.01\" is not a valid version: version segment starts with 0"
+            )
+        );
         // Different selection inputs, different fingerprints.
         let a =
             ImagePlan::compile(&sub(serde_json::json!({"repoURL": "r/x"}))).map(|p| p.fingerprint);
