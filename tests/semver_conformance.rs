@@ -294,3 +294,42 @@ fn former_differences_stay_fixed() {
     assert!(strict_new_version("1.2.3-alpha.01").is_err());
     assert!(new_version("01.02.03").is_ok());
 }
+
+const DIFFERENTIAL: &str = include_str!("conformance/semver/differential.json");
+
+/// Beyond the upstream tables: answers of the real Masterminds v3.5.0 (`differential_gen.go`)
+/// for a grid of constraints × versions and for version strings, edge cases included.
+#[test]
+fn masterminds_differential() {
+    let doc: Value = serde_json::from_str(DIFFERENTIAL).expect("differential JSON");
+    let mut failures = Vec::new();
+    let rows = doc["versions"].as_array().expect("versions");
+    for row in rows {
+        let input = s(&row[0]);
+        let loose = new_version(input).ok().map(|v| v.to_string());
+        let strict = strict_new_version(input).ok().map(|v| v.to_string());
+        if loose.as_deref() != row[1].as_str() || strict.as_deref() != row[2].as_str() {
+            failures.push(format!("{row}: got {loose:?} {strict:?}"));
+        }
+    }
+    let checks = doc["constraints"].as_array().expect("constraints");
+    for row in checks {
+        // A constraint Masterminds refuses is one row with an empty version and a null check.
+        match (row[2].as_bool(), Constraint::parse(s(&row[0]))) {
+            (None, Err(_)) => {}
+            (None, Ok(c)) => failures.push(format!("{row}: accepted as {}", c.canonical())),
+            (Some(_), Err(e)) => failures.push(format!("{row}: {e}")),
+            (Some(want), Ok(c)) => {
+                if c.matches(&version(&row[1])) != want {
+                    failures.push(format!("{row}: got {}", !want));
+                }
+            }
+        }
+    }
+    println!(
+        "Masterminds v3.5.0 differential: {} version strings, {} constraint checks",
+        rows.len(),
+        checks.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
