@@ -343,10 +343,10 @@ impl ChartPlan {
                 problems.push(SubscriptionProblem::new(field, e));
             })
             .ok();
+        // As Kargo: only an empty constraint is no constraint; blanks are refused.
         let constraint = sub
             .semver_constraint
             .as_deref()
-            .map(str::trim)
             .filter(|c| !c.is_empty())
             .and_then(|c| {
                 Constraint::parse(c)

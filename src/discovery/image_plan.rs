@@ -72,14 +72,17 @@ impl ImagePlan {
         }
         let raw_constraint = sub.effective_constraint().filter(|c| !c.trim().is_empty());
         let (constraint, digest_tag) = match strategy {
+            // As Kargo: only an empty constraint is no constraint; blanks are refused.
             Strategy::SemVer => (
-                raw_constraint.and_then(|c| {
-                    Constraint::parse(c)
-                        .map_err(|e| {
-                            problems.push(SubscriptionProblem::new("constraint", e.to_string()))
-                        })
-                        .ok()
-                }),
+                sub.effective_constraint()
+                    .filter(|c| !c.is_empty())
+                    .and_then(|c| {
+                        Constraint::parse(c)
+                            .map_err(|e| {
+                                problems.push(SubscriptionProblem::new("constraint", e.to_string()))
+                            })
+                            .ok()
+                    }),
                 None,
             ),
             Strategy::Digest => {
@@ -206,6 +209,7 @@ mod tests {
         for bad in [
             serde_json::json!({"repoURL": "r/x", "imageSelectionStrategy": "Digest"}),
             serde_json::json!({"repoURL": "r/x", "constraint": "not a range"}),
+            serde_json::json!({"repoURL": "r/x", "constraint": "  "}),
             serde_json::json!({"repoURL": "r/x", "allowTagsRegexes": ["("]}),
             serde_json::json!({"repoURL": "r/x", "platform": "linux"}),
             serde_json::json!({"repoURL": "r/x", "allowTags": "^v"}),
