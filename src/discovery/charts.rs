@@ -19,6 +19,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::images::ImageDiscoverer;
 use super::semver_constraint::{Constraint, cmp_precedence, parse_version};
+use super::semver_version::strict_new_version;
 use super::subscription::{Subscriber, SubscriptionProblem, describe_problems};
 use super::types::{ImageDiscoveryError, RegistryCredentials};
 use crate::api::{ChartDiscoveryResult, ChartSubscription};
@@ -87,7 +88,12 @@ pub fn select_versions<'a>(
             } else {
                 c.to_owned()
             };
-            let v = parse_version(&text, oci)?;
+            // Kargo: StrictNewVersion for OCI tags (so no `v` prefix), NewVersion for an index.
+            let v = if oci {
+                strict_new_version(&text).ok()?
+            } else {
+                parse_version(&text, false)?
+            };
             Some((v, text))
         })
         .filter(|(v, _)| constraint.is_none_or(|c| c.matches(v)))
@@ -337,10 +343,10 @@ impl ChartPlan {
                 problems.push(SubscriptionProblem::new(field, e));
             })
             .ok();
+        // As Kargo: only an empty constraint is no constraint; blanks are refused.
         let constraint = sub
             .semver_constraint
             .as_deref()
-            .map(str::trim)
             .filter(|c| !c.is_empty())
             .and_then(|c| {
                 Constraint::parse(c)
@@ -601,17 +607,11 @@ mod tests {
             "1.3.0_build.5",
             "2.0.0-rc.1",
         ];
+        // `v1.11.0` is not a strict semantic version (Kargo's StrictNewVersion refuses it).
         let got = select_versions(tags, true, None, 20);
         assert_eq!(
             got,
-            [
-                "2.0.0-rc.1",
-                "v1.11.0",
-                "1.10.0",
-                "1.9.0",
-                "1.3.0+build.5",
-                "1.2.0"
-            ]
+            ["2.0.0-rc.1", "1.10.0", "1.9.0", "1.3.0+build.5", "1.2.0"]
         );
     }
 

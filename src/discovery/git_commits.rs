@@ -437,11 +437,8 @@ impl GitPlan {
         } else {
             TagFilter::allow_all()
         };
-        let raw_constraint = sub
-            .semver_constraint
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty());
+        // As Kargo: only an empty constraint is no constraint; blanks are refused.
+        let raw_constraint = sub.semver_constraint.as_deref().filter(|c| !c.is_empty());
         let constraint = match (strategy, raw_constraint) {
             (CommitSelectionStrategy::SemVer, Some(c)) => {
                 Some(Constraint::parse(c).map_err(|e| ("semverConstraint", e.reason))?)

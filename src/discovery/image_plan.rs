@@ -72,14 +72,17 @@ impl ImagePlan {
         }
         let raw_constraint = sub.effective_constraint().filter(|c| !c.trim().is_empty());
         let (constraint, digest_tag) = match strategy {
+            // As Kargo: only an empty constraint is no constraint; blanks are refused.
             Strategy::SemVer => (
-                raw_constraint.and_then(|c| {
-                    Constraint::parse(c)
-                        .map_err(|e| {
-                            problems.push(SubscriptionProblem::new("constraint", e.to_string()))
-                        })
-                        .ok()
-                }),
+                sub.effective_constraint()
+                    .filter(|c| !c.is_empty())
+                    .and_then(|c| {
+                        Constraint::parse(c)
+                            .map_err(|e| {
+                                problems.push(SubscriptionProblem::new("constraint", e.to_string()))
+                            })
+                            .ok()
+                    }),
                 None,
             ),
             Strategy::Digest => {
@@ -206,6 +209,7 @@ mod tests {
         for bad in [
             serde_json::json!({"repoURL": "r/x", "imageSelectionStrategy": "Digest"}),
             serde_json::json!({"repoURL": "r/x", "constraint": "not a range"}),
+            serde_json::json!({"repoURL": "r/x", "constraint": "  "}),
             serde_json::json!({"repoURL": "r/x", "allowTagsRegexes": ["("]}),
             serde_json::json!({"repoURL": "r/x", "platform": "linux"}),
             serde_json::json!({"repoURL": "r/x", "allowTags": "^v"}),
@@ -213,6 +217,19 @@ mod tests {
         ] {
             assert!(ImagePlan::compile(&sub(bad.clone())).is_err(), "{bad}");
         }
+        // A bad constraint names the field, the constraint and what is wrong.
+        let problems = ImagePlan::compile(&sub(serde_json::json!({
+            "repoURL": "r/x", "constraint": ">=1.0.0 <2.0.0-beta.01"
+        })))
+        .err()
+        .map(|p| super::super::describe_problems(&p));
+        assert_eq!(
+            problems.as_deref(),
+            Some(
+                "constraint: invalid semver constraint \">=1.0.0 <2.0.0-beta.01\": \
+                 \"2.0.0-beta.01\" is not a valid version: version segment starts with 0"
+            )
+        );
         // Different selection inputs, different fingerprints.
         let a =
             ImagePlan::compile(&sub(serde_json::json!({"repoURL": "r/x"}))).map(|p| p.fingerprint);

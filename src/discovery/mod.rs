@@ -13,6 +13,7 @@
 //! `index.yaml`).
 
 pub mod semver_constraint;
+pub mod semver_version;
 pub mod subscription;
 pub mod tag_filter;
 pub mod tag_selection;

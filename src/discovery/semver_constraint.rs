@@ -1,23 +1,35 @@
-//! Semantic-version constraints with the syntax and semantics of Masterminds/semver v3, which is what
-//! Kargo's `constraint` / `semverConstraint` fields accept. The `semver` crate only understands
-//! Cargo's syntax (`^1.2, <2`), and Cargo's rules differ (e.g. `1.2` means `^1.2` there but `~1.2`
-//! here), so constraints are parsed and evaluated here while versions stay `semver::Version`.
+//! Semantic-version constraints exactly as Masterminds/semver v3.5.0's `NewConstraint` and
+//! `Constraints.Check`, which is what Kargo's `constraint` / `semverConstraint` fields use. The
+//! `semver` crate implements Cargo's syntax and rules (`1.2` means `^1.2` there, `~1.2` here), so
+//! Masterminds' parser is ported: the same regular expressions (Go's RE2 and the `regex` crate
+//! both pick the leftmost-first match) and the same per-operator functions, quirks included.
+//! Versions are parsed by [`super::semver_version`]. `tests/semver_conformance.rs` runs
+//! Masterminds' own test tables against this module.
 //!
-//! Grammar: alternatives separated by `||`; each is a list of comparators separated by whitespace
-//! or a comma (all must hold). A comparator is an optional operator (`=`, `!=`, `>`, `<`, `>=`,
-//! `=>`, `<=`, `=<`, `~`, `~>`, `^`; none means `=`) and a version that may have a `v` prefix,
-//! omit the minor and patch, use `x`/`X`/`*` wildcards and carry a prerelease. `A - B` (spaces
-//! required) is a hyphen range, `>= A, <= B`.
+//! Grammar: alternatives separated by `||`; each is a list of comparisons separated by
+//! whitespace or a comma (all must hold). A comparison is an optional operator (`=`, `!=`, `>`,
+//! `<`, `>=`, `=>`, `<=`, `=<`, `~`, `~>`, `^`; none means `=`) and a version that may have a `v`
+//! prefix, omit the minor and patch, use `x`/`X`/`*` wildcards and carry a prerelease.
+//! `A - B` is the range `>= A, <= B`.
 //!
-//! As in Masterminds, a comparator whose version has no prerelease never matches a prerelease
-//! version, so `>=1.0.0` excludes `1.5.0-rc.1` while `>=1.0.0-0` admits it.
+//! Prereleases: a prerelease version matches only an alternative in which some comparison names
+//! a prerelease (then the whole alternative admits prereleases: `>=1.0.0 <=2.0.0-beta` admits
+//! `1.0.1-beta`).
 
-use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
-use semver::{BuildMetadata, Prerelease, Version};
+use regex::Regex;
+use semver::Version;
+
+use super::semver_version::{VersionError, new_version};
+pub use super::semver_version::{cmp_precedence, parse_version};
+
+/// Masterminds' `MaxConstraintLen` (bytes).
+pub const MAX_CONSTRAINT_LEN: usize = 512;
+/// Masterminds' `MaxConstraintGroups`: alternatives separated by `||`.
+pub const MAX_CONSTRAINT_GROUPS: usize = 32;
 
 /// A constraint string that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,86 +41,89 @@ pub struct ConstraintError {
     pub reason: String,
 }
 
-/// A parsed Masterminds-style constraint. `Display` gives back the original text.
+/// A parsed Masterminds constraint. `Display` gives back the original text.
 #[derive(Debug, Clone)]
 pub struct Constraint {
     source: String,
     /// Disjunction of conjunctions.
-    any_of: Vec<Vec<Comparator>>,
+    groups: Vec<Group>,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    comparisons: Vec<Comparison>,
+    /// Some comparison names a prerelease, so the whole group admits prerelease versions.
+    contains_pre: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     /// `=` or no operator: exact, or a tilde range when the version has wildcards.
-    Eq,
-    Ne,
-    Gt,
-    Lt,
-    Ge,
-    Le,
+    TildeOrEqual,
+    NotEqual,
+    Greater,
+    Less,
+    GreaterEqual,
+    LessEqual,
     Tilde,
     Caret,
 }
 
-/// Which part of the comparator's version was a wildcard or missing (Masterminds' "dirty" flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wild {
-    /// `1.2.3`
-    None,
-    /// `1.2` or `1.2.x`
-    Patch,
-    /// `1` or `1.x`
-    Minor,
-    /// `*` or `x`: dirty, yet neither the minor nor the patch flag is set, as in Masterminds.
-    All,
-}
-
-#[derive(Debug, Clone)]
-struct Comparator {
-    op: Op,
-    /// Wildcards are zeroed; build metadata is dropped since it never affects matching.
-    version: Version,
-    wild: Wild,
-}
-
-// Two-character operators come first so that `>=` is not read as `>` followed by `=1.0`.
-const OPERATORS: [(&str, Op); 11] = [
-    (">=", Op::Ge),
-    ("=>", Op::Ge),
-    ("<=", Op::Le),
-    ("=<", Op::Le),
-    ("!=", Op::Ne),
-    ("~>", Op::Tilde),
-    ("=", Op::Eq),
-    (">", Op::Gt),
-    ("<", Op::Lt),
-    ("~", Op::Tilde),
-    ("^", Op::Caret),
-];
-
-/// Go's `\s`, which Masterminds' regular expressions use; narrower than Unicode whitespace.
-fn is_ws(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c')
-}
-
-fn skip_ws(s: &str) -> &str {
-    s.trim_start_matches(is_ws)
-}
-
-/// Splits off the version text: everything up to whitespace or a comma.
-fn take_token(s: &str) -> (&str, &str) {
-    let end = s.find(|c: char| is_ws(c) || c == ',').unwrap_or(s.len());
-    s.split_at(end)
-}
-
-fn take_op(s: &str) -> (Op, &str, &str) {
-    for (text, op) in OPERATORS {
-        if let Some(rest) = s.strip_prefix(text) {
-            return (op, text, rest);
-        }
+impl Op {
+    fn of(text: &str) -> Option<Self> {
+        Some(match text {
+            "" | "=" => Self::TildeOrEqual,
+            "!=" => Self::NotEqual,
+            ">" => Self::Greater,
+            "<" => Self::Less,
+            ">=" | "=>" => Self::GreaterEqual,
+            "<=" | "=<" => Self::LessEqual,
+            "~" | "~>" => Self::Tilde,
+            "^" => Self::Caret,
+            _ => return None,
+        })
     }
-    (Op::Eq, "", s)
 }
+
+/// One comparison, as Masterminds' `constraint` struct.
+#[derive(Debug, Clone)]
+struct Comparison {
+    op: Op,
+    /// The operator as written (`origfunc`) and the version as written (`orig`).
+    op_text: String,
+    version_text: String,
+    /// The version with wildcards and missing parts zeroed.
+    con: Version,
+    /// A wildcard or missing part anywhere (`dirty`), in the minor, or in the patch.
+    dirty: bool,
+    minor_dirty: bool,
+    patch_dirty: bool,
+}
+
+// Go's `\s` is ASCII `[\t\n\f\r ]`; the `regex` crate's is Unicode, so it is spelled out.
+const WS: &str = r"[\t\n\f\r ]";
+// The empty alternative after `=` is Masterminds' (no operator means `=`).
+const OPS: &str = r"=||!=|>|<|>=|=>|<=|=<|~|~>|\^";
+const CV: &str = r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
+
+fn compile(pattern: String) -> Regex {
+    Regex::new(&pattern).expect("static regex")
+}
+
+/// `constraintRegex`: one comparison, whole string.
+static COMPARISON: LazyLock<Regex> =
+    LazyLock::new(|| compile(format!(r"^{WS}*({OPS}){WS}*({CV}){WS}*$")));
+/// `constraintRangeRegex`: `A - B`.
+static RANGE: LazyLock<Regex> =
+    LazyLock::new(|| compile(format!(r"{WS}*({CV}){WS}+-{WS}+({CV}){WS}*")));
+/// `findConstraintRegex`: the comparisons within a group.
+static FIND: LazyLock<Regex> = LazyLock::new(|| compile(format!(r"({OPS}){WS}*({CV})")));
+/// `validConstraintRegex`: a whole group.
+static VALID_GROUP: LazyLock<Regex> = LazyLock::new(|| {
+    compile(format!(
+        r"^({WS}*({OPS}){WS}*({CV}){WS}*)((?:{WS}+|,{WS}*)({OPS}){WS}*({CV}){WS}*)*$"
+    ))
+});
 
 impl Constraint {
     /// Parses a constraint such as `^1.2`, `>=1.0.0 <2.0.0`, `~1.2.x || >=3` or `1.2 - 1.4.5`.
@@ -117,17 +132,26 @@ impl Constraint {
             constraint: constraint.to_owned(),
             reason,
         };
-        if skip_ws(constraint).is_empty() {
-            return Err(fail("the constraint is empty".to_owned()));
+        if constraint.len() > MAX_CONSTRAINT_LEN {
+            return Err(fail(format!(
+                "the constraint is longer than {MAX_CONSTRAINT_LEN} bytes"
+            )));
         }
-        let any_of = constraint
-            .split("||")
-            .map(parse_conjunction)
+        let rewritten = rewrite_range(constraint);
+        let alternatives: Vec<&str> = rewritten.split("||").collect();
+        if alternatives.len() > MAX_CONSTRAINT_GROUPS {
+            return Err(fail(format!(
+                "more than {MAX_CONSTRAINT_GROUPS} alternatives separated by \"||\""
+            )));
+        }
+        let groups = alternatives
+            .into_iter()
+            .map(|alt| parse_group(alt, alternatives_hint(constraint)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(fail)?;
         Ok(Self {
             source: constraint.to_owned(),
-            any_of,
+            groups,
         })
     }
 
@@ -136,12 +160,52 @@ impl Constraint {
         &self.source
     }
 
-    /// Whether `version` satisfies the constraint. Build metadata is ignored.
-    pub fn matches(&self, version: &Version) -> bool {
-        self.any_of
+    /// Masterminds' `Constraints.String()`: each comparison as operator and version as written,
+    /// joined by spaces within an alternative and by ` || ` between them.
+    pub fn canonical(&self) -> String {
+        self.groups
             .iter()
-            .any(|all| all.iter().all(|c| c.matches(version)))
+            .map(|g| {
+                g.comparisons
+                    .iter()
+                    .map(|c| format!("{}{}", c.op_text, c.version_text))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join(" || ")
     }
+
+    /// How many comparisons each alternative holds (for tests of the parser's structure).
+    #[doc(hidden)]
+    pub fn shape(&self) -> Vec<usize> {
+        self.groups.iter().map(|g| g.comparisons.len()).collect()
+    }
+
+    /// Masterminds' `Constraints.Check`: whether `version` satisfies the constraint.
+    pub fn matches(&self, version: &Version) -> bool {
+        self.check(version, false)
+    }
+
+    /// `Check` with Masterminds' `IncludePrerelease` set, which Kargo never sets; kept so that
+    /// Masterminds' tables for it exercise the comparisons on prerelease versions.
+    #[doc(hidden)]
+    pub fn matches_including_prereleases(&self, version: &Version) -> bool {
+        self.check(version, true)
+    }
+
+    fn check(&self, version: &Version, include_prerelease: bool) -> bool {
+        self.groups.iter().any(|g| {
+            g.comparisons
+                .iter()
+                .all(|c| c.check(version, include_prerelease || g.contains_pre))
+        })
+    }
+}
+
+/// Whether the empty-alternative wording applies (`""`, `"^1 ||"`).
+fn alternatives_hint(constraint: &str) -> bool {
+    constraint.contains("||")
 }
 
 impl FromStr for Constraint {
@@ -158,354 +222,190 @@ impl fmt::Display for Constraint {
     }
 }
 
-fn parse_conjunction(group: &str) -> Result<Vec<Comparator>, String> {
-    let mut rest = skip_ws(group);
-    if rest.is_empty() {
-        return Err("an alternative between `||` is empty".to_owned());
+/// Masterminds' `rewriteRange`: every `A - B` becomes `>= A, <= B `, replacing the first
+/// occurrence of each match's text in turn.
+#[doc(hidden)]
+pub fn rewrite_range(constraint: &str) -> String {
+    let mut out = constraint.to_owned();
+    for m in RANGE.captures_iter(constraint) {
+        let text = |i: usize| m.get(i).map_or("", |g| g.as_str());
+        let replacement = format!(">= {}, <= {} ", text(1), text(11));
+        out = out.replacen(text(0), &replacement, 1);
     }
-    let mut out = Vec::new();
-    loop {
-        let (op, op_text, after_op) = take_op(rest);
-        let (token, mut after) = take_token(skip_ws(after_op));
-        if token.is_empty() {
-            return Err(if op_text.is_empty() {
-                "expected a version".to_owned()
-            } else {
-                format!("operator {op_text:?} is not followed by a version")
-            });
-        }
-        let (version, wild) = parse_constraint_version(token)?;
-        match hyphen_range_upper(op_text, after) {
-            Some((upper, after_upper)) => {
-                let (upper_version, upper_wild) = parse_constraint_version(upper)?;
-                out.push(Comparator {
-                    op: Op::Ge,
-                    version,
-                    wild,
-                });
-                out.push(Comparator {
-                    op: Op::Le,
-                    version: upper_version,
-                    wild: upper_wild,
-                });
-                after = after_upper;
-            }
-            None => out.push(Comparator { op, version, wild }),
-        }
-
-        // Comparators are separated by whitespace, a comma, or both; take_token stopped at one.
-        rest = skip_ws(after);
-        if rest.is_empty() {
-            return Ok(out);
-        }
-        if let Some(r) = rest.strip_prefix(',') {
-            rest = skip_ws(r);
-            if rest.is_empty() {
-                return Err("a comma is not followed by another comparator".to_owned());
-            }
-        }
-    }
+    out
 }
 
-/// For a bare lower bound, detects ` - UPPER` (whitespace required on both sides of the hyphen, as
-/// in Masterminds) and returns UPPER's text and what follows it.
-fn hyphen_range_upper<'a>(op_text: &str, after_lower: &'a str) -> Option<(&'a str, &'a str)> {
-    if !op_text.is_empty() {
-        return None;
+fn parse_group(alt: &str, has_or: bool) -> Result<Group, String> {
+    if !VALID_GROUP.is_match(alt) {
+        let trimmed = alt.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c'));
+        return Err(if trimmed.is_empty() && has_or {
+            "an alternative between \"||\" is empty".to_owned()
+        } else if trimmed.is_empty() {
+            "the constraint is empty".to_owned()
+        } else {
+            format!(
+                "{trimmed:?} is not a valid comparison: expected an optional operator \
+                 (=, !=, >, <, >=, <=, ~, ~>, ^) and a version such as 1.2.3, v1.2, 1.x or \
+                 1.2.3-rc.1, several joined by spaces or commas, or a range such as 1.2 - 1.4"
+            )
+        });
     }
-    let after_ws = skip_ws(after_lower);
-    if after_ws.len() == after_lower.len() {
-        return None;
-    }
-    let after_hyphen = after_ws.strip_prefix('-')?;
-    let upper_start = skip_ws(after_hyphen);
-    if upper_start.len() == after_hyphen.len() {
-        return None;
-    }
-    let (upper, after_upper) = take_token(upper_start);
-    (!upper.is_empty()).then_some((upper, after_upper))
-}
-
-/// Parses a comparator's version: `v?` + up to three dot-separated parts, each digits or a
-/// wildcard, then an optional `-prerelease` and `+build`.
-fn parse_constraint_version(token: &str) -> Result<(Version, Wild), String> {
-    let invalid = |why: &str| format!("{token:?} is not a valid version: {why}");
-    let body = token.strip_prefix('v').unwrap_or(token);
-    let (rest, build) = match body.split_once('+') {
-        Some((rest, build)) => (rest, Some(build)),
-        None => (body, None),
-    };
-    if let Some(build) = build
-        && !valid_identifiers(build)
-    {
-        return Err(invalid("bad build metadata"));
-    }
-    let (core, pre) = match rest.split_once('-') {
-        Some((core, pre)) => (core, Some(pre)),
-        None => (rest, None),
-    };
-    let pre = match pre {
-        Some(pre) if !valid_identifiers(pre) => return Err(invalid("bad prerelease")),
-        Some(pre) => {
-            Prerelease::new(&normalize_prerelease(pre)).map_err(|e| invalid(&e.to_string()))?
-        }
-        None => Prerelease::EMPTY,
-    };
-
-    let mut parts = [None::<&str>; 3];
-    for (i, part) in core.split('.').enumerate() {
-        let slot = parts
-            .get_mut(i)
-            .ok_or_else(|| invalid("more than three version parts"))?;
-        // Masterminds' part pattern is the character class [0-9|x|X|\*]+.
-        if part.is_empty()
-            || !part
-                .bytes()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'x' | b'X' | b'*' | b'|'))
-        {
-            return Err(invalid(
-                "each part must be a number or a wildcard (x, X, *)",
-            ));
-        }
-        *slot = Some(part);
-    }
-    let is_wild = |p: Option<&str>| matches!(p, None | Some("x" | "X" | "*"));
-    let number = |p: Option<&str>| -> Result<u64, String> {
-        let p = p.unwrap_or("0");
-        if !p.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid(
-                "each part must be a number or a wildcard (x, X, *)",
-            ));
-        }
-        p.parse::<u64>().map_err(|_| invalid("number too large"))
-    };
-
-    // As in Masterminds, everything after the first wildcard (or missing part) is ignored.
-    let (major, minor, patch, wild) = if is_wild(parts[0]) {
-        (0, 0, 0, Wild::All)
-    } else if is_wild(parts[1]) {
-        (number(parts[0])?, 0, 0, Wild::Minor)
-    } else if is_wild(parts[2]) {
-        (number(parts[0])?, number(parts[1])?, 0, Wild::Patch)
-    } else {
-        (
-            number(parts[0])?,
-            number(parts[1])?,
-            number(parts[2])?,
-            Wild::None,
-        )
-    };
-    let version = Version {
-        major,
-        minor,
-        patch,
-        pre,
-        build: BuildMetadata::EMPTY,
-    };
-    Ok((version, wild))
-}
-
-/// Dot-separated, non-empty identifiers of `[0-9A-Za-z-]`.
-fn valid_identifiers(s: &str) -> bool {
-    s.split('.')
-        .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-}
-
-fn has_leading_zero_number(id: &str) -> bool {
-    id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Masterminds' non-strict parser accepts numeric prerelease identifiers with leading zeros and
-/// compares them as numbers; `semver::Prerelease` rejects them, so strip the zeros.
-fn normalize_prerelease(pre: &str) -> Cow<'_, str> {
-    if !pre.split('.').any(has_leading_zero_number) {
-        return Cow::Borrowed(pre);
-    }
-    let ids: Vec<&str> = pre
-        .split('.')
-        .map(|id| {
-            if has_leading_zero_number(id) {
-                let trimmed = id.trim_start_matches('0');
-                if trimmed.is_empty() { "0" } else { trimmed }
-            } else {
-                id
-            }
-        })
-        .collect();
-    Cow::Owned(ids.join("."))
-}
-
-/// Parses an image or git tag as a semantic version the way Kargo does.
-///
-/// Non-strict (`strictSemvers: false`) accepts an optional `v` and missing minor/patch (`1`,
-/// `v1.2`, `1.2-rc.1`), and leading zeros. Strict additionally requires major.minor.patch without
-/// leading zeros, in the numbers or in numeric prerelease identifiers; a `v` prefix is still fine.
-/// Returns `None` for anything that is not a version, e.g. `latest` or `1.2.3.4`.
-pub fn parse_version(tag: &str, strict: bool) -> Option<Version> {
-    let body = tag.strip_prefix('v').unwrap_or(tag);
-    let (rest, build) = match body.split_once('+') {
-        Some((rest, build)) if valid_identifiers(build) => (rest, build),
-        Some(_) => return None,
-        None => (body, ""),
-    };
-    let (core, pre) = match rest.split_once('-') {
-        Some((core, pre)) if valid_identifiers(pre) => (core, pre),
-        Some(_) => return None,
-        None => (rest, ""),
-    };
-    if strict && pre.split('.').any(has_leading_zero_number) {
-        return None;
-    }
-
-    let mut numbers = [0u64; 3];
-    let mut count = 0;
-    for (i, part) in core.split('.').enumerate() {
-        let slot = numbers.get_mut(i)?;
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        if strict && part.len() > 1 && part.starts_with('0') {
-            return None;
-        }
-        *slot = part.parse().ok()?;
-        count = i + 1;
-    }
-    if strict && count != 3 {
-        return None;
-    }
-
-    let pre = if pre.is_empty() {
-        Prerelease::EMPTY
-    } else {
-        Prerelease::new(&normalize_prerelease(pre)).ok()?
-    };
-    let build = if build.is_empty() {
-        BuildMetadata::EMPTY
-    } else {
-        BuildMetadata::new(build).ok()?
-    };
-    Some(Version {
-        major: numbers[0],
-        minor: numbers[1],
-        patch: numbers[2],
-        pre,
-        build,
+    let found: Vec<&str> = FIND.find_iter(alt).map(|m| m.as_str()).collect();
+    let found = if found.is_empty() { vec![alt] } else { found };
+    let comparisons = found
+        .into_iter()
+        .map(parse_comparison)
+        .collect::<Result<Vec<_>, _>>()?;
+    let contains_pre = comparisons.iter().any(|c| !c.con.pre.is_empty());
+    Ok(Group {
+        comparisons,
+        contains_pre,
     })
 }
 
-/// Semantic-version precedence: like `Version::cmp` but ignoring build metadata, as Masterminds
-/// and the SemVer spec do.
-pub fn cmp_precedence(a: &Version, b: &Version) -> Ordering {
-    a.major
-        .cmp(&b.major)
-        .then(a.minor.cmp(&b.minor))
-        .then(a.patch.cmp(&b.patch))
-        .then_with(|| a.pre.cmp(&b.pre))
+fn is_x(s: &str) -> bool {
+    matches!(s, "x" | "X" | "*")
 }
 
-impl Comparator {
-    fn dirty(&self) -> bool {
-        self.wild != Wild::None
+/// Masterminds' `parseConstraint`.
+fn parse_comparison(text: &str) -> Result<Comparison, String> {
+    let bad_version = |v: &str, e: VersionError| format!("{v:?} is not a valid version: {e}");
+    if text.is_empty() {
+        // Masterminds: an empty comparison is `*`.
+        return Ok(Comparison {
+            op: Op::TildeOrEqual,
+            op_text: String::new(),
+            version_text: String::new(),
+            con: Version::new(0, 0, 0),
+            dirty: true,
+            minor_dirty: false,
+            patch_dirty: false,
+        });
     }
+    let m = COMPARISON
+        .captures(text)
+        .ok_or_else(|| format!("{text:?} is not a valid comparison"))?;
+    let g = |i: usize| m.get(i).map_or("", |g| g.as_str());
+    let op = Op::of(g(1)).ok_or_else(|| format!("{:?} is not an operator", g(1)))?;
+    let (major, minor, patch, pre) = (g(3), g(4), g(5), g(6));
+    let strip = |s: &'_ str| s.strip_prefix('.').unwrap_or(s).to_owned();
+    let (mut dirty, mut minor_dirty, mut patch_dirty) = (false, false, false);
+    let version = if is_x(major) || major.is_empty() {
+        dirty = true;
+        format!("0.0.0{pre}")
+    } else if is_x(&strip(minor)) || minor.is_empty() {
+        dirty = true;
+        minor_dirty = true;
+        format!("{major}.0.0{pre}")
+    } else if is_x(&strip(patch)) || patch.is_empty() {
+        dirty = true;
+        patch_dirty = true;
+        format!("{major}{minor}.0{pre}")
+    } else {
+        g(2).to_owned()
+    };
+    let con = new_version(&version).map_err(|e| bad_version(g(2), e))?;
+    Ok(Comparison {
+        op,
+        op_text: g(1).to_owned(),
+        version_text: g(2).to_owned(),
+        con,
+        dirty,
+        minor_dirty,
+        patch_dirty,
+    })
+}
 
-    fn minor_dirty(&self) -> bool {
-        self.wild == Wild::Minor
-    }
-
-    fn patch_dirty(&self) -> bool {
-        self.wild == Wild::Patch
-    }
-
-    /// A transcription of Masterminds v3's per-operator functions, quirks included.
-    fn matches(&self, v: &Version) -> bool {
-        let c = &self.version;
-        // Masterminds issue #21: prereleases only match comparators that name a prerelease.
-        // `!=` without wildcards is the one operator that skips this check.
-        let prerelease_excluded = !v.pre.is_empty() && c.pre.is_empty();
+impl Comparison {
+    /// Masterminds' per-operator `constraint*` functions (the bool half; Kargo ignores reasons).
+    fn check(&self, v: &Version, include_pre: bool) -> bool {
+        // Whether prereleases may match is decided per alternative and passed in.
+        if !v.pre.is_empty() && !include_pre {
+            return false;
+        }
+        let c = &self.con;
+        let cmp = cmp_precedence(v, c);
         match self.op {
-            Op::Ne => {
-                if self.dirty() {
-                    if prerelease_excluded {
-                        return false;
-                    }
+            Op::NotEqual => {
+                if self.dirty {
                     if c.major != v.major {
                         return true;
                     }
-                    if c.minor != v.minor && !self.minor_dirty() {
+                    if c.minor != v.minor && !self.minor_dirty {
                         return true;
-                    } else if self.minor_dirty() {
+                    } else if self.minor_dirty {
                         return false;
-                    } else if c.patch != v.patch && !self.patch_dirty() {
+                    } else if c.patch != v.patch && !self.patch_dirty {
                         return true;
-                    } else if self.patch_dirty() {
-                        return v.pre != c.pre;
+                    } else if self.patch_dirty {
+                        return (!v.pre.is_empty() || !c.pre.is_empty())
+                            && super::semver_version::cmp_prerelease(
+                                v.pre.as_str(),
+                                c.pre.as_str(),
+                            )
+                            .is_ne();
                     }
                 }
-                cmp_precedence(v, c) != Ordering::Equal
+                cmp.is_ne()
             }
-            _ if prerelease_excluded => false,
-            Op::Gt => {
-                if !self.dirty() {
-                    return cmp_precedence(v, c) == Ordering::Greater;
+            Op::Greater => {
+                if !self.dirty {
+                    return cmp.is_gt();
                 }
                 if v.major != c.major {
                     return v.major > c.major;
                 }
-                if self.minor_dirty() {
+                if self.minor_dirty {
+                    // `>11` needs 12 or higher.
                     return false;
                 }
-                if self.patch_dirty() {
+                if self.patch_dirty {
                     return v.minor > c.minor;
                 }
-                cmp_precedence(v, c) == Ordering::Greater
+                cmp.is_gt()
             }
-            Op::Lt => cmp_precedence(v, c) == Ordering::Less,
-            Op::Ge => cmp_precedence(v, c) != Ordering::Less,
-            Op::Le => {
-                if !self.dirty() {
-                    return cmp_precedence(v, c) != Ordering::Greater;
+            Op::Less => cmp.is_lt(),
+            Op::GreaterEqual => cmp.is_ge(),
+            Op::LessEqual => {
+                if !self.dirty {
+                    return cmp.is_le();
                 }
                 !(v.major > c.major
-                    || (v.major == c.major && v.minor > c.minor && !self.minor_dirty()))
+                    || (v.major == c.major && v.minor > c.minor && !self.minor_dirty))
             }
-            Op::Eq if self.dirty() => self.tilde(v),
-            Op::Eq => cmp_precedence(v, c) == Ordering::Equal,
+            Op::TildeOrEqual if self.dirty => self.tilde(v),
+            Op::TildeOrEqual => cmp.is_eq(),
             Op::Tilde => self.tilde(v),
             Op::Caret => self.caret(v),
         }
     }
 
-    /// `~1.2.3` → `>=1.2.3 <1.3.0`; `~1` → `>=1.0.0 <2.0.0`; `~*` → anything.
+    /// `~1.2.3` → `>=1.2.3 <1.3.0`; `~1` → `>=1.0.0 <2.0.0`; `~0.0.0` and `~*` → anything.
     fn tilde(&self, v: &Version) -> bool {
-        let c = &self.version;
-        if cmp_precedence(v, c) == Ordering::Less {
+        let c = &self.con;
+        if cmp_precedence(v, c).is_lt() {
             return false;
         }
-        if c.major == 0
-            && c.minor == 0
-            && c.patch == 0
-            && !self.minor_dirty()
-            && !self.patch_dirty()
-        {
+        if c.major == 0 && c.minor == 0 && c.patch == 0 && !self.minor_dirty && !self.patch_dirty {
             return true;
         }
-        v.major == c.major && (v.minor == c.minor || self.minor_dirty())
+        v.major == c.major && (v.minor == c.minor || self.minor_dirty)
     }
 
     /// `^1.2.3` → `>=1.2.3 <2.0.0`; `^0.2.3` → `>=0.2.3 <0.3.0`; `^0.0.3` → `=0.0.3`;
     /// `^0.0` → `<0.1.0`; `^0` → `<1.0.0`.
     fn caret(&self, v: &Version) -> bool {
-        let c = &self.version;
-        if cmp_precedence(v, c) == Ordering::Less {
+        let c = &self.con;
+        if cmp_precedence(v, c).is_lt() {
             return false;
         }
-        if c.major > 0 || self.minor_dirty() {
+        if c.major > 0 || self.minor_dirty {
             return v.major == c.major;
         }
         if v.major > 0 {
             return false;
         }
-        if c.minor > 0 || self.patch_dirty() {
+        if c.minor > 0 || self.patch_dirty {
             return v.minor == c.minor;
         }
         if v.minor > 0 {
@@ -518,6 +418,7 @@ impl Comparator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
 
     fn v(s: &str) -> Version {
         match parse_version(s, false) {
@@ -774,27 +675,26 @@ mod tests {
     #[test]
     fn parse_errors_quote_the_constraint() {
         let cases: &[(&str, &str)] = &[
-            ("", "empty"),
-            ("   ", "empty"),
-            ("foo", "\"foo\" is not a valid version"),
-            (">= bar", "\"bar\" is not a valid version"),
-            ("BAR >= 1.2.3", "\"BAR\" is not a valid version"),
-            ("12.3.4.1234", "more than three version parts"),
-            ("12.3.34~ 1.2.3", "\"12.3.34~\" is not a valid version"),
-            (">=", "operator \">=\" is not followed by a version"),
-            ("^1.2 ||", "an alternative between `||` is empty"),
-            ("|| ^1.2", "an alternative between `||` is empty"),
-            (">=1.0,", "a comma is not followed by another comparator"),
-            (">=1.0,,<2", "expected a version"),
-            ("1.2.3-", "bad prerelease"),
-            ("1.2.3+", "bad build metadata"),
-            ("1.2.3-a..b", "bad prerelease"),
-            ("1x.2", "each part must be a number or a wildcard"),
-            ("1..2", "each part must be a number or a wildcard"),
-            ("V1.2.3", "\"V1.2.3\" is not a valid version"),
-            ("99999999999999999999", "number too large"),
-            ("==1.2", "\"=1.2\" is not a valid version"),
-            ("1.0 -2.0", "\"-2.0\" is not a valid version"),
+            ("", "the constraint is empty"),
+            ("   ", "the constraint is empty"),
+            ("foo", "\"foo\" is not a valid comparison"),
+            (">= bar", "\">= bar\" is not a valid comparison"),
+            ("BAR >= 1.2.3", "is not a valid comparison"),
+            ("12.3.4.1234", "is not a valid comparison"),
+            (">=", "is not a valid comparison"),
+            ("^1.2 ||", "an alternative between \"||\" is empty"),
+            ("|| ^1.2", "an alternative between \"||\" is empty"),
+            (">=1.0,", "is not a valid comparison"),
+            ("1.2.3-a..b", "is not a valid comparison"),
+            (
+                "v1.2.3-beta.01",
+                "\"v1.2.3-beta.01\" is not a valid version: version segment starts with 0",
+            ),
+            (
+                "99999999999999999999",
+                "is not a valid version: error parsing version segment",
+            ),
+            ("1|2", "\"1|2\" is not a valid version"),
         ];
         for (input, want) in cases {
             match Constraint::parse(input) {
@@ -810,6 +710,18 @@ mod tests {
                 }
             }
         }
+        let long = ">=1.0.0 ".repeat(70);
+        let e = Constraint::parse(&long).err().map(|e| e.reason);
+        assert_eq!(
+            e.as_deref(),
+            Some("the constraint is longer than 512 bytes")
+        );
+        let many = vec![">=1"; 33].join("||");
+        let e = Constraint::parse(&many).err().map(|e| e.reason);
+        assert_eq!(
+            e.as_deref(),
+            Some("more than 32 alternatives separated by \"||\"")
+        );
     }
 
     #[test]
@@ -833,7 +745,6 @@ mod tests {
             "1.X",
             "v1",
             "1.2.3-rc.1+build.7",
-            "1.2.3-rc.01",
         ] {
             match c.parse::<Constraint>() {
                 Ok(parsed) => assert_eq!(parsed.to_string(), c),
@@ -868,7 +779,7 @@ mod tests {
             ("1.2-rc.1", None, Some("1.2.0-rc.1")),
             ("01.2.3", None, Some("1.2.3")),
             ("1.02.3", None, Some("1.2.3")),
-            ("1.2.3-rc.01", None, Some("1.2.3-rc.1")),
+            ("1.2.3-rc.01", None, None),
             ("1.2.3-01a", Some("1.2.3-01a"), Some("1.2.3-01a")),
             ("latest", None, None),
             ("", None, None),
@@ -925,8 +836,15 @@ mod tests {
             let parsed = Constraint::parse(c).unwrap_or_else(|e| panic!("{e}"));
             assert!(parsed.matches(&rc), "{c} must match {rc}");
         }
-        // Every comparator of an AND group needs its own prerelease.
+        // One prerelease comparison opens its whole AND group to prereleases, not other groups.
         let parsed = Constraint::parse(">=1.0.0-0 <2.0.0").unwrap_or_else(|e| panic!("{e}"));
+        assert!(parsed.matches(&rc));
+        let parsed = Constraint::parse(">= 1.0.0 <= 2.0.0-beta").unwrap_or_else(|e| panic!("{e}"));
+        assert!(parsed.matches(&v("1.0.1-beta")));
+        let parsed = Constraint::parse("^2.0.0-0 || >=1.0.0").unwrap_or_else(|e| panic!("{e}"));
         assert!(!parsed.matches(&rc));
+        // `!=` is no exception.
+        let parsed = Constraint::parse("!=4.1.0").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!parsed.matches(&v("5.1.0-alpha.1")));
     }
 }
