@@ -310,6 +310,67 @@ pub(crate) async fn identity(
     })
 }
 
+/// A password for ECR's registry API (user `AWS`): the token of `GetAuthorizationToken`, asked
+/// with the AWS credentials for `creds` (keys from a Secret, else the SDK's chain: IRSA web
+/// identity, environment, ...) and kept per (region, credentials) until shortly before it
+/// expires. Shared by discovery (config blobs) and the OCI steps. Errors name `repo_url`, never
+/// the token.
+pub(crate) async fn authorization_token(
+    inner: &Inner,
+    repo_url: &str,
+    repo: &ImageRepository,
+    ecr: &EcrRepository,
+    creds: Option<&RegistryCredentials>,
+) -> Result<String, ImageDiscoveryError> {
+    let key = client_key(&ecr.region, creds);
+    // Held across the request so concurrent callers wait for one token instead of each asking.
+    let mut tokens = inner.ecr.tokens.lock().await;
+    if let Some(t) = tokens.get(&key).filter(|t| t.renew_at > Instant::now()) {
+        return Ok(t.password.clone());
+    }
+    let client = inner.ecr.client(&ecr.region, creds).await.client;
+    inner
+        .budgets
+        .host(&repo.registry)
+        .spend(RequestKind::EcrToken)
+        .await;
+    let out = client
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| sdk_error(e, repo_url))?;
+    let unreadable = |what: &str| ImageDiscoveryError::Auth {
+        repo: repo_url.to_owned(),
+        reason: format!("GetAuthorizationToken returned {what}"),
+    };
+    let data = out
+        .authorization_data()
+        .first()
+        .ok_or_else(|| unreadable("no token"))?;
+    let password = data
+        .authorization_token()
+        .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(_, p)| p.to_owned()))
+        .ok_or_else(|| unreadable("an unreadable token"))?;
+    // Renew 5 minutes before expiry (ECR tokens last 12 h), but keep any token for at least a
+    // minute so an odd expiry (moto's is in 2015) does not cost a token request per use.
+    let left = data
+        .expires_at()
+        .and_then(|t| SystemTime::try_from(*t).ok())
+        .and_then(|t| t.duration_since(SystemTime::now()).ok())
+        .unwrap_or_default()
+        .saturating_sub(TOKEN_RENEW_MARGIN);
+    tokens.insert(
+        key,
+        DataPlaneToken {
+            password: password.clone(),
+            renew_at: Instant::now() + left.max(MIN_TOKEN_REUSE),
+        },
+    );
+    Ok(password)
+}
+
 impl EcrDiscovery<'_> {
     fn err<E>(&self, e: SdkError<E>) -> ImageDiscoveryError
     where
@@ -514,55 +575,8 @@ impl EcrDiscovery<'_> {
 
     /// ECR's registry API with a token from `GetAuthorizationToken`, for config blobs.
     async fn data_plane(&self) -> Result<DataPlane<'_>, ImageDiscoveryError> {
-        let key = client_key(&self.ecr.region, self.creds);
-        let mut tokens = self.inner.ecr.tokens.lock().await;
-        let password = match tokens.get(&key) {
-            Some(t) if t.renew_at > Instant::now() => t.password.clone(),
-            _ => {
-                self.budget.spend(RequestKind::EcrToken).await;
-                let out = self
-                    .client
-                    .get_authorization_token()
-                    .send()
-                    .await
-                    .map_err(|e| self.err(e))?;
-                let data =
-                    out.authorization_data()
-                        .first()
-                        .ok_or_else(|| ImageDiscoveryError::Auth {
-                            repo: self.repo_url.to_owned(),
-                            reason: "GetAuthorizationToken returned no token".into(),
-                        })?;
-                let decoded = data
-                    .authorization_token()
-                    .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.split_once(':').map(|(_, p)| p.to_owned()))
-                    .ok_or_else(|| ImageDiscoveryError::Auth {
-                        repo: self.repo_url.to_owned(),
-                        reason: "GetAuthorizationToken returned an unreadable token".into(),
-                    })?;
-                // Renew 5 minutes before expiry (ECR tokens last 12 h), but keep any token for
-                // at least a minute so an odd expiry (moto's is in 2015) does not cost a token
-                // request per blob.
-                let left = data
-                    .expires_at()
-                    .and_then(|t| SystemTime::try_from(*t).ok())
-                    .and_then(|t| t.duration_since(SystemTime::now()).ok())
-                    .unwrap_or_default()
-                    .saturating_sub(TOKEN_RENEW_MARGIN);
-                let renew_at = Instant::now() + left.max(MIN_TOKEN_REUSE);
-                tokens.insert(
-                    key,
-                    DataPlaneToken {
-                        password: decoded.clone(),
-                        renew_at,
-                    },
-                );
-                decoded
-            }
-        };
-        drop(tokens);
+        let password =
+            authorization_token(self.inner, self.repo_url, self.repo, self.ecr, self.creds).await?;
         let base = match &self.inner.config.ecr_registry_endpoint {
             Some(e) => format!("{}/", e.trim_end_matches('/')),
             None => format!("https://{}/", self.repo.registry),

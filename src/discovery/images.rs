@@ -177,6 +177,31 @@ impl ImageDiscoverer {
         super::ecr::identity(&self.inner.ctx, repo_url, ecr, creds).await
     }
 
+    /// The credentials to send to `repo`'s registry API: for an ECR repository whose
+    /// credentials are AWS keys or absent (IRSA / the SDK's default chain), user `AWS` and an
+    /// authorization token from `GetAuthorizationToken`, cached per (region, credentials);
+    /// otherwise `creds` unchanged (username/password, including a token pasted into a Secret).
+    pub async fn registry_api_credentials(
+        &self,
+        repo: &ImageRepository,
+        creds: Option<RegistryCredentials>,
+    ) -> Result<Option<RegistryCredentials>, ImageDiscoveryError> {
+        let Some(ecr) = repo.ecr.as_ref() else {
+            return Ok(creds);
+        };
+        if matches!(creds, Some(RegistryCredentials::Basic { .. })) {
+            return Ok(creds);
+        }
+        let repo_url = format!("{}/{}", repo.registry, repo.path);
+        let password =
+            super::ecr::authorization_token(&self.inner.ctx, &repo_url, repo, ecr, creds.as_ref())
+                .await?;
+        Ok(Some(RegistryCredentials::Basic {
+            username: "AWS".into(),
+            password,
+        }))
+    }
+
     fn base_url(&self, repo: &ImageRepository) -> Result<(Url, bool), String> {
         let plain = repo.is_loopback()
             || self

@@ -2,7 +2,8 @@
 //! artifact (image or `oci://` Helm chart) written to a file in the work directory, and an
 //! artifact copied or retagged to another reference with optional annotations. The transfers
 //! are `crate::discovery::artifacts`, over image discovery's registry client; credentials are
-//! the project's `image` Secrets (`helm` for `oci://` references), as discovery finds them.
+//! the project's `image` Secrets (`helm` for `oci://` references), as discovery finds them; for
+//! ECR, AWS keys or the AWS credentials chain (IRSA) give a registry token, as in discovery.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -15,7 +16,9 @@ use super::env::StepEnv;
 use super::spec::{Needs, step};
 use super::toolkit::{StepError, StepOutcome, lenient, path_in};
 use crate::discovery::artifacts::{ArtifactError, ArtifactRef, Reference};
-use crate::discovery::{DiscovererConfig, ImageDiscoverer, RegistryCredentials};
+use crate::discovery::{
+    DiscovererConfig, ImageDiscoverer, ImageDiscoveryError, RegistryCredentials,
+};
 
 /// Kargo's limit on a downloaded layer.
 pub const MAX_DOWNLOAD_BYTES: u64 = 100 << 20;
@@ -73,8 +76,9 @@ step! {
     |cfg, env| push(cfg, env)
 }
 
-/// One client for the steps of this process: connection pools, learnt auth and rate limits are
-/// shared across Promotions, as discovery shares them across Warehouses.
+/// One client for the steps of this process: connection pools, learnt auth, rate limits and
+/// ECR clients and tokens are shared across Promotions, as discovery shares them across
+/// Warehouses.
 fn registry() -> Result<&'static ImageDiscoverer, StepError> {
     static CLIENT: OnceLock<ImageDiscoverer> = OnceLock::new();
     if let Some(c) = CLIENT.get() {
@@ -99,27 +103,22 @@ async fn credentials(
     let found = env.credentials.registry(artifact.cred_type(), &url).await?;
     let creds = crate::discovery::images::registry_credentials(found.as_ref())
         .map_err(|e| StepError::Failed(format!("credentials for {url}: {e}")))?;
-    if let Some(why) = unsupported_ecr_auth(artifact, creds.as_ref()) {
-        return Err(StepError::Failed(why));
-    }
-    Ok(creds)
+    // ECR with AWS keys or IRSA: a registry token, as image discovery gets it.
+    registry()?
+        .registry_api_credentials(&artifact.repo, creds)
+        .await
+        .map_err(|e| ecr_token_error(&e))
 }
 
-/// These steps reach ECR through its registry API with basic credentials only; the AWS
-/// credentials chain image discovery uses (IRSA, AWS keys) is not wired for them yet, so say so
-/// rather than let ECR answer 401.
-fn unsupported_ecr_auth(
-    artifact: &ArtifactRef,
-    creds: Option<&RegistryCredentials>,
-) -> Option<String> {
-    let ecr = artifact.repo.ecr.is_some();
-    let basic = matches!(creds, Some(RegistryCredentials::Basic { .. }));
-    (ecr && !basic).then(|| {
-        format!(
-            "{} is an ECR repository: oci-download and oci-push need a credentials Secret with username and password for it (e.g. AWS and a token from aws ecr get-login-password); AWS credentials and IRSA are not supported by these steps yet",
-            artifact.repository()
-        )
-    })
+/// A failed ECR token request: retried when STS/ECR were unreachable or throttled, else
+/// terminal (no usable AWS credentials, access denied). The message names the repository.
+fn ecr_token_error(e: &ImageDiscoveryError) -> StepError {
+    let m = format!("getting an ECR authorization token: {e}");
+    if e.is_transient() {
+        StepError::Retryable(m)
+    } else {
+        StepError::Failed(m)
+    }
 }
 
 fn step_error(e: ArtifactError) -> StepError {
@@ -221,27 +220,5 @@ mod tests {
         assert_eq!(max_push_size(Some("0")), Ok(Some(0)));
         assert_eq!(max_push_size(Some("2048")), Ok(Some(2048)));
         assert!(max_push_size(Some("1G")).is_err());
-    }
-
-    #[test]
-    fn ecr_needs_basic_credentials_here() {
-        let ecr =
-            ArtifactRef::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1").expect("ref");
-        let basic = RegistryCredentials::Basic {
-            username: "AWS".into(),
-            password: "t".into(),
-        };
-        let keys = RegistryCredentials::AwsStatic {
-            access_key_id: "k".into(),
-            secret_access_key: "s".into(),
-            region: None,
-        };
-        assert_eq!(unsupported_ecr_auth(&ecr, Some(&basic)), None);
-        assert!(
-            unsupported_ecr_auth(&ecr, None).is_some_and(|m| m.contains("is an ECR repository"))
-        );
-        assert!(unsupported_ecr_auth(&ecr, Some(&keys)).is_some());
-        let other = ArtifactRef::parse("ghcr.io/o/app:v1").expect("ref");
-        assert_eq!(unsupported_ecr_auth(&other, None), None);
     }
 }
