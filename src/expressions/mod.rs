@@ -23,6 +23,7 @@
 mod criteria;
 mod eval;
 mod parser;
+mod predicates;
 mod template;
 mod value;
 

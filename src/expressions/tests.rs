@@ -711,15 +711,15 @@ fn errors_say_what_and_where() {
             None,
         ),
         (
-            "${{ map([1], # * 2) }}",
+            "${{ # * 2 }}",
             ErrorKind::Syntax,
-            "predicates (#) are not supported",
+            "cannot use pointer accessor outside predicate",
             None,
         ),
         (
-            "${{ let x = 1; x }}",
+            "${{ let x = 1 }}",
             ErrorKind::Syntax,
-            "let is not supported",
+            "expected \";\"",
             None,
         ),
         (
@@ -747,9 +747,9 @@ fn errors_say_what_and_where() {
             None,
         ),
         (
-            "${{ filter([1], .x > 0) }}",
+            "${{ filter([1]) }}",
             ErrorKind::Syntax,
-            "predicates (#) are not supported",
+            "filter expects a predicate",
             None,
         ),
         (
@@ -896,5 +896,84 @@ fn go_number_and_string_formats() {
     assert_eq!(
         eval("${{ asJSON({'a': 1}) }}"),
         Ok(json!("{\n  \"a\": 1\n}\n"))
+    );
+}
+
+/// expr-lang answers that haul used to get wrong, and the closures and builtins it lacked.
+#[test]
+fn expr_lang_language_and_builtins() {
+    let cases: &[(&str, Value)] = &[
+        ("${{ .5 }}", json!(0.5)),
+        ("${{ -.5 }}", json!(-0.5)),
+        ("${{ abs(.5) }}", json!(0.5)),
+        ("${{ 1 < 2 < 3 == true }}", json!(true)),
+        ("${{ 3 > 2 > 1 }}", json!(true)),
+        ("${{ 1 < 3 < 2 }}", json!(false)),
+        ("${{ max([1, 2, 4, 10], 20, [29, 23, -19]) }}", json!(29)),
+        ("${{ min([1, 2, 4, 10], 20, [29, 23, -19]) }}", json!(-19)),
+        ("${{ replace('aaa', 'a', 'b', 2) }}", json!("bba")),
+        ("${{ map([1, 2, 3], # * 2) }}", json!([2, 4, 6])),
+        ("${{ filter([1, 2, 3, 4], # % 2 == 0) }}", json!([2, 4])),
+        (
+            "${{ all([1, 2], # > 0) && any([1, 2], # > 1) && none([1], # > 1) }}",
+            json!(true),
+        ),
+        ("${{ one([1, 2], # > 1) }}", json!(true)),
+        ("${{ count([1, 2, 3], # > 1) }}", json!(2)),
+        ("${{ find([1, 2, 3], # > 1) }}", json!(2)),
+        ("${{ findIndex([1, 2, 3], # > 1) }}", json!(1)),
+        ("${{ findLast([1, 2, 3], # > 1) }}", json!(3)),
+        ("${{ findLastIndex([1, 2, 3], # > 5) }}", json!(-1)),
+        (
+            "${{ groupBy([1, 2, 3], # % 2 == 0) }}",
+            json!({"false": [1, 3], "true": [2]}),
+        ),
+        ("${{ sum([1, 2, 3]) }}", json!(6)),
+        ("${{ sum([1, 2], # * 1.5) }}", json!(4.5)),
+        ("${{ mean([1, 2, 3, 4]) }}", json!(2.5)),
+        ("${{ median([1, 7, 3]) }}", json!(3)),
+        ("${{ reduce(1..4, #acc + #) }}", json!(10)),
+        ("${{ reduce([1, 2], #acc + # * #index, 10) }}", json!(12)),
+        (
+            "${{ sortBy([{n: 2}, {n: 1}], .n) }}",
+            json!([{"n": 1}, {"n": 2}]),
+        ),
+        ("${{ sort([3, 1, 2], 'desc') }}", json!([3, 2, 1])),
+        (
+            "${{ [1, 2, 3] | map(# + 1) | filter(# > 2) }}",
+            json!([3, 4]),
+        ),
+        ("${{ filter([{a: 1}, {a: 2}], .a > 1)[0].a }}", json!(2)),
+        ("${{ map([[1, 2]], map(#, # * 10)) }}", json!([[10, 20]])),
+        ("${{ let x = 2; let y = x * 3; y + 1 }}", json!(7)),
+        (
+            "${{ if 1 > 2 { 'a' } else if 2 > 1 { 'b' } else { 'c' } }}",
+            json!("b"),
+        ),
+        ("${{ 1; 2; 3 }}", json!(3)),
+        ("${{ (1; 2) }}", json!(2)),
+        ("${{ bitand(12, 10) + bitshl(1, 4) }}", json!(24)),
+        ("${{ toBase64('hi') }}", json!("aGk=")),
+        ("${{ concat([1], [2, 3]) }}", json!([1, 2, 3])),
+        ("${{ flatten([1, [2, [3]]]) }}", json!([1, 2, 3])),
+        ("${{ uniq([1, 1.0, 2, 'a', 'a']) }}", json!([1, 2, "a"])),
+        ("${{ take([1, 2, 3], 2) }}", json!([1, 2])),
+        ("${{ fromPairs(toPairs({a: 1})) }}", json!({"a": 1})),
+        ("${{ splitAfter('a,b,c', ',') }}", json!(["a,", "b,", "c"])),
+        ("${{ reverse([1, 2]) }}", json!([2, 1])),
+        ("${{ [1, 2,] }}", json!([1, 2])),
+    ];
+    for (template, want) in cases {
+        match eval(template) {
+            Ok(got) => assert_eq!(&got, want, "{template}"),
+            Err(e) => panic!("{template}: {e}"),
+        }
+    }
+    let Err(e) = eval("${{ get(1, 2) }}") else {
+        panic!("get(1, 2) must fail");
+    };
+    assert!(
+        e.message.contains("type int does not support indexing"),
+        "{e}"
     );
 }
