@@ -30,6 +30,8 @@ mod value;
 pub(crate) use value::write_go_json_string;
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
