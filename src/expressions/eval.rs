@@ -302,14 +302,45 @@ struct Call<'a, 'b> {
 impl Call<'_, '_> {
     fn count(&self, min: usize, max: usize) -> Result<(), String> {
         let n = self.args.len();
+        // Builtins with Go signatures are checked by Go's rules in expr-lang, with Go's words.
+        const TYPED: &[&str] = &[
+            "type",
+            "string",
+            "trim",
+            "trimPrefix",
+            "trimSuffix",
+            "upper",
+            "lower",
+            "split",
+            "splitAfter",
+            "replace",
+            "repeat",
+            "join",
+            "indexOf",
+            "lastIndexOf",
+            "hasPrefix",
+            "hasSuffix",
+            "toJSON",
+            "fromJSON",
+            "toBase64",
+            "fromBase64",
+            "sort",
+            "bitnot",
+        ];
+        if TYPED.contains(&self.name) && (n < min || n > max) {
+            let what = if n < min { "not enough" } else { "too many" };
+            return Err(format!("{what} arguments to call {}", self.name));
+        }
         if n < min || n > max {
-            let want = if min == max {
-                format!("{min}")
-            } else {
-                format!("{min}-{max}")
+            let want = match max - min {
+                0 => format!("{min}"),
+                1 => format!("{min} or {max}"),
+                _ => format!("{min} to {max}"),
             };
-            let plural = if max == 1 { "" } else { "s" };
-            return Err(format!("expected {want} argument{plural}, got {n}"));
+            // expr-lang's wording.
+            return Err(format!(
+                "invalid number of arguments (expected {want}, got {n})"
+            ));
         }
         Ok(())
     }
@@ -832,7 +863,12 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
             match &a[0] {
                 Val::Int(i) => Val::Int(i.wrapping_abs()),
                 Val::Float(f) => Val::Float(f.abs()),
-                _ => return Err(c.wrong(0, "a number")),
+                other => {
+                    return Err(format!(
+                        "invalid argument for abs (type {})",
+                        other.type_name()
+                    ));
+                }
             }
         }
         "ceil" | "floor" | "round" => {
@@ -1028,13 +1064,15 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
         }
         "bitand" | "bitor" | "bitxor" | "bitnand" | "bitshl" | "bitshr" | "bitushr" => {
             c.count(2, 2)?;
-            let (Val::Int(x), Val::Int(y)) = (&a[0], &a[1]) else {
-                return Err(format!(
-                    "invalid argument for {} (expected int, int, got {}, {})",
-                    c.name,
-                    a[0].type_name(),
-                    a[1].type_name()
-                ));
+            let (x, y) = match (&a[0], &a[1]) {
+                (Val::Int(x), Val::Int(y)) => (x, y),
+                (Val::Int(_), other) | (other, _) => {
+                    return Err(format!(
+                        "cannot use {} as argument (type int) to call {}",
+                        other.type_name(),
+                        c.name
+                    ));
+                }
             };
             let (x, y) = (*x, *y);
             let shift = || {
