@@ -102,7 +102,7 @@ fn run(file: &str, text: &str) -> Outcome {
             out.error_cases += 1;
             match &got {
                 Err(e) => {
-                    if e.message.contains(fragment) {
+                    if e.message.contains(without_position(fragment)) {
                         out.error_messages_matching += 1;
                     }
                     None
@@ -130,6 +130,26 @@ fn run(file: &str, text: &str) -> Outcome {
         }
     }
     out
+}
+
+/// expr-lang's message without its trailing ` (line:column)`; haul reports the position apart.
+fn without_position(message: &str) -> &str {
+    let Some(open) = message.rfind(" (") else {
+        return message;
+    };
+    let inner = &message[open + 2..];
+    let is_position = inner.strip_suffix(')').is_some_and(|p| {
+        p.split_once(':').is_some_and(|(l, c)| {
+            [l, c]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    });
+    if is_position {
+        message[..open].trim_end()
+    } else {
+        message
+    }
 }
 
 fn check(file: &str, text: &str) {
