@@ -190,3 +190,27 @@ fn expr_lang_builtin_table() {
         include_str!("../../tests/conformance/expr/builtin.json"),
     );
 }
+
+#[test]
+fn expr_lang_builtin_reverse_table() {
+    check(
+        "builtin_reverse.json",
+        include_str!("../../tests/conformance/expr/builtin_reverse.json"),
+    );
+}
+
+#[test]
+fn expr_lang_builtin_sort_table() {
+    check(
+        "builtin_sort.json",
+        include_str!("../../tests/conformance/expr/builtin_sort.json"),
+    );
+}
+
+#[test]
+fn expr_lang_builtin_bitops_table() {
+    check(
+        "builtin_bitops.json",
+        include_str!("../../tests/conformance/expr/builtin_bitops.json"),
+    );
+}
