@@ -795,7 +795,19 @@ impl Parser<'_> {
             if t.tok == Tok::Op("#") {
                 self.next();
                 end = t.end;
-                if let Tok::Ident(n) = &self.peek().tok {
+                // `# in xs`: operator words are not pointer names.
+                if let Tok::Ident(n) = &self.peek().tok
+                    && !matches!(
+                        n.as_str(),
+                        "in" | "and"
+                            | "or"
+                            | "not"
+                            | "matches"
+                            | "contains"
+                            | "startsWith"
+                            | "endsWith"
+                    )
+                {
                     name = Some(n.clone());
                     end = self.next().end;
                 }

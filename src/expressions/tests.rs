@@ -747,6 +747,24 @@ fn errors_say_what_and_where() {
             None,
         ),
         (
+            "${{ all([1], # + 1) }}",
+            ErrorKind::Evaluation,
+            "all: predicate should return boolean, got int 2",
+            Some((1, 11)),
+        ),
+        (
+            "${{ reduce([], #acc) }}",
+            ErrorKind::Evaluation,
+            "reduce: reduce of empty array with no initial value",
+            None,
+        ),
+        (
+            "${{ map(1, #) }}",
+            ErrorKind::Evaluation,
+            "map: cannot iterate over int 1 (1)",
+            None,
+        ),
+        (
             "${{ filter([1]) }}",
             ErrorKind::Syntax,
             "filter expects a predicate",
@@ -962,6 +980,21 @@ fn expr_lang_language_and_builtins() {
         ("${{ splitAfter('a,b,c', ',') }}", json!(["a,", "b,", "c"])),
         ("${{ reverse([1, 2]) }}", json!([2, 1])),
         ("${{ [1, 2,] }}", json!([1, 2])),
+        ("${{ filter([1, 2, 3], # in [2, 3]) }}", json!([2, 3])),
+        ("${{ filter([1, 2, 3], # not in [2, 3]) }}", json!([1])),
+        (
+            "${{ map(['a', 'b'], # + string(#index)) }}",
+            json!(["a0", "b1"]),
+        ),
+        (
+            "${{ filter(['ab', 'cd'], # startsWith 'c') }}",
+            json!(["cd"]),
+        ),
+        (
+            "${{ map([1, 2], { let y = # * 2; y + 1 }) }}",
+            json!([3, 5]),
+        ),
+        ("${{ let xs = [3, 1]; sort(xs)[0] }}", json!(1)),
     ];
     for (template, want) in cases {
         match eval(template) {
