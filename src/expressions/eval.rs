@@ -216,6 +216,13 @@ impl<'a> Evaluator<'a> {
                                 .map_err(|m| SpanError::new(a.start, m))
                         })
                         .collect::<R<Vec<_>>>()?;
+                    if let Val::Duration(d) = cur {
+                        cur = duration_method(d, name, &args).map_err(|m| {
+                            SpanError::new(link.start, format!("{so_far}.{name}: {m}"))
+                        })?;
+                        why_nil = None;
+                        continue;
+                    }
                     let Some(result) = self.funcs.method(&so_far, name, &args) else {
                         return Err(SpanError::new(
                             link.start,
@@ -1107,14 +1114,34 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
             c.count(1, 1)?;
             Val::Str(a[0].type_name().to_string())
         }
-        "now" | "date" | "duration" | "timezone" => {
-            return Err("dates and durations are not supported by haul yet".to_string());
+        "duration" => Val::Duration(super::duration::parse_go_duration(c.one_string()?)?),
+        "now" | "date" | "timezone" => {
+            return Err("dates are not supported by haul yet".to_string());
         }
         "map" | "filter" | "all" | "any" | "one" | "none" | "find" | "findIndex" | "findLast"
         | "findLastIndex" | "groupBy" | "sortBy" | "reduce" => {
             return Err("expects a predicate as its second argument".to_string());
         }
         _ => return Err("unknown function".to_string()),
+    })
+}
+
+/// The methods of Go's `time.Duration`.
+fn duration_method(d: i64, name: &str, args: &[serde_json::Value]) -> Result<Val, String> {
+    if !args.is_empty() {
+        return Err(format!("too many arguments to call {name}"));
+    }
+    let secs = d as f64 / 1e9;
+    Ok(match name {
+        "Hours" => Val::Float(secs / 3600.0),
+        "Minutes" => Val::Float(secs / 60.0),
+        "Seconds" => Val::Float(secs),
+        "Milliseconds" => Val::Int(d / 1_000_000),
+        "Microseconds" => Val::Int(d / 1_000),
+        "Nanoseconds" => Val::Int(d),
+        "String" => Val::Str(super::duration::go_duration_string(d)),
+        "Abs" => Val::Duration(d.wrapping_abs()),
+        other => return Err(format!("type time.Duration has no method {other}")),
     })
 }
 
@@ -1358,7 +1385,7 @@ pub(crate) fn equal(l: &Val, r: &Val) -> bool {
 fn compare(op: BinOp, l: Val, r: Val) -> Result<bool, String> {
     use std::cmp::Ordering;
     let ord = match (&l, &r) {
-        (Val::Int(a), Val::Int(b)) => a.cmp(b),
+        (Val::Int(a), Val::Int(b)) | (Val::Duration(a), Val::Duration(b)) => a.cmp(b),
         (Val::Str(a), Val::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
         _ => match (as_f64(&l), as_f64(&r)) {
             (Some(a), Some(b)) => match a.partial_cmp(&b) {
@@ -1388,6 +1415,7 @@ fn binary(op: BinOp, l: Val, r: Val) -> Result<Val, String> {
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => Val::Bool(compare(op, l, r)?),
         BinOp::Add => match (&l, &r) {
             (Val::Int(a), Val::Int(b)) => Val::Int(a.wrapping_add(*b)),
+            (Val::Duration(a), Val::Duration(b)) => Val::Duration(a.wrapping_add(*b)),
             (Val::Str(a), Val::Str(b)) => Val::Str(format!("{a}{b}")),
             (Val::Array(a), Val::Array(b)) => Val::Array(a.iter().chain(b).cloned().collect()),
             _ => match (as_f64(&l), as_f64(&r)) {
@@ -1396,6 +1424,20 @@ fn binary(op: BinOp, l: Val, r: Val) -> Result<Val, String> {
             },
         },
         BinOp::Sub | BinOp::Mul => match (&l, &r) {
+            (Val::Duration(a), Val::Duration(b)) if op == BinOp::Sub => {
+                Val::Duration(a.wrapping_sub(*b))
+            }
+            // Go's `d * n`; with a float, expr-lang multiplies the nanoseconds as floats.
+            (Val::Duration(d), Val::Int(n)) | (Val::Int(n), Val::Duration(d))
+                if op == BinOp::Mul =>
+            {
+                Val::Duration(d.wrapping_mul(*n))
+            }
+            (Val::Duration(d), Val::Float(f)) | (Val::Float(f), Val::Duration(d))
+                if op == BinOp::Mul =>
+            {
+                Val::Float(*d as f64 * f)
+            }
             (Val::Int(a), Val::Int(b)) => Val::Int(if op == BinOp::Sub {
                 a.wrapping_sub(*b)
             } else {

@@ -20,6 +20,7 @@
 //! [`freight_creation_criteria_satisfied`].
 
 mod criteria;
+mod duration;
 mod eval;
 mod parser;
 mod predicates;

@@ -980,6 +980,14 @@ fn expr_lang_language_and_builtins() {
         ("${{ splitAfter('a,b,c', ',') }}", json!(["a,", "b,", "c"])),
         ("${{ reverse([1, 2]) }}", json!([2, 1])),
         ("${{ [1, 2,] }}", json!([1, 2])),
+        ("${{ duration('1h') > duration('30m') }}", json!(true)),
+        ("${{ duration('90m').Hours() }}", json!(1.5)),
+        ("${{ string(duration('90s')) }}", json!("1m30s")),
+        (
+            "${{ duration('1h') - duration('1m') == duration('59m') }}",
+            json!(true),
+        ),
+        ("${{ duration('1s') }}", json!(1_000_000_000)),
         ("${{ filter([1, 2, 3], # in [2, 3]) }}", json!([2, 3])),
         ("${{ filter([1, 2, 3], # not in [2, 3]) }}", json!([1])),
         (
