@@ -1018,3 +1018,22 @@ fn expr_lang_language_and_builtins() {
         "{e}"
     );
 }
+
+/// Kargo's wait-for-approval docs record the approvers with a predicate over the step's output.
+#[test]
+fn kargo_documented_predicate_example() {
+    let env = env().with_outputs(obj(json!({
+        "approve": {"responses": [
+            {"user": "alice", "message": "ship it"},
+            {"user": "bob", "message": null},
+        ]},
+    })));
+    let template = "Approved by:\n${{ join(map(outputs.approve.responses, \"- \" + .user + (.message == nil ? \"\" : \": \" + .message)), \"\\n\") }}\n";
+    let got = evaluate_template(
+        &Value::String(template.to_string()),
+        &env,
+        &TestFuncs::default(),
+    )
+    .expect("evaluates");
+    assert_eq!(got, json!("Approved by:\n- alice: ship it\n- bob\n"));
+}
