@@ -104,7 +104,12 @@ impl<'a> Evaluator<'a> {
             Node::Map(entries) => {
                 let mut m = BTreeMap::new();
                 for (k, v) in entries {
-                    m.insert(k.clone(), self.eval(v)?);
+                    // haul's maps have string keys; other keys are kept as their text.
+                    let key = match self.eval(k)? {
+                        Val::Str(s) => s,
+                        other => other.go_display(),
+                    };
+                    m.insert(key, self.eval(v)?);
                 }
                 Val::Map(m)
             }

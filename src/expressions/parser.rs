@@ -373,7 +373,8 @@ pub(crate) enum Node {
     Str(String),
     Ident(String),
     Array(Vec<Expr>),
-    Map(Vec<(String, Expr)>),
+    /// Keys are string literals, or any expression in parentheses (`{(k): v}`).
+    Map(Vec<(Expr, Expr)>),
     Unary(UnOp, Box<Expr>),
     Binary {
         op: BinOp,
@@ -867,18 +868,27 @@ impl Parser<'_> {
                             break;
                         }
                     }
-                    let k = self.next();
-                    let key = match k.tok {
-                        Tok::Ident(s) | Tok::Str(s) => s,
-                        Tok::Int(_) | Tok::Float(_) => self.src[k.start..k.end].to_string(),
-                        other => {
-                            return Err(SpanError::new(
-                                k.start,
-                                format!(
-                                    "a map key must be a name, a string or a number, found {}",
-                                    describe(&other)
-                                ),
-                            ));
+                    let key = if self.is_op("(") {
+                        self.primary()?
+                    } else {
+                        let k = self.next();
+                        let text = match k.tok {
+                            Tok::Ident(s) | Tok::Str(s) => s,
+                            Tok::Int(_) | Tok::Float(_) => self.src[k.start..k.end].to_string(),
+                            other => {
+                                return Err(SpanError::new(
+                                    k.start,
+                                    format!(
+                                        "a map key must be a quoted string, a number, an identifier, or an expression in parentheses, found {}",
+                                        describe(&other)
+                                    ),
+                                ));
+                            }
+                        };
+                        Expr {
+                            node: Node::Str(text),
+                            start: k.start,
+                            end: k.end,
                         }
                     };
                     self.expect(":")?;

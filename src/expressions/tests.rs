@@ -980,6 +980,7 @@ fn expr_lang_language_and_builtins() {
         ("${{ splitAfter('a,b,c', ',') }}", json!(["a,", "b,", "c"])),
         ("${{ reverse([1, 2]) }}", json!([2, 1])),
         ("${{ [1, 2,] }}", json!([1, 2])),
+        ("${{ {('a' + 'b'): 1, c: 2,} }}", json!({"ab": 1, "c": 2})),
         ("${{ duration('1h') > duration('30m') }}", json!(true)),
         ("${{ duration('90m').Hours() }}", json!(1.5)),
         ("${{ string(duration('90s')) }}", json!("1m30s")),
