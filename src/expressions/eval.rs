@@ -190,6 +190,12 @@ impl<'a> Evaluator<'a> {
                 Ok((Val::Nil, Some(format!("{name} is not defined"))))
             }
             Node::Call(name, args) => self.call(name, args, e.start),
+            Node::Pointer(name) => {
+                let v = self.pointer(name.as_deref(), e.start)?;
+                let why = (v == Val::Nil)
+                    .then(|| format!("the predicate's #{} is nil", name.as_deref().unwrap_or("")));
+                Ok((v, why))
+            }
             _ => Ok((self.eval(e)?, None)),
         }
     }

@@ -765,6 +765,12 @@ fn errors_say_what_and_where() {
             None,
         ),
         (
+            "${{ map([nil], .x) }}",
+            ErrorKind::Evaluation,
+            "the predicate's # is nil: cannot fetch x from nil",
+            None,
+        ),
+        (
             "${{ filter([1]) }}",
             ErrorKind::Syntax,
             "filter expects a predicate",
