@@ -240,7 +240,10 @@ mod tests {
             "{m}"
         );
         let m = msg("imageFrom('ghcr.io/acme/api', warehouse('w')).Tag == '1'");
-        assert!(m.contains("imageFrom: expected 1 argument, got 2"), "{m}");
+        assert!(
+            m.contains("imageFrom: invalid number of arguments (expected 1, got 2)"),
+            "{m}"
+        );
         let m = msg("imageFrom('ghcr.io/acme/api').Tag");
         assert!(
             m.contains("must evaluate to a boolean, got string \"1.4.0\""),

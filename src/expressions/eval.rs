@@ -2,6 +2,7 @@
 //! keys and unknown names are nil, fetching from nil is an error unless `?.` is used, `/` and
 //! `**` give floats, and `&&`/`||` need a boolean on the left.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -24,9 +25,69 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) roots: &'a BTreeMap<String, Val>,
     pub(crate) funcs: &'a dyn Functions,
     pub(crate) src: &'a str,
+    /// Variables from `let` and the elements predicates are running over, innermost last.
+    scope: RefCell<Vec<Frame>>,
 }
 
-impl Evaluator<'_> {
+pub(super) enum Frame {
+    Var(String, Val),
+    Item {
+        item: Val,
+        index: usize,
+        acc: Option<Val>,
+    },
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(
+        roots: &'a BTreeMap<String, Val>,
+        funcs: &'a dyn Functions,
+        src: &'a str,
+    ) -> Self {
+        Evaluator {
+            roots,
+            funcs,
+            src,
+            scope: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<Val> {
+        self.scope.borrow().iter().rev().find_map(|f| match f {
+            Frame::Var(n, v) if n == name => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    fn pointer(&self, name: Option<&str>, at: usize) -> R<Val> {
+        let scope = self.scope.borrow();
+        let Some((item, index, acc)) = scope.iter().rev().find_map(|f| match f {
+            Frame::Item { item, index, acc } => Some((item, *index, acc)),
+            Frame::Var(..) => None,
+        }) else {
+            return Err(SpanError::new(
+                at,
+                "cannot use pointer accessor outside predicate",
+            ));
+        };
+        match name {
+            None => Ok(item.clone()),
+            Some("index") => Ok(Val::Int(index as i64)),
+            Some("acc") => acc
+                .clone()
+                .ok_or_else(|| SpanError::new(at, "#acc is only defined inside reduce")),
+            Some(other) => Err(SpanError::new(at, format!("unknown pointer #{other}"))),
+        }
+    }
+
+    /// Runs `body` with `frame` pushed, popping it whatever the outcome.
+    pub(super) fn with_frame<T>(&self, frame: Frame, body: impl FnOnce() -> T) -> T {
+        self.scope.borrow_mut().push(frame);
+        let out = body();
+        self.scope.borrow_mut().pop();
+        out
+    }
+
     fn text(&self, start: usize, end: usize) -> &str {
         self.src.get(start..end).unwrap_or("").trim()
     }
@@ -43,7 +104,12 @@ impl Evaluator<'_> {
             Node::Map(entries) => {
                 let mut m = BTreeMap::new();
                 for (k, v) in entries {
-                    m.insert(k.clone(), self.eval(v)?);
+                    // haul's maps have string keys; other keys are kept as their text.
+                    let key = match self.eval(k)? {
+                        Val::Str(s) => s,
+                        other => other.go_display(),
+                    };
+                    m.insert(key, self.eval(v)?);
                 }
                 Val::Map(m)
             }
@@ -87,10 +153,28 @@ impl Evaluator<'_> {
             },
             Node::Call(name, args) => self.call(name, args, e.start)?.0,
             Node::Chain(base, links) => self.chain(base, links)?,
+            Node::Pointer(name) => self.pointer(name.as_deref(), e.start)?,
+            Node::Predicate(_) => {
+                return Err(SpanError::new(e.start, "a predicate is not a value"));
+            }
+            Node::Let(name, value, body) => {
+                let v = self.eval(value)?;
+                self.with_frame(Frame::Var(name.clone(), v), || self.eval(body))?
+            }
+            Node::Seq(items) => {
+                let mut last = Val::Nil;
+                for item in items {
+                    last = self.eval(item)?;
+                }
+                last
+            }
         })
     }
 
     fn ident(&self, name: &str) -> Val {
+        if let Some(v) = self.var(name) {
+            return v;
+        }
         if name == "$env" {
             return Val::Map(self.roots.clone());
         }
@@ -100,10 +184,18 @@ impl Evaluator<'_> {
     /// Evaluates the base of a chain, noting why it is nil when that is worth telling.
     fn base(&self, e: &Expr) -> R<(Val, Option<String>)> {
         match &e.node {
-            Node::Ident(name) if name != "$env" && !self.roots.contains_key(name) => {
+            Node::Ident(name)
+                if name != "$env" && !self.roots.contains_key(name) && self.var(name).is_none() =>
+            {
                 Ok((Val::Nil, Some(format!("{name} is not defined"))))
             }
             Node::Call(name, args) => self.call(name, args, e.start),
+            Node::Pointer(name) => {
+                let v = self.pointer(name.as_deref(), e.start)?;
+                let why = (v == Val::Nil)
+                    .then(|| format!("the predicate's #{} is nil", name.as_deref().unwrap_or("")));
+                Ok((v, why))
+            }
             _ => Ok((self.eval(e)?, None)),
         }
     }
@@ -135,6 +227,13 @@ impl Evaluator<'_> {
                                 .map_err(|m| SpanError::new(a.start, m))
                         })
                         .collect::<R<Vec<_>>>()?;
+                    if let Val::Duration(d) = cur {
+                        cur = duration_method(d, name, &args).map_err(|m| {
+                            SpanError::new(link.start, format!("{so_far}.{name}: {m}"))
+                        })?;
+                        why_nil = None;
+                        continue;
+                    }
                     let Some(result) = self.funcs.method(&so_far, name, &args) else {
                         return Err(SpanError::new(
                             link.start,
@@ -189,6 +288,13 @@ impl Evaluator<'_> {
 
     /// Calls a function; the second value says why a nil result is nil.
     fn call(&self, name: &str, arg_exprs: &[Expr], at: usize) -> R<(Val, Option<String>)> {
+        if let Some(Expr {
+            node: Node::Predicate(body),
+            ..
+        }) = arg_exprs.get(1)
+        {
+            return self.predicate_call(name, arg_exprs, body, at);
+        }
         let args = arg_exprs
             .iter()
             .map(|a| self.eval(a))
@@ -214,14 +320,45 @@ struct Call<'a, 'b> {
 impl Call<'_, '_> {
     fn count(&self, min: usize, max: usize) -> Result<(), String> {
         let n = self.args.len();
+        // Builtins with Go signatures are checked by Go's rules in expr-lang, with Go's words.
+        const TYPED: &[&str] = &[
+            "type",
+            "string",
+            "trim",
+            "trimPrefix",
+            "trimSuffix",
+            "upper",
+            "lower",
+            "split",
+            "splitAfter",
+            "replace",
+            "repeat",
+            "join",
+            "indexOf",
+            "lastIndexOf",
+            "hasPrefix",
+            "hasSuffix",
+            "toJSON",
+            "fromJSON",
+            "toBase64",
+            "fromBase64",
+            "sort",
+            "bitnot",
+        ];
+        if TYPED.contains(&self.name) && (n < min || n > max) {
+            let what = if n < min { "not enough" } else { "too many" };
+            return Err(format!("{what} arguments to call {}", self.name));
+        }
         if n < min || n > max {
-            let want = if min == max {
-                format!("{min}")
-            } else {
-                format!("{min}-{max}")
+            let want = match max - min {
+                0 => format!("{min}"),
+                1 => format!("{min} or {max}"),
+                _ => format!("{min} to {max}"),
             };
-            let plural = if max == 1 { "" } else { "s" };
-            return Err(format!("expected {want} argument{plural}, got {n}"));
+            // expr-lang's wording.
+            return Err(format!(
+                "invalid number of arguments (expected {want}, got {n})"
+            ));
         }
         Ok(())
     }
@@ -582,8 +719,28 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
             Val::Array(go_split(s, sep, n).into_iter().map(Val::Str).collect())
         }
         "replace" => {
-            c.count(3, 3)?;
-            Val::Str(c.string(0)?.replace(c.string(1)?, c.string(2)?))
+            c.count(3, 4)?;
+            let (s, old, new) = (c.string(0)?, c.string(1)?, c.string(2)?);
+            // Go's strings.Replace: a negative count replaces all.
+            match a.len() {
+                4 => match usize::try_from(c.int(3)?) {
+                    Ok(n) => Val::Str(s.replacen(old, new, n)),
+                    Err(_) => Val::Str(s.replace(old, new)),
+                },
+                _ => Val::Str(s.replace(old, new)),
+            }
+        }
+        "splitAfter" => {
+            c.count(2, 3)?;
+            let s = c.string(0)?;
+            let sep = c.string(1)?;
+            let n = if a.len() == 3 { c.int(2)? } else { -1 };
+            Val::Array(
+                go_split_after(s, sep, n)
+                    .into_iter()
+                    .map(Val::Str)
+                    .collect(),
+            )
         }
         "repeat" => {
             c.count(2, 2)?;
@@ -702,16 +859,34 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
         }
         "get" => {
             c.count(2, 2)?;
-            fetch(a[0].clone(), &a[1], "", None)
-                .map(|(v, _)| v)
-                .unwrap_or(Val::Nil)
+            // Unlike `a[b]`, get() gives nil for a missing key or index, but still refuses
+            // what cannot be indexed at all.
+            match &a[0] {
+                Val::Nil => Val::Nil,
+                Val::Array(_) | Val::Str(_) | Val::Map(_) | Val::StrMap(_) | Val::Struct(_) => {
+                    fetch(a[0].clone(), &a[1], "", None)
+                        .map(|(v, _)| v)
+                        .unwrap_or(Val::Nil)
+                }
+                other => {
+                    return Err(format!(
+                        "type {} does not support indexing",
+                        other.type_name()
+                    ));
+                }
+            }
         }
         "abs" => {
             c.count(1, 1)?;
             match &a[0] {
                 Val::Int(i) => Val::Int(i.wrapping_abs()),
                 Val::Float(f) => Val::Float(f.abs()),
-                _ => return Err(c.wrong(0, "a number")),
+                other => {
+                    return Err(format!(
+                        "invalid argument for abs (type {})",
+                        other.type_name()
+                    ));
+                }
             }
         }
         "ceil" | "floor" | "round" => {
@@ -728,48 +903,333 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
             })
         }
         "max" | "min" => {
-            let items: &[Val] = match a {
-                [Val::Array(v)] => v,
-                _ => a,
-            };
-            let mut best: Option<&Val> = None;
-            for v in items {
-                if !matches!(v, Val::Int(_) | Val::Float(_)) {
-                    return Err(format!(
-                        "invalid argument for {} (type {})",
-                        c.name,
-                        v.type_name()
-                    ));
-                }
-                let better = match best {
+            if a.is_empty() {
+                return Err(format!("not enough arguments to call {}", c.name));
+            }
+            let mut nums = Vec::new();
+            numbers(c.name, a, &mut nums)?;
+            let mut best: Option<Val> = None;
+            for v in nums {
+                let better = match &best {
                     None => true,
-                    Some(b) => {
-                        let lt = compare(BinOp::Lt, v.clone(), b.clone()).unwrap_or(false);
-                        if c.name == "min" {
-                            lt
-                        } else {
-                            compare(BinOp::Gt, v.clone(), b.clone()).unwrap_or(false)
-                        }
-                    }
+                    Some(b) if c.name == "max" => less(b, &v)?,
+                    Some(b) => less(&v, b)?,
                 };
                 if better {
                     best = Some(v);
                 }
             }
-            best.cloned()
-                .ok_or_else(|| format!("not enough arguments to call {}", c.name))?
+            best.unwrap_or(Val::Nil)
+        }
+        "mean" | "median" => {
+            if a.is_empty() {
+                return Err(format!("not enough arguments to call {}", c.name));
+            }
+            let mut nums = Vec::new();
+            numbers(c.name, a, &mut nums)?;
+            let mut fs: Vec<f64> = nums.iter().filter_map(as_f64).collect();
+            let n = fs.len();
+            Val::Float(if n == 0 {
+                0.0
+            } else if c.name == "mean" {
+                fs.iter().sum::<f64>() / n as f64
+            } else {
+                fs.sort_by(f64::total_cmp);
+                if n % 2 == 1 {
+                    fs[n / 2]
+                } else {
+                    (fs[n / 2 - 1] + fs[n / 2]) / 2.0
+                }
+            })
+        }
+        "sum" | "count" => {
+            c.count(1, 1)?;
+            let Val::Array(items) = &a[0] else {
+                return Err(format!("cannot iterate over {}", a[0].describe()));
+            };
+            if c.name == "sum" {
+                let mut total = Val::Int(0);
+                for v in items {
+                    total = add(total, v.clone())?;
+                }
+                total
+            } else {
+                let mut n = 0;
+                for v in items {
+                    match v {
+                        Val::Bool(b) => n += i64::from(*b),
+                        other => {
+                            return Err(format!(
+                                "predicate should return boolean, got {}",
+                                other.describe()
+                            ));
+                        }
+                    }
+                }
+                Val::Int(n)
+            }
+        }
+        "take" => {
+            c.count(2, 2)?;
+            let Val::Array(items) = &a[0] else {
+                return Err(format!("cannot take from {}", a[0].type_name()));
+            };
+            let Val::Int(n) = a[1] else {
+                return Err(format!("cannot take {} elements", a[1].type_name()));
+            };
+            let n = usize::try_from(n).unwrap_or(0).min(items.len());
+            Val::Array(items[..n].to_vec())
+        }
+        "toPairs" => {
+            c.count(1, 1)?;
+            let pair = |k: &str, v: Val| Val::Array(vec![Val::Str(k.to_string()), v]);
+            Val::Array(match &a[0] {
+                Val::Map(m) => m.iter().map(|(k, v)| pair(k, v.clone())).collect(),
+                Val::StrMap(m) => m
+                    .iter()
+                    .map(|(k, v)| pair(k, Val::Str(v.clone())))
+                    .collect(),
+                other => return Err(format!("cannot transform {} to pairs", other.type_name())),
+            })
+        }
+        "fromPairs" => {
+            c.count(1, 1)?;
+            let Val::Array(items) = &a[0] else {
+                return Err(format!("cannot transform {} from pairs", a[0].go_display()));
+            };
+            let mut out = BTreeMap::new();
+            for item in items {
+                match item {
+                    Val::Array(p) if p.len() == 2 => {
+                        let key = match &p[0] {
+                            Val::Str(s) => s.clone(),
+                            other => other.go_display(),
+                        };
+                        out.insert(key, p[1].clone());
+                    }
+                    Val::Array(_) => {
+                        return Err(format!("invalid pair length {}", item.go_display()));
+                    }
+                    other => return Err(format!("invalid pair {}", other.go_display())),
+                }
+            }
+            Val::Map(out)
+        }
+        "reverse" => {
+            c.count(1, 1)?;
+            let Val::Array(items) = &a[0] else {
+                return Err(format!("cannot reverse {}", a[0].type_name()));
+            };
+            Val::Array(items.iter().rev().cloned().collect())
+        }
+        "uniq" => {
+            c.count(1, 1)?;
+            let Val::Array(items) = &a[0] else {
+                return Err(format!("cannot uniq {}", a[0].type_name()));
+            };
+            let mut out: Vec<Val> = Vec::new();
+            for v in items {
+                if !out.iter().any(|o| equal(o, v)) {
+                    out.push(v.clone());
+                }
+            }
+            Val::Array(out)
+        }
+        "concat" => {
+            if a.is_empty() {
+                return Err("invalid number of arguments (expected at least 1, got 0)".to_string());
+            }
+            let mut out = Vec::new();
+            for v in a {
+                match v {
+                    Val::Array(items) => out.extend(items.iter().cloned()),
+                    other => return Err(format!("cannot concat {}", other.type_name())),
+                }
+            }
+            Val::Array(out)
+        }
+        "flatten" => {
+            c.count(1, 1)?;
+            let Val::Array(items) = &a[0] else {
+                return Err(format!("cannot flatten {}", a[0].type_name()));
+            };
+            let mut out = Vec::new();
+            flatten_into(items, &mut out, 0)?;
+            Val::Array(out)
+        }
+        "sort" => {
+            c.count(1, 2)?;
+            let Val::Array(items) = &a[0] else {
+                return Err(format!("cannot sort {}", a[0].type_name()));
+            };
+            let desc = match a.get(1) {
+                None => false,
+                Some(Val::Str(s)) if s == "asc" => false,
+                Some(Val::Str(s)) if s == "desc" => true,
+                Some(Val::Str(s)) => {
+                    return Err(format!("invalid order {s}, expected asc or desc"));
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "sort order argument must be a string (got {})",
+                        other.type_name()
+                    ));
+                }
+            };
+            let mut pairs: Vec<(Val, Val)> = items.iter().map(|v| (v.clone(), Val::Nil)).collect();
+            super::predicates::sort_values(&mut pairs, desc)?;
+            Val::Array(pairs.into_iter().map(|(v, _)| v).collect())
+        }
+        "bitand" | "bitor" | "bitxor" | "bitnand" | "bitshl" | "bitshr" | "bitushr" => {
+            c.count(2, 2)?;
+            let (x, y) = match (&a[0], &a[1]) {
+                (Val::Int(x), Val::Int(y)) => (x, y),
+                (Val::Int(_), other) | (other, _) => {
+                    return Err(format!(
+                        "cannot use {} as argument (type int) to call {}",
+                        other.type_name(),
+                        c.name
+                    ));
+                }
+            };
+            let (x, y) = (*x, *y);
+            let shift = || {
+                u32::try_from(y)
+                    .map_err(|_| format!("invalid operation: negative shift count {y} (type int)"))
+            };
+            Val::Int(match c.name {
+                "bitand" => x & y,
+                "bitor" => x | y,
+                "bitxor" => x ^ y,
+                "bitnand" => x & !y,
+                "bitshl" => x.checked_shl(shift()?).unwrap_or(0),
+                "bitshr" => x
+                    .checked_shr(shift()?)
+                    .unwrap_or(if x < 0 { -1 } else { 0 }),
+                _ => (x as u64).checked_shr(shift()?).unwrap_or(0) as i64,
+            })
+        }
+        "bitnot" => {
+            c.count(1, 1)?;
+            match a[0] {
+                Val::Int(x) => Val::Int(!x),
+                ref other => {
+                    return Err(format!(
+                        "cannot use {} as argument (type int) to call bitnot",
+                        other.type_name()
+                    ));
+                }
+            }
         }
         "type" => {
             c.count(1, 1)?;
             Val::Str(a[0].type_name().to_string())
         }
-        "now" | "date" | "duration" | "timezone" | "map" | "filter" | "all" | "any" | "one"
-        | "none" | "count" | "find" | "findIndex" | "findLast" | "findLastIndex" | "groupBy"
-        | "sortBy" | "reduce" | "sum" | "sort" => {
-            return Err("not supported by haul".to_string());
+        "duration" => Val::Duration(super::duration::parse_go_duration(c.one_string()?)?),
+        "now" | "date" | "timezone" => {
+            return Err("dates are not supported by haul yet".to_string());
+        }
+        "map" | "filter" | "all" | "any" | "one" | "none" | "find" | "findIndex" | "findLast"
+        | "findLastIndex" | "groupBy" | "sortBy" | "reduce" => {
+            return Err("expects a predicate as its second argument".to_string());
         }
         _ => return Err("unknown function".to_string()),
     })
+}
+
+/// The methods of Go's `time.Duration`.
+fn duration_method(d: i64, name: &str, args: &[serde_json::Value]) -> Result<Val, String> {
+    if !args.is_empty() {
+        return Err(format!("too many arguments to call {name}"));
+    }
+    let secs = d as f64 / 1e9;
+    Ok(match name {
+        "Hours" => Val::Float(secs / 3600.0),
+        "Minutes" => Val::Float(secs / 60.0),
+        "Seconds" => Val::Float(secs),
+        "Milliseconds" => Val::Int(d / 1_000_000),
+        "Microseconds" => Val::Int(d / 1_000),
+        "Nanoseconds" => Val::Int(d),
+        "String" => Val::Str(super::duration::go_duration_string(d)),
+        "Abs" => Val::Duration(d.wrapping_abs()),
+        other => return Err(format!("type time.Duration has no method {other}")),
+    })
+}
+
+/// Arrays nest at most this deep in min/max/mean/median/flatten, as expr's `MaxDepth`.
+const MAX_DEPTH: usize = 10_000;
+
+/// The numbers among `args`, arrays flattened, for min/max/mean/median.
+fn numbers(name: &str, args: &[Val], out: &mut Vec<Val>) -> Result<(), String> {
+    fn walk(name: &str, v: &Val, out: &mut Vec<Val>, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err("recursion depth exceeded".to_string());
+        }
+        match v {
+            Val::Int(_) | Val::Float(_) => out.push(v.clone()),
+            Val::Array(items) => {
+                for i in items {
+                    walk(name, i, out, depth + 1)?;
+                }
+            }
+            other => {
+                return Err(format!(
+                    "invalid argument for {name} (type {})",
+                    other.type_name()
+                ));
+            }
+        }
+        Ok(())
+    }
+    for v in args {
+        walk(name, v, out, 0)?;
+    }
+    Ok(())
+}
+
+fn flatten_into(items: &[Val], out: &mut Vec<Val>, depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err("recursion depth exceeded".to_string());
+    }
+    for v in items {
+        match v {
+            Val::Array(inner) => flatten_into(inner, out, depth + 1)?,
+            other => out.push(other.clone()),
+        }
+    }
+    Ok(())
+}
+
+/// Go's `strings.SplitAfter` / `strings.SplitAfterN`.
+fn go_split_after(s: &str, sep: &str, n: i64) -> Vec<String> {
+    if n == 0 {
+        return Vec::new();
+    }
+    if sep.is_empty() {
+        return go_split(s, sep, n);
+    }
+    let mut parts: Vec<String> = s.split_inclusive(sep).map(String::from).collect();
+    if s.is_empty() || s.ends_with(sep) {
+        parts.push(String::new());
+    }
+    if n > 0 {
+        let n = n as usize;
+        if parts.len() > n {
+            let rest = parts.split_off(n - 1);
+            parts.push(rest.concat());
+        }
+    }
+    parts
+}
+
+/// expr's `runtime.Less`, for sorting and min/max.
+pub(super) fn less(a: &Val, b: &Val) -> Result<bool, String> {
+    compare(BinOp::Lt, a.clone(), b.clone())
+}
+
+/// expr's `runtime.Add`, for sum.
+pub(super) fn add(a: Val, b: Val) -> Result<Val, String> {
+    binary(BinOp::Add, a, b)
 }
 
 /// Go's `strings.Split` / `strings.SplitN`.
@@ -936,7 +1396,7 @@ pub(crate) fn equal(l: &Val, r: &Val) -> bool {
 fn compare(op: BinOp, l: Val, r: Val) -> Result<bool, String> {
     use std::cmp::Ordering;
     let ord = match (&l, &r) {
-        (Val::Int(a), Val::Int(b)) => a.cmp(b),
+        (Val::Int(a), Val::Int(b)) | (Val::Duration(a), Val::Duration(b)) => a.cmp(b),
         (Val::Str(a), Val::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
         _ => match (as_f64(&l), as_f64(&r)) {
             (Some(a), Some(b)) => match a.partial_cmp(&b) {
@@ -966,6 +1426,7 @@ fn binary(op: BinOp, l: Val, r: Val) -> Result<Val, String> {
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => Val::Bool(compare(op, l, r)?),
         BinOp::Add => match (&l, &r) {
             (Val::Int(a), Val::Int(b)) => Val::Int(a.wrapping_add(*b)),
+            (Val::Duration(a), Val::Duration(b)) => Val::Duration(a.wrapping_add(*b)),
             (Val::Str(a), Val::Str(b)) => Val::Str(format!("{a}{b}")),
             (Val::Array(a), Val::Array(b)) => Val::Array(a.iter().chain(b).cloned().collect()),
             _ => match (as_f64(&l), as_f64(&r)) {
@@ -974,6 +1435,20 @@ fn binary(op: BinOp, l: Val, r: Val) -> Result<Val, String> {
             },
         },
         BinOp::Sub | BinOp::Mul => match (&l, &r) {
+            (Val::Duration(a), Val::Duration(b)) if op == BinOp::Sub => {
+                Val::Duration(a.wrapping_sub(*b))
+            }
+            // Go's `d * n`; with a float, expr-lang multiplies the nanoseconds as floats.
+            (Val::Duration(d), Val::Int(n)) | (Val::Int(n), Val::Duration(d))
+                if op == BinOp::Mul =>
+            {
+                Val::Duration(d.wrapping_mul(*n))
+            }
+            (Val::Duration(d), Val::Float(f)) | (Val::Float(f), Val::Duration(d))
+                if op == BinOp::Mul =>
+            {
+                Val::Float(*d as f64 * f)
+            }
             (Val::Int(a), Val::Int(b)) => Val::Int(if op == BinOp::Sub {
                 a.wrapping_sub(*b)
             } else {

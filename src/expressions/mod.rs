@@ -2,32 +2,35 @@
 //!
 //! Kargo evaluates them with expr-lang (`github.com/expr-lang/expr` v1.17) and coerces each
 //! rendered template back to a JSON type (`pkg/expressions/json_templates.go`). This module
-//! reproduces both for the part of the language that Kargo's docs and example pipelines use:
-//! literals, `.name`, `['quoted-key']`, `?.`, `??`, `?:`, `cond ? a : b`, comparisons,
-//! `&&`/`||`/`!`/`and`/`or`/`not`, arithmetic, `+` on strings, `in`, `contains`, `startsWith`,
-//! `endsWith`, `matches`, `..`, pipes, slices, common expr built-ins (`len`, `upper`, `split`,
-//! `replace`, `join`, `toJSON`, …) and Kargo's functions (`quote`, `imageFrom`, `status`, …).
+//! reproduces both: expr-lang's language (literals, member/index access, `?.`, `??`, ternaries,
+//! `if`/`else`, `let`, `;` sequences, operators, pipes, slices, predicates with `#`), its
+//! builtins except dates, and Kargo's functions (`quote`, `imageFrom`, `status`, …).
+//! `conformance.rs` runs expr-lang's own test tables against it.
 //!
 //! Why not the `expr-lang` crate (2.1.0): its syntax and operators cover this subset, but it
 //! cannot give the errors a person needs here. Its AST is private and carries no positions, so
 //! runtime errors have no location, and they read like `Invalid operand for operator []:
 //! String("commit")` where a missing step output should say which key is missing. It also has
 //! no notion of Go structs, which Kargo's `imageFrom` and friends return: they are read by Go
-//! field name (`.Tag`) but rendered with their JSON tags (`"tag"`). Not supported here: `let`,
-//! predicates (`map(xs, # * 2)`, `filter`, `all`, …), method calls (`semverParse(v).Major()`),
-//! date/duration functions, `asYAML`, `artifactFrom` and `freightStatus`.
+//! field name (`.Tag`) but rendered with their JSON tags (`"tag"`). Not supported here: method
+//! calls (`semverParse(v).Major()`), date/duration functions, `asYAML`, `artifactFrom` and
+//! `freightStatus`.
 //!
 //! A Warehouse's `freightCreationCriteria` uses the same language; see
 //! [`freight_creation_criteria_satisfied`].
 
 mod criteria;
+mod duration;
 mod eval;
 mod parser;
+mod predicates;
 mod template;
 mod value;
 
 pub(crate) use value::write_go_json_string;
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod tests;
 

@@ -63,13 +63,22 @@ fn lex(src: &str) -> Result<Vec<Token>, SpanError> {
             continue;
         }
         let start = i;
-        if c.is_ascii_digit() {
+        // `.5` is a float; `..5` stays a range operator.
+        let leading_dot = c == b'.'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+            && !(i > 0 && bytes[i - 1] == b'.');
+        if c.is_ascii_digit() || leading_dot {
             let (tok, end) = lex_number(src, i)?;
             tokens.push(Token { tok, start, end });
             i = end;
             continue;
         }
-        if c == b'"' || c == b'\'' || c == b'`' {
+        // `b"…"` is a bytes literal; haul holds it as a string.
+        let bytes_prefix = c == b'b' && matches!(bytes.get(i + 1), Some(b'"' | b'\''));
+        if bytes_prefix {
+            i += 1;
+        }
+        if bytes_prefix || c == b'"' || c == b'\'' || c == b'`' {
             let (s, end) = lex_string(src, i)?;
             tokens.push(Token {
                 tok: Tok::Str(s),
@@ -142,7 +151,11 @@ fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), SpanError> {
     }
     let mut is_float = false;
     // `1..3` is a range, so a dot makes a fraction only when a digit follows it.
-    if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit() {
+    if i + 1 < bytes.len()
+        && bytes[i] == b'.'
+        && bytes[i + 1].is_ascii_digit()
+        && !src[start..i].contains('.')
+    {
         is_float = true;
         i += 1;
         while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
@@ -343,7 +356,6 @@ impl BinOp {
 /// only through `not in`), `-`/`+` tighter.
 const NOT_PRECEDENCE: u16 = 50;
 const SIGN_PRECEDENCE: u16 = 90;
-const COMPARISON_PRECEDENCE: u16 = 20;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Expr {
@@ -361,7 +373,8 @@ pub(crate) enum Node {
     Str(String),
     Ident(String),
     Array(Vec<Expr>),
-    Map(Vec<(String, Expr)>),
+    /// Keys are string literals, or any expression in parentheses (`{(k): v}`).
+    Map(Vec<(Expr, Expr)>),
     Unary(UnOp, Box<Expr>),
     Binary {
         op: BinOp,
@@ -374,6 +387,14 @@ pub(crate) enum Node {
     /// `cond ? a : b`; `a` is `None` for `cond ?: b`, which yields `cond` itself when true.
     Cond(Box<Expr>, Option<Box<Expr>>, Box<Expr>),
     Call(String, Vec<Expr>),
+    /// `#`, `#index`, `#acc` or the implicit element of `.field` inside a predicate.
+    Pointer(Option<String>),
+    /// A predicate argument (`map(xs, # * 2)`), evaluated once per element.
+    Predicate(Box<Expr>),
+    /// `let name = value; body`.
+    Let(String, Box<Expr>, Box<Expr>),
+    /// `a; b; c`: each is evaluated, the last is the result.
+    Seq(Vec<Expr>),
     /// A postfix chain; one nil reached through `?.` ends the whole chain with nil.
     Chain(Box<Expr>, Vec<Link>),
 }
@@ -398,7 +419,30 @@ struct Parser<'a> {
     src: &'a str,
     tokens: Vec<Token>,
     pos: usize,
+    /// How many predicates enclose the cursor; `#` and `.field` are valid only inside one.
+    depth: usize,
 }
+
+/// expr's builtins whose arguments include a predicate: (name, number of arguments before the
+/// predicate is the first, whether the predicate is optional, whether a trailing expression
+/// may follow it).
+const PREDICATES: &[(&str, bool, bool)] = &[
+    ("all", false, false),
+    ("none", false, false),
+    ("any", false, false),
+    ("one", false, false),
+    ("filter", false, false),
+    ("map", false, false),
+    ("count", true, false),
+    ("sum", true, false),
+    ("find", false, false),
+    ("findIndex", false, false),
+    ("findLast", false, false),
+    ("findLastIndex", false, false),
+    ("groupBy", false, false),
+    ("sortBy", false, true),
+    ("reduce", false, true),
+];
 
 /// Parses one expression.
 pub(crate) fn parse(src: &str) -> Result<Expr, SpanError> {
@@ -410,8 +454,9 @@ pub(crate) fn parse(src: &str) -> Result<Expr, SpanError> {
         src,
         tokens,
         pos: 0,
+        depth: 0,
     };
-    let expr = p.expression(0)?;
+    let expr = p.sequence()?;
     let t = p.peek();
     if t.tok != Tok::Eof {
         return Err(SpanError::new(
@@ -512,7 +557,97 @@ impl Parser<'_> {
         BinOp::from_token(&first).map(|(op, prec, right)| (op, prec, right, false, 1))
     }
 
+    /// `a; b; c` (a trailing `;` is allowed), as expr's `parseSequenceExpression`.
+    fn sequence(&mut self) -> Result<Expr, SpanError> {
+        let first = self.expression(0)?;
+        let mut items = vec![first];
+        while self.is_op(";") {
+            self.next();
+            if matches!(self.peek().tok, Tok::Eof) {
+                break;
+            }
+            items.push(self.expression(0)?);
+        }
+        if items.len() == 1 {
+            return Ok(items.remove(0));
+        }
+        let (start, end) = (items[0].start, self.prev_end());
+        Ok(Expr {
+            node: Node::Seq(items),
+            start,
+            end,
+        })
+    }
+
+    fn is_word(&self, w: &str) -> bool {
+        matches!(&self.peek().tok, Tok::Ident(s) if s == w)
+    }
+
+    fn expect_word(&mut self, w: &str) -> Result<Token, SpanError> {
+        if self.is_word(w) {
+            return Ok(self.next());
+        }
+        let t = self.peek();
+        Err(SpanError::new(
+            t.start,
+            format!("expected {w:?}, found {}", describe(&t.tok)),
+        ))
+    }
+
+    /// `let name = value; body`.
+    fn let_expression(&mut self) -> Result<Expr, SpanError> {
+        let start = self.next().start;
+        let name_tok = self.next();
+        let Tok::Ident(name) = name_tok.tok else {
+            return Err(SpanError::new(
+                name_tok.start,
+                format!(
+                    "expected a variable name, found {}",
+                    describe(&name_tok.tok)
+                ),
+            ));
+        };
+        self.expect("=")?;
+        let value = self.expression(0)?;
+        self.expect(";")?;
+        let body = self.sequence()?;
+        Ok(Expr {
+            node: Node::Let(name, Box::new(value), Box::new(body)),
+            start,
+            end: self.prev_end(),
+        })
+    }
+
+    /// `if cond { a } else { b }`, also `else if …`.
+    fn if_expression(&mut self) -> Result<Expr, SpanError> {
+        let start = self.next().start;
+        let cond = self.expression(0)?;
+        self.expect("{")?;
+        let then = self.sequence()?;
+        self.expect("}")?;
+        self.expect_word("else")?;
+        let otherwise = if self.is_word("if") {
+            self.if_expression()?
+        } else {
+            self.expect("{")?;
+            let e = self.sequence()?;
+            self.expect("}")?;
+            e
+        };
+        Ok(Expr {
+            node: Node::Cond(Box::new(cond), Some(Box::new(then)), Box::new(otherwise)),
+            start,
+            end: self.prev_end(),
+        })
+    }
+
     fn expression(&mut self, min_prec: u16) -> Result<Expr, SpanError> {
+        if min_prec == 0 && self.is_word("let") {
+            return self.let_expression();
+        }
+        if min_prec == 0 && self.is_word("if") {
+            return self.if_expression();
+        }
         let mut left = self.primary()?;
         let mut prev: Option<BinOp> = None;
         // The right side of the last comparison: `a < b < c` means `a < b && b < c`.
@@ -525,9 +660,8 @@ impl Parser<'_> {
                 let Tok::Ident(name) = t.tok else {
                     return Err(SpanError::new(t.start, "expected a function call after |"));
                 };
-                let mut args = vec![left];
-                args.extend(self.arguments()?);
-                let start = args[0].start;
+                let start = left.start;
+                let args = self.call_arguments(&name, vec![left])?;
                 left = Expr {
                     node: Node::Call(name, args),
                     start,
@@ -557,7 +691,9 @@ impl Parser<'_> {
                 self.next();
             }
             let right = self.expression(if right_assoc { prec } else { prec + 1 })?;
-            let is_comparison = prec == COMPARISON_PRECEDENCE;
+            // Only `<`, `>`, `<=`, `>=` chain (expr's `parseComparison`): `1 < 2 < 3 == true`
+            // is `(1 < 2 && 2 < 3) == true`.
+            let is_comparison = matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge);
             let binary = |left: Expr, right: Expr| {
                 let (start, end) = (left.start, right.end);
                 Expr {
@@ -648,11 +784,42 @@ impl Parser<'_> {
         }
         if t.tok == Tok::Op("(") {
             self.next();
-            let mut inner = self.expression(0)?;
+            let mut inner = self.sequence()?;
             let close = self.expect(")")?;
             inner.start = t.start;
             inner.end = close.end;
             return self.postfix(inner);
+        }
+        if self.depth > 0 && (t.tok == Tok::Op("#") || t.tok == Tok::Op(".")) {
+            let mut name = None;
+            let mut end = t.start;
+            if t.tok == Tok::Op("#") {
+                self.next();
+                end = t.end;
+                // `# in xs`: operator words are not pointer names.
+                if let Tok::Ident(n) = &self.peek().tok
+                    && !matches!(
+                        n.as_str(),
+                        "in" | "and"
+                            | "or"
+                            | "not"
+                            | "matches"
+                            | "contains"
+                            | "startsWith"
+                            | "endsWith"
+                    )
+                {
+                    name = Some(n.clone());
+                    end = self.next().end;
+                }
+            }
+            // For `.field` the dot stays for `postfix` to read as a member access.
+            let e = Expr {
+                node: Node::Pointer(name),
+                start: t.start,
+                end,
+            };
+            return self.postfix(e);
         }
         let e = self.secondary()?;
         self.postfix(e)
@@ -668,17 +835,24 @@ impl Parser<'_> {
                 "true" => Node::Bool(true),
                 "false" => Node::Bool(false),
                 "nil" => Node::Nil,
-                "let" => {
-                    return Err(SpanError::new(t.start, "let is not supported by haul"));
+                _ if self.is_op("(") => {
+                    let args = self.call_arguments(&name, Vec::new())?;
+                    Node::Call(name, args)
                 }
-                _ if self.is_op("(") => Node::Call(name, self.arguments()?),
                 _ => Node::Ident(name),
             },
             Tok::Op("[") => {
                 let mut items = Vec::new();
                 while !self.is_op("]") {
+                    if !items.is_empty() && self.is_op(",") {
+                        // a trailing comma
+                        self.next();
+                        if self.is_op("]") {
+                            break;
+                        }
+                    }
                     items.push(self.expression(0)?);
-                    if !self.is_op("]") {
+                    if !self.is_op("]") && !self.is_op(",") {
                         self.expect(",")?;
                     }
                 }
@@ -688,25 +862,37 @@ impl Parser<'_> {
             Tok::Op("{") => {
                 let mut entries = Vec::new();
                 while !self.is_op("}") {
-                    let k = self.next();
-                    let key = match k.tok {
-                        Tok::Ident(s) | Tok::Str(s) => s,
-                        Tok::Int(_) | Tok::Float(_) => self.src[k.start..k.end].to_string(),
-                        other => {
-                            return Err(SpanError::new(
-                                k.start,
-                                format!(
-                                    "a map key must be a name, a string or a number, found {}",
-                                    describe(&other)
-                                ),
-                            ));
+                    if !entries.is_empty() {
+                        self.expect(",")?;
+                        if self.is_op("}") {
+                            break;
+                        }
+                    }
+                    let key = if self.is_op("(") {
+                        self.primary()?
+                    } else {
+                        let k = self.next();
+                        let text = match k.tok {
+                            Tok::Ident(s) | Tok::Str(s) => s,
+                            Tok::Int(_) | Tok::Float(_) => self.src[k.start..k.end].to_string(),
+                            other => {
+                                return Err(SpanError::new(
+                                    k.start,
+                                    format!(
+                                        "a map key must be a quoted string, a number, an identifier, or an expression in parentheses, found {}",
+                                        describe(&other)
+                                    ),
+                                ));
+                            }
+                        };
+                        Expr {
+                            node: Node::Str(text),
+                            start: k.start,
+                            end: k.end,
                         }
                     };
                     self.expect(":")?;
                     entries.push((key, self.expression(0)?));
-                    if !self.is_op("}") {
-                        self.expect(",")?;
-                    }
                 }
                 self.next();
                 Node::Map(entries)
@@ -714,7 +900,7 @@ impl Parser<'_> {
             Tok::Op("#") | Tok::Op(".") => {
                 return Err(SpanError::new(
                     t.start,
-                    "cannot use pointer accessor outside predicate (predicates are not supported by haul)",
+                    "cannot use pointer accessor outside predicate",
                 ));
             }
             other => {
@@ -731,31 +917,94 @@ impl Parser<'_> {
         })
     }
 
+    /// The arguments of a call to `name`; `args` holds the left side of a pipe. A predicate
+    /// builtin's closure argument becomes a [`Node::Predicate`].
+    fn call_arguments(&mut self, name: &str, mut args: Vec<Expr>) -> Result<Vec<Expr>, SpanError> {
+        let Some(&(_, optional, trailing)) = PREDICATES.iter().find(|(n, _, _)| *n == name) else {
+            args.extend(self.arguments()?);
+            return Ok(args);
+        };
+        self.expect("(")?;
+        // Argument kinds: the collection, the predicate, an optional trailing expression.
+        let piped = args.len();
+        let mut i = piped;
+        while !self.is_op(")") {
+            if i > piped {
+                self.expect(",")?;
+                if self.is_op(")") {
+                    break;
+                }
+            }
+            let e = match i {
+                0 => self.expression(0)?,
+                1 => self.predicate()?,
+                2 if trailing => self.expression(0)?,
+                _ => {
+                    let t = self.peek();
+                    return Err(SpanError::new(
+                        t.start,
+                        format!("too many arguments to {name}"),
+                    ));
+                }
+            };
+            args.push(e);
+            i += 1;
+        }
+        let close = self.expect(")")?;
+        if args.len() < 2 && !optional {
+            return Err(SpanError::new(
+                close.start,
+                format!("{name} expects a predicate as its second argument"),
+            ));
+        }
+        Ok(args)
+    }
+
+    /// A predicate: `# > 1`, `.field`, or `{ … }` with a sequence inside.
+    fn predicate(&mut self) -> Result<Expr, SpanError> {
+        let start = self.peek().start;
+        let braces = self.is_op("{");
+        if braces {
+            self.next();
+        }
+        self.depth += 1;
+        let body = if braces {
+            self.sequence()
+        } else {
+            self.expression(0)
+        };
+        self.depth -= 1;
+        let body = body?;
+        if braces {
+            self.expect("}")?;
+        } else if self.is_op(";") {
+            let t = self.peek();
+            return Err(SpanError::new(
+                t.start,
+                "wrap predicate with brackets { and }",
+            ));
+        }
+        Ok(Expr {
+            node: Node::Predicate(Box::new(body)),
+            start,
+            end: self.prev_end(),
+        })
+    }
+
     fn arguments(&mut self) -> Result<Vec<Expr>, SpanError> {
         self.expect("(")?;
         let mut args = Vec::new();
         while !self.is_op(")") {
-            if self.is_op("#")
-                || self.is_op(".")
-                || (self.is_op("{") && self.looks_like_predicate())
-            {
-                let at = self.peek().start;
-                return Err(SpanError::new(
-                    at,
-                    "predicates (#) are not supported by haul",
-                ));
+            if !args.is_empty() {
+                self.expect(",")?;
+                if self.is_op(")") {
+                    break;
+                }
             }
             args.push(self.expression(0)?);
-            if !self.is_op(")") {
-                self.expect(",")?;
-            }
         }
         self.next();
         Ok(args)
-    }
-
-    fn looks_like_predicate(&self) -> bool {
-        matches!(self.peek_at(1), Tok::Op("#") | Tok::Op("."))
     }
 
     fn postfix(&mut self, base: Expr) -> Result<Expr, SpanError> {

@@ -54,7 +54,7 @@ pub(crate) fn eval_expression(
     funcs: &dyn Functions,
 ) -> Result<Val, ExpressionError> {
     let expr = parse(src).map_err(|e| span_error(ErrorKind::Syntax, shown, src, e))?;
-    let ev = Evaluator { roots, funcs, src };
+    let ev = Evaluator::new(roots, funcs, src);
     ev.eval(&expr)
         .map_err(|e| span_error(ErrorKind::Evaluation, shown, src, e))
 }

@@ -711,15 +711,15 @@ fn errors_say_what_and_where() {
             None,
         ),
         (
-            "${{ map([1], # * 2) }}",
+            "${{ # * 2 }}",
             ErrorKind::Syntax,
-            "predicates (#) are not supported",
+            "cannot use pointer accessor outside predicate",
             None,
         ),
         (
-            "${{ let x = 1; x }}",
+            "${{ let x = 1 }}",
             ErrorKind::Syntax,
-            "let is not supported",
+            "expected \";\"",
             None,
         ),
         (
@@ -747,9 +747,33 @@ fn errors_say_what_and_where() {
             None,
         ),
         (
-            "${{ filter([1], .x > 0) }}",
+            "${{ all([1], # + 1) }}",
+            ErrorKind::Evaluation,
+            "all: predicate should return boolean, got int 2",
+            Some((1, 11)),
+        ),
+        (
+            "${{ reduce([], #acc) }}",
+            ErrorKind::Evaluation,
+            "reduce: reduce of empty array with no initial value",
+            None,
+        ),
+        (
+            "${{ map(1, #) }}",
+            ErrorKind::Evaluation,
+            "map: cannot iterate over int 1 (1)",
+            None,
+        ),
+        (
+            "${{ map([nil], .x) }}",
+            ErrorKind::Evaluation,
+            "the predicate's # is nil: cannot fetch x from nil",
+            None,
+        ),
+        (
+            "${{ filter([1]) }}",
             ErrorKind::Syntax,
-            "predicates (#) are not supported",
+            "filter expects a predicate",
             None,
         ),
         (
@@ -897,4 +921,126 @@ fn go_number_and_string_formats() {
         eval("${{ asJSON({'a': 1}) }}"),
         Ok(json!("{\n  \"a\": 1\n}\n"))
     );
+}
+
+/// expr-lang answers that haul used to get wrong, and the closures and builtins it lacked.
+#[test]
+fn expr_lang_language_and_builtins() {
+    let cases: &[(&str, Value)] = &[
+        ("${{ .5 }}", json!(0.5)),
+        ("${{ -.5 }}", json!(-0.5)),
+        ("${{ abs(.5) }}", json!(0.5)),
+        ("${{ 1 < 2 < 3 == true }}", json!(true)),
+        ("${{ 3 > 2 > 1 }}", json!(true)),
+        ("${{ 1 < 3 < 2 }}", json!(false)),
+        ("${{ max([1, 2, 4, 10], 20, [29, 23, -19]) }}", json!(29)),
+        ("${{ min([1, 2, 4, 10], 20, [29, 23, -19]) }}", json!(-19)),
+        ("${{ replace('aaa', 'a', 'b', 2) }}", json!("bba")),
+        ("${{ map([1, 2, 3], # * 2) }}", json!([2, 4, 6])),
+        ("${{ filter([1, 2, 3, 4], # % 2 == 0) }}", json!([2, 4])),
+        (
+            "${{ all([1, 2], # > 0) && any([1, 2], # > 1) && none([1], # > 1) }}",
+            json!(true),
+        ),
+        ("${{ one([1, 2], # > 1) }}", json!(true)),
+        ("${{ count([1, 2, 3], # > 1) }}", json!(2)),
+        ("${{ find([1, 2, 3], # > 1) }}", json!(2)),
+        ("${{ findIndex([1, 2, 3], # > 1) }}", json!(1)),
+        ("${{ findLast([1, 2, 3], # > 1) }}", json!(3)),
+        ("${{ findLastIndex([1, 2, 3], # > 5) }}", json!(-1)),
+        (
+            "${{ groupBy([1, 2, 3], # % 2 == 0) }}",
+            json!({"false": [1, 3], "true": [2]}),
+        ),
+        ("${{ sum([1, 2, 3]) }}", json!(6)),
+        ("${{ sum([1, 2], # * 1.5) }}", json!(4.5)),
+        ("${{ mean([1, 2, 3, 4]) }}", json!(2.5)),
+        ("${{ median([1, 7, 3]) }}", json!(3)),
+        ("${{ reduce(1..4, #acc + #) }}", json!(10)),
+        ("${{ reduce([1, 2], #acc + # * #index, 10) }}", json!(12)),
+        (
+            "${{ sortBy([{n: 2}, {n: 1}], .n) }}",
+            json!([{"n": 1}, {"n": 2}]),
+        ),
+        ("${{ sort([3, 1, 2], 'desc') }}", json!([3, 2, 1])),
+        (
+            "${{ [1, 2, 3] | map(# + 1) | filter(# > 2) }}",
+            json!([3, 4]),
+        ),
+        ("${{ filter([{a: 1}, {a: 2}], .a > 1)[0].a }}", json!(2)),
+        ("${{ map([[1, 2]], map(#, # * 10)) }}", json!([[10, 20]])),
+        ("${{ let x = 2; let y = x * 3; y + 1 }}", json!(7)),
+        (
+            "${{ if 1 > 2 { 'a' } else if 2 > 1 { 'b' } else { 'c' } }}",
+            json!("b"),
+        ),
+        ("${{ 1; 2; 3 }}", json!(3)),
+        ("${{ (1; 2) }}", json!(2)),
+        ("${{ bitand(12, 10) + bitshl(1, 4) }}", json!(24)),
+        ("${{ toBase64('hi') }}", json!("aGk=")),
+        ("${{ concat([1], [2, 3]) }}", json!([1, 2, 3])),
+        ("${{ flatten([1, [2, [3]]]) }}", json!([1, 2, 3])),
+        ("${{ uniq([1, 1.0, 2, 'a', 'a']) }}", json!([1, 2, "a"])),
+        ("${{ take([1, 2, 3], 2) }}", json!([1, 2])),
+        ("${{ fromPairs(toPairs({a: 1})) }}", json!({"a": 1})),
+        ("${{ splitAfter('a,b,c', ',') }}", json!(["a,", "b,", "c"])),
+        ("${{ reverse([1, 2]) }}", json!([2, 1])),
+        ("${{ [1, 2,] }}", json!([1, 2])),
+        ("${{ {('a' + 'b'): 1, c: 2,} }}", json!({"ab": 1, "c": 2})),
+        ("${{ duration('1h') > duration('30m') }}", json!(true)),
+        ("${{ duration('90m').Hours() }}", json!(1.5)),
+        ("${{ string(duration('90s')) }}", json!("1m30s")),
+        (
+            "${{ duration('1h') - duration('1m') == duration('59m') }}",
+            json!(true),
+        ),
+        ("${{ duration('1s') }}", json!(1_000_000_000)),
+        ("${{ filter([1, 2, 3], # in [2, 3]) }}", json!([2, 3])),
+        ("${{ filter([1, 2, 3], # not in [2, 3]) }}", json!([1])),
+        (
+            "${{ map(['a', 'b'], # + string(#index)) }}",
+            json!(["a0", "b1"]),
+        ),
+        (
+            "${{ filter(['ab', 'cd'], # startsWith 'c') }}",
+            json!(["cd"]),
+        ),
+        (
+            "${{ map([1, 2], { let y = # * 2; y + 1 }) }}",
+            json!([3, 5]),
+        ),
+        ("${{ let xs = [3, 1]; sort(xs)[0] }}", json!(1)),
+    ];
+    for (template, want) in cases {
+        match eval(template) {
+            Ok(got) => assert_eq!(&got, want, "{template}"),
+            Err(e) => panic!("{template}: {e}"),
+        }
+    }
+    let Err(e) = eval("${{ get(1, 2) }}") else {
+        panic!("get(1, 2) must fail");
+    };
+    assert!(
+        e.message.contains("type int does not support indexing"),
+        "{e}"
+    );
+}
+
+/// Kargo's wait-for-approval docs record the approvers with a predicate over the step's output.
+#[test]
+fn kargo_documented_predicate_example() {
+    let env = env().with_outputs(obj(json!({
+        "approve": {"responses": [
+            {"user": "alice", "message": "ship it"},
+            {"user": "bob", "message": null},
+        ]},
+    })));
+    let template = "Approved by:\n${{ join(map(outputs.approve.responses, \"- \" + .user + (.message == nil ? \"\" : \": \" + .message)), \"\\n\") }}\n";
+    let got = evaluate_template(
+        &Value::String(template.to_string()),
+        &env,
+        &TestFuncs::default(),
+    )
+    .expect("evaluates");
+    assert_eq!(got, json!("Approved by:\n- alice: ship it\n- bob\n"));
 }

@@ -29,6 +29,8 @@ pub(crate) enum Val {
     /// A Go `map[string]string`: a missing key reads as `""`, not nil.
     StrMap(BTreeMap<String, String>),
     Struct(Box<GoStruct>),
+    /// A Go `time.Duration` in nanoseconds, from `duration()`.
+    Duration(i64),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -84,6 +86,7 @@ impl Val {
             Val::Array(_) => "array",
             Val::Map(_) | Val::StrMap(_) => "map",
             Val::Struct(s) => s.type_name,
+            Val::Duration(_) => "time.Duration",
         }
     }
 
@@ -126,7 +129,7 @@ impl Val {
         Ok(match self {
             Val::Nil => serde_json::Value::Null,
             Val::Bool(b) => serde_json::Value::Bool(*b),
-            Val::Int(i) => serde_json::Value::from(*i),
+            Val::Int(i) | Val::Duration(i) => serde_json::Value::from(*i),
             Val::Float(f) => serde_json::Value::Number(json_number(*f)?),
             Val::Str(s) => serde_json::Value::String(s.clone()),
             Val::Array(a) => {
@@ -162,7 +165,7 @@ impl Val {
         match self {
             Val::Nil => true,
             Val::Bool(b) => !b,
-            Val::Int(i) => *i == 0,
+            Val::Int(i) | Val::Duration(i) => *i == 0,
             Val::Float(f) => *f == 0.0,
             Val::Str(s) => s.is_empty(),
             Val::Array(a) => a.is_empty(),
@@ -204,7 +207,7 @@ impl Val {
         match self {
             Val::Nil => out.push_str("null"),
             Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Val::Int(i) => {
+            Val::Int(i) | Val::Duration(i) => {
                 let _ = write!(out, "{i}");
             }
             Val::Float(f) => out.push_str(&go_json_float(*f)?),
@@ -266,6 +269,7 @@ impl Val {
             Val::Nil => "<nil>".to_string(),
             Val::Bool(b) => b.to_string(),
             Val::Int(i) => i.to_string(),
+            Val::Duration(d) => super::duration::go_duration_string(*d),
             Val::Float(f) => go_float_g(*f),
             Val::Str(s) => s.clone(),
             Val::Array(a) => {
