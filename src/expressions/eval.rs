@@ -219,13 +219,30 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 LinkKind::Method(name, arg_exprs) => {
-                    let args = arg_exprs
+                    let vals = arg_exprs
                         .iter()
-                        .map(|a| {
-                            self.eval(a)?
-                                .to_json()
-                                .map_err(|m| SpanError::new(a.start, m))
-                        })
+                        .map(|a| Ok((a.start, self.eval(a)?)))
+                        .collect::<R<Vec<_>>>()?;
+                    let go_value_result = match &cur {
+                        Val::Time(t) => {
+                            let a: Vec<Val> = vals.iter().map(|(_, v)| v.clone()).collect();
+                            Some(super::time::method(t, name, &a))
+                        }
+                        Val::Location(tz) if name == "String" && vals.is_empty() => {
+                            Some(Ok(Val::Str(super::time::location_name(tz))))
+                        }
+                        _ => None,
+                    };
+                    if let Some(result) = go_value_result {
+                        cur = result.map_err(|m| {
+                            SpanError::new(link.start, format!("{so_far}.{name}: {m}"))
+                        })?;
+                        why_nil = None;
+                        continue;
+                    }
+                    let args = vals
+                        .into_iter()
+                        .map(|(start, v)| v.to_json().map_err(|m| SpanError::new(start, m)))
                         .collect::<R<Vec<_>>>()?;
                     if let Val::Duration(d) = cur {
                         cur = duration_method(d, name, &args).map_err(|m| {
@@ -1126,8 +1143,28 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
             Val::Str(a[0].type_name().to_string())
         }
         "duration" => Val::Duration(super::duration::parse_go_duration(c.one_string()?)?),
-        "now" | "date" | "timezone" => {
-            return Err("dates are not supported by haul yet".to_string());
+        "now" => match a {
+            [] => super::time::now(None),
+            [Val::Location(tz)] => super::time::now(Some(tz)),
+            _ => {
+                return Err(format!(
+                    "invalid number of arguments (expected 0, got {})",
+                    a.len()
+                ));
+            }
+        },
+        "date" => super::time::date(a)?,
+        "timezone" => {
+            c.count(1, 1)?;
+            match &a[0] {
+                Val::Str(name) => Val::Location(Box::new(super::time::load_location(name)?)),
+                other => {
+                    return Err(format!(
+                        "cannot use {} as argument (type string) to call timezone",
+                        other.type_name()
+                    ));
+                }
+            }
         }
         "map" | "filter" | "all" | "any" | "one" | "none" | "find" | "findIndex" | "findLast"
         | "findLastIndex" | "groupBy" | "sortBy" | "reduce" => {
@@ -1383,6 +1420,8 @@ pub(crate) fn equal(l: &Val, r: &Val) -> bool {
     match (l, r) {
         (Val::Int(a), Val::Int(b)) => a == b,
         (Val::Int(_) | Val::Float(_), Val::Int(_) | Val::Float(_)) => as_f64(l) == as_f64(r),
+        // expr-lang compares times with Time.Equal: the same instant, whatever the zone.
+        (Val::Time(a), Val::Time(b)) => super::time::cmp(a, b).is_eq(),
         (Val::Array(a), Val::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| equal(x, y))
         }
@@ -1398,6 +1437,7 @@ fn compare(op: BinOp, l: Val, r: Val) -> Result<bool, String> {
     let ord = match (&l, &r) {
         (Val::Int(a), Val::Int(b)) | (Val::Duration(a), Val::Duration(b)) => a.cmp(b),
         (Val::Str(a), Val::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+        (Val::Time(a), Val::Time(b)) => super::time::cmp(a, b),
         _ => match (as_f64(&l), as_f64(&r)) {
             (Some(a), Some(b)) => match a.partial_cmp(&b) {
                 Some(o) => o,
@@ -1427,6 +1467,9 @@ fn binary(op: BinOp, l: Val, r: Val) -> Result<Val, String> {
         BinOp::Add => match (&l, &r) {
             (Val::Int(a), Val::Int(b)) => Val::Int(a.wrapping_add(*b)),
             (Val::Duration(a), Val::Duration(b)) => Val::Duration(a.wrapping_add(*b)),
+            (Val::Time(t), Val::Duration(d)) | (Val::Duration(d), Val::Time(t)) => {
+                super::time::add(t, *d)?
+            }
             (Val::Str(a), Val::Str(b)) => Val::Str(format!("{a}{b}")),
             (Val::Array(a), Val::Array(b)) => Val::Array(a.iter().chain(b).cloned().collect()),
             _ => match (as_f64(&l), as_f64(&r)) {
@@ -1437,6 +1480,12 @@ fn binary(op: BinOp, l: Val, r: Val) -> Result<Val, String> {
         BinOp::Sub | BinOp::Mul => match (&l, &r) {
             (Val::Duration(a), Val::Duration(b)) if op == BinOp::Sub => {
                 Val::Duration(a.wrapping_sub(*b))
+            }
+            (Val::Time(a), Val::Time(b)) if op == BinOp::Sub => {
+                Val::Duration(super::time::sub(a, b))
+            }
+            (Val::Time(t), Val::Duration(d)) if op == BinOp::Sub => {
+                super::time::add(t, d.wrapping_neg())?
             }
             // Go's `d * n`; with a float, expr-lang multiplies the nanoseconds as floats.
             (Val::Duration(d), Val::Int(n)) | (Val::Int(n), Val::Duration(d))

@@ -22,9 +22,11 @@
 mod criteria;
 mod duration;
 mod eval;
+mod go_layout;
 mod parser;
 mod predicates;
 mod template;
+mod time;
 mod value;
 
 pub(crate) use value::write_go_json_string;

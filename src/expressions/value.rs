@@ -31,6 +31,10 @@ pub(crate) enum Val {
     Struct(Box<GoStruct>),
     /// A Go `time.Duration` in nanoseconds, from `duration()`.
     Duration(i64),
+    /// A Go `time.Time`, from `now()`, `date()` or a commit's or tag's date.
+    Time(Box<jiff::Zoned>),
+    /// A Go `*time.Location`, from `timezone()`.
+    Location(Box<jiff::tz::TimeZone>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -87,6 +91,8 @@ impl Val {
             Val::Map(_) | Val::StrMap(_) => "map",
             Val::Struct(s) => s.type_name,
             Val::Duration(_) => "time.Duration",
+            Val::Time(_) => "time.Time",
+            Val::Location(_) => "*time.Location",
         }
     }
 
@@ -130,6 +136,9 @@ impl Val {
             Val::Nil => serde_json::Value::Null,
             Val::Bool(b) => serde_json::Value::Bool(*b),
             Val::Int(i) | Val::Duration(i) => serde_json::Value::from(*i),
+            // Go marshals a time as RFC 3339 and a Location (no exported fields) as {}.
+            Val::Time(t) => serde_json::Value::String(super::time::rfc3339(t)),
+            Val::Location(_) => serde_json::Value::Object(serde_json::Map::new()),
             Val::Float(f) => serde_json::Value::Number(json_number(*f)?),
             Val::Str(s) => serde_json::Value::String(s.clone()),
             Val::Array(a) => {
@@ -166,6 +175,8 @@ impl Val {
             Val::Nil => true,
             Val::Bool(b) => !b,
             Val::Int(i) | Val::Duration(i) => *i == 0,
+            // A struct in Go, never empty for omitempty.
+            Val::Time(_) | Val::Location(_) => false,
             Val::Float(f) => *f == 0.0,
             Val::Str(s) => s.is_empty(),
             Val::Array(a) => a.is_empty(),
@@ -211,6 +222,8 @@ impl Val {
                 let _ = write!(out, "{i}");
             }
             Val::Float(f) => out.push_str(&go_json_float(*f)?),
+            Val::Time(t) => write_go_json_string(out, &super::time::rfc3339(t)),
+            Val::Location(_) => out.push_str("{}"),
             Val::Str(s) => write_go_json_string(out, s),
             Val::Array(a) => {
                 out.push('[');
@@ -270,6 +283,8 @@ impl Val {
             Val::Bool(b) => b.to_string(),
             Val::Int(i) => i.to_string(),
             Val::Duration(d) => super::duration::go_duration_string(*d),
+            Val::Time(t) => super::time::go_string(t),
+            Val::Location(tz) => super::time::location_name(tz),
             Val::Float(f) => go_float_g(*f),
             Val::Str(s) => s.clone(),
             Val::Array(a) => {
