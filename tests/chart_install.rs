@@ -297,6 +297,7 @@ fn controller_rbac_is_exactly_what_it_uses() {
         // Auto-promotion passes the same admission check as people.
         ("kargo.akuity.io", &["stages"], &["promote"]),
         ("", &["secrets"], &["get", "list"]),
+        ("", &["configmaps"], &["list"]),
         (
             "argoproj.io",
             &["applications"],
@@ -308,7 +309,11 @@ fn controller_rbac_is_exactly_what_it_uses() {
             &["get"],
         ),
         // patch: aborting a verification terminates its AnalysisRun.
-        ("argoproj.io", &["analysisruns"], &["get", "create", "patch"]),
+        (
+            "argoproj.io",
+            &["analysisruns"],
+            &["get", "create", "patch"],
+        ),
         // The identity check reads which identity the admission policies expect.
         (
             "admissionregistration.k8s.io",
