@@ -297,6 +297,7 @@ fn controller_rbac_is_exactly_what_it_uses() {
         // Auto-promotion passes the same admission check as people.
         ("kargo.akuity.io", &["stages"], &["promote"]),
         ("", &["secrets"], &["get", "list"]),
+        ("", &["configmaps"], &["list"]),
         (
             "argoproj.io",
             &["applications"],

@@ -53,6 +53,7 @@ impl Env {
             git: &self.cache,
             work_dir: self.dir.path(),
             project: "p",
+            shared_namespace: None,
             stage: "uat",
             promotion: "uat.01",
             actor: "a",

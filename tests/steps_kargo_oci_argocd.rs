@@ -82,6 +82,7 @@ impl Env {
             git: &self.cache,
             work_dir: self.dir.path(),
             project: &self.namespace,
+            shared_namespace: None,
             stage: "uat",
             promotion: &self.promotion,
             actor: "a",

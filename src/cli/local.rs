@@ -181,6 +181,7 @@ impl Run {
             git: &self.cache,
             work_dir: &self.work_dir,
             project: &project,
+            shared_namespace: None,
             stage: &stage_name,
             promotion: &promotion,
             actor: &actor,

@@ -380,6 +380,7 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         git: &ctx.git,
         work_dir: &dir,
         project: &ns,
+        shared_namespace: ctx.config.shared_namespace.as_deref(),
         stage: &stage_name,
         promotion: &promotion_name,
         actor: &actor,

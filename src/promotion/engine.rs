@@ -13,6 +13,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use serde_json::{Map, Value};
 
+use super::cluster_data::{ClusterData, Needs};
 use super::inflate::{TASK_SEPARATOR, task_of};
 use super::steps::{self, Refusal, StepEnv, StepError, StepSpec};
 use crate::api::{
@@ -47,6 +48,9 @@ pub struct PromotionFunctions<'a> {
     /// `status.metadata` of the Project's Stages and Freight, read before evaluating a step
     /// that calls `freightMetadata`/`stageMetadata`; `None` when it does not.
     pub cluster_metadata: Option<&'a ClusterMetadata>,
+    /// Secrets and ConfigMaps, read before evaluating a step that calls `secret`, `configMap`,
+    /// `sharedSecret` or `sharedConfigMap`; `None` when it does not.
+    pub cluster_data: Option<&'a ClusterData>,
 }
 
 /// The `status.metadata` of every Stage and Freight in a Project, by name, or why it could
@@ -119,12 +123,17 @@ impl ClusterMetadata {
 
 /// Whether a step (or the promotion's vars) calls a function reading cluster metadata.
 fn reads_cluster_metadata(step: &PromotionStep, vars: &[ExpressionVariable]) -> bool {
-    let text = format!(
+    let text = step_text(step, vars);
+    text.contains("freightMetadata") || text.contains("stageMetadata")
+}
+
+/// A step's and the promotion's vars' text, scanned for the functions that read the cluster.
+fn step_text(step: &PromotionStep, vars: &[ExpressionVariable]) -> String {
+    format!(
         "{} {}",
         serde_json::to_string(step).unwrap_or_default(),
         serde_json::to_string(vars).unwrap_or_default()
-    );
-    text.contains("freightMetadata") || text.contains("stageMetadata")
+    )
 }
 
 impl PromotionFunctions<'_> {
@@ -225,6 +234,29 @@ impl Functions for PromotionFunctions<'_> {
 
     fn stage_metadata(&self, stage: &str) -> Result<Option<Map<String, Value>>, String> {
         ClusterMetadata::lookup(self.cluster_metadata, |m| &m.stages, stage)
+    }
+
+    fn secret(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
+        ClusterData::lookup(self.cluster_data.and_then(|d| d.secrets.as_ref()), name)
+    }
+
+    fn config_map(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
+        ClusterData::lookup(self.cluster_data.and_then(|d| d.config_maps.as_ref()), name)
+    }
+
+    fn shared_secret(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
+        ClusterData::lookup(
+            self.cluster_data.and_then(|d| d.shared_secrets.as_ref()),
+            name,
+        )
+    }
+
+    fn shared_config_map(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
+        ClusterData::lookup(
+            self.cluster_data
+                .and_then(|d| d.shared_config_maps.as_ref()),
+            name,
+        )
     }
 }
 
@@ -389,11 +421,27 @@ pub async fn step_once(
     } else {
         None
     };
+    let needs = Needs::of(&step_text(step, promotion_vars));
+    let cluster_data = if needs.any() {
+        Some(
+            ClusterData::load(
+                env.client,
+                env.runner,
+                env.project,
+                env.shared_namespace,
+                needs,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
     let funcs = PromotionFunctions {
         freight: env.freight,
         metas: &earlier,
         task: task.as_deref(),
         cluster_metadata: cluster_metadata.as_ref(),
+        cluster_data: cluster_data.as_ref(),
     };
 
     // `if` is evaluated only before the step first starts.
@@ -661,6 +709,7 @@ mod tests {
             metas: &[],
             task: None,
             cluster_metadata: None,
+            cluster_data: None,
         };
         assert_eq!(
             f.image_from("r", None).ok().flatten().and_then(|i| i.tag),
@@ -673,6 +722,7 @@ mod tests {
             metas: &[],
             task: None,
             cluster_metadata: None,
+            cluster_data: None,
         };
         assert!(f.image_from("r", None).is_err());
         let o = FreightOrigin::warehouse("b");
@@ -759,6 +809,7 @@ mod tests {
             metas: &metas,
             task: Some("t"),
             cluster_metadata: None,
+            cluster_data: None,
         };
         assert_eq!(f.step_status("clone").as_deref(), Some("Succeeded"));
         let f = PromotionFunctions {
@@ -766,6 +817,7 @@ mod tests {
             metas: &metas,
             task: None,
             cluster_metadata: None,
+            cluster_data: None,
         };
         assert_eq!(f.step_status("clone").as_deref(), Some("Failed"));
         assert!(f.any_failed());

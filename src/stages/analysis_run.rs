@@ -79,6 +79,7 @@ pub fn evaluate_args(
         metas: &[],
         task: None,
         cluster_metadata: None,
+        cluster_data: None,
     };
     let env = argument_env(stage, &funcs)?;
     v.args

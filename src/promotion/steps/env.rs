@@ -101,6 +101,8 @@ pub struct StepEnv<'a> {
     pub git: &'a RepoCache,
     pub work_dir: &'a Path,
     pub project: &'a str,
+    /// Kargo's shared resources namespace, read by `sharedSecret`/`sharedConfigMap`.
+    pub shared_namespace: Option<&'a str>,
     pub stage: &'a str,
     pub promotion: &'a str,
     pub actor: &'a str,
@@ -232,6 +234,7 @@ impl TestEnv {
             git: &self.git,
             work_dir: self.dir.path(),
             project: "p",
+            shared_namespace: None,
             stage: "s",
             promotion: "pr",
             actor: "a",
