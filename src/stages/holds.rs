@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use super::candidates::{discovered_order, is_manual};
+use super::candidates::{discovered_order, finish_order, is_manual};
 use crate::api::{
     ANNOTATION_AUTO_PROMOTION_HOLD, ANNOTATION_AUTO_PROMOTION_RESUME, ANNOTATION_CREATE_ACTOR,
     AutoPromotionHold, Freight, FreightOrigin, Promotion, PromotionPhase, Stage,
@@ -135,17 +135,26 @@ pub fn compute<F: Borrow<Freight>, P: Borrow<Promotion>>(
         let key = req.origin.to_string();
         let of_origin: Vec<&(&Promotion, String, Intent)> =
             mine.iter().filter(|(_, o, _)| *o == key).collect();
+        // The newest finished by when it finished: creation times have whole seconds, so a
+        // rollback and the resume made a moment later can share one, and their names need
+        // not sort (`rollback` > `resume`).
         let finished = of_origin
             .iter()
+            .filter(|(p, _, _)| phase(p).is_some_and(PromotionPhase::is_terminal))
+            .max_by_key(|(p, _, _)| finish_order(p));
+        // A Promotion still in flight runs after every finished one (a Stage runs one at a
+        // time), so the newest in flight, if any, is the newest of all.
+        let in_flight = of_origin
+            .iter()
             .rev()
-            .find(|(p, _, _)| phase(p).is_some_and(PromotionPhase::is_terminal));
+            .find(|(p, _, _)| !phase(p).is_some_and(PromotionPhase::is_terminal));
         let durable = match finished {
             Some((p, _, Intent::Hold)) => Some(hold(p, &req.origin)),
             Some((_, _, Intent::Resume)) => None,
             // No Promotion says anything (any more): a hold recorded before stays.
             None => kept.get(&key).cloned(),
         };
-        let effective = match of_origin.last() {
+        let effective = match in_flight {
             Some((p, _, Intent::Hold)) => Some(hold(p, &req.origin)),
             Some((_, _, Intent::Resume)) => None,
             None => durable.clone(),
@@ -270,6 +279,29 @@ mod tests {
         );
         let h = compute(&s, true, &freights(), &[rollback, resume], now());
         assert!(h.durable.is_empty() && h.effective.is_empty());
+    }
+
+    #[test]
+    fn a_resume_in_the_same_second_as_the_rollback_wins_by_when_it_finished() {
+        let s = stage(json!({}));
+        let at = "2026-01-03T00:00:00Z";
+        let finished = |name: &str, freight: &str, rv: &str| {
+            let mut p = promo(name, freight, Some("Succeeded"), at, person());
+            p.metadata.resource_version = Some(rv.into());
+            p.status.get_or_insert_default().finished_at = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at.parse().expect("at")),
+            );
+            p
+        };
+        // `rollback` sorts after `resume` by name but finished first.
+        let rollback = finished("rollback", "old", "100");
+        let resume = finished("resume", "new", "200");
+        let h = compute(&s, true, &freights(), &[rollback.clone(), resume], now());
+        assert!(h.durable.is_empty() && h.effective.is_empty(), "{h:?}");
+        // In flight, `resume` already lifts the effective hold.
+        let running = promo("resume", "new", Some("Running"), at, person());
+        let h = compute(&s, true, &freights(), &[rollback, running], now());
+        assert!(h.effective.is_empty() && h.durable.contains_key("Warehouse/w"));
     }
 
     #[test]
