@@ -11,12 +11,16 @@
 //! AWS SDK reads its configuration (IRSA variables, endpoint) from the process environment, which
 //! a multi-threaded test process must not change.
 
+#[path = "support/aws_child.rs"]
+mod aws_child;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use aws_child::{ECR_ACCOUNT, ECR_REGION};
 use haul::api::warehouse::{DiscoveredImageReference, ImageSubscription};
 use haul::discovery::{
     DiscovererConfig, ImageDiscoverer, ImageDiscoveryError, RateLimits, RegistryCredentials,
@@ -838,65 +842,21 @@ async fn oci_rate_limit_is_applied_per_registry() {
 
 // ------------------------------------------------------------------------------------ ECR tests
 
-const ECR_ACCOUNT: &str = "123456789012";
-const ECR_REGION: &str = "us-east-1";
 const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
-/// Runs the ignored test `name` in a child process with an AWS environment pointing at moto:
-/// with `irsa`, the IRSA variables (role ARN + web identity token file); without, no credentials
-/// at all. IMDS is disabled so nothing leaves the loopback interface.
 fn run_child(name: &str, irsa: bool) {
     let s = services();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let token = tmp.path().join("token");
-    // Any JWT-shaped string: moto does not verify it.
-    std::fs::write(
-        &token,
-        "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6a2FyZ286a2FyZ28tY29udHJvbGxlciJ9.c2lnbmF0dXJl",
-    )
-    .expect("token file");
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args([
-        "--exact",
+    aws_child::run_child(
         name,
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HAUL_TEST_CHILD", "1")
-        .env("HAUL_TEST_MOTO_URL", &s.moto_url)
-        .env("HAUL_TEST_REGISTRY", &s.registry)
-        .env("HAUL_TEST_REGISTRY_AUTH", &s.registry_auth)
-        .env("HAUL_TEST_REGISTRY_USER", &s.user)
-        .env("HAUL_TEST_REGISTRY_PASSWORD", &s.password)
-        .env("AWS_ENDPOINT_URL", &s.moto_url)
-        .env("AWS_REGION", ECR_REGION)
-        .env("AWS_DEFAULT_REGION", ECR_REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", tmp.path().join("no-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            tmp.path().join("no-credentials"),
-        );
-    if irsa {
-        cmd.env(
-            "AWS_ROLE_ARN",
-            format!("arn:aws:iam::{ECR_ACCOUNT}:role/kargo-controller"),
-        )
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
-        .env("AWS_ROLE_SESSION_NAME", "haul-test");
-    }
-    let out = cmd.output().expect("child runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child {name} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        irsa,
+        &s.moto_url,
+        &[
+            ("HAUL_TEST_MOTO_URL", &s.moto_url),
+            ("HAUL_TEST_REGISTRY", &s.registry),
+            ("HAUL_TEST_REGISTRY_AUTH", &s.registry_auth),
+            ("HAUL_TEST_REGISTRY_USER", &s.user),
+            ("HAUL_TEST_REGISTRY_PASSWORD", &s.password),
+        ],
     );
 }
 
