@@ -724,6 +724,53 @@ fn a_failed_analysis_fails_verification() {
 }
 
 #[test]
+fn error_and_inconclusive_runs_keep_their_phase_as_in_kargo() {
+    // Kargo takes the AnalysisRun's phase and message as the verification's: Error makes
+    // Verified False (VerificationError), Inconclusive leaves it Unknown; neither verifies.
+    for (state, phase, status, reason, event) in [
+        (
+            RunState::Error("args.service was not resolved".into()),
+            "Error",
+            "False",
+            "VerificationError",
+            "FreightVerificationErrored",
+        ),
+        (
+            RunState::Inconclusive("Metric \"web\" assessed Inconclusive".into()),
+            "Inconclusive",
+            "Unknown",
+            "VerificationInconclusive",
+            "FreightVerificationInconclusive",
+        ),
+    ] {
+        let message = match &state {
+            RunState::Error(m) | RunState::Inconclusive(m) => m.clone(),
+            _ => unreachable!(),
+        };
+        let p = running(Some(Ok(state)));
+        assert_eq!(
+            cond(&p, CONDITION_VERIFIED),
+            (status, reason, message.as_str())
+        );
+        let info = &p.status.freight_history[0].verification_history[0];
+        assert_eq!(info.phase.as_deref(), Some(phase));
+        assert_eq!(events(&p)[0].reason, event);
+        assert!(
+            !p.effects
+                .iter()
+                .any(|e| matches!(e, Effect::MarkVerified { .. }))
+        );
+        assert_eq!(cond(&p, CONDITION_READY).1, reason);
+        // Ended: the next reconcile keeps the verdict without reading the run again.
+        let mut o = with_analysis();
+        o.stage.status = Some(p.status.clone());
+        let again = plan(&o, now());
+        assert!(again.effects.is_empty(), "{:?}", again.effects);
+        assert_eq!(cond(&again, CONDITION_VERIFIED).1, reason);
+    }
+}
+
+#[test]
 fn the_reverify_annotation_starts_a_new_verification_once() {
     let (mut o, first) = settle(promoted());
     assert_eq!(cond(&first, CONDITION_VERIFIED).1, "Verified");
@@ -1041,14 +1088,8 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
         message: "sick".into(),
         ..healthy.clone()
     };
-    let ok = Verdict {
-        ok: true,
-        message: "yes".into(),
-    };
-    let failed = Verdict {
-        ok: false,
-        message: "no".into(),
-    };
+    let ok = Verdict::new(true, "yes");
+    let failed = Verdict::new(false, "no");
     let all = || Readiness {
         problems: std::slice::from_ref(&problem),
         promoting: Some("p1".into()),
