@@ -112,7 +112,7 @@ import _ "github.com/argoproj/argo-rollouts/cmd/rollouts-controller"
 GO
 go get "$MODULE/cmd/rollouts-controller@$ROLLOUTS_VERSION" >&2
 go build -trimpath -o "$DEST/rollouts-controller.tmp.$$" \
-  -ldflags "-s -w -X $MODULE/utils/version.version=${ROLLOUTS_VERSION#v} -X $MODULE/utils/version.gitTreeState=clean" \
+  -ldflags "-s -w -X $MODULE/utils/version.version=${ROLLOUTS_VERSION#v}" \
   "$MODULE/cmd/rollouts-controller" >&2
 
 rm -rf "${DEST:?}/crds"

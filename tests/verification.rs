@@ -277,8 +277,9 @@ fn real_analysis_runs_decide_verification() {
     });
     assert_eq!(analysis_runs(&again).len(), 2);
 
-    // A missing template is a failed verification naming it, not a hang (no run is created).
+    // A missing template is an errored verification naming it, not a hang (no run is created).
     let c = verified(&missing);
+    assert_eq!(c["reason"], "VerificationError", "{c:#}");
     assert!(
         c["message"]
             .as_str()

@@ -45,6 +45,14 @@ impl Verdict {
         }
     }
 
+    fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            message: message.into(),
+            phase: ERROR,
+        }
+    }
+
     /// The verdict of an AnalysisRun that ended in `state`; `None` while it runs.
     fn of_run(run: &str, state: &RunState) -> Option<Self> {
         let (phase, message) = match state {
@@ -304,11 +312,12 @@ pub fn verify(
         match (i.templates, i.create_error) {
             // The templates were not read: decide once they are.
             (None, _) => return None,
-            (Some(Err(m)), _) => Some(Verdict::new(false, m.clone())),
-            (Some(Ok(_)), Some(m)) => Some(Verdict::new(false, m)),
+            // A verification that cannot start is an Error in Kargo, as a run that errs.
+            (Some(Err(m)), _) => Some(Verdict::error(m.clone())),
+            (Some(Ok(_)), Some(m)) => Some(Verdict::error(m)),
             (Some(Ok(templates)), None) => {
                 match analysis_run::build_run(stage, templates, current, i.run_name) {
-                    Err(m) => Some(Verdict::new(false, m)),
+                    Err(m) => Some(Verdict::error(m)),
                     Ok(run) => {
                         effects.push(Effect::CreateAnalysisRun {
                             name: i.run_name.to_string(),

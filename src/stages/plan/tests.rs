@@ -632,13 +632,20 @@ fn analysis_that_cannot_start_fails_verification() {
         o.analysis_templates = Some(templates);
         o.analysis_create_error = create_error;
         let p = plan(&o, now());
+        // Kargo: a verification that cannot start ends in phase Error.
+        assert_eq!(
+            p.status.freight_history[0].verification_history[0]
+                .phase
+                .as_deref(),
+            Some("Error")
+        );
         assert_eq!(
             cond(&p, CONDITION_VERIFIED),
-            ("False", "VerificationFailed", message)
+            ("False", "VerificationError", message)
         );
         assert_eq!(
             cond(&p, CONDITION_READY),
-            ("False", "VerificationFailed", message)
+            ("False", "VerificationError", message)
         );
         assert_eq!(
             plain(&p.effects)
@@ -646,7 +653,7 @@ fn analysis_that_cannot_start_fails_verification() {
                 .filter(|e| matches!(e, Effect::Event(_)))
                 .collect::<Vec<_>>(),
             vec![Effect::Event(Event::warning(
-                "FreightVerificationFailed",
+                "FreightVerificationErrored",
                 "Verify",
                 message.into()
             ))]
@@ -919,7 +926,7 @@ fn verification_arguments_are_evaluated_and_errors_name_the_argument() {
     });
     let p = plan(&o, now());
     let (status, reason, message) = cond(&p, CONDITION_VERIFIED);
-    assert_eq!((status, reason), ("False", "VerificationFailed"));
+    assert_eq!((status, reason), ("False", "VerificationError"));
     assert!(
         message.contains("verification argument \"n\"") && message.contains("must be a string"),
         "{message}"
@@ -1231,7 +1238,7 @@ fn a_failed_analysis_run_create_planned_again_keeps_the_effects_before_it() {
     assert_eq!(
         plain(&second.effects[i..]),
         [Effect::Event(Event::warning(
-            "FreightVerificationFailed",
+            "FreightVerificationErrored",
             "Verify",
             "creating AnalysisRun dev.01run: denied".into()
         ))]
