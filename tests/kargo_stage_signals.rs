@@ -2,58 +2,23 @@
 //! installs it (its Promotion webhook in force): verification arguments evaluated, the abort
 //! and reverify annotations, the refresh token echoed, auto-promotion holds in
 //! `status.autoPromotionHolds`, the Stage label on Promotions and Kargo's event annotations.
-//! The AnalysisRun is the stand-in the other verification tests use: its phase is set by the
-//! test as Argo Rollouts would.
+//! AnalysisRuns are run by the real Argo Rollouts analysis controller.
 
 mod support;
 
 use serde_json::Value;
 use support::fixtures::Stage;
 use support::installed;
+use support::rollouts::{MetricServer, rollouts};
 use support::{get_json, kubectl, kubectl_stdin, merge_patch, namespace, wait_for};
 
-/// A minimal namespaced argoproj.io/v1alpha1 CRD of any fields, enough for the API.
-fn argoproj_crd(kind: &str, plural: &str) -> String {
-    let singular = kind.to_lowercase();
-    format!(
-        r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {{name: {plural}.argoproj.io}}
-spec:
-  group: argoproj.io
-  scope: Namespaced
-  names: {{kind: {kind}, plural: {plural}, singular: {singular}}}
-  versions:
-  - name: v1alpha1
-    served: true
-    storage: true
-    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
-"#
-    )
-}
-
-/// The Rollouts stand-in CRDs and the installed controller, once per test binary (the tests
-/// run in parallel; applying the CRDs twice at once conflicts).
+/// Real Argo Rollouts and the installed controller, once per test binary.
 fn setup() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(setup_once);
-}
-
-fn setup_once() {
-    let crds = format!(
-        "{}---\n{}",
-        argoproj_crd("AnalysisTemplate", "analysistemplates"),
-        argoproj_crd("AnalysisRun", "analysisruns")
-    );
-    kubectl_stdin(&["apply", "-f", "-"], &crds).success("rollouts CRDs");
-    kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/analysisruns.argoproj.io",
-        "crd/analysistemplates.argoproj.io",
-    ])
-    .success("established");
-    installed::controller(&[]);
+    ONCE.call_once(|| {
+        rollouts();
+        installed::controller(&[]);
+    });
 }
 
 const TEMPLATE: &str = "      steps: [{uses: compose-output, config: {done: \"yes\"}}]\n";
@@ -110,14 +75,21 @@ fn event(ns: &str, reason: &str) -> Option<Value> {
 #[test]
 fn verification_args_abort_reverify_refresh_and_events() {
     setup();
+    let server = MetricServer::start();
     let ns = namespace("signals-verify");
+    // The metric waits 10 minutes before its first measurement: the run stays Running long
+    // enough to be aborted.
     let y = format!(
         r#"apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata: {{name: smoke, namespace: {ns}}}
 spec:
   args: [{{name: service}}, {{name: where}}, {{name: fixed}}]
-  metrics: [{{name: smoke-test, provider: {{job: {{spec: {{}}}}}}}}]
+  metrics:
+  - name: smoke-test
+    initialDelay: 10m
+    successCondition: result.status == "ok"
+    provider: {{web: {{url: "{url}/ok?service={{{{args.service}}}}", jsonPath: "{{$}}"}}}}
 ---
 {w}---
 {stage}  vars: [{{name: env, value: "${{{{ ctx.stage }}}}-env"}}]
@@ -134,6 +106,7 @@ metadata: {{name: p1, namespace: {ns}}}
 spec: {{stage: uat, freight: f1}}
 "#,
         w = warehouse_and_freight(&ns, &[("f1", "1.2.3")]),
+        url = server.url(),
         stage = Stage {
             ns: &ns,
             name: "uat",
@@ -229,6 +202,12 @@ spec: {{stage: uat, freight: f1}}
     wait_for(60, "spec.terminate on the AnalysisRun", || {
         (get_json("analysisrun", &run_name, &ns)?["spec"]["terminate"] == true).then_some(())
     });
+    // Argo Rollouts ends a terminated run Successful; as Kargo, the verification is failed
+    // nonetheless (the run's phase is not read again).
+    let terminated = wait_for(90, "Argo Rollouts to end the terminated run", || {
+        get_json("analysisrun", &run_name, &ns).filter(|r| r["status"]["phase"] == "Successful")
+    });
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
     let aborted = wait_for(60, "the verification aborted", || {
         last_verification(&ns).filter(|v| v["phase"] == "Failed")
     });
@@ -241,6 +220,12 @@ spec: {{stage: uat, freight: f1}}
             .cloned()
     });
     assert_eq!(verified["message"], "Verification aborted by user");
+    assert_eq!(
+        last_verification(&ns).expect("last")["phase"],
+        "Failed",
+        "{terminated:#}"
+    );
+    assert!(get_json("freight", "f1", &ns).expect("f1")["status"]["verifiedIn"].is_null());
     let e = wait_for(30, "a FreightVerificationFailed Event", || {
         event(&ns, "FreightVerificationFailed")
     });

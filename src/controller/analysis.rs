@@ -79,14 +79,14 @@ pub async fn terminate(client: &kube::Client, ns: &str, name: &str) -> Result<()
     }
 }
 
-/// The state of a running AnalysisRun; a deleted one counts as failed.
+/// The state of a running AnalysisRun; a deleted one is an error, as in Kargo.
 pub async fn check(client: &kube::Client, ns: &str, name: &str) -> Result<RunState, String> {
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("AnalysisRun"));
     match api.get_opt(name).await {
         Ok(Some(o)) => serde_json::to_value(o)
             .map(|v| state_of(&v))
             .map_err(|e| format!("reading AnalysisRun {name}: {e}")),
-        Ok(None) => Ok(RunState::Failed(format!("AnalysisRun {name} was deleted"))),
+        Ok(None) => Ok(RunState::Error(format!("AnalysisRun {name} was deleted"))),
         Err(e) => Err(format!("reading AnalysisRun {name}: {e}")),
     }
 }

@@ -14,7 +14,28 @@ pub struct Desired<'a> {
 
 /// Sets (or adds) the condition of `d.type_`.
 pub fn set(conds: &mut Vec<Condition>, d: Desired<'_>, generation: Option<i64>, now: &Time) {
-    let status = if d.status { "True" } else { "False" }.to_string();
+    let status = if d.status { "True" } else { "False" };
+    set_status(conds, d, status, generation, now)
+}
+
+/// Sets (or adds) the condition of `d.type_` with status `Unknown` (`d.status` is ignored).
+pub fn set_unknown(
+    conds: &mut Vec<Condition>,
+    d: Desired<'_>,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    set_status(conds, d, "Unknown", generation, now)
+}
+
+fn set_status(
+    conds: &mut Vec<Condition>,
+    d: Desired<'_>,
+    status: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let status = status.to_string();
     match conds.iter_mut().find(|c| c.type_ == d.type_) {
         Some(c) => {
             if c.status != status {
@@ -69,6 +90,12 @@ mod tests {
         assert_eq!(c[0].reason, "StillDiscovering");
         set(&mut c, d(true, "Ready"), Some(2), &t(30));
         assert_eq!(c[0].last_transition_time, t(30));
+        set_unknown(&mut c, d(false, "Unsure"), Some(2), &t(40));
+        set_unknown(&mut c, d(false, "Unsure"), Some(2), &t(50));
+        assert_eq!(
+            (c[0].status.as_str(), &c[0].last_transition_time),
+            ("Unknown", &t(40))
+        );
         assert_eq!(c.len(), 1);
         remove(&mut c, "Ready");
         assert!(get(&c, "Ready").is_none());

@@ -15,30 +15,38 @@ use crate::api::{
 use crate::expressions::{self, Env, Functions};
 use crate::promotion::engine::PromotionFunctions;
 
-/// Where an AnalysisRun stands, in Kargo's verification words.
+/// Where an AnalysisRun stands, in Kargo's verification words: Kargo takes the run's phase as
+/// the verification's phase and the run's `status.message` as its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunState {
     Running,
     Successful,
+    /// Phase `Failed`: a metric failed more often than its `failureLimit`.
     Failed(String),
+    /// Phase `Error`: the run could not measure (unresolved arguments, a provider erring more
+    /// often than `consecutiveErrorLimit`), or the run is gone.
+    Error(String),
+    /// Phase `Inconclusive`: neither the success nor the failure condition held.
+    Inconclusive(String),
 }
 
 /// Maps an AnalysisRun's `status.phase` (Pending, Running, Successful, Failed, Error,
-/// Inconclusive) to a verification outcome.
+/// Inconclusive) to a verification outcome, with Rollouts' message; a run that ended without
+/// one (Rollouts sets one on every unsuccessful end) is described by its name and phase.
 pub fn state_of(run: &Value) -> RunState {
     let phase = run["status"]["phase"].as_str().unwrap_or_default();
-    let message = run["status"]["message"].as_str().unwrap_or_default();
+    let message = || match run["status"]["message"].as_str() {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => format!(
+            "AnalysisRun {} ended {phase}",
+            run["metadata"]["name"].as_str().unwrap_or_default()
+        ),
+    };
     match phase {
         "Successful" => RunState::Successful,
-        "Failed" | "Error" | "Inconclusive" => RunState::Failed(format!(
-            "AnalysisRun {} ended {phase}{}",
-            run["metadata"]["name"].as_str().unwrap_or_default(),
-            if message.is_empty() {
-                String::new()
-            } else {
-                format!(": {message}")
-            }
-        )),
+        "Failed" => RunState::Failed(message()),
+        "Error" => RunState::Error(message()),
+        "Inconclusive" => RunState::Inconclusive(message()),
         _ => RunState::Running,
     }
 }
@@ -184,9 +192,16 @@ mod tests {
         assert_eq!(state_of(&run("Running")), RunState::Running);
         assert_eq!(state_of(&run("")), RunState::Running);
         assert_eq!(state_of(&run("Successful")), RunState::Successful);
+        assert_eq!(state_of(&run("Failed")), RunState::Failed("m".into()));
+        assert_eq!(state_of(&run("Error")), RunState::Error("m".into()));
         assert_eq!(
             state_of(&run("Inconclusive")),
-            RunState::Failed("AnalysisRun r ended Inconclusive: m".into())
+            RunState::Inconclusive("m".into())
+        );
+        let silent = json!({"metadata": {"name": "r"}, "status": {"phase": "Failed"}});
+        assert_eq!(
+            state_of(&silent),
+            RunState::Failed("AnalysisRun r ended Failed".into())
         );
     }
 

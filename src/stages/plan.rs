@@ -275,21 +275,20 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         status.last_handled_refresh = Some(token.clone());
     }
     match &verified {
-        Some(v) => conditions::set(
-            &mut status.conditions,
-            Desired {
+        Some(v) => {
+            let d = Desired {
                 type_: CONDITION_VERIFIED,
                 status: v.ok,
-                reason: if v.ok {
-                    "Verified"
-                } else {
-                    "VerificationFailed"
-                },
+                reason: v.reason(),
                 message: v.message.clone(),
-            },
-            generation,
-            &t,
-        ),
+            };
+            // Kargo: an inconclusive verification leaves Verified Unknown, not False.
+            if v.inconclusive() {
+                conditions::set_unknown(&mut status.conditions, d, generation, &t);
+            } else {
+                conditions::set(&mut status.conditions, d, generation, &t);
+            }
+        }
         None => {
             if !status.freight_history.is_empty() {
                 busy = true;
@@ -546,8 +545,8 @@ fn readiness(r: Readiness<'_>) -> (bool, &'static str, String) {
         )
     } else if !r.health.is_healthy() {
         (false, "Unhealthy", r.health.message.clone())
-    } else if let Some(Verdict { ok: false, message }) = r.verified {
-        (false, "VerificationFailed", message.clone())
+    } else if let Some(v) = r.verified.filter(|v| !v.ok) {
+        (false, v.reason(), v.message.clone())
     } else if r.verified.is_none() {
         (
             false,

@@ -22,26 +22,97 @@ use crate::event_annotations;
 const RUNNING: &str = "Running";
 const SUCCESSFUL: &str = "Successful";
 const FAILED: &str = "Failed";
+const ERROR: &str = "Error";
+const INCONCLUSIVE: &str = "Inconclusive";
 /// How many verifications a FreightCollection keeps.
 const HISTORY: usize = 10;
 
-/// How a verification ended.
+/// How a verification ended: Kargo's verification phase (Successful, Failed, Error or
+/// Inconclusive: an AnalysisRun's phase is taken as it is) and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub ok: bool,
     pub message: String,
+    phase: &'static str,
 }
 
 impl Verdict {
-    fn new(ok: bool, message: impl Into<String>) -> Self {
+    pub(crate) fn new(ok: bool, message: impl Into<String>) -> Self {
         Self {
             ok,
             message: message.into(),
+            phase: if ok { SUCCESSFUL } else { FAILED },
         }
     }
 
-    fn phase(&self) -> &'static str {
-        if self.ok { SUCCESSFUL } else { FAILED }
+    fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            message: message.into(),
+            phase: ERROR,
+        }
+    }
+
+    /// The verdict of an AnalysisRun that ended in `state`; `None` while it runs.
+    fn of_run(run: &str, state: &RunState) -> Option<Self> {
+        let (phase, message) = match state {
+            RunState::Running => return None,
+            RunState::Successful => (SUCCESSFUL, format!("AnalysisRun {run} succeeded")),
+            RunState::Failed(m) => (FAILED, m.clone()),
+            RunState::Error(m) => (ERROR, m.clone()),
+            RunState::Inconclusive(m) => (INCONCLUSIVE, m.clone()),
+        };
+        Some(Self {
+            ok: phase == SUCCESSFUL,
+            message,
+            phase,
+        })
+    }
+
+    /// The verdict of a verification that has ended, as recorded in the Stage's status.
+    fn recorded(phase: Option<&str>, message: String) -> Self {
+        let phase = match phase {
+            Some(SUCCESSFUL) => SUCCESSFUL,
+            Some(ERROR) => ERROR,
+            Some(INCONCLUSIVE) => INCONCLUSIVE,
+            _ => FAILED,
+        };
+        Self {
+            ok: phase == SUCCESSFUL,
+            message,
+            phase,
+        }
+    }
+
+    /// Kargo's verification phase.
+    pub fn phase(&self) -> &'static str {
+        self.phase
+    }
+
+    /// Whether the verification ended Inconclusive: Kargo's Verified condition is then
+    /// Unknown rather than False (the Freight is not verified either way).
+    pub fn inconclusive(&self) -> bool {
+        self.phase == INCONCLUSIVE
+    }
+
+    /// The reason of the Verified condition, as Kargo's (`Verification<Phase>` unless verified).
+    pub fn reason(&self) -> &'static str {
+        match self.phase {
+            SUCCESSFUL => "Verified",
+            ERROR => "VerificationError",
+            INCONCLUSIVE => "VerificationInconclusive",
+            _ => "VerificationFailed",
+        }
+    }
+
+    /// The reason of the Events recording the outcome, one per Freight, as Kargo's.
+    fn event_reason(&self) -> &'static str {
+        match self.phase {
+            SUCCESSFUL => "FreightVerificationSucceeded",
+            ERROR => "FreightVerificationErrored",
+            INCONCLUSIVE => "FreightVerificationInconclusive",
+            _ => "FreightVerificationFailed",
+        }
     }
 }
 
@@ -209,11 +280,8 @@ pub fn verify(
             }
             // Not read (or unreadable): still running as far as the Stage knows.
             let verdict = match i.run_state {
-                Some(Ok(RunState::Successful)) => {
-                    Verdict::new(true, format!("AnalysisRun {} succeeded", run.name))
-                }
-                Some(Ok(RunState::Failed(m))) => Verdict::new(false, m.clone()),
-                Some(Ok(RunState::Running)) | Some(Err(_)) | None => return None,
+                Some(Ok(state)) => Verdict::of_run(&run.name, state)?,
+                Some(Err(_)) | None => return None,
             };
             run.phase = verdict.phase().into();
             last.phase = Some(verdict.phase().into());
@@ -222,8 +290,10 @@ pub fn verify(
             conclude(stage, &freight, &verdict, last, i, effects);
             return Some(verdict);
         }
-        let ok = last.phase.as_deref() == Some(SUCCESSFUL);
-        return Some(Verdict::new(ok, last.message.clone().unwrap_or_default()));
+        return Some(Verdict::recorded(
+            last.phase.as_deref(),
+            last.message.clone().unwrap_or_default(),
+        ));
     }
     if !i.can_run {
         return None;
@@ -242,11 +312,12 @@ pub fn verify(
         match (i.templates, i.create_error) {
             // The templates were not read: decide once they are.
             (None, _) => return None,
-            (Some(Err(m)), _) => Some(Verdict::new(false, m.clone())),
-            (Some(Ok(_)), Some(m)) => Some(Verdict::new(false, m)),
+            // A verification that cannot start is an Error in Kargo, as a run that errs.
+            (Some(Err(m)), _) => Some(Verdict::error(m.clone())),
+            (Some(Ok(_)), Some(m)) => Some(Verdict::error(m)),
             (Some(Ok(templates)), None) => {
                 match analysis_run::build_run(stage, templates, current, i.run_name) {
-                    Err(m) => Some(Verdict::new(false, m)),
+                    Err(m) => Some(Verdict::error(m)),
                     Ok(run) => {
                         effects.push(Effect::CreateAnalysisRun {
                             name: i.run_name.to_string(),
@@ -308,16 +379,12 @@ fn conclude(
                 at: i.now.clone(),
             });
             Event::normal(
-                "FreightVerificationSucceeded",
+                verdict.event_reason(),
                 "Verify",
                 format!("Freight {f} verified in Stage {name}"),
             )
         } else {
-            Event::warning(
-                "FreightVerificationFailed",
-                "Verify",
-                verdict.message.clone(),
-            )
+            Event::warning(verdict.event_reason(), "Verify", verdict.message.clone())
         };
         effects.push(Effect::Event(event.with_annotations(annotations)));
     }

@@ -131,6 +131,7 @@ pub mod gitea;
 pub mod gitops;
 pub mod helm;
 pub mod installed;
+pub mod rollouts;
 pub mod run_local;
 pub mod services;
 pub mod signing;

@@ -8,6 +8,8 @@
 //!   first use;
 //! - [`Gitea`]: a real Gitea (API, pull requests, webhooks, git over HTTP) on a free loopback
 //!   port, built once from the Go module proxy by `hack/gitea-binary.sh`;
+//! - [`Rollouts`]: Argo Rollouts' analysis controller running AnalysisRuns against a control
+//!   plane, built once from the Go module proxy by `hack/rollouts-binary.sh`;
 //! - [`process`]: child processes that die with the process that started them.
 //!
 //! Every provisioning step takes a file lock, so two test binaries (or a test and the
@@ -18,6 +20,7 @@ mod control_plane;
 pub mod gitea;
 pub mod pki;
 pub mod process;
+pub mod rollouts;
 pub mod services;
 
 use std::path::PathBuf;
@@ -27,6 +30,7 @@ pub use control_plane::{Component, ControlPlane, client_from, install_crds};
 pub use gitea::{Gitea, GiteaApi, GiteaError};
 pub use pki::CertPair;
 pub use process::{kill_group_at_exit, remove_at_exit};
+pub use rollouts::{Rollouts, RolloutsError};
 pub use services::{Services, ServicesError};
 
 #[derive(Debug, thiserror::Error)]

@@ -632,13 +632,20 @@ fn analysis_that_cannot_start_fails_verification() {
         o.analysis_templates = Some(templates);
         o.analysis_create_error = create_error;
         let p = plan(&o, now());
+        // Kargo: a verification that cannot start ends in phase Error.
+        assert_eq!(
+            p.status.freight_history[0].verification_history[0]
+                .phase
+                .as_deref(),
+            Some("Error")
+        );
         assert_eq!(
             cond(&p, CONDITION_VERIFIED),
-            ("False", "VerificationFailed", message)
+            ("False", "VerificationError", message)
         );
         assert_eq!(
             cond(&p, CONDITION_READY),
-            ("False", "VerificationFailed", message)
+            ("False", "VerificationError", message)
         );
         assert_eq!(
             plain(&p.effects)
@@ -646,7 +653,7 @@ fn analysis_that_cannot_start_fails_verification() {
                 .filter(|e| matches!(e, Effect::Event(_)))
                 .collect::<Vec<_>>(),
             vec![Effect::Event(Event::warning(
-                "FreightVerificationFailed",
+                "FreightVerificationErrored",
                 "Verify",
                 message.into()
             ))]
@@ -721,6 +728,53 @@ fn a_failed_analysis_fails_verification() {
     );
     assert_eq!(events(&p)[0].reason, "FreightVerificationFailed");
     assert_eq!(p.requeue, REQUEUE_IDLE);
+}
+
+#[test]
+fn error_and_inconclusive_runs_keep_their_phase_as_in_kargo() {
+    // Kargo takes the AnalysisRun's phase and message as the verification's: Error makes
+    // Verified False (VerificationError), Inconclusive leaves it Unknown; neither verifies.
+    for (state, phase, status, reason, event) in [
+        (
+            RunState::Error("args.service was not resolved".into()),
+            "Error",
+            "False",
+            "VerificationError",
+            "FreightVerificationErrored",
+        ),
+        (
+            RunState::Inconclusive("Metric \"web\" assessed Inconclusive".into()),
+            "Inconclusive",
+            "Unknown",
+            "VerificationInconclusive",
+            "FreightVerificationInconclusive",
+        ),
+    ] {
+        let message = match &state {
+            RunState::Error(m) | RunState::Inconclusive(m) => m.clone(),
+            _ => unreachable!(),
+        };
+        let p = running(Some(Ok(state)));
+        assert_eq!(
+            cond(&p, CONDITION_VERIFIED),
+            (status, reason, message.as_str())
+        );
+        let info = &p.status.freight_history[0].verification_history[0];
+        assert_eq!(info.phase.as_deref(), Some(phase));
+        assert_eq!(events(&p)[0].reason, event);
+        assert!(
+            !p.effects
+                .iter()
+                .any(|e| matches!(e, Effect::MarkVerified { .. }))
+        );
+        assert_eq!(cond(&p, CONDITION_READY).1, reason);
+        // Ended: the next reconcile keeps the verdict without reading the run again.
+        let mut o = with_analysis();
+        o.stage.status = Some(p.status.clone());
+        let again = plan(&o, now());
+        assert!(again.effects.is_empty(), "{:?}", again.effects);
+        assert_eq!(cond(&again, CONDITION_VERIFIED).1, reason);
+    }
 }
 
 #[test]
@@ -872,7 +926,7 @@ fn verification_arguments_are_evaluated_and_errors_name_the_argument() {
     });
     let p = plan(&o, now());
     let (status, reason, message) = cond(&p, CONDITION_VERIFIED);
-    assert_eq!((status, reason), ("False", "VerificationFailed"));
+    assert_eq!((status, reason), ("False", "VerificationError"));
     assert!(
         message.contains("verification argument \"n\"") && message.contains("must be a string"),
         "{message}"
@@ -1041,14 +1095,8 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
         message: "sick".into(),
         ..healthy.clone()
     };
-    let ok = Verdict {
-        ok: true,
-        message: "yes".into(),
-    };
-    let failed = Verdict {
-        ok: false,
-        message: "no".into(),
-    };
+    let ok = Verdict::new(true, "yes");
+    let failed = Verdict::new(false, "no");
     let all = || Readiness {
         problems: std::slice::from_ref(&problem),
         promoting: Some("p1".into()),
@@ -1190,7 +1238,7 @@ fn a_failed_analysis_run_create_planned_again_keeps_the_effects_before_it() {
     assert_eq!(
         plain(&second.effects[i..]),
         [Effect::Event(Event::warning(
-            "FreightVerificationFailed",
+            "FreightVerificationErrored",
             "Verify",
             "creating AnalysisRun dev.01run: denied".into()
         ))]
