@@ -9,7 +9,7 @@
 mod connect;
 mod get;
 mod local;
-mod promote;
+pub(crate) mod promote;
 mod table;
 
 use std::path::PathBuf;
