@@ -668,3 +668,137 @@ async fn behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy() {
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("may not promote to Stage prod"), "{text}");
 }
+
+/// The preview shows, before promoting, exactly the diff the Promotion then commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_preview_shows_the_diff_later_committed() {
+    use support::fixtures::{GitopsTemplate, Stage, git_credentials_secret};
+    setup();
+    let ns = project("ui-preview");
+    let (url, bare) = support::gitops::seed_dev_overlay(&ns);
+    let template = GitopsTemplate {
+        repo_url: &url,
+        overlay: "apps/svc/env/dev",
+        image: ECR,
+        image_name: "my-app",
+        argocd_app: None,
+    }
+    .yaml();
+    let stage = Stage {
+        ns: &ns,
+        name: "gitops",
+        warehouse: "my-app",
+        sources: "{direct: true}",
+        template: &template,
+    }
+    .yaml();
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &format!("{}---\n{stage}", git_credentials_secret(&ns, "git", &url)),
+    )
+    .success("the gitops Stage and its credentials");
+    let before = support::git(&bare, &["rev-parse", "gitops"]).trim().to_string();
+
+    let (_ui, ui) = haul_ui(cp().kubeconfig(), &[]);
+    let (_driver, c) = browser().await;
+    c.goto(&format!("{ui}/p/{ns}")).await.expect("open");
+    wait_js(
+        &c,
+        60,
+        "the gitops Stage's enabled Promote button",
+        "return !!document.querySelector('[data-stage=\"gitops\"] button.promote:not([disabled])');",
+    )
+    .await;
+    click(&c, "[data-stage=\"gitops\"] button.promote").await;
+    let preview = "li[data-freight=\"f2\"] button.preview";
+    wait_js(
+        &c,
+        30,
+        "the Preview button",
+        &format!("return !!document.querySelector('{preview}');"),
+    )
+    .await;
+    click(&c, preview).await;
+    let shown = wait_js(
+        &c,
+        120,
+        "the preview's diff",
+        "const e = document.querySelector('#preview pre.diff'); return e ? e.textContent : null;",
+    )
+    .await;
+    let shown = shown.as_str().unwrap_or_default().to_string();
+    assert!(shown.contains("newTag: 2.0.0"), "{shown}");
+    let outcome = c
+        .find(Locator::Css("#preview .outcome"))
+        .await
+        .expect("outcome")
+        .text()
+        .await
+        .expect("text");
+    assert!(outcome.contains("nothing was pushed"), "{outcome}");
+    assert_eq!(
+        support::git(&bare, &["rev-parse", "gitops"]).trim(),
+        before,
+        "the preview pushed nothing"
+    );
+    screenshot(&c, "preview").await;
+    click(&c, "#dialog button[data-action=\"close\"]").await;
+
+    promote_in_page(&c, &ns, "gitops", "f2").await;
+    let after = support::git(&bare, &["rev-parse", "gitops"]).trim().to_string();
+    assert_ne!(after, before, "the Promotion pushed a commit");
+    let committed = support::git(
+        &bare,
+        &["diff", "--no-color", "--no-ext-diff", "--no-renames", &before, &after],
+    );
+    assert_eq!(shown, committed, "the preview showed exactly the committed diff");
+    let _ = c.close().await;
+}
+
+/// Measures (prints, asserts nothing about speed) the first paint of a 150-Stage project —
+/// from navigation start to the first rendered snapshot — and `haul ui`'s memory after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_150_stage_project_renders() {
+    setup();
+    let ns = project("ui-150");
+    // 5 columns of 30 Stages, each taking Freight from one Stage of the column before.
+    let mut stages = Vec::new();
+    for col in 0..5 {
+        for row in 0..30 {
+            let sources = if col == 0 {
+                json!({"direct": true})
+            } else {
+                json!({"stages": [format!("s{}-{row:02}", col - 1)]})
+            };
+            stages.push(json!({
+                "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Stage",
+                "metadata": {"name": format!("s{col}-{row:02}"), "namespace": ns},
+                "spec": {"requestedFreight": [{"origin": {"kind": "Warehouse", "name": "my-app"}, "sources": sources}]}
+            }));
+        }
+    }
+    apply(stages, "150 Stages");
+    let (ui, url) = haul_ui(cp().kubeconfig(), &[]);
+    let (_driver, c) = browser().await;
+    let mut paints = Vec::new();
+    for _ in 0..3 {
+        c.goto(&format!("{url}/p/{ns}")).await.expect("open");
+        let ms = wait_js(
+            &c,
+            60,
+            "153 Stages on the page",
+            "return document.querySelectorAll('[data-stage]').length === 153 && window.__haulFirstPaint;",
+        )
+        .await;
+        paints.push(ms.as_f64().unwrap_or_default());
+    }
+    screenshot(&c, "pipeline-150").await;
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", ui.0.id()))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
+        .unwrap_or_default();
+    eprintln!("first paint of a 153-Stage project (ms, 3 loads): {paints:?}; haul ui RSS: {rss}");
+    let _ = c.close().await;
+}

@@ -8,7 +8,7 @@
 
 mod connect;
 mod get;
-mod local;
+pub(crate) mod local;
 pub(crate) mod promote;
 mod table;
 

@@ -11,6 +11,7 @@ mod identity;
 pub mod layout;
 mod live;
 mod permissions;
+mod preview;
 mod server;
 pub mod snapshot;
 
@@ -51,6 +52,46 @@ pub enum UiError {
     },
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+/// Serves the UI in the background with `kubeconfig`'s identity on 127.0.0.1:7780 (another
+/// free port when that one is taken), for `haul quickstart`; returns the URL of `project`.
+pub async fn spawn_local(
+    kubeconfig: PathBuf,
+    project: &str,
+) -> Result<String, UiError> {
+    let mut args = UiArgs {
+        address: SocketAddr::from(([127, 0, 0, 1], 7780)),
+        proxy_secret_file: None,
+        cluster: crate::cli::ClusterArgs {
+            namespace: Some(project.to_string()),
+            kubeconfig: Some(kubeconfig),
+            context: None,
+        },
+    };
+    let listener = match tokio::net::TcpListener::bind(args.address).await {
+        Ok(l) => l,
+        Err(_) => {
+            args.address.set_port(0);
+            tokio::net::TcpListener::bind(args.address)
+                .await
+                .map_err(|source| UiError::Serve {
+                    addr: args.address,
+                    source,
+                })?
+        }
+    };
+    let addr = listener.local_addr().map_err(|source| UiError::Serve {
+        addr: args.address,
+        source,
+    })?;
+    let app = server::app(&args).await?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the web UI stopped");
+        }
+    });
+    Ok(format!("http://{addr}/p/{project}"))
 }
 
 /// Runs `haul ui` until Ctrl-C.

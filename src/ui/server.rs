@@ -105,6 +105,7 @@ fn router(state: Shared) -> Router {
             "/api/projects/{project}/stages/{stage}/candidates",
             get(candidates),
         )
+        .route("/api/projects/{project}/preview", post(preview))
         .route("/api/projects/{project}/{action}", post(act))
         .with_state(state)
 }
@@ -238,6 +239,32 @@ async fn candidates(
         namespace: project,
     };
     actions::candidates(cluster, stage).await.into_response()
+}
+
+async fn preview(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    body: Option<Json<Target>>,
+) -> Response {
+    let client = match guard(&state, &headers, &Method::POST) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(r) = valid_name("project", &project) {
+        return r;
+    }
+    let Some(Json(target)) = body else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the request body must be JSON naming the stage and freight".into(),
+        );
+    };
+    let cluster = Cluster {
+        client,
+        namespace: project,
+    };
+    super::preview::preview(cluster, target).await.into_response()
 }
 
 type Action = fn(Cluster, Target) -> BoxFuture<'static, actions::Reply<actions::Done>>;

@@ -506,6 +506,8 @@ document.addEventListener("click", async (e) => {
       return act("abort", { promotion: d.promotion });
     case "close":
       return $("#dialog").close();
+    case "preview":
+      return preview(d.stage, d.freight);
     case "approve": {
       const done = await act("approve", { stage: d.stage, freight: d.freight });
       if (done) openPromote(d.stage);
@@ -543,13 +545,28 @@ async function openPromote(stage) {
           const f = state.byName.freight.get(c.name) ?? { metadata: { name: c.name }, alias: c.alias };
           return `<li class="candidate ${c.available ? "available" : "unavailable"}" data-freight="${esc(c.name)}">
             <div class="row">${freightLabel(f)} ${artifactsShort(f)} ${current.has(c.name) ? badge("current", "auto") : ""}<span class="grow"></span>
+            ${button("Preview", "preview", `data-action="preview" data-stage="${esc(stage)}" data-freight="${esc(c.name)}"`)}
             ${c.available ? button("Promote", "confirm-promote", `data-action="promote" data-stage="${esc(stage)}" data-freight="${esc(c.name)}"`, perm) : button("Approve", "approve", `data-action="approve" data-stage="${esc(stage)}" data-freight="${esc(c.name)}"`, approvePerm)}</div>
             ${c.available ? "" : `<div class="small reason">${esc(c.reason)}</div>`}
           </li>`;
         })
         .join("") || `<li class="muted">Stage ${esc(stage)} requests no Freight that exists yet.</li>`
     }</ul>
+    <div id="preview"></div>
     <div class="row"><span class="grow"></span>${button("Close", "", `data-action="close"`)}</div>`;
+}
+
+async function preview(stage, freight) {
+  const box = $("#preview");
+  box.innerHTML = `<p class="muted">Running the promotion steps of ${esc(stage)} for ${esc(freight)} without pushing…</p>`;
+  try {
+    const r = await post("preview", { stage, freight });
+    box.innerHTML = `<h3>What promoting ${esc(freight)} to ${esc(stage)} would commit</h3>
+      ${r.changes.map((c) => `<div class="small">${esc(c.path)}, committed by step ${esc(c.step)}:</div><pre class="diff" data-path="${esc(c.path)}">${esc(c.diff)}</pre>`).join("") || `<p class="muted">no changes to commit</p>`}
+      <p class="small muted outcome">${esc(r.outcome)}</p>`;
+  } catch (e) {
+    box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
+  }
 }
 
 show();
