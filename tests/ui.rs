@@ -598,7 +598,8 @@ async fn behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy() {
             Some(b) => http
                 .post(format!("{url}{path}"))
                 .header("x-haul-ui", "1")
-                .json(b),
+                .header("content-type", "application/json")
+                .body(b.to_string()),
             None => http.get(format!("{url}{path}")),
         };
         if let Some(u) = user {
@@ -697,7 +698,9 @@ async fn the_preview_shows_the_diff_later_committed() {
         &format!("{}---\n{stage}", git_credentials_secret(&ns, "git", &url)),
     )
     .success("the gitops Stage and its credentials");
-    let before = support::git(&bare, &["rev-parse", "gitops"]).trim().to_string();
+    let before = support::git(&bare, &["rev-parse", "gitops"])
+        .trim()
+        .to_string();
 
     let (_ui, ui) = haul_ui(cp().kubeconfig(), &[]);
     let (_driver, c) = browser().await;
@@ -745,13 +748,25 @@ async fn the_preview_shows_the_diff_later_committed() {
     click(&c, "#dialog button[data-action=\"close\"]").await;
 
     promote_in_page(&c, &ns, "gitops", "f2").await;
-    let after = support::git(&bare, &["rev-parse", "gitops"]).trim().to_string();
+    let after = support::git(&bare, &["rev-parse", "gitops"])
+        .trim()
+        .to_string();
     assert_ne!(after, before, "the Promotion pushed a commit");
     let committed = support::git(
         &bare,
-        &["diff", "--no-color", "--no-ext-diff", "--no-renames", &before, &after],
+        &[
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-renames",
+            &before,
+            &after,
+        ],
     );
-    assert_eq!(shown, committed, "the preview showed exactly the committed diff");
+    assert_eq!(
+        shown, committed,
+        "the preview showed exactly the committed diff"
+    );
     let _ = c.close().await;
 }
 

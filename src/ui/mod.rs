@@ -56,10 +56,7 @@ pub enum UiError {
 
 /// Serves the UI in the background with `kubeconfig`'s identity on 127.0.0.1:7780 (another
 /// free port when that one is taken), for `haul quickstart`; returns the URL of `project`.
-pub async fn spawn_local(
-    kubeconfig: PathBuf,
-    project: &str,
-) -> Result<String, UiError> {
+pub async fn spawn_local(kubeconfig: PathBuf, project: &str) -> Result<String, UiError> {
     let mut args = UiArgs {
         address: SocketAddr::from(([127, 0, 0, 1], 7780)),
         proxy_secret_file: None,

@@ -60,32 +60,33 @@ pub async fn preview(cluster: Cluster, t: Target) -> Reply<Preview> {
     let freight_name = field(&t.freight, "freight")?.to_string();
     let ns = cluster.namespace.clone();
     let client = cluster.client.clone();
-    let read = |kind: &'static str, plural: &'static str, name: &str| {
-        let name = name.to_string();
-        let ns = ns.clone();
-        move |found: Option<_>| {
-            found.ok_or_else(|| {
-                failure(CliError::NotFound {
-                    kind,
-                    plural,
-                    name,
-                    namespace: ns,
-                })
-            })
-        }
+    let missing = |kind: &'static str, plural: &'static str, name: &str| {
+        failure(CliError::NotFound {
+            kind,
+            plural,
+            name: name.to_string(),
+            namespace: ns.clone(),
+        })
     };
     let stage: Stage = Api::<Stage>::namespaced(client.clone(), &ns)
         .get_opt(&stage_name)
         .await
-        .map_err(|e| failure(CliError::api(format!("reading Stage {stage_name}"), None)(e)))
-        .and_then(read("Stage", "stages", &stage_name))?;
+        .map_err(|e| {
+            failure(CliError::api(format!("reading Stage {stage_name}"), None)(
+                e,
+            ))
+        })?
+        .ok_or_else(|| missing("Stage", "stages", &stage_name))?;
     let freight: Freight = Api::<Freight>::namespaced(client.clone(), &ns)
         .get_opt(&freight_name)
         .await
         .map_err(|e| {
-            failure(CliError::api(format!("reading Freight {freight_name}"), None)(e))
-        })
-        .and_then(read("Freight", "freight", &freight_name))?;
+            failure(CliError::api(
+                format!("reading Freight {freight_name}"),
+                None,
+            )(e))
+        })?
+        .ok_or_else(|| missing("Freight", "freight", &freight_name))?;
     let template = stage
         .spec
         .promotion_template
@@ -211,7 +212,10 @@ pub async fn preview(cluster: Cluster, t: Target) -> Reply<Preview> {
                 .get(i)
                 .is_none_or(|m| m.started_at.is_none())
         {
-            let alias = step.r#as.clone().unwrap_or_else(|| format!("step-{}", i + 1));
+            let alias = step
+                .r#as
+                .clone()
+                .unwrap_or_else(|| format!("step-{}", i + 1));
             staged(&work_dir, &alias, &mut shown, &mut changes)
                 .await
                 .map_err(failure)?;
@@ -254,7 +258,13 @@ async fn staged(
         git(&path, &["add", "--all"]).await?;
         let diff = git(
             &path,
-            &["diff", "--cached", "--no-color", "--no-ext-diff", "--no-renames"],
+            &[
+                "diff",
+                "--cached",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-renames",
+            ],
         )
         .await?;
         if diff.is_empty() || shown.get(&path) == Some(&diff) {

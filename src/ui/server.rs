@@ -264,7 +264,9 @@ async fn preview(
         client,
         namespace: project,
     };
-    super::preview::preview(cluster, target).await.into_response()
+    super::preview::preview(cluster, target)
+        .await
+        .into_response()
 }
 
 type Action = fn(Cluster, Target) -> BoxFuture<'static, actions::Reply<actions::Done>>;
