@@ -193,6 +193,16 @@ fn policy_in_force(kubeconfig: &Path, ns: &str) {
     });
 }
 
+/// The runtime the browser session runs on (multi-threaded: the tests' blocking kubectl and
+/// wait helpers occupy one worker while the WebDriver connection runs on another).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Headless Chromium through a chromedriver of its own.
 async fn browser() -> (Proc, Client) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -318,8 +328,14 @@ async fn promote_in_page(c: &Client, ns: &str, stage: &str, freight: &str) -> St
     name
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pipeline_in_the_browser() {
+#[test]
+fn pipeline_in_the_browser() {
+    // The control plane starts on a runtime of its own: first, outside this test's.
+    cp();
+    runtime().block_on(pipeline_in_the_browser_in_browser_runtime());
+}
+
+async fn pipeline_in_the_browser_in_browser_runtime() {
     setup();
     let ns = project("ui");
     let (_ui, url) = haul_ui(cp().kubeconfig(), &[]);
@@ -344,7 +360,7 @@ async fn pipeline_in_the_browser() {
             &c,
             60,
             "the graph's Stages",
-            "return document.querySelectorAll('[data-stage]').length === 3 && !!document.querySelector('[data-warehouse=\"my-app\"]');",
+            "return document.querySelectorAll('.card.stage').length === 3 && !!document.querySelector('[data-warehouse=\"my-app\"]');",
         )
         .await;
         let page_id = c
@@ -495,8 +511,14 @@ async fn pipeline_in_the_browser() {
     let _ = c.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_developer_cannot_promote_to_prod_through_the_ui() {
+#[test]
+fn a_developer_cannot_promote_to_prod_through_the_ui() {
+    // The control plane starts on a runtime of its own: first, outside this test's.
+    cp();
+    runtime().block_on(a_developer_cannot_promote_to_prod_through_the_ui_in_browser_runtime());
+}
+
+async fn a_developer_cannot_promote_to_prod_through_the_ui_in_browser_runtime() {
     setup();
     let ns = project("ui-rbac");
     let dev = cp()
@@ -581,8 +603,14 @@ async fn a_developer_cannot_promote_to_prod_through_the_ui() {
 
 /// In-cluster mode: behind an authenticating proxy the UI acts as the user the proxy names (by
 /// impersonation), only when the proxy proves itself with the shared secret.
-#[tokio::test(flavor = "multi_thread")]
-async fn behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy() {
+#[test]
+fn behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy() {
+    // The control plane starts on a runtime of its own: first, outside this test's.
+    cp();
+    runtime().block_on(behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy_in_browser_runtime());
+}
+
+async fn behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy_in_browser_runtime() {
     setup();
     let ns = project("ui-proxy");
     let secret = cp().dir().join("ui-proxy-secret");
@@ -671,8 +699,14 @@ async fn behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy() {
 }
 
 /// The preview shows, before promoting, exactly the diff the Promotion then commits.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_preview_shows_the_diff_later_committed() {
+#[test]
+fn the_preview_shows_the_diff_later_committed() {
+    // The control plane starts on a runtime of its own: first, outside this test's.
+    cp();
+    runtime().block_on(the_preview_shows_the_diff_later_committed_in_browser_runtime());
+}
+
+async fn the_preview_shows_the_diff_later_committed_in_browser_runtime() {
     use support::fixtures::{GitopsTemplate, Stage, git_credentials_secret};
     setup();
     let ns = project("ui-preview");
@@ -772,8 +806,14 @@ async fn the_preview_shows_the_diff_later_committed() {
 
 /// Measures (prints, asserts nothing about speed) the first paint of a 150-Stage project —
 /// from navigation start to the first rendered snapshot — and `haul ui`'s memory after it.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_150_stage_project_renders() {
+#[test]
+fn a_150_stage_project_renders() {
+    // The control plane starts on a runtime of its own: first, outside this test's.
+    cp();
+    runtime().block_on(a_150_stage_project_renders_in_browser_runtime());
+}
+
+async fn a_150_stage_project_renders_in_browser_runtime() {
     setup();
     let ns = project("ui-150");
     // 5 columns of 30 Stages, each taking Freight from one Stage of the column before.
@@ -802,7 +842,7 @@ async fn a_150_stage_project_renders() {
             &c,
             60,
             "153 Stages on the page",
-            "return document.querySelectorAll('[data-stage]').length === 153 && window.__haulFirstPaint;",
+            "return document.querySelectorAll('.card.stage').length === 153 && window.__haulFirstPaint;",
         )
         .await;
         paints.push(ms.as_f64().unwrap_or_default());
