@@ -559,7 +559,7 @@ async fn a_developer_cannot_promote_to_prod_through_the_ui_in_browser_runtime() 
         &c,
         60,
         "prod's Promote button disabled with a reason",
-        "const b = document.querySelector('[data-stage=\"prod\"] button.promote[disabled]'); return b ? b.dataset.reason : null;",
+        "const b = document.querySelector('[data-stage=\"prod\"] button.promote[disabled]'); return b && b.dataset.reason.includes('you lack') ? b.dataset.reason : null;",
     )
     .await;
     assert!(
