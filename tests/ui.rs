@@ -30,8 +30,8 @@ fn apply(objects: Vec<Value>, what: &str) {
     kubectl_stdin(&["apply", "-f", "-"], &list.to_string()).success(what);
 }
 
-/// A process killed (with its group) when dropped or when the test binary exits.
-struct Proc(Child);
+/// A process killed (with its group) when dropped or when the test binary exits, and its log.
+struct Proc(Child, PathBuf);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -51,7 +51,7 @@ fn spawn(cmd: &mut Command, log: &Path) -> Proc {
         .spawn()
         .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
     haul_testenv::kill_group_at_exit(child.id() as i32);
-    Proc(child)
+    Proc(child, log.to_path_buf())
 }
 
 /// `haul ui` as the user of `kubeconfig`, on a free loopback port; returns it and its URL.
@@ -63,7 +63,7 @@ fn haul_ui(kubeconfig: &Path, extra: &[&str]) -> (Proc, String) {
             .args(["ui", "--address", &format!("127.0.0.1:{port}")])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info"),
+            .env("RUST_LOG", "info,haul::ui=debug"),
         &log,
     );
     let url = format!("http://127.0.0.1:{port}");
@@ -607,7 +607,9 @@ async fn a_developer_cannot_promote_to_prod_through_the_ui_in_browser_runtime() 
 fn behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy() {
     // The control plane starts on a runtime of its own: first, outside this test's.
     cp();
-    runtime().block_on(behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy_in_browser_runtime());
+    runtime().block_on(
+        behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy_in_browser_runtime(),
+    );
 }
 
 async fn behind_a_proxy_the_ui_impersonates_and_trusts_only_the_proxy_in_browser_runtime() {
@@ -764,7 +766,7 @@ async fn the_preview_shows_the_diff_later_committed_in_browser_runtime() {
     )
     .await;
     let shown = shown.as_str().unwrap_or_default().to_string();
-    assert!(shown.contains("newTag: 2.0.0"), "{shown}");
+    assert!(shown.contains("+    newTag: \"2.0.0\""), "{shown}");
     let outcome = c
         .find(Locator::Css("#preview .outcome"))
         .await
@@ -846,6 +848,38 @@ async fn a_150_stage_project_renders_in_browser_runtime() {
         )
         .await;
         paints.push(ms.as_f64().unwrap_or_default());
+    }
+    let phases = c
+        .execute("return window.__haulTimes", vec![])
+        .await
+        .expect("times");
+    eprintln!("page timings of the last load (ms since navigation start): {phases}");
+    // The server's part alone: from opening the event stream to the first snapshot.
+    let http = reqwest::Client::new();
+    let mut server_ms = Vec::new();
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let mut res = http
+            .get(format!("{url}/api/projects/{ns}/events"))
+            .send()
+            .await
+            .expect("events");
+        let mut seen = String::new();
+        while !seen.contains("event: snapshot") {
+            match res.chunk().await.expect("chunk") {
+                Some(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                None => break,
+            }
+        }
+        server_ms.push(t0.elapsed().as_millis());
+    }
+    eprintln!("first snapshot from the server (ms, 3 connections): {server_ms:?}");
+    let log = std::fs::read_to_string(&ui.1).unwrap_or_default();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("project listed") || l.contains("first snapshot"))
+    {
+        eprintln!("haul ui: {line}");
     }
     screenshot(&c, "pipeline-150").await;
     let rss = std::fs::read_to_string(format!("/proc/{}/status", ui.0.id()))

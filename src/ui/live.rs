@@ -89,6 +89,8 @@ async fn run(client: kube::Client, ns: String, tx: mpsc::Sender<Event>) {
         watch(Api::namespaced(client.clone(), &ns), f, 2),
         watch(Api::namespaced(client.clone(), &ns), p, 3),
     ]);
+    let started = std::time::Instant::now();
+    let mut first = true;
     let mut ready = [false; 4];
     let mut dirty = false;
     let mut last_problem: Option<String> = None;
@@ -100,7 +102,13 @@ async fn run(client: kube::Client, ns: String, tx: mpsc::Sender<Event>) {
             _ = tx.closed() => return,
             change = changes.next() => match change {
                 None => return,
-                Some(Change::Ready(k)) => { ready[k] = true; dirty = true; }
+                Some(Change::Ready(k)) => {
+                    ready[k] = true;
+                    dirty = true;
+                    if ready.iter().all(|r| *r) {
+                        tracing::debug!(project = %ns, ms = started.elapsed().as_millis() as u64, "project listed");
+                    }
+                }
                 Some(Change::Changed) => {
                     if !dirty {
                         debounce.as_mut().reset(tokio::time::Instant::now() + DEBOUNCE);
@@ -127,6 +135,10 @@ async fn run(client: kube::Client, ns: String, tx: mpsc::Sender<Event>) {
                 let data = serde_json::to_string(&snap).unwrap_or_default();
                 if tx.send(Event::default().event("snapshot").data(data)).await.is_err() {
                     return;
+                }
+                if first {
+                    first = false;
+                    tracing::debug!(project = %ns, ms = started.elapsed().as_millis() as u64, "first snapshot sent");
                 }
                 // What the user may do changes with the set of Stages only (or RBAC, which the
                 // page re-asks on reconnect).
