@@ -40,7 +40,7 @@ pub enum Identity {
     /// The caller's kubeconfig, for every request.
     Local(kube::Client),
     /// Impersonation of the user the trusted proxy names.
-    Proxy(Proxy),
+    Proxy(Box<Proxy>),
 }
 
 /// Impersonation behind a trusted proxy.

@@ -58,7 +58,7 @@ pub(super) async fn app(args: &UiArgs) -> Result<Router, UiError> {
                 });
             }
             let config = config_of(&args.cluster).await?;
-            Identity::Proxy(Proxy::new(config, secret))
+            Identity::Proxy(Box::new(Proxy::new(config, secret)))
         }
     };
     let state = Arc::new(AppState {
@@ -121,12 +121,21 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-fn refuse(code: StatusCode, error: String) -> Response {
-    (code, Json(Failure { error })).into_response()
+/// A request turned away, with why.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(Failure { error: self.1 })).into_response()
+    }
+}
+
+fn refuse(code: StatusCode, error: String) -> Refusal {
+    Refusal(code, error)
 }
 
 /// The client for this request, after the guards.
-fn guard(state: &AppState, headers: &HeaderMap, method: &Method) -> Result<kube::Client, Response> {
+fn guard(state: &AppState, headers: &HeaderMap, method: &Method) -> Result<kube::Client, Refusal> {
     if !state.behind_proxy {
         // DNS rebinding: a foreign name resolving to 127.0.0.1 must not reach the user's identity.
         let host = headers
@@ -165,7 +174,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 async fn index(State(state): State<Shared>, headers: HeaderMap) -> Response {
     // Behind a proxy, an untrusted request gets only the error, not even the page.
     if let Err(r) = guard(&state, &headers, &Method::GET) {
-        return r;
+        return r.into_response();
     }
     (
         [
@@ -180,7 +189,7 @@ async fn index(State(state): State<Shared>, headers: HeaderMap) -> Response {
 async fn projects(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let client = match guard(&state, &headers, &Method::GET) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     actions::projects(client, state.default_project.clone())
         .await
@@ -189,7 +198,7 @@ async fn projects(State(state): State<Shared>, headers: HeaderMap) -> Response {
 
 /// Kubernetes names: lowercase alphanumerics, '-' and '.'; anything else is refused before it
 /// reaches a URL path.
-fn valid_name(kind: &str, name: &str) -> Result<(), Response> {
+fn valid_name(kind: &str, name: &str) -> Result<(), Refusal> {
     let ok = !name.is_empty()
         && name.len() <= 253
         && name
@@ -212,10 +221,10 @@ async fn events(
 ) -> Response {
     let client = match guard(&state, &headers, &Method::GET) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(r) = valid_name("project", &project) {
-        return r;
+        return r.into_response();
     }
     Sse::new(live::project_events(client, project))
         .keep_alive(KeepAlive::default())
@@ -229,10 +238,10 @@ async fn candidates(
 ) -> Response {
     let client = match guard(&state, &headers, &Method::GET) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(r) = valid_name("project", &project).and_then(|_| valid_name("stage", &stage)) {
-        return r;
+        return r.into_response();
     }
     let cluster = Cluster {
         client,
@@ -249,16 +258,17 @@ async fn preview(
 ) -> Response {
     let client = match guard(&state, &headers, &Method::POST) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(r) = valid_name("project", &project) {
-        return r;
+        return r.into_response();
     }
     let Some(Json(target)) = body else {
         return refuse(
             StatusCode::BAD_REQUEST,
             "the request body must be JSON naming the stage and freight".into(),
-        );
+        )
+        .into_response();
     };
     let cluster = Cluster {
         client,
@@ -291,20 +301,21 @@ async fn act(
 ) -> Response {
     let client = match guard(&state, &headers, &Method::POST) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(r) = valid_name("project", &project) {
-        return r;
+        return r.into_response();
     }
     let Some(run) = action(&name) else {
-        return refuse(StatusCode::NOT_FOUND, format!("no action {name:?}"));
+        return refuse(StatusCode::NOT_FOUND, format!("no action {name:?}")).into_response();
     };
     let Some(Json(target)) = body else {
         return refuse(
             StatusCode::BAD_REQUEST,
             "the request body must be JSON naming the stage, freight, warehouse or promotion"
                 .into(),
-        );
+        )
+        .into_response();
     };
     let cluster = Cluster {
         client,
