@@ -4,6 +4,8 @@
 set -euo pipefail
 # gnupg and openssh-client: signed commits and tags (tests generate GPG and SSH keys).
 pkgs=(git curl ca-certificates build-essential cmake pkg-config gnupg openssh-client)
+# chromium and chromium-driver: the web UI's browser tests (tests/ui.rs), headless over WebDriver.
+pkgs+=(chromium chromium-driver)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -24,5 +24,6 @@ pub mod promotion;
 pub mod quickstart;
 pub mod receivers;
 pub mod stages;
+pub mod ui;
 pub mod urls;
 pub mod yaml;

@@ -128,6 +128,9 @@ enum Command {
     /// Run a Stage's promotion steps for a piece of Freight on this machine, with no cluster,
     /// printing the diff each git-commit step commits; stops before git-push unless --push.
     RunLocal(haul::cli::RunLocalArgs),
+    /// Serve the web UI on localhost: pipelines, Freight, promote/approve buttons, with your
+    /// kubeconfig's identity.
+    Ui(haul::ui::UiArgs),
     /// Delete old Promotions and Freight once (Kargo's garbage collector; the chart runs it as
     /// a CronJob). Exits non-zero if a delete failed.
     Gc(haul::gc::GcArgs),
@@ -307,6 +310,7 @@ fn main() -> ExitCode {
         Command::Abort(args) => haul::cli::abort(args),
         Command::RunLocal(args) => haul::cli::run_local(args),
         Command::Gc(args) => haul::gc::command(&args),
+        Command::Ui(args) => haul::ui::command(args),
     }
 }
 

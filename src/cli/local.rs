@@ -356,7 +356,7 @@ fn alias_of(step: &PromotionStep, i: usize) -> String {
 }
 
 /// Whether `step` records the worktree's changes in a commit, as the registry declares.
-fn commits(step: &PromotionStep) -> bool {
+pub(crate) fn commits(step: &PromotionStep) -> bool {
     step.uses
         .as_deref()
         .and_then(steps::find)
@@ -412,7 +412,7 @@ fn collection_of(freight: &Freight) -> FreightCollection {
 }
 
 /// Runs git in `dir` with no user or system configuration; returns stdout.
-async fn git(dir: &Path, args: &[&str]) -> Result<String, CliError> {
+pub(crate) async fn git(dir: &Path, args: &[&str]) -> Result<String, CliError> {
     let out = tokio::process::Command::new("git")
         .current_dir(dir)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")

@@ -8,8 +8,8 @@
 
 mod connect;
 mod get;
-mod local;
-mod promote;
+pub(crate) mod local;
+pub(crate) mod promote;
 mod table;
 
 use std::path::PathBuf;

@@ -142,9 +142,29 @@ pub(crate) fn promotion_name(stage: &str, freight: &str) -> String {
 
 pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
     let cluster = Cluster::connect(&args.cluster).await?;
+    let (name, freight_name) = create_promotion(&cluster, &args.stage, &args.freight).await?;
+    println!(
+        "promotion.kargo.akuity.io/{name} created (Freight {freight_name} to Stage {})",
+        args.stage
+    );
+    if args.wait {
+        let api: Api<Promotion> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+        follow(&api, &name, args.timeout, &cluster.namespace).await?;
+    }
+    Ok(())
+}
+
+/// Checks that the Freight is available to the Stage and creates the Promotion as the
+/// cluster's user; returns the Promotion's and the Freight's names. `haul promote` and the web
+/// UI both promote through this.
+pub(crate) async fn create_promotion(
+    cluster: &Cluster,
+    stage_name: &str,
+    freight_arg: &FreightArg,
+) -> Result<(String, String), CliError> {
     let ns = cluster.namespace.clone();
-    let stage = get_stage(&cluster, &args.stage).await?;
-    let freight = get_freight(&cluster, &args.freight).await?;
+    let stage = get_stage(cluster, stage_name).await?;
+    let freight = get_freight(cluster, freight_arg).await?;
     let freight_name = name_of(&freight);
     if let Err(e) = crate::availability::check(&stage, &freight, Timestamp::now()) {
         return Err(CliError::NotAvailable {
@@ -153,7 +173,7 @@ pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
         });
     }
     let actor = cluster.whoami().await;
-    let name = promotion_name(&args.stage, &freight_name);
+    let name = promotion_name(stage_name, &freight_name);
     let promotion = Promotion {
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
@@ -161,21 +181,21 @@ pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
             // The Stage label and annotation Kargo's webhook always sets, also without ours.
             labels: Some(BTreeMap::from([(
                 LABEL_STAGE.to_string(),
-                shorten_label_value(&args.stage),
+                shorten_label_value(stage_name),
             )])),
             annotations: Some(
                 actor
                     .as_ref()
                     .map(|a| (ANNOTATION_CREATE_ACTOR.to_string(), a.clone()))
                     .into_iter()
-                    .chain([(ANNOTATION_STAGE.to_string(), args.stage.clone())])
+                    .chain([(ANNOTATION_STAGE.to_string(), stage_name.to_string())])
                     .collect(),
             ),
             owner_references: stage.meta().uid.clone().map(|uid| {
                 vec![OwnerReference {
                     api_version: Stage::api_version(&()).into_owned(),
                     kind: Stage::kind(&()).into_owned(),
-                    name: args.stage.clone(),
+                    name: stage_name.to_string(),
                     uid,
                     controller: Some(true),
                     block_owner_deletion: None,
@@ -184,7 +204,7 @@ pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
             ..Default::default()
         },
         spec: PromotionSpec {
-            stage: args.stage.clone(),
+            stage: stage_name.to_string(),
             freight: Some(freight_name.clone()),
             ..Default::default()
         },
@@ -196,18 +216,10 @@ pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
         .map_err(CliError::api(
             format!("creating Promotion {name}"),
             Some(format!(
-                "promoting to Stage {} needs `create` on promotions and the `promote` verb on stages/{} in {ns} (see docs/authorization.md)",
-                args.stage, args.stage
+                "promoting to Stage {stage_name} needs `create` on promotions and the `promote` verb on stages/{stage_name} in {ns} (see docs/authorization.md)"
             )),
         ))?;
-    println!(
-        "promotion.kargo.akuity.io/{name} created (Freight {freight_name} to Stage {})",
-        args.stage
-    );
-    if args.wait {
-        follow(&api, &name, args.timeout, &ns).await?;
-    }
-    Ok(())
+    Ok((name, freight_name))
 }
 
 /// Prints each step's status as it changes until the Promotion finishes.
@@ -290,9 +302,31 @@ async fn follow(
 
 pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
     let cluster = Cluster::connect(&args.cluster).await?;
+    let (name, newly) = approve_freight(&cluster, &args.freight, &args.stage).await?;
+    if newly {
+        println!(
+            "freight.kargo.akuity.io/{name} approved for Stage {}",
+            args.stage
+        );
+    } else {
+        println!(
+            "freight.kargo.akuity.io/{name} is already approved for Stage {}",
+            args.stage
+        );
+    }
+    Ok(())
+}
+
+/// Approves the Freight for the Stage as the cluster's user; returns the Freight's name and
+/// whether it was not approved before. `haul approve` and the web UI both approve through this.
+pub(crate) async fn approve_freight(
+    cluster: &Cluster,
+    freight_arg: &FreightArg,
+    stage_name: &str,
+) -> Result<(String, bool), CliError> {
     let ns = cluster.namespace.clone();
-    let stage = get_stage(&cluster, &args.stage).await?;
-    let freight = get_freight(&cluster, &args.freight).await?;
+    let stage = get_stage(cluster, stage_name).await?;
+    let freight = get_freight(cluster, freight_arg).await?;
     let name = name_of(&freight);
     if !stage
         .spec
@@ -301,8 +335,7 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
         .any(|r| r.origin == freight.origin)
     {
         return Err(CliError::Usage(format!(
-            "Stage {} does not request Freight from {}, so approving {name} for it would not make it available\n{}",
-            args.stage,
+            "Stage {stage_name} does not request Freight from {}, so approving {name} for it would not make it available\n{}",
             freight.origin,
             next_steps(&stage, &freight, &ns)
         )));
@@ -310,40 +343,30 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
     if freight
         .status
         .as_ref()
-        .is_some_and(|s| s.approved_for.contains_key(&args.stage))
+        .is_some_and(|s| s.approved_for.contains_key(stage_name))
     {
-        println!(
-            "freight.kargo.akuity.io/{name} is already approved for Stage {}",
-            args.stage
-        );
-        return Ok(());
+        return Ok((name, false));
     }
     let api: Api<Freight> = Api::namespaced(cluster.client.clone(), &ns);
     let patch = json!({
-        "status": {"approvedFor": {&args.stage: {"approvedAt": Timestamp::now().to_string()}}}
+        "status": {"approvedFor": {stage_name: {"approvedAt": Timestamp::now().to_string()}}}
     });
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(CliError::api(
-            format!("approving Freight {name} for Stage {}", args.stage),
+            format!("approving Freight {name} for Stage {stage_name}"),
             Some(format!(
-                "approving needs `patch` on freights/status and the `promote` verb on stages/{} in {ns} (see docs/authorization.md)",
-                args.stage
+                "approving needs `patch` on freights/status and the `promote` verb on stages/{stage_name} in {ns} (see docs/authorization.md)"
             )),
         ))?;
-    println!(
-        "freight.kargo.akuity.io/{name} approved for Stage {}",
-        args.stage
-    );
-    Ok(())
+    Ok((name, true))
 }
 
 /// Asks the Stage's controller to abort its running verification: Kargo's request naming the
 /// verification's ID and who asks.
-async fn abort_verification(name: &str, cluster: &super::ClusterArgs) -> Result<(), CliError> {
-    let cluster = Cluster::connect(cluster).await?;
+pub(crate) async fn abort_verification(cluster: &Cluster, name: &str) -> Result<(), CliError> {
     let ns = cluster.namespace.clone();
-    let stage = get_stage(&cluster, name).await?;
+    let stage = get_stage(cluster, name).await?;
     let last = stage
         .status
         .as_ref()
@@ -366,7 +389,6 @@ async fn abort_verification(name: &str, cluster: &super::ClusterArgs) -> Result<
             format!("aborting the verification of Stage {name}"),
             Some(format!("aborting needs `patch` on stages in {ns}")),
         ))?;
-    println!("stage.kargo.akuity.io/{name} verification abort requested");
     Ok(())
 }
 
@@ -403,7 +425,7 @@ pub async fn refresh(args: RefreshArgs) -> Result<(), CliError> {
 }
 
 /// Sets a new `kargo.akuity.io/refresh` token on `name`; returns it.
-async fn annotate<K>(
+pub(crate) async fn annotate<K>(
     api: &Api<K>,
     name: &str,
     kind: &'static str,
@@ -482,23 +504,34 @@ async fn wait_warehouse(
 }
 
 pub async fn abort(args: AbortArgs) -> Result<(), CliError> {
-    let (name, cluster) = match args.target {
-        AbortTarget::Promotion { name, cluster } => (name, cluster),
-        AbortTarget::Verification { stage, cluster } => {
-            return abort_verification(&stage, &cluster).await;
+    match args.target {
+        AbortTarget::Promotion { name, cluster } => {
+            let cluster = Cluster::connect(&cluster).await?;
+            abort_promotion(&cluster, &name).await?;
+            println!("promotion.kargo.akuity.io/{name} abort requested");
         }
-    };
-    let cluster = Cluster::connect(&cluster).await?;
+        AbortTarget::Verification { stage, cluster } => {
+            let cluster = Cluster::connect(&cluster).await?;
+            abort_verification(&cluster, &stage).await?;
+            println!("stage.kargo.akuity.io/{stage} verification abort requested");
+        }
+    }
+    Ok(())
+}
+
+/// Asks the controller to terminate a Promotion that has not finished, as the cluster's user.
+/// `haul abort promotion` and the web UI both abort through this.
+pub(crate) async fn abort_promotion(cluster: &Cluster, name: &str) -> Result<(), CliError> {
     let ns = cluster.namespace.clone();
     let api: Api<Promotion> = Api::namespaced(cluster.client.clone(), &ns);
     let p = api
-        .get_opt(&name)
+        .get_opt(name)
         .await
         .map_err(CliError::api(format!("reading Promotion {name}"), None))?
         .ok_or_else(|| CliError::NotFound {
             kind: "Promotion",
             plural: "promotions",
-            name: name.clone(),
+            name: name.to_string(),
             namespace: ns.clone(),
         })?;
     if let Some(phase) = p
@@ -516,13 +549,12 @@ pub async fn abort(args: AbortArgs) -> Result<(), CliError> {
         request["actor"] = json!(actor);
     }
     let patch = json!({"metadata": {"annotations": {ANNOTATION_ABORT: request.to_string()}}});
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(CliError::api(
             format!("aborting Promotion {name}"),
             Some(format!("aborting needs `patch` on promotions in {ns}")),
         ))?;
-    println!("promotion.kargo.akuity.io/{name} abort requested");
     Ok(())
 }
 

@@ -230,6 +230,10 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
         "dev runs Freight {dev_freight} (image 123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app:1006)."
     );
     println!();
+    match crate::ui::spawn_local(kubeconfig.clone(), "my-app").await {
+        Ok(url) => println!("Web UI (your pipeline; promote to uat from there): {url}\n"),
+        Err(e) => eprintln!("warning: the web UI did not start: {e}"),
+    }
     println!("Try next (in another terminal):");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get freight,stages,promotions -n my-app");
