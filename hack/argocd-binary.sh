@@ -11,12 +11,14 @@
 #   2. the cache ${XDG_CACHE_HOME:-~/.cache}/haul/argocd/<version>, built when absent.
 #
 # Pins: HAUL_ARGOCD_VERSION (v3.2.x is the newest line whose go.mod fits Go 1.26 and has no
-# local-path replace) and HAUL_KUSTOMIZE_VERSION (the one Argo CD's hack/tool-versions.sh names).
+# local-path replace; v3.2.12 does not compile from the module proxy: controller/cache/info.go
+# calls settings.ValidateExternalURL, which that tag does not define) and HAUL_KUSTOMIZE_VERSION
+# (the one Argo CD's hack/tool-versions.sh names).
 # One `argocd` binary serves every component by argv[0]: argocd-application-controller and
 # argocd-repo-server are symlinks to it.
 set -euo pipefail
 
-ARGOCD_VERSION=${HAUL_ARGOCD_VERSION:-v3.2.12}
+ARGOCD_VERSION=${HAUL_ARGOCD_VERSION:-v3.2.11}
 KUSTOMIZE_VERSION=${HAUL_KUSTOMIZE_VERSION:-v5.7.0}
 CACHE_ROOT=${HAUL_ARGOCD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/haul/argocd}
 DEST="$CACHE_ROOT/$ARGOCD_VERSION"
