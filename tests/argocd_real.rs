@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use support::fixtures::{GitopsTemplate, Stage, git_credentials_secret, promotion_yaml};
 use support::gitops::encoded_auth_url;
 use support::services::services;
-use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, namespace, wait_for};
+use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, namespace};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 /// Argo CD's own waits are in seconds; a loaded CI machine may take a while to clone and render.
@@ -70,6 +70,7 @@ fn wait_argo<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 /// A new repository on the git server with `files` committed on branch `gitops`, and a
 /// repository Secret for Argo CD. Returns (URL, a work tree to push more commits from, head).
 fn seed(name: &str, files: &[(&str, &str)]) -> (String, PathBuf, String) {
+    let _ = argocd();
     let url = services().new_repo(name);
     let work = support::cp().dir().join(format!("seed-{name}"));
     std::fs::create_dir_all(&work).expect("dir");
