@@ -225,9 +225,19 @@ fn update_syncs_exactly_the_desired_commit_not_the_branch_head() {
             ("apps/dev/cm.yaml", &configmap("greeting", "v1")),
         ],
     );
-    let v2 = push(&work, &url, &[("apps/dev/cm.yaml", &configmap("greeting", "v2"))], "v2");
+    let v2 = push(
+        &work,
+        &url,
+        &[("apps/dev/cm.yaml", &configmap("greeting", "v2"))],
+        "v2",
+    );
     // The branch moves on past the commit the Promotion made.
-    let v3 = push(&work, &url, &[("apps/dev/cm.yaml", &configmap("greeting", "v3"))], "v3");
+    let v3 = push(
+        &work,
+        &url,
+        &[("apps/dev/cm.yaml", &configmap("greeting", "v3"))],
+        "v3",
+    );
     apply(&application_yaml(
         &ns,
         "web",
@@ -236,7 +246,10 @@ fn update_syncs_exactly_the_desired_commit_not_the_branch_head() {
     ));
     let app = reconciled_once(&ns, "web");
     assert_eq!(app["status"]["sync"]["status"], "OutOfSync", "{app:#}");
-    assert!(configmap_msg(&ns, "greeting").is_none(), "nothing synced yet");
+    assert!(
+        configmap_msg(&ns, "greeting").is_none(),
+        "nothing synced yet"
+    );
 
     block_on(async {
         let client = client().await;
@@ -258,9 +271,9 @@ fn update_syncs_exactly_the_desired_commit_not_the_branch_head() {
             "without updateTargetRevision the source is unchanged"
         );
         assert!(
-            op["operation"]["info"]
-                .as_array()
-                .is_some_and(|i| i.contains(&json!({"name": "kargo.akuity.io/promotion", "value": "p1"}))),
+            op["operation"]["info"].as_array().is_some_and(
+                |i| i.contains(&json!({"name": "kargo.akuity.io/promotion", "value": "p1"}))
+            ),
             "{op:#}"
         );
 
@@ -272,7 +285,8 @@ fn update_syncs_exactly_the_desired_commit_not_the_branch_head() {
         assert!(message.contains(&format!("{ns}/web")), "{message}");
         let app = get_json("application", "web", &ns).expect("app");
         assert!(
-            app["status"]["reconciledAt"].as_str() >= app["status"]["operationState"]["finishedAt"].as_str(),
+            app["status"]["reconciledAt"].as_str()
+                >= app["status"]["operationState"]["finishedAt"].as_str(),
             "Healthy only once Argo CD reconciled after the sync: {:#}",
             app["status"]
         );
@@ -304,21 +318,36 @@ fn multi_source_applications_sync_every_source_to_its_commit() {
         &format!("{ns}-b"),
         &[("two/cm.yaml", &configmap("from-b", "b1"))],
     );
-    let a2 = push(&work_a, &url_a, &[("one/cm.yaml", &configmap("from-a", "a2"))], "a2");
-    let b2 = push(&work_b, &url_b, &[("two/cm.yaml", &configmap("from-b", "b2"))], "b2");
+    let a2 = push(
+        &work_a,
+        &url_a,
+        &[("one/cm.yaml", &configmap("from-a", "a2"))],
+        "a2",
+    );
+    let b2 = push(
+        &work_b,
+        &url_b,
+        &[("two/cm.yaml", &configmap("from-b", "b2"))],
+        "b2",
+    );
     let sources = format!(
         "  sources:\n  - {{repoURL: \"{url_a}\", targetRevision: gitops, path: one}}\n  - {{repoURL: \"{url_b}\", targetRevision: gitops, path: two}}\n"
     );
-    apply(&application_yaml(&ns, "multi", Some("my-app:dev"), &sources));
+    apply(&application_yaml(
+        &ns,
+        "multi",
+        Some("my-app:dev"),
+        &sources,
+    ));
     reconciled_once(&ns, "multi");
 
     block_on(async {
         let client = client().await;
         let cfg = UpdateConfig::from_value(&json!({"apps": [{"name": "multi", "namespace": ns,
-            "sources": [
-                {"repoURL": url_a, "desiredRevision": a2, "updateTargetRevision": true},
-                {"repoURL": url_b, "desiredRevision": b2, "updateTargetRevision": true}
-            ]}]}))
+        "sources": [
+            {"repoURL": url_a, "desiredRevision": a2, "updateTargetRevision": true},
+            {"repoURL": url_b, "desiredRevision": b2, "updateTargetRevision": true}
+        ]}]}))
         .expect("config");
         let out = run_until_done(&client, &ns, "p1", &cfg).await;
         assert_eq!(out.status, StepStatus::Succeeded, "{}", out.message);
@@ -334,7 +363,11 @@ fn multi_source_applications_sync_every_source_to_its_commit() {
         assert_eq!(configmap_msg(&ns, "from-a").as_deref(), Some("a2"));
         assert_eq!(configmap_msg(&ns, "from-b").as_deref(), Some("b2"));
         let seen = health_until_settled(&client, &ns, &out.health_check()).await;
-        assert_eq!(seen.last().map(|s| s.0), Some(HealthState::Healthy), "{seen:?}");
+        assert_eq!(
+            seen.last().map(|s| s.0),
+            Some(HealthState::Healthy),
+            "{seen:?}"
+        );
     });
 }
 
@@ -348,7 +381,12 @@ fn an_application_that_does_not_authorize_the_stage_is_never_synced() {
         Some("my-app:prod"),
         &single_source(&url, "apps/dev"),
     ));
-    apply(&application_yaml(&ns, "none", None, &single_source(&url, "apps/dev")));
+    apply(&application_yaml(
+        &ns,
+        "none",
+        None,
+        &single_source(&url, "apps/dev"),
+    ));
     reconciled_once(&ns, "other");
     reconciled_once(&ns, "none");
     block_on(async {
@@ -366,8 +404,16 @@ fn an_application_that_does_not_authorize_the_stage_is_never_synced() {
     });
     // Argo CD reconciles them again (a hard refresh) and still has nothing to sync.
     for app in ["other", "none"] {
-        kubectl(&["annotate", "application", app, "-n", &ns, "--overwrite", "argocd.argoproj.io/refresh=hard"])
-            .success("refresh");
+        kubectl(&[
+            "annotate",
+            "application",
+            app,
+            "-n",
+            &ns,
+            "--overwrite",
+            "argocd.argoproj.io/refresh=hard",
+        ])
+        .success("refresh");
     }
     wait_argo("Argo CD to finish the refreshes", || {
         ["other", "none"]
@@ -447,7 +493,13 @@ fn stage_condition(ns: &str, type_: &str) -> Option<Value> {
 fn promotion_phase(ns: &str, name: &str) -> Option<(String, String)> {
     let p = get_json("promotion", name, ns)?;
     let phase = p["status"]["phase"].as_str()?.to_string();
-    Some((phase, p["status"]["message"].as_str().unwrap_or_default().to_string()))
+    Some((
+        phase,
+        p["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ))
 }
 
 fn verified_in_dev(ns: &str) -> bool {
@@ -457,10 +509,13 @@ fn verified_in_dev(ns: &str) -> bool {
 #[test]
 fn configmaps_sync_healthy_and_the_freight_is_verified() {
     let ns = namespace("acd-stage-ok");
-    let (_, bare) = promote_through_argocd(
+    let (url, bare) = promote_through_argocd(
         &ns,
         &[
-            ("apps/svc/env/dev/kustomization.yaml", &kustomization(&["cm.yaml"])),
+            (
+                "apps/svc/env/dev/kustomization.yaml",
+                &kustomization(&["cm.yaml"]),
+            ),
             ("apps/svc/env/dev/cm.yaml", &configmap("greeting", "hello")),
         ],
     );
@@ -481,9 +536,46 @@ fn configmaps_sync_healthy_and_the_freight_is_verified() {
     assert_eq!(healthy["status"], "True", "{healthy:#}");
     let app = get_json("application", "app-dev", &ns).expect("app");
     assert!(
-        app["status"]["reconciledAt"].as_str() >= app["status"]["operationState"]["finishedAt"].as_str(),
+        app["status"]["reconciledAt"].as_str()
+            >= app["status"]["operationState"]["finishedAt"].as_str(),
         "{:#}",
         app["status"]
+    );
+
+    // The branch then gets an overlay Argo CD cannot render: Argo CD reports a
+    // ComparisonError and the Stage follows it to Unhealthy, with Argo CD's message.
+    let work = support::cp().dir().join(format!("seed-{ns}"));
+    git(
+        &work,
+        &["pull", "-q", "--rebase", &encoded_auth_url(&url), "gitops"],
+    );
+    push(
+        &work,
+        &url,
+        &[(
+            "apps/svc/env/dev/kustomization.yaml",
+            &kustomization(&["cm.yaml", "missing.yaml"]),
+        )],
+        "reference a file that does not exist",
+    );
+    kubectl(&[
+        "annotate",
+        "application",
+        "app-dev",
+        "-n",
+        &ns,
+        "--overwrite",
+        "argocd.argoproj.io/refresh=normal",
+    ])
+    .success("refresh");
+    let stage = wait_argo("Stage dev Unhealthy from Argo CD's ComparisonError", || {
+        let s = get_json("stage", "dev", &ns)?;
+        (s["status"]["health"]["status"] == "Unhealthy").then_some(s)
+    });
+    let issues = stage["status"]["health"]["issues"].to_string();
+    assert!(
+        issues.contains("ComparisonError") && issues.contains("missing.yaml"),
+        "{issues}"
     );
 }
 
@@ -494,7 +586,10 @@ fn a_progressing_deployment_holds_verification() {
     promote_through_argocd(
         &ns,
         &[
-            ("apps/svc/env/dev/kustomization.yaml", &kustomization(&["cm.yaml", "deploy.yaml"])),
+            (
+                "apps/svc/env/dev/kustomization.yaml",
+                &kustomization(&["cm.yaml", "deploy.yaml"]),
+            ),
             ("apps/svc/env/dev/cm.yaml", &configmap("greeting", "hello")),
             ("apps/svc/env/dev/deploy.yaml", deployment),
         ],
@@ -509,31 +604,48 @@ fn a_progressing_deployment_holds_verification() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert!(image.starts_with(ECR), "{image}");
+    assert_eq!(
+        image, "my-app:f7",
+        "the Freight's tag, set by kustomize-set-image"
+    );
     let healthy = wait_argo("Stage dev health Progressing", || {
         let s = get_json("stage", "dev", &ns)?;
         (s["status"]["health"]["status"] == "Progressing").then_some(s)
     });
     let app = get_json("application", "app-dev", &ns).expect("app");
-    assert_eq!(app["status"]["health"]["status"], "Progressing", "{:#}", app["status"]);
+    assert_eq!(
+        app["status"]["health"]["status"], "Progressing",
+        "{:#}",
+        app["status"]
+    );
     // Verification waits for as long as Argo CD reports Progressing.
     for _ in 0..10 {
-        assert!(!verified_in_dev(&ns), "f7 verified while Progressing: {healthy:#}");
+        assert!(
+            !verified_in_dev(&ns),
+            "f7 verified while Progressing: {healthy:#}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let cond = stage_condition(&ns, "Healthy").expect("Healthy");
     assert_ne!(cond["status"], "True", "{cond:#}");
 }
 
+/// A sync Argo CD cannot complete fails the Promotion with Argo CD's message. As in Kargo
+/// (`assessHealth`: health checks only run after a successful Promotion), the Stage's health is
+/// then Unknown, carrying that message, and the Freight is not verified.
 #[test]
-fn a_failed_sync_makes_the_stage_unhealthy_with_argo_cds_message() {
+fn a_failed_sync_fails_the_promotion_with_argo_cds_message_and_nothing_is_verified() {
     let ns = namespace("acd-stage-fail");
     // A ConfigMap whose name the API server refuses: Argo CD renders it but cannot apply it.
-    let invalid = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\ndata: {msg: x}\n";
+    let invalid =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\ndata: {msg: x}\n";
     promote_through_argocd(
         &ns,
         &[
-            ("apps/svc/env/dev/kustomization.yaml", &kustomization(&["cm.yaml", "bad.yaml"])),
+            (
+                "apps/svc/env/dev/kustomization.yaml",
+                &kustomization(&["cm.yaml", "bad.yaml"]),
+            ),
             ("apps/svc/env/dev/cm.yaml", &configmap("greeting", "hello")),
             ("apps/svc/env/dev/bad.yaml", invalid),
         ],
@@ -546,13 +658,26 @@ fn a_failed_sync_makes_the_stage_unhealthy_with_argo_cds_message() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert_eq!(app["status"]["operationState"]["phase"], "Failed", "{:#}", app["status"]);
-    assert_ne!(phase, "Succeeded", "{message}");
+    assert_eq!(
+        app["status"]["operationState"]["phase"], "Failed",
+        "{:#}",
+        app["status"]
+    );
+    assert!(argo_message.contains("Not_A_Valid_Name"), "{argo_message}");
+    assert_eq!(phase, "Errored", "{message}");
     assert!(
-        message.contains(&argo_message) || message.contains("Not_A_Valid_Name"),
+        message.contains(&argo_message) && message.contains(&format!("{ns}/app-dev")),
         "the Promotion carries Argo CD's message {argo_message:?}: {message}"
     );
-    eprintln!("Argo CD: {argo_message}\nPromotion p1 {phase}: {message}");
+    let stage = wait_argo("Stage dev to report the failure", || {
+        let s = get_json("stage", "dev", &ns)?;
+        s["status"]["health"]["issues"]
+            .as_array()?
+            .iter()
+            .any(|i| i.as_str().is_some_and(|i| i.contains(&argo_message)))
+            .then_some(s)
+    });
+    assert_eq!(stage["status"]["health"]["status"], "Unknown", "{stage:#}");
     for _ in 0..10 {
         assert!(!verified_in_dev(&ns), "f7 verified after a failed sync");
         std::thread::sleep(Duration::from_millis(500));

@@ -33,7 +33,10 @@ pub fn open_controller_log(state: &std::path::Path) -> Option<std::fs::File> {
     match std::fs::create_dir_all(state).and_then(|_| std::fs::File::create(&path)) {
         Ok(f) => Some(f),
         Err(e) => {
-            eprintln!("cannot write the controller's log to {}: {e}", path.display());
+            eprintln!(
+                "cannot write the controller's log to {}: {e}",
+                path.display()
+            );
             None
         }
     }

@@ -194,7 +194,11 @@ impl ArgoCd {
             .stdout(out)
             .stderr(err);
         argocd.push(process::spawn(controller)?);
-        wait_tcp(metrics_port, "argocd-application-controller", &argocd.controller_log)?;
+        wait_tcp(
+            metrics_port,
+            "argocd-application-controller",
+            &argocd.controller_log,
+        )?;
         argocd.started_in = t0.elapsed();
         tracing::info!(secs = argocd.started_in.as_secs_f64(), dir = %dir.display(), "Argo CD ready");
         Ok(argocd)
