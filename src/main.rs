@@ -201,7 +201,7 @@ fn main() -> ExitCode {
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
                     .with_writer(std::sync::Mutex::new(file))
-                    .with_filter(tracing_subscriber::EnvFilter::new("info,kube_client=warn")),
+                    .with_filter(tracing_subscriber::EnvFilter::new("info,kube_client=off")),
             )
             .init();
         return run(cli);

@@ -357,9 +357,10 @@ fn install(cp: &ControlPlane, bin_dir: &Path) -> Result<(), EnvtestError> {
         None,
         "waiting for Argo CD's CRDs",
     )?;
+    // Client-side, as a user would: a later `kubectl apply` of the same namespace (the
+    // quickstart's examples declare it) then finds its last-applied annotation.
     kubectl(
-        cp.kubectl()
-            .args(["apply", "--server-side", "--force-conflicts", "-f", "-"]),
+        cp.kubectl().args(["apply", "-f", "-"]),
         Some(SETTINGS),
         "applying Argo CD's settings",
     )
