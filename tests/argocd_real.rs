@@ -295,15 +295,40 @@ fn update_syncs_exactly_the_desired_commit_not_the_branch_head() {
         assert_eq!(app["status"]["sync"]["revision"], v3.as_str());
         assert_eq!(app["status"]["sync"]["status"], "OutOfSync");
 
-        // A second Promotion of the same step config finds its sync done: nothing new starts.
-        let before = app["metadata"]["resourceVersion"].clone();
+        // Running the step again for the same Promotion finds its sync done: no new sync
+        // (Argo CD would add an entry to `status.history` for it).
+        let history = |app: &Value| app["status"]["history"].as_array().map_or(0, Vec::len);
+        let before = history(&app);
+        assert_eq!(before, 1, "{:#}", app["status"]["history"]);
         let out = argocd::run(&client, &ns, "my-app", "dev", "p1", None, &cfg)
             .await
             .expect("run again");
         assert_eq!(out.status, StepStatus::Succeeded, "{}", out.message);
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let app = get_json("application", "web", &ns).expect("app");
+            assert!(app.get("operation").is_none_or(Value::is_null), "{app:#}");
+            assert_eq!(history(&app), before, "a second sync ran");
+        }
+
+        // The next Promotion replaces Argo CD's finished operation with its own sync.
+        let cfg = UpdateConfig::from_value(&json!({"apps": [{"name": "web", "namespace": ns,
+            "sources": [{"repoURL": url, "desiredRevision": v3}]}]}))
+        .expect("config");
+        let out = run_until_done(&client, &ns, "p2", &cfg).await;
+        assert_eq!(out.status, StepStatus::Succeeded, "{}", out.message);
+        assert_eq!(configmap_msg(&ns, "greeting").as_deref(), Some("v3"));
         let app = get_json("application", "web", &ns).expect("app");
-        assert!(app.get("operation").is_none_or(Value::is_null), "{app:#}");
-        let _ = before;
+        assert_eq!(
+            app["status"]["operationState"]["syncResult"]["revision"],
+            v3.as_str()
+        );
+        let seen = health_until_settled(&client, &ns, &out.health_check()).await;
+        assert_eq!(
+            seen.last().map(|s| s.0),
+            Some(HealthState::Healthy),
+            "{seen:?}"
+        );
     });
 }
 
