@@ -150,7 +150,7 @@ impl ArgoCd {
                 "redis-server ({e}); install it with hack/install-deps.sh (Debian package redis-server)"
             ))
         })?);
-        wait_tcp(redis_port, "redis-server", &redis_log)?;
+        wait_tcp(redis_port, "redis-server", &redis_log, || argocd.exited())?;
 
         let repo_port = free_port()?;
         let (out, err) = log_file(&argocd.repo_server_log)?;
@@ -169,7 +169,12 @@ impl ArgoCd {
         .stdout(out)
         .stderr(err);
         argocd.push(process::spawn(repo)?);
-        wait_tcp(repo_port, "argocd-repo-server", &argocd.repo_server_log)?;
+        wait_tcp(
+            repo_port,
+            "argocd-repo-server",
+            &argocd.repo_server_log,
+            || argocd.exited(),
+        )?;
 
         let metrics_port = free_port()?;
         let (out, err) = log_file(&argocd.controller_log)?;
@@ -198,6 +203,7 @@ impl ArgoCd {
             metrics_port,
             "argocd-application-controller",
             &argocd.controller_log,
+            || argocd.exited(),
         )?;
         argocd.started_in = t0.elapsed();
         tracing::info!(secs = argocd.started_in.as_secs_f64(), dir = %dir.display(), "Argo CD ready");
@@ -395,10 +401,17 @@ fn kubectl(cmd: &mut Command, input: Option<&str>, what: &str) -> Result<(), Env
     Ok(())
 }
 
-fn wait_tcp(port: u16, what: &'static str, log: &Path) -> Result<(), EnvtestError> {
+/// Waits until `port` accepts connections; gives up at the timeout or as soon as `exited`
+/// says a component stopped (its log then says why).
+fn wait_tcp(
+    port: u16,
+    what: &'static str,
+    log: &Path,
+    exited: impl Fn() -> bool,
+) -> Result<(), EnvtestError> {
     let deadline = Instant::now() + START_TIMEOUT;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
+        if Instant::now() > deadline || exited() {
             return Err(EnvtestError::NotReady {
                 what,
                 secs: START_TIMEOUT.as_secs(),
