@@ -3,7 +3,8 @@
 # machine does no apt work.
 set -euo pipefail
 # gnupg and openssh-client: signed commits and tags (tests generate GPG and SSH keys).
-pkgs=(git curl ca-certificates build-essential cmake pkg-config gnupg openssh-client)
+# redis-server: the cache Argo CD's application-controller and repo-server share (tests, quickstart).
+pkgs=(git curl ca-certificates build-essential cmake pkg-config gnupg openssh-client redis-server)
 # chromium and chromium-driver: the web UI's browser tests (tests/ui.rs), headless over WebDriver.
 pkgs+=(chromium chromium-driver)
 missing=()

@@ -31,6 +31,10 @@ enum Command {
         /// reviewer does on the Gitea web page).
         #[arg(long, conflicts_with_all = ["push", "pull_requests"])]
         merge_prs: bool,
+        /// Replace Argo CD with a small stand-in that reports every requested sync done and
+        /// healthy (no Argo CD build on the first run).
+        #[arg(long, conflicts_with_all = ["push", "merge_prs"])]
+        argocd_stand_in: bool,
     },
     /// Run the controllers (Warehouses, Promotions) against the cluster in KUBECONFIG or the
     /// in-cluster service account.
@@ -179,6 +183,32 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
+    // The quickstart's controller runs in this process: its full log goes to a file.
+    #[cfg(feature = "quickstart")]
+    if let Command::Quickstart {
+        state_dir,
+        push: None,
+        merge_prs: false,
+        ..
+    } = &cli.command
+        && let Some(file) = haul::quickstart::command::open_controller_log(state_dir)
+    {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(tracing_subscriber::EnvFilter::new("info,kube_client=off")),
+            )
+            .init();
+        return run(cli);
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -187,6 +217,10 @@ fn main() -> ExitCode {
     } else {
         logs.init();
     }
+    run(cli)
+}
+
+fn run(cli: Cli) -> ExitCode {
     match cli.command {
         #[cfg(feature = "quickstart")]
         Command::Quickstart {
@@ -194,11 +228,17 @@ fn main() -> ExitCode {
             push,
             pull_requests,
             merge_prs,
+            argocd_stand_in,
         } => {
             if merge_prs {
                 haul::quickstart::command::merge_prs(&state_dir)
             } else {
-                haul::quickstart::command::run(&state_dir, push.as_deref(), pull_requests)
+                haul::quickstart::command::run(
+                    &state_dir,
+                    push.as_deref(),
+                    pull_requests,
+                    argocd_stand_in,
+                )
             }
         }
         Command::Controller {

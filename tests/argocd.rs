@@ -1,6 +1,15 @@
 //! The argocd-update step and its health check against a real kube-apiserver with the Argo CD
-//! Application CRD installed (no Argo CD controller runs: the tests play its part by writing
-//! `status.operationState` themselves, which the CRD allows as it has no status subresource).
+//! Application CRD installed, with no Argo CD running: the tests write `operation` and
+//! `status` themselves (the CRD has no status subresource). `tests/argocd_real.rs` proves the
+//! same step against real Argo CD; these cases stay here because real Argo CD cannot be made to
+//! show them on demand or they need no Argo CD at all:
+//! - the exact patch a sync request is (operation, info, retry, kept fields) and that nothing is
+//!   written while an operation is pending or Running (a real sync of a ConfigMap finishes within
+//!   a second, so the Running state cannot be caught reliably);
+//! - refusals (authorisation, selectors, sources that do not match), decided before any write;
+//! - health states real Argo CD reaches only with nodes or by timing: Degraded, health older
+//!   than the last sync (stale; real Argo CD refreshes right after a sync), a finished sync at
+//!   another revision, and a failed operation with a given message.
 
 mod support;
 

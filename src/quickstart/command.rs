@@ -10,12 +10,35 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 /// Runs the quickstart with its state in `state` (prod promoting through a pull request on a
-/// local Gitea when `pull_requests`), or with `push`, pushes that image tag to the running
-/// quickstart's ECR.
-pub fn run(state: &std::path::Path, push: Option<&str>, pull_requests: bool) -> ExitCode {
+/// local Gitea when `pull_requests`; the Argo CD stand-in instead of real Argo CD when
+/// `argocd_stand_in`), or with `push`, pushes that image tag to the running quickstart's ECR.
+pub fn run(
+    state: &std::path::Path,
+    push: Option<&str>,
+    pull_requests: bool,
+    argocd_stand_in: bool,
+) -> ExitCode {
     match push {
         Some(tag) => quickstart_push(state, tag),
-        None => quickstart(state, pull_requests),
+        None => quickstart(state, pull_requests, argocd_stand_in),
+    }
+}
+
+/// The file the quickstart's in-process controller logs to, in its state directory.
+pub const CONTROLLER_LOG: &str = "controller.log";
+
+/// Creates (truncating) the controller's log file; `None`, with a warning, when it cannot.
+pub fn open_controller_log(state: &std::path::Path) -> Option<std::fs::File> {
+    let path = state.join(CONTROLLER_LOG);
+    match std::fs::create_dir_all(state).and_then(|_| std::fs::File::create(&path)) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!(
+                "cannot write the controller's log to {}: {e}",
+                path.display()
+            );
+            None
+        }
     }
 }
 
@@ -87,12 +110,12 @@ fn quickstart_push(state: &std::path::Path, tag: &str) -> ExitCode {
     }
 }
 
-fn quickstart(state: &std::path::Path, pull_requests: bool) -> ExitCode {
+fn quickstart(state: &std::path::Path, pull_requests: bool, argocd_stand_in: bool) -> ExitCode {
     let state = match std::path::absolute(state) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
-    let env = match super::prepare(&state, pull_requests) {
+    let env = match super::prepare(&state, pull_requests, argocd_stand_in) {
         Ok(env) => env,
         Err(e) => return fail(&e.to_string()),
     };
@@ -150,7 +173,13 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    eprintln!("==> starting the haul controller, its admission webhook and an Argo CD stand-in");
+    if env.argocd.is_some() {
+        eprintln!("==> starting the haul controller and its admission webhook");
+    } else {
+        eprintln!(
+            "==> starting the haul controller, its admission webhook and an Argo CD stand-in"
+        );
+    }
     let config = crate::controller::Config {
         work_root: state.join("work"),
         ..Default::default()
@@ -174,7 +203,9 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
         crate::controller::identity::DEFAULT_PERIOD,
     ));
     let controller = tokio::spawn(crate::controller::run(controller_client, config));
-    tokio::spawn(super::argocd_stand_in(client.clone()));
+    if env.argocd.is_none() {
+        tokio::spawn(super::argocd_stand_in(client.clone()));
+    }
     eprintln!("==> CI pushes build 1006 to ECR");
     if let Err(e) = super::push_ecr_image(moto, "1006").await {
         return fail(&e.to_string());
@@ -201,7 +232,8 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
     }
     eprintln!("==> waiting for Freight and the automatic promotion to dev");
     let stages: kube::Api<crate::api::Stage> = kube::Api::namespaced(client.clone(), "my-app");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    // Real Argo CD first clones and renders the repository: longer than the stand-in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     let dev_freight = loop {
         if let Ok(Some(s)) = stages.get_opt("dev").await
             && let Some(f) = s
@@ -219,7 +251,7 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
         }
         if std::time::Instant::now() > deadline || controller.is_finished() {
             return fail(
-                "dev was not promoted within 2 minutes; see `kubectl describe stage dev -n my-app`",
+                "dev was not promoted and healthy within 5 minutes; see `kubectl describe stage dev -n my-app` and `kubectl get application -n argocd my-app-dev -o yaml`",
             );
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -237,6 +269,20 @@ async fn quickstart_run(env: &super::Environment, state: &std::path::Path, moto:
     println!("Try next (in another terminal):");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get freight,stages,promotions -n my-app");
+    println!(
+        "  less {}   # the haul controller's log",
+        state.join(CONTROLLER_LOG).display()
+    );
+    if let Some(argocd) = &env.argocd {
+        println!(
+            "  kubectl get applications -n argocd; kubectl get cronjobs -n backend -o wide   # what Argo CD synced"
+        );
+        println!(
+            "  # Argo CD's logs: {} and {}",
+            argocd.controller_log().display(),
+            argocd.repo_server_log().display()
+        );
+    }
     println!(
         "  git --git-dir {} log --stat gitops          # the commit haul made",
         bare.display()

@@ -2,9 +2,13 @@
 //!
 //! It starts a real control plane (etcd + kube-apiserver, as the tests do), moto's ECR with
 //! IRSA-style environment variables, a git server holding a sample GitOps monorepo, the haul
-//! controller, and applies `examples/reference-pipeline/`. No Argo CD runs locally, so a small,
-//! clearly-labelled stand-in marks an Application synced and healthy once a Promotion asks it
-//! to sync, the way Argo CD would report it.
+//! controller, a real Argo CD (application-controller, repo-server and Redis, built once from the
+//! Go module proxy like the tests' one; [`haul_testenv::ArgoCd`]), and applies
+//! `examples/reference-pipeline/`: Argo CD syncs what haul pushes into the same API server.
+//! No nodes run, so the sample workloads are suspended CronJobs (Healthy to Argo CD) rather
+//! than Deployments (which would stay Progressing). `--argocd-stand-in` replaces Argo CD with a
+//! small, clearly-labelled stand-in that marks an Application synced and healthy once a
+//! Promotion asks it to sync.
 //!
 //! With `--pull-requests` the GitOps repository lives on a local Gitea instead (built once from
 //! the Go module proxy, like the tests' one), and prod promotes through a pull request that a
@@ -21,7 +25,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use sha2::Digest;
 
 use crate::api::argocd::Application;
-use haul_testenv::{ControlPlane, Gitea, Services};
+use haul_testenv::{ArgoCd, ControlPlane, Gitea, Services};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 const CODECOMMIT: &str =
@@ -67,6 +71,8 @@ pub struct Environment {
     pub gitops_url: String,
     /// The Gitea hosting the GitOps repository (`--pull-requests`); stopped when dropped.
     pub gitea: Option<Gitea>,
+    /// The real Argo CD, unless the stand-in was asked for; stopped when dropped.
+    pub argocd: Option<ArgoCd>,
 }
 
 /// The Gitea repository of the GitOps monorepo (`--pull-requests`): owner and name.
@@ -105,6 +111,7 @@ impl Environment {
 
 impl Drop for Environment {
     fn drop(&mut self) {
+        drop(self.argocd.take());
         // Gitea may take its few seconds of graceful shutdown while the services stop.
         let gitea = self
             .gitea
@@ -119,13 +126,22 @@ impl Drop for Environment {
     }
 }
 
-/// Starts everything and prepares the sample repository, on a Gitea when `pull_requests`.
-/// Blocking; call before the runtime.
-pub fn prepare(state: &Path, pull_requests: bool) -> Result<Environment, QuickstartError> {
+/// Starts everything and prepares the sample repository, on a Gitea when `pull_requests`, with
+/// a real Argo CD unless `argocd_stand_in`. Blocking; call before the runtime.
+pub fn prepare(
+    state: &Path,
+    pull_requests: bool,
+    argocd_stand_in: bool,
+) -> Result<Environment, QuickstartError> {
     let t0 = Instant::now();
     std::fs::create_dir_all(state).map_err(|e| fail("creating the state directory", e))?;
     step("installing what the local environment needs (once; apt, a Python venv for moto)");
     haul_testenv::services::install()?;
+    // The Argo CD build (first run only) is the longest step: it runs while the rest starts.
+    let argocd_build = (!argocd_stand_in).then(|| {
+        step("building Argo CD in the background (first run only; 10-25 min on 2 cores)");
+        std::thread::spawn(haul_testenv::argocd::locate)
+    });
     let gitea = if pull_requests {
         step("starting Gitea (the first run builds it from the Go module proxy, 4-9 min)");
         let gitea = Gitea::start(&state.join("gitea"))?;
@@ -156,16 +172,91 @@ pub fn prepare(state: &Path, pull_requests: bool) -> Result<Environment, Quickst
         Some(g) => g.create_repo(GITEA_REPO)?,
         None => services.new_repo("my-gitops-repo")?,
     };
-    let env = Environment {
+    let mut env = Environment {
         control_plane: cp,
         services,
         gitops_url: url,
         gitea,
+        argocd: None,
     };
     let (user, password) = env.git_credentials();
     seed_repo(&env.gitops_url, &user, &password, state)?;
+    if let Some(build) = argocd_build {
+        wait_for_build(build)?;
+        step("starting Argo CD (application-controller, repo-server, Redis)");
+        let argocd = ArgoCd::start(&env.control_plane, &state.join("argocd"))?;
+        eprintln!(
+            "    argo cd ready ({:.1}s); logs: {} and {}",
+            argocd.started_in().as_secs_f64(),
+            argocd.controller_log().display(),
+            argocd.repo_server_log().display()
+        );
+        env.argocd = Some(argocd);
+        argocd_setup(&env, &user, &password)?;
+    }
     eprintln!("    ready in {:.1}s", t0.elapsed().as_secs_f64());
     Ok(env)
+}
+
+/// Waits for the background Argo CD build, saying every 30 s that it still runs.
+fn wait_for_build(
+    build: std::thread::JoinHandle<Result<PathBuf, haul_testenv::EnvtestError>>,
+) -> Result<(), QuickstartError> {
+    let t0 = Instant::now();
+    let mut said = Instant::now();
+    while !build.is_finished() {
+        if said.elapsed() >= Duration::from_secs(30) {
+            eprintln!(
+                "    still building Argo CD ({}s so far; cached afterwards)",
+                t0.elapsed().as_secs()
+            );
+            said = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    build
+        .join()
+        .map_err(|_| fail("building Argo CD", "the build thread panicked"))?
+        .map_err(|e| fail("building Argo CD", e))?;
+    Ok(())
+}
+
+/// What a user sets up for Argo CD: a repository Secret with the GitOps repository's
+/// credentials, and the namespace the Applications deploy into.
+fn argocd_setup(env: &Environment, user: &str, password: &str) -> Result<(), QuickstartError> {
+    let manifests = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: backend}}\n---\n{}",
+        haul_testenv::argocd::repository_secret_yaml(
+            "my-gitops-repo",
+            &env.gitops_url,
+            user,
+            password
+        )
+    );
+    let mut apply = Command::new("kubectl")
+        .env("KUBECONFIG", env.control_plane.kubeconfig())
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail("kubectl apply of Argo CD's repository Secret", e))?;
+    if let Some(mut stdin) = apply.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(manifests.as_bytes())
+            .map_err(|e| fail("kubectl apply of Argo CD's repository Secret", e))?;
+    }
+    let out = apply
+        .wait_with_output()
+        .map_err(|e| fail("kubectl apply of Argo CD's repository Secret", e))?;
+    if !out.status.success() {
+        return Err(fail(
+            "kubectl apply of Argo CD's repository Secret",
+            String::from_utf8_lossy(&out.stderr).trim(),
+        ));
+    }
+    Ok(())
 }
 
 fn seed_repo(url: &str, user: &str, password: &str, state: &Path) -> Result<(), QuickstartError> {
@@ -182,12 +273,14 @@ fn seed_repo(url: &str, user: &str, password: &str, state: &Path) -> Result<(), 
     for svc in ["my-app-service1", "my-app-service2"] {
         write(
             &format!("apps/{svc}/base/kustomization.yaml"),
-            "resources:\n  - deployment.yaml\n",
+            "resources:\n  - cronjob.yaml\n",
         )?;
+        // Suspended: no nodes run here, and Argo CD counts a suspended CronJob Healthy (a
+        // Deployment would stay Progressing and dev would never be verified).
         write(
-            &format!("apps/{svc}/base/deployment.yaml"),
+            &format!("apps/{svc}/base/cronjob.yaml"),
             &format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {svc}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: my-app-service\n"
+                "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {svc}\nspec:\n  schedule: \"0 3 * * *\"\n  suspend: true\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n            - name: app\n              image: my-app-service\n"
             ),
         )?;
         for env in ["dev", "uat", "prod"] {

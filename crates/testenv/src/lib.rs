@@ -10,11 +10,14 @@
 //!   port, built once from the Go module proxy by `hack/gitea-binary.sh`;
 //! - [`Rollouts`]: Argo Rollouts' analysis controller running AnalysisRuns against a control
 //!   plane, built once from the Go module proxy by `hack/rollouts-binary.sh`;
+//! - [`ArgoCd`]: a real Argo CD (application-controller, repo-server, Redis) out of cluster
+//!   against a [`ControlPlane`], built once from the Go module proxy by `hack/argocd-binary.sh`;
 //! - [`process`]: child processes that die with the process that started them.
 //!
 //! Every provisioning step takes a file lock, so two test binaries (or a test and the
 //! quickstart) starting at the same moment do not build or install into the same files.
 
+pub mod argocd;
 pub mod binaries;
 mod control_plane;
 pub mod gitea;
@@ -25,6 +28,7 @@ pub mod services;
 
 use std::path::PathBuf;
 
+pub use argocd::ArgoCd;
 pub use binaries::Binaries;
 pub use control_plane::{Component, ControlPlane, client_from, install_crds};
 pub use gitea::{Gitea, GiteaApi, GiteaError};
