@@ -41,9 +41,9 @@
 //! Evaluated with [`crate::expressions::evaluate_expression`] for each commit or tag, with the
 //! variables Kargo documents: `id`, `commitDate`, `author`, `committer` and `subject` for
 //! branches; `tag`, `id`, `creatorDate`, `author`, `committer`, `subject`, `tagger` and
-//! `annotation` for tags. Dates are RFC 3339 strings in UTC (`commitDate >
-//! "2025-01-01T00:00:00Z"` compares them); Go `time.Time` methods such as `.After()` are not
-//! available. A result that is not a bool must read as one the way Go's `strconv.ParseBool`
+//! `annotation` for tags. Dates are times in UTC, as Go `time.Time` values are in Kargo:
+//! `commitDate.After(date('2025-01-01'))`, `creatorDate.Year() >= 2025`, `commitDate >
+//! date('2025-01-01')` (comparing a time with a string is an error there too). A result that is not a bool must read as one the way Go's `strconv.ParseBool`
 //! reads it.
 //!
 //! # Transport
@@ -768,10 +768,20 @@ fn parse_paths(out: &str) -> HashMap<String, Vec<String>> {
         .collect()
 }
 
+#[cfg(test)]
 fn rfc3339(secs: Option<i64>) -> String {
     secs.and_then(|s| Timestamp::from_second(s).ok())
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// A date for `expressionFilter`; Go's zero time (January 1, year 1, UTC) when git gave none,
+/// as Kargo's zero `time.Time`.
+fn go_time(secs: Option<i64>) -> Timestamp {
+    const GO_ZERO_TIME: i64 = -62_135_596_800;
+    secs.and_then(|s| Timestamp::from_second(s).ok())
+        .or_else(|| Timestamp::from_second(GO_ZERO_TIME).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 fn time(secs: Option<i64>) -> Option<Time> {
@@ -866,7 +876,12 @@ impl Run<'_> {
     }
 
     /// Whether the expression filter (if any) keeps the commit or tag described by `vars`.
-    fn expression_keeps(&self, vars: Vec<(&str, String)>) -> Result<bool, GitDiscoveryError> {
+    /// `date` is the commit's or tag's date variable and its Unix seconds.
+    fn expression_keeps(
+        &self,
+        vars: Vec<(&str, String)>,
+        date: (&str, Option<i64>),
+    ) -> Result<bool, GitDiscoveryError> {
         let Some(expr) = &self.plan.expression else {
             return Ok(true);
         };
@@ -874,6 +889,7 @@ impl Run<'_> {
         for (k, v) in vars {
             env.set(k, Value::String(v));
         }
+        env.set_time(date.0, go_time(date.1));
         let v = evaluate_expression(expr, &env, &NoFunctions)
             .map_err(|e| self.invalid("expressionFilter", e.to_string()))?;
         go_bool(&v).ok_or_else(|| {
@@ -946,13 +962,15 @@ impl Run<'_> {
                     // Its diff against the (missing) parent is unknown: deepen first.
                     break;
                 }
-                let keep = self.expression_keeps(vec![
-                    ("id", c.id.clone()),
-                    ("commitDate", rfc3339(Some(c.time))),
-                    ("author", c.author.clone()),
-                    ("committer", c.committer.clone()),
-                    ("subject", c.subject.clone()),
-                ])?;
+                let keep = self.expression_keeps(
+                    vec![
+                        ("id", c.id.clone()),
+                        ("author", c.author.clone()),
+                        ("committer", c.committer.clone()),
+                        ("subject", c.subject.clone()),
+                    ],
+                    ("commitDate", Some(c.time)),
+                )?;
                 if !keep || (with_paths && !plan.paths_match(&c.paths)) {
                     continue;
                 }
@@ -1075,16 +1093,18 @@ impl Run<'_> {
             if selected.len() >= self.plan.limit {
                 break;
             }
-            let keep = self.expression_keeps(vec![
-                ("tag", m.name.clone()),
-                ("id", m.commit.clone()),
-                ("creatorDate", rfc3339(m.created)),
-                ("author", m.author.clone()),
-                ("committer", m.committer.clone()),
-                ("subject", m.subject.clone()),
-                ("tagger", m.tagger.clone()),
-                ("annotation", m.annotation.clone()),
-            ])?;
+            let keep = self.expression_keeps(
+                vec![
+                    ("tag", m.name.clone()),
+                    ("id", m.commit.clone()),
+                    ("author", m.author.clone()),
+                    ("committer", m.committer.clone()),
+                    ("subject", m.subject.clone()),
+                    ("tagger", m.tagger.clone()),
+                    ("annotation", m.annotation.clone()),
+                ],
+                ("creatorDate", m.created),
+            )?;
             if !keep {
                 continue;
             }
@@ -1586,11 +1606,39 @@ mod tests {
         );
         let s = sub(
             &remote.url,
-            json!({ "expressionFilter": "commitDate > '2023-11-14T22:15:00Z' && id != ''" }),
+            json!({ "expressionFilter": "commitDate.After(date('2023-11-14T22:15:00Z')) && id != ''" }),
         );
         assert_eq!(
             subjects(&discover(&cache, &s, None).await),
             ["fix: three", "chore: two"]
+        );
+        // Dates are times: Go's methods and comparisons with date() work on them.
+        let s = sub(
+            &remote.url,
+            json!({ "expressionFilter": "commitDate.Year() == 2023 && commitDate > date('2023-11-14T22:15:00Z') && commitDate.Unix() > 0" }),
+        );
+        assert_eq!(
+            subjects(&discover(&cache, &s, None).await),
+            ["fix: three", "chore: two"]
+        );
+        // Comparing a time with a string is an error, as in Kargo.
+        let e = discover_err(
+            &cache,
+            &sub(
+                &remote.url,
+                json!({ "expressionFilter": "commitDate > '2023-11-14T22:15:00Z'" }),
+            ),
+        )
+        .await;
+        assert!(
+            matches!(
+                e,
+                GitDiscoveryError::InvalidSubscription {
+                    field: "expressionFilter",
+                    ..
+                }
+            ),
+            "{e:?}"
         );
 
         // Not a boolean.
@@ -1676,6 +1724,19 @@ mod tests {
         assert_eq!(
             tags(&discover(&cache, &s, None).await),
             ["v1.10.0", "v1.2.0"]
+        );
+        // creatorDate is the annotated tag's date, a time.
+        let after = rfc3339(tag_date.map(|d| d - 1));
+        let s = sub(
+            &remote.url,
+            json!({
+                "commitSelectionStrategy": "SemVer",
+                "expressionFilter": format!("creatorDate.Year() >= 2023 && creatorDate.After(date('{after}'))"),
+            }),
+        );
+        assert_eq!(
+            tags(&discover(&cache, &s, None).await),
+            ["v2.0.0", "v2.0.0-rc.1", "v1.10.0", "v1.2.0"]
         );
     }
 
