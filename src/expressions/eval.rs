@@ -231,6 +231,9 @@ impl<'a> Evaluator<'a> {
                         Val::Location(tz) if name == "String" && vals.is_empty() => {
                             Some(Ok(Val::Str(super::time::location_name(tz))))
                         }
+                        Val::TimeUnit(u) if name == "String" && vals.is_empty() => {
+                            Some(Ok(Val::Str(u.name().to_string())))
+                        }
                         Val::SemVer(v) => {
                             let a: Vec<Val> = vals.iter().map(|(_, v)| v.clone()).collect();
                             Some(super::semver_value::method(v, name, &a))
@@ -862,6 +865,7 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
             c.count(1, 1)?;
             match &a[0] {
                 Val::Int(i) => Val::Int(*i),
+                Val::TimeUnit(u) => Val::Int(u.number()),
                 Val::Float(f) => Val::Int(*f as i64),
                 Val::Str(s) => Val::Int(
                     s.parse::<i64>()

@@ -31,6 +31,8 @@ mod template;
 mod time;
 mod value;
 
+#[doc(hidden)]
+pub use template::clear_parse_cache;
 pub(crate) use value::write_go_json_string;
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub(crate) enum Val {
     Time(Box<jiff::Zoned>),
     /// A Go `*time.Location`, from `timezone()`.
     Location(Box<jiff::tz::TimeZone>),
+    /// Go's `time.Month` or `time.Weekday`: integers that print as names and, being other
+    /// types than `int`, never equal one (`t.Month() == 6` is false in expr-lang).
+    TimeUnit(super::time::TimeUnit),
     /// A Masterminds `*semver.Version`, from `semverParse()`.
     SemVer(Box<super::semver_value::SemVer>),
 }
@@ -97,6 +100,7 @@ impl Val {
             Val::Time(_) => "time.Time",
             Val::Location(_) => "*time.Location",
             Val::SemVer(_) => "*semver.Version",
+            Val::TimeUnit(u) => u.type_name(),
         }
     }
 
@@ -145,6 +149,7 @@ impl Val {
             Val::Location(_) => serde_json::Value::Object(serde_json::Map::new()),
             // Masterminds marshals a version as its String().
             Val::SemVer(v) => serde_json::Value::String(v.string()),
+            Val::TimeUnit(u) => serde_json::Value::from(u.number()),
             Val::Float(f) => serde_json::Value::Number(json_number(*f)?),
             Val::Str(s) => serde_json::Value::String(s.clone()),
             Val::Array(a) => {
@@ -183,6 +188,7 @@ impl Val {
             Val::Int(i) | Val::Duration(i) => *i == 0,
             // A struct in Go, never empty for omitempty.
             Val::Time(_) | Val::Location(_) | Val::SemVer(_) => false,
+            Val::TimeUnit(u) => u.number() == 0,
             Val::Float(f) => *f == 0.0,
             Val::Str(s) => s.is_empty(),
             Val::Array(a) => a.is_empty(),
@@ -231,6 +237,9 @@ impl Val {
             Val::Time(t) => write_go_json_string(out, &super::time::rfc3339(t)),
             Val::Location(_) => out.push_str("{}"),
             Val::SemVer(v) => write_go_json_string(out, &v.string()),
+            Val::TimeUnit(u) => {
+                let _ = write!(out, "{}", u.number());
+            }
             Val::Str(s) => write_go_json_string(out, s),
             Val::Array(a) => {
                 out.push('[');
@@ -293,6 +302,7 @@ impl Val {
             Val::Time(t) => super::time::go_string(t),
             Val::Location(tz) => super::time::location_name(tz),
             Val::SemVer(v) => v.string(),
+            Val::TimeUnit(u) => u.name().to_string(),
             Val::Float(f) => go_float_g(*f),
             Val::Str(s) => s.clone(),
             Val::Array(a) => {
