@@ -7,9 +7,10 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support::services::services;
-use support::{ControllerProcess, freight_list, kubectl_stdin, namespace, wait_for};
+use support::{ControllerProcess, freight_list, get_json, kubectl_stdin, namespace};
 
 /// Commits a change dated `date` (ISO 8601) and pushes main; returns the commit's SHA.
 fn commit_at(work: &Path, auth: &str, n: u32, date: &str) -> String {
@@ -36,7 +37,7 @@ fn commit_at(work: &Path, auth: &str, n: u32, date: &str) -> String {
 #[test]
 fn commit_dates_are_times_in_expression_filter_and_criteria() {
     let work_dir = support::cp().dir().join("work-expression-git-dates");
-    let _controller = ControllerProcess::start(&work_dir);
+    let controller = ControllerProcess::start(&work_dir);
     let ns = namespace("expr-dates");
     let s = services();
     let url = s.new_repo(&format!("{ns}-config"));
@@ -68,13 +69,24 @@ spec:
   - git:
       repoURL: {url}
       branch: main
-      expressionFilter: commitDate.After(date('2025-01-01')) && commitDate.Month() == 6
+      expressionFilter: commitDate.After(date('2025-01-01')) && string(commitDate.Month()) == 'June'
 "#
     );
     kubectl_stdin(&["apply", "-f", "-"], &warehouse).success("warehouse");
-    let f = wait_for(60, "Freight from the 2025 commit", || {
-        freight_list(&ns).into_iter().next()
-    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let f = loop {
+        if let Some(f) = freight_list(&ns).into_iter().next() {
+            break f;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "no Freight after 90s; Warehouse: {:#}\ncontroller log:\n{}",
+                get_json("warehouse", "dated", &ns).unwrap_or_default(),
+                controller.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert_eq!(f["commits"][0]["id"], wanted.as_str(), "{f:#}");
     assert_eq!(
         f["commits"][0]["message"],
