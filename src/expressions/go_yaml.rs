@@ -1,49 +1,141 @@
-//! Kargo's `asYAML(v)`: `sigs.k8s.io/yaml.Marshal`, i.e. Go's JSON encoding of the value read
-//! back and written by go-yaml v2. So the output has go-yaml v2's shape: block style, keys in its
-//! natural order (`a2` before `a10`), sequences under a key not indented, strings quoted only
-//! when needed (double quotes when YAML 1.1 would read them as something else, `yes`, `1.0`;
-//! single quotes when plain text would not parse; `|-` blocks for multi-line text).
+//! Kargo's `asYAML(v)`: `yaml.Marshal` of go-yaml v3 (`go.yaml.in/yaml/v3`) on the Go value.
+//! So the output has go-yaml v3's shape: block style with its indentation rule (4 spaces,
+//! rounded to a multiple of 4, +2 inside a `- ` item), keys in its natural order (`a2` before
+//! `a10`), strings quoted only when needed (double quotes when YAML would read them as
+//! something else, `yes`, `1.0`; single quotes when plain text would not parse; `|-` blocks for
+//! multi-line text), floats as Go's `%g` (`1e+06`), durations as `1h0m0s`, times as RFC 3339.
 //!
-//! Hand-written because no maintained Rust YAML emitter reproduces go-yaml v2's choices, and
-//! the text ends up in users' files, where each difference is a diff.
+//! Hand-written because no maintained Rust YAML emitter reproduces go-yaml v3's choices, and
+//! the text ends up in users' files, where each difference is a diff. The expected outputs in
+//! the tests are go-yaml v3.0.4's.
 
 use std::cmp::Ordering;
-
-use serde_json::Value;
 
 use super::value::{Val, go_float_g};
 use crate::yaml::quoting::{double_quoted, plain_ok, resolves_to_non_string};
 
+const BEST_INDENT: usize = 4;
+
 /// The YAML text of `v`, ending in a newline.
 pub(crate) fn to_yaml(v: &Val) -> Result<String, String> {
-    let json: Value = serde_json::from_str(&v.go_json()?)
-        .map_err(|e| format!("error applying asYAML() function: {e}"))?;
+    let v = normalize(v)?;
     let mut out = String::new();
-    match &json {
-        Value::Object(m) if !m.is_empty() => write_map(&mut out, m, 0),
-        Value::Array(a) if !a.is_empty() => write_seq(&mut out, a, 0),
-        scalar => {
-            out.push_str(&scalar_text(scalar, 0));
-            out.push('\n');
-        }
+    if is_block(&v) {
+        write_block(&mut out, &v, 0);
+    } else {
+        // A top-level scalar's block content is indented as go-yaml's flow indent.
+        out.push_str(&scalar_text(&v, BEST_INDENT));
+        out.push('\n');
     }
     Ok(out)
+}
+
+/// Reduces Go types to what go-yaml writes for them: structs by their JSON form (go-yaml would
+/// lower-case the field names; haul's API values carry JSON tags), text marshalers as strings.
+fn normalize(v: &Val) -> Result<Val, String> {
+    Ok(match v {
+        Val::Array(items) => Val::Array(items.iter().map(normalize).collect::<Result<_, _>>()?),
+        Val::Map(m) => Val::Map(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), normalize(v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        Val::StrMap(m) => Val::Map(
+            m.iter()
+                .map(|(k, v)| (k.clone(), Val::Str(v.clone())))
+                .collect(),
+        ),
+        Val::Struct(_) | Val::Location(_) => Val::from_json(&v.to_json()?),
+        Val::Duration(_) | Val::Time(_) | Val::SemVer(_) => Val::Str(match v {
+            Val::Time(t) => super::time::rfc3339(t),
+            other => other.go_display(),
+        }),
+        Val::TimeUnit(u) => Val::Int(u.number()),
+        other => other.clone(),
+    })
+}
+
+fn is_block(v: &Val) -> bool {
+    match v {
+        Val::Map(m) => !m.is_empty(),
+        Val::Array(a) => !a.is_empty(),
+        _ => false,
+    }
 }
 
 fn pad(out: &mut String, indent: usize) {
     out.extend(std::iter::repeat_n(' ', indent));
 }
 
-/// A scalar or empty collection as it follows `key: ` or `- ` at `indent`.
-fn scalar_text(v: &Value, indent: usize) -> String {
+/// go-yaml v3's indent for a node under a mapping key: the next multiple of 4.
+fn under_key(indent: usize) -> usize {
+    BEST_INDENT * ((indent + BEST_INDENT) / BEST_INDENT)
+}
+
+/// Writes a non-empty map or sequence whose first line starts at the cursor and whose other
+/// lines start at `indent`.
+fn write_block(out: &mut String, v: &Val, indent: usize) {
     match v {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        Value::Number(n) => go_float_g(n.as_f64().unwrap_or(f64::NAN)),
-        Value::String(s) => string_text(s, indent),
-        Value::Array(_) => "[]".to_string(),
-        Value::Object(_) => "{}".to_string(),
+        Val::Map(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_by(|a, b| key_order(a, b));
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    pad(out, indent);
+                }
+                out.push_str(&string_text(k, under_key(indent)));
+                out.push(':');
+                let value = &m[k];
+                let child = under_key(indent);
+                if is_block(value) {
+                    out.push('\n');
+                    pad(out, child);
+                    write_block(out, value, child);
+                } else {
+                    out.push(' ');
+                    out.push_str(&scalar_text(value, child));
+                    out.push('\n');
+                }
+            }
+        }
+        Val::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    pad(out, indent);
+                }
+                out.push_str("- ");
+                // Inside an item, go-yaml only skips the "- ".
+                if is_block(item) {
+                    write_block(out, item, indent + 2);
+                } else {
+                    out.push_str(&scalar_text(item, indent + 2));
+                    out.push('\n');
+                }
+            }
+        }
+        scalar => {
+            out.push_str(&scalar_text(scalar, indent));
+            out.push('\n');
+        }
+    }
+}
+
+/// A scalar or empty collection; `indent` is where a `|` block's lines go.
+fn scalar_text(v: &Val, indent: usize) -> String {
+    match v {
+        Val::Nil => "null".to_string(),
+        Val::Bool(b) => b.to_string(),
+        Val::Int(i) => i.to_string(),
+        Val::Float(f) => match go_float_g(*f).as_str() {
+            "+Inf" => ".inf".to_string(),
+            "-Inf" => "-.inf".to_string(),
+            "NaN" => ".nan".to_string(),
+            s => s.to_string(),
+        },
+        Val::Str(s) => string_text(s, indent),
+        Val::Array(_) => "[]".to_string(),
+        Val::Map(_) => "{}".to_string(),
+        other => string_text(&other.go_display(), indent),
     }
 }
 
@@ -71,75 +163,23 @@ fn literal(s: &str, indent: usize) -> String {
         Some(b) if b.ends_with('\n') || b.is_empty() => "+",
         Some(_) => "",
     };
-    let lead = if s.starts_with(' ') { "2" } else { "" };
+    let lead = if s.starts_with(' ') {
+        BEST_INDENT.to_string()
+    } else {
+        String::new()
+    };
     let mut out = format!("|{lead}{chomp}");
     for line in body.unwrap_or(s).split('\n') {
         out.push('\n');
         if !line.is_empty() {
-            pad(&mut out, indent + 2);
+            pad(&mut out, indent);
             out.push_str(line);
         }
     }
     out
 }
 
-fn is_block(v: &Value) -> bool {
-    match v {
-        Value::Object(m) => !m.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        _ => false,
-    }
-}
-
-fn write_map(out: &mut String, m: &serde_json::Map<String, Value>, indent: usize) {
-    let mut keys: Vec<&String> = m.keys().collect();
-    keys.sort_by(|a, b| key_order(a, b));
-    for (i, k) in keys.into_iter().enumerate() {
-        if i > 0 {
-            pad(out, indent);
-        }
-        let v = &m[k];
-        out.push_str(&string_text(k, indent));
-        out.push(':');
-        match v {
-            Value::Object(child) if !child.is_empty() => {
-                out.push('\n');
-                pad(out, indent + 2);
-                write_map(out, child, indent + 2);
-            }
-            // go-yaml v2 does not indent a sequence under a key.
-            Value::Array(items) if !items.is_empty() => {
-                out.push('\n');
-                pad(out, indent);
-                write_seq(out, items, indent);
-            }
-            scalar => {
-                out.push(' ');
-                out.push_str(&scalar_text(scalar, indent));
-                out.push('\n');
-            }
-        }
-    }
-}
-
-fn write_seq(out: &mut String, items: &[Value], indent: usize) {
-    for (i, v) in items.iter().enumerate() {
-        if i > 0 {
-            pad(out, indent);
-        }
-        out.push_str("- ");
-        match v {
-            Value::Object(m) if is_block(v) => write_map(out, m, indent + 2),
-            Value::Array(a) if is_block(v) => write_seq(out, a, indent + 2),
-            scalar => {
-                out.push_str(&scalar_text(scalar, indent));
-                out.push('\n');
-            }
-        }
-    }
-}
-
-/// go-yaml v2's `keyList.Less` for string keys: letters compare as runes, a letter sorts after
+/// go-yaml's `keyList.Less` for string keys: letters compare as runes, a letter sorts after
 /// anything else, and runs of digits compare by value.
 fn key_order(a: &str, b: &str) -> Ordering {
     let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
@@ -196,36 +236,82 @@ fn key_order(a: &str, b: &str) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
-    fn yaml(json: Value) -> String {
-        to_yaml(&Val::from_json(&json)).expect("yaml")
+    fn map(entries: &[(&str, Val)]) -> Val {
+        Val::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        )
     }
 
+    fn s(v: &str) -> Val {
+        Val::Str(v.to_string())
+    }
+
+    /// Each expected text is what go-yaml v3.0.4's `yaml.Marshal` printed for the same Go value.
     #[test]
-    fn shapes_as_go_yaml_v2() {
+    fn shapes_as_go_yaml_v3() {
+        let y = |v: Val| to_yaml(&v).expect("yaml");
         assert_eq!(
-            yaml(serde_json::json!({"foo": "bar", "count": 2})),
+            y(map(&[("foo", s("bar")), ("count", Val::Int(2))])),
             "count: 2\nfoo: bar\n"
         );
-        assert_eq!(yaml(serde_json::json!(["one", "two"])), "- one\n- two\n");
+        assert_eq!(y(Val::Array(vec![s("one"), s("two")])), "- one\n- two\n");
         assert_eq!(
-            yaml(serde_json::json!({
-                "image": {"repo": "nginx", "tag": "1.27"},
-                "ports": [80, 443],
-                "env": [{"name": "A", "value": "yes"}],
-                "empty": {}, "none": [], "nil": null, "ratio": 0.5,
-            })),
-            "empty: {}\nenv:\n- name: A\n  value: \"yes\"\nimage:\n  repo: nginx\n  tag: \"1.27\"\nnil: null\nnone: []\nports:\n- 80\n- 443\nratio: 0.5\n"
+            y(map(&[
+                ("image", map(&[("repo", s("nginx")), ("tag", s("1.27"))])),
+                ("ports", Val::Array(vec![Val::Int(80), Val::Int(443)])),
+                (
+                    "env",
+                    Val::Array(vec![map(&[("name", s("A")), ("value", s("yes"))])])
+                ),
+                ("empty", map(&[])),
+                ("none", Val::Array(vec![])),
+                ("nil", Val::Nil),
+                ("ratio", Val::Float(0.5)),
+                ("big", Val::Float(1_000_000.0)),
+                ("two", Val::Float(2.0)),
+            ])),
+            "big: 1e+06\nempty: {}\nenv:\n    - name: A\n      value: \"yes\"\nimage:\n    repo: nginx\n    tag: \"1.27\"\nnil: null\nnone: []\nports:\n    - 80\n    - 443\nratio: 0.5\ntwo: 2\n"
         );
+        let long = "word word word word word word word word word word word word word word word word word word word word end";
         assert_eq!(
-            yaml(serde_json::json!({"s": "a: b", "m": "l1\nl2", "t": "x\n"})),
-            "m: |-\n  l1\n  l2\ns: 'a: b'\nt: |\n  x\n"
+            y(map(&[
+                ("s", s("a: b")),
+                ("m", s("l1\nl2")),
+                ("t", s("x\n")),
+                ("long", s(long)),
+                ("hash", s("a #b")),
+                ("colon", s("x:")),
+                ("ver", s("1.2.3")),
+                ("q", s("it's")),
+            ])),
+            format!(
+                "colon: 'x:'\nhash: 'a #b'\nlong: {long}\nm: |-\n    l1\n    l2\nq: it's\ns: 'a: b'\nt: |\n    x\nver: 1.2.3\n"
+            )
         );
-        assert_eq!(yaml(serde_json::json!("text")), "text\n");
+        assert_eq!(y(s("text")), "text\n");
         assert_eq!(
-            yaml(serde_json::json!([[1, 2], [3]])),
+            y(Val::Array(vec![
+                Val::Array(vec![Val::Int(1), Val::Int(2)]),
+                Val::Array(vec![Val::Int(3)]),
+            ])),
             "- - 1\n  - 2\n- - 3\n"
+        );
+        assert_eq!(
+            y(map(&[(
+                "l",
+                Val::Array(vec![map(&[
+                    ("a", Val::Int(1)),
+                    ("b", Val::Array(vec![s("x")]))
+                ])])
+            )])),
+            "l:\n    - a: 1\n      b:\n        - x\n"
         );
     }
 

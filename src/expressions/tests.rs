@@ -516,7 +516,7 @@ fn examples_from_kargos_expression_docs() {
         ),
         (
             "${{ asYAML(outputs['read-config'].appConfig) }}",
-            json!("image:\n  tag: 1.2.3\nreplicas: 2\n"),
+            json!("image:\n    tag: 1.2.3\nreplicas: 2\n"),
         ),
         (
             "${{ asJSON(outputs['read-config'].appConfig) }}",
@@ -1255,7 +1255,7 @@ fn artifact_from_and_semver_parse() {
         ),
         (
             "${{ asYAML({'versions': ['1.0', '2'], 'ok': 'yes', 'msg': 'a: b'}) }}",
-            json!("msg: 'a: b'\nok: \"yes\"\nversions:\n- \"1.0\"\n- \"2\"\n"),
+            json!("msg: 'a: b'\nok: \"yes\"\nversions:\n    - \"1.0\"\n    - \"2\"\n"),
         ),
     ];
     for (template, want) in cases {
