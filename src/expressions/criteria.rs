@@ -101,8 +101,8 @@ mod tests {
 
     use super::*;
     use crate::api::{
-        ChartDiscoveryResult, DiscoveredCommit, DiscoveredImageReference, GitDiscoveryResult,
-        ImageDiscoveryResult,
+        ArtifactReference, ChartDiscoveryResult, DiscoveredCommit, DiscoveredImageReference,
+        DiscoveryResult, GitDiscoveryResult, ImageDiscoveryResult,
     };
 
     fn image(repo: &str, tags: &[&str]) -> ImageDiscoveryResult {
@@ -154,7 +154,21 @@ mod tests {
                     ..ChartDiscoveryResult::default()
                 },
             ],
-            results: vec![],
+            results: vec![
+                DiscoveryResult {
+                    subscription_name: "bundle".to_string(),
+                    artifact_references: vec![],
+                },
+                DiscoveryResult {
+                    subscription_name: "bundle".to_string(),
+                    artifact_references: vec![ArtifactReference {
+                        artifact_type: None,
+                        subscription_name: "bundle".to_string(),
+                        version: "v1.4.0".to_string(),
+                        metadata: Some(serde_json::json!({"channel": "stable"})),
+                    }],
+                },
+            ],
         }
     }
 
@@ -217,6 +231,10 @@ mod tests {
                 "chartFrom('https://charts.example.com', 'api') == nil",
                 true,
             ),
+            // Generic subscriptions: the newest discovered artifact, or nil.
+            ("artifactFrom('bundle').Version == 'v1.4.0'", true),
+            ("artifactFrom('bundle').Metadata.channel == 'stable'", true),
+            ("artifactFrom('other') == nil", true),
             ("'true'", true),
             ("1", true),
             ("'False'", false),

@@ -245,15 +245,12 @@ impl Env {
         }
     }
 
-    /// Sets a root variable to a time (Go's `time.Time` in UTC), so expressions can call
-    /// `.After()`, `.Year()`, … on it and compare it with `date(…)`, as Kargo's git
+    /// Sets a root variable to a time (Go's `time.Time` in `at`'s zone), so expressions can
+    /// call `.After()`, `.Year()`, … on it and compare it with `date(…)`, as Kargo's git
     /// `expressionFilter` does with `commitDate` and `creatorDate`.
-    pub fn set_time(&mut self, name: &str, at: jiff::Timestamp) {
+    pub fn set_time(&mut self, name: &str, at: jiff::Zoned) {
         self.roots.remove(name);
-        self.typed.insert(
-            name.to_string(),
-            Val::Time(Box::new(at.to_zoned(jiff::tz::TimeZone::UTC))),
-        );
+        self.typed.insert(name.to_string(), Val::Time(Box::new(at)));
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {

@@ -566,9 +566,9 @@ fn examples_from_kargos_expression_docs() {
         .with("author", json!("Alice <alice@example.com>"))
         .with("subject", json!("feat: faster"))
         .with("tag", json!("v1.4.0"));
-    let at = "2025-06-01T10:00:00Z".parse().expect("timestamp");
-    git.set_time("commitDate", at);
-    git.set_time("creatorDate", at);
+    let at: jiff::Timestamp = "2025-06-01T10:00:00Z".parse().expect("timestamp");
+    git.set_time("commitDate", at.to_zoned(jiff::tz::TimeZone::UTC));
+    git.set_time("creatorDate", at.to_zoned(jiff::tz::TimeZone::UTC));
     for filter in [
         "!(author == 'Example Bot') && commitDate.After(date('2025-01-01'))",
         "creatorDate.Year() >= 2024",
@@ -1155,10 +1155,8 @@ fn kargo_documented_predicate_example() {
 #[test]
 fn time_values_as_expr_lang_answers() {
     let mut env = Env::new();
-    env.set_time(
-        "commitDate",
-        "2025-06-01T10:00:00Z".parse().expect("timestamp"),
-    );
+    let at: jiff::Timestamp = "2025-06-01T10:00:00Z".parse().expect("timestamp");
+    env.set_time("commitDate", at.to_zoned(jiff::tz::TimeZone::UTC));
     let ok = |e: &str| evaluate_expression(e, &env, &NoFunctions);
     let cases = [
         // A Month is not an int: equal to none, and printed by name.
