@@ -120,25 +120,39 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> Duration {
     start.elapsed() / n.max(1)
 }
 
+/// Rounds of each measurement, interleaved.
+const ROUNDS: usize = 11;
+
 fn main() {
     let config = step_config();
     let env = env();
     let condition = "${{ success() && imageFrom(vars.imageRepo).Tag != '' }}";
-    let budget = Duration::from_secs(3);
+    let budget = Duration::from_millis(300);
     let rendered = evaluate_template(&config, &env, &Freight).expect("config evaluates");
     assert_eq!(rendered["images"][0]["tag"], "1.27.3");
     assert_eq!(rendered["replicas"], 4);
 
-    let parsed_each_time = measure(budget, || {
-        clear_parse_cache();
-        let _ = evaluate_template(&config, &env, &Freight);
-        let _ = evaluate_bool(condition, &env, &Freight);
-    });
-    let cached = measure(budget, || {
-        let _ = evaluate_template(&config, &env, &Freight);
-        let _ = evaluate_bool(condition, &env, &Freight);
-    });
-    println!("typical step config (16 expressions) + `if` condition, per evaluation:");
+    // Interleaved rounds, medians: machine noise hits both sides alike.
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        before.push(measure(budget, || {
+            clear_parse_cache();
+            let _ = evaluate_template(&config, &env, &Freight);
+            let _ = evaluate_bool(condition, &env, &Freight);
+        }));
+        after.push(measure(budget, || {
+            let _ = evaluate_template(&config, &env, &Freight);
+            let _ = evaluate_bool(condition, &env, &Freight);
+        }));
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (parsed_each_time, cached) = (median(before), median(after));
+    println!(
+        "typical step config (16 expressions) + `if` condition, per evaluation (median of {ROUNDS} rounds):"
+    );
     println!(
         "  parsed on every evaluation: {:>8.1} µs",
         parsed_each_time.as_secs_f64() * 1e6
