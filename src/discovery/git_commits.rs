@@ -41,10 +41,11 @@
 //! Evaluated with [`crate::expressions::evaluate_expression`] for each commit or tag, with the
 //! variables Kargo documents: `id`, `commitDate`, `author`, `committer` and `subject` for
 //! branches; `tag`, `id`, `creatorDate`, `author`, `committer`, `subject`, `tagger` and
-//! `annotation` for tags. Dates are RFC 3339 strings in UTC (`commitDate >
-//! "2025-01-01T00:00:00Z"` compares them); Go `time.Time` methods such as `.After()` are not
-//! available. A result that is not a bool must read as one the way Go's `strconv.ParseBool`
-//! reads it.
+//! `annotation` for tags. Dates are times at the committer's (tagger's) UTC offset, as Kargo's
+//! Go `time.Time` values are: `commitDate.After(date('2025-01-01'))`, `creatorDate.Year() >=
+//! 2025`, `commitDate > date('2025-01-01')` (comparing a time with a string is an error there
+//! too). A result that is not a bool must read as one the way Go's `strconv.ParseBool` reads
+//! it.
 //!
 //! # Transport
 //!
@@ -84,11 +85,11 @@ const MAX_SHALLOW_DEPTH: u32 = 5_000;
 /// Tags fetched and listed per git invocation (keeps command lines short).
 const TAG_CHUNK: usize = 250;
 /// Fields of one commit in `git log` output, after a record separator.
-const LOG_FORMAT: &str = "--format=%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%cn%x1f%ce%x1f%ct%x1f%s";
+const LOG_FORMAT: &str = "--format=%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%cn%x1f%ce%x1f%ct %cz%x1f%s";
 /// Fields of one tag in `git for-each-ref` output: the tag's own, then those of the object it
 /// points to (`*`), for annotated tags.
 const TAG_FORMAT: &str = "--format=%1e%(refname)%1f%(objecttype)%1f%(objectname)%1f\
-    %(*objecttype)%1f%(*objectname)%1f%(creatordate:unix)%1f%(taggername)%1f%(taggeremail)%1f\
+    %(*objecttype)%1f%(*objectname)%1f%(creatordate:raw)%1f%(taggername)%1f%(taggeremail)%1f\
     %(authorname)%1f%(authoremail)%1f%(committername)%1f%(committeremail)%1f%(subject)%1f\
     %(*authorname)%1f%(*authoremail)%1f%(*committername)%1f%(*committeremail)%1f%(*subject)%1f\
     %(contents)";
@@ -654,6 +655,8 @@ struct LoggedCommit {
     author: String,
     committer: String,
     time: i64,
+    /// The committer's UTC offset in seconds, which Kargo's `commitDate` keeps.
+    offset: i32,
     subject: String,
     /// Paths changed against the first parent (only listed when path filters are set).
     paths: Vec<String>,
@@ -679,12 +682,34 @@ fn parse_log(out: &str) -> Vec<LoggedCommit> {
                 parents: f[1].split_whitespace().map(str::to_string).collect(),
                 author: person(f[2], f[3]),
                 committer: person(f[4], f[5]),
-                time: f[6].trim().parse().unwrap_or(0),
+                time: raw_date(f[6]).0.unwrap_or(0),
+                offset: raw_date(f[6]).1,
                 subject: f[7].trim_end_matches(['\n', '\r']).to_string(),
                 paths,
             })
         })
         .collect()
+}
+
+/// Git's raw date, `1700000000 +0130`: Unix seconds and the UTC offset in seconds.
+fn raw_date(raw: &str) -> (Option<i64>, i32) {
+    let mut parts = raw.split_whitespace();
+    let secs = parts.next().and_then(|s| s.parse().ok());
+    let offset = parts
+        .next()
+        .filter(|z| z.len() == 5 && z.is_char_boundary(1) && z.is_char_boundary(3))
+        .and_then(|z| {
+            let sign = match &z[..1] {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let hours: i32 = z[1..3].parse().ok()?;
+            let minutes: i32 = z[3..].parse().ok()?;
+            Some(sign * (hours * 3600 + minutes * 60))
+        })
+        .unwrap_or(0);
+    (secs, offset)
 }
 
 /// `Name <email>`; `email` may already carry its angle brackets.
@@ -704,6 +729,8 @@ struct TagMeta {
     name: String,
     commit: String,
     created: Option<i64>,
+    /// The tagger's (or, for a lightweight tag, the committer's) UTC offset in seconds.
+    created_offset: i32,
     author: String,
     committer: String,
     subject: String,
@@ -721,12 +748,13 @@ fn parse_tags(out: &str) -> Vec<TagMeta> {
                 return None;
             }
             let name = f[0].strip_prefix("refs/tags/")?.to_string();
-            let created = f[5].trim().parse().ok();
+            let (created, created_offset) = raw_date(f[5]);
             match (f[1], f[3]) {
                 ("commit", _) => Some(TagMeta {
                     name,
                     commit: f[2].to_string(),
                     created,
+                    created_offset,
                     author: person(f[8], f[9]),
                     committer: person(f[10], f[11]),
                     subject: f[12].to_string(),
@@ -737,6 +765,7 @@ fn parse_tags(out: &str) -> Vec<TagMeta> {
                     name,
                     commit: f[4].to_string(),
                     created,
+                    created_offset,
                     author: person(f[13], f[14]),
                     committer: person(f[15], f[16]),
                     subject: f[17].to_string(),
@@ -768,10 +797,26 @@ fn parse_paths(out: &str) -> HashMap<String, Vec<String>> {
         .collect()
 }
 
+#[cfg(test)]
 fn rfc3339(secs: Option<i64>) -> String {
     secs.and_then(|s| Timestamp::from_second(s).ok())
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// A date for `expressionFilter` at its UTC offset, as Kargo parses git's dates (so `.Hour()`
+/// is the committer's hour); Go's zero time (January 1, year 1, UTC) when git gave none.
+fn go_time(secs: Option<i64>, offset: i32) -> jiff::Zoned {
+    const GO_ZERO_TIME: i64 = -62_135_596_800;
+    let at = secs
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .or_else(|| Timestamp::from_second(GO_ZERO_TIME).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    let zone = match jiff::tz::Offset::from_seconds(offset) {
+        Ok(o) if offset != 0 => jiff::tz::TimeZone::fixed(o),
+        _ => jiff::tz::TimeZone::UTC,
+    };
+    at.to_zoned(zone)
 }
 
 fn time(secs: Option<i64>) -> Option<Time> {
@@ -866,7 +911,12 @@ impl Run<'_> {
     }
 
     /// Whether the expression filter (if any) keeps the commit or tag described by `vars`.
-    fn expression_keeps(&self, vars: Vec<(&str, String)>) -> Result<bool, GitDiscoveryError> {
+    /// `date` is the commit's or tag's date variable, its Unix seconds and UTC offset.
+    fn expression_keeps(
+        &self,
+        vars: Vec<(&str, String)>,
+        date: (&str, Option<i64>, i32),
+    ) -> Result<bool, GitDiscoveryError> {
         let Some(expr) = &self.plan.expression else {
             return Ok(true);
         };
@@ -874,6 +924,7 @@ impl Run<'_> {
         for (k, v) in vars {
             env.set(k, Value::String(v));
         }
+        env.set_time(date.0, go_time(date.1, date.2));
         let v = evaluate_expression(expr, &env, &NoFunctions)
             .map_err(|e| self.invalid("expressionFilter", e.to_string()))?;
         go_bool(&v).ok_or_else(|| {
@@ -946,13 +997,15 @@ impl Run<'_> {
                     // Its diff against the (missing) parent is unknown: deepen first.
                     break;
                 }
-                let keep = self.expression_keeps(vec![
-                    ("id", c.id.clone()),
-                    ("commitDate", rfc3339(Some(c.time))),
-                    ("author", c.author.clone()),
-                    ("committer", c.committer.clone()),
-                    ("subject", c.subject.clone()),
-                ])?;
+                let keep = self.expression_keeps(
+                    vec![
+                        ("id", c.id.clone()),
+                        ("author", c.author.clone()),
+                        ("committer", c.committer.clone()),
+                        ("subject", c.subject.clone()),
+                    ],
+                    ("commitDate", Some(c.time), c.offset),
+                )?;
                 if !keep || (with_paths && !plan.paths_match(&c.paths)) {
                     continue;
                 }
@@ -1075,16 +1128,18 @@ impl Run<'_> {
             if selected.len() >= self.plan.limit {
                 break;
             }
-            let keep = self.expression_keeps(vec![
-                ("tag", m.name.clone()),
-                ("id", m.commit.clone()),
-                ("creatorDate", rfc3339(m.created)),
-                ("author", m.author.clone()),
-                ("committer", m.committer.clone()),
-                ("subject", m.subject.clone()),
-                ("tagger", m.tagger.clone()),
-                ("annotation", m.annotation.clone()),
-            ])?;
+            let keep = self.expression_keeps(
+                vec![
+                    ("tag", m.name.clone()),
+                    ("id", m.commit.clone()),
+                    ("author", m.author.clone()),
+                    ("committer", m.committer.clone()),
+                    ("subject", m.subject.clone()),
+                    ("tagger", m.tagger.clone()),
+                    ("annotation", m.annotation.clone()),
+                ],
+                ("creatorDate", m.created, m.created_offset),
+            )?;
             if !keep {
                 continue;
             }
@@ -1586,11 +1641,39 @@ mod tests {
         );
         let s = sub(
             &remote.url,
-            json!({ "expressionFilter": "commitDate > '2023-11-14T22:15:00Z' && id != ''" }),
+            json!({ "expressionFilter": "commitDate.After(date('2023-11-14T22:15:00Z')) && id != ''" }),
         );
         assert_eq!(
             subjects(&discover(&cache, &s, None).await),
             ["fix: three", "chore: two"]
+        );
+        // Dates are times: Go's methods and comparisons with date() work on them.
+        let s = sub(
+            &remote.url,
+            json!({ "expressionFilter": "commitDate.Year() == 2023 && commitDate > date('2023-11-14T22:15:00Z') && commitDate.Unix() > 0" }),
+        );
+        assert_eq!(
+            subjects(&discover(&cache, &s, None).await),
+            ["fix: three", "chore: two"]
+        );
+        // Comparing a time with a string is an error, as in Kargo.
+        let e = discover_err(
+            &cache,
+            &sub(
+                &remote.url,
+                json!({ "expressionFilter": "commitDate > '2023-11-14T22:15:00Z'" }),
+            ),
+        )
+        .await;
+        assert!(
+            matches!(
+                e,
+                GitDiscoveryError::InvalidSubscription {
+                    field: "expressionFilter",
+                    ..
+                }
+            ),
+            "{e:?}"
         );
 
         // Not a boolean.
@@ -1676,6 +1759,19 @@ mod tests {
         assert_eq!(
             tags(&discover(&cache, &s, None).await),
             ["v1.10.0", "v1.2.0"]
+        );
+        // creatorDate is the annotated tag's date, a time.
+        let after = rfc3339(tag_date.map(|d| d - 1));
+        let s = sub(
+            &remote.url,
+            json!({
+                "commitSelectionStrategy": "SemVer",
+                "expressionFilter": format!("creatorDate.Year() >= 2023 && creatorDate.After(date('{after}'))"),
+            }),
+        );
+        assert_eq!(
+            tags(&discover(&cache, &s, None).await),
+            ["v2.0.0", "v2.0.0-rc.1", "v1.10.0", "v1.2.0"]
         );
     }
 
@@ -1911,6 +2007,25 @@ mod tests {
         };
         assert!(!e.is_transient());
         assert!(e.to_string().contains("kargo.akuity.io/cred-type: git"));
+    }
+
+    #[test]
+    fn dates_keep_the_committers_offset_as_in_kargo() {
+        assert_eq!(raw_date("1700000000 +0130"), (Some(1_700_000_000), 5400));
+        assert_eq!(raw_date("1700000000 -0800"), (Some(1_700_000_000), -28800));
+        assert_eq!(raw_date("1700000000"), (Some(1_700_000_000), 0));
+        assert_eq!(raw_date(""), (None, 0));
+        let log =
+            "\u{1e}abc\u{1f}\u{1f}A\u{1f}a@x\u{1f}C\u{1f}c@x\u{1f}1700000000 -0800\u{1f}subject\n";
+        let c = &parse_log(log)[0];
+        assert_eq!(
+            (c.time, c.offset, c.subject.as_str()),
+            (1_700_000_000, -28800, "subject")
+        );
+        // 22:13:20 UTC is 14:13:20 at -08:00, the hour `commitDate.Hour()` gives.
+        let t = go_time(Some(c.time), c.offset);
+        assert_eq!((t.hour(), t.timestamp().as_second()), (14, 1_700_000_000));
+        assert_eq!(go_time(None, 0).year(), 1);
     }
 
     #[test]

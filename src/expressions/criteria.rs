@@ -101,8 +101,8 @@ mod tests {
 
     use super::*;
     use crate::api::{
-        ChartDiscoveryResult, DiscoveredCommit, DiscoveredImageReference, GitDiscoveryResult,
-        ImageDiscoveryResult,
+        ArtifactReference, ChartDiscoveryResult, DiscoveredCommit, DiscoveredImageReference,
+        DiscoveryResult, GitDiscoveryResult, ImageDiscoveryResult,
     };
 
     fn image(repo: &str, tags: &[&str]) -> ImageDiscoveryResult {
@@ -136,6 +136,7 @@ mod tests {
                     id: Some("abc123".to_string()),
                     branch: Some("main".to_string()),
                     subject: Some("release 1.4.0".to_string()),
+                    creator_date: "2025-03-01T08:00:00Z".parse().ok().map(Time),
                     ..DiscoveredCommit::default()
                 }],
                 ..GitDiscoveryResult::default()
@@ -153,7 +154,21 @@ mod tests {
                     ..ChartDiscoveryResult::default()
                 },
             ],
-            results: vec![],
+            results: vec![
+                DiscoveryResult {
+                    subscription_name: "bundle".to_string(),
+                    artifact_references: vec![],
+                },
+                DiscoveryResult {
+                    subscription_name: "bundle".to_string(),
+                    artifact_references: vec![ArtifactReference {
+                        artifact_type: None,
+                        subscription_name: "bundle".to_string(),
+                        version: "v1.4.0".to_string(),
+                        metadata: Some(serde_json::json!({"channel": "stable"})),
+                    }],
+                },
+            ],
         }
     }
 
@@ -172,9 +187,27 @@ mod tests {
                 "imageFrom('ghcr.io/acme/api').Annotations['team'] == 'core'",
                 true,
             ),
+            // Dates are times (Go's *metav1.Time): methods and date() comparisons work, and
+            // equality with a string is false, as in expr-lang.
+            (
+                "imageFrom('ghcr.io/acme/api').CreatedAt.Equal(date('2024-05-01T10:00:00Z'))",
+                true,
+            ),
+            (
+                "imageFrom('ghcr.io/acme/api').CreatedAt.Year() == 2024",
+                true,
+            ),
             (
                 "imageFrom('ghcr.io/acme/api').CreatedAt == '2024-05-01T10:00:00Z'",
+                false,
+            ),
+            (
+                "commitFrom('https://github.com/acme/config').CreatorDate.After(date('2025-01-01'))",
                 true,
+            ),
+            (
+                "commitFrom('https://github.com/acme/config').CreatorDate.Year() >= 2026",
+                false,
             ),
             ("imageFrom('ghcr.io/acme/none') == nil", true),
             ("imageFrom('ghcr.io/acme/other') == nil", true),
@@ -198,6 +231,10 @@ mod tests {
                 "chartFrom('https://charts.example.com', 'api') == nil",
                 true,
             ),
+            // Generic subscriptions: the newest discovered artifact, or nil.
+            ("artifactFrom('bundle').Version == 'v1.4.0'", true),
+            ("artifactFrom('bundle').Metadata.channel == 'stable'", true),
+            ("artifactFrom('other') == nil", true),
             ("'true'", true),
             ("1", true),
             ("'False'", false),

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use super::Functions;
 use super::parser::{BinOp, Expr, Link, LinkKind, Node, SpanError, UnOp};
 use super::value::{
-    Val, as_origin, chart_val, commit_val, discovered_commit_val, discovered_image_val, go_quote,
-    image_val, origin_val,
+    Val, artifact_val, as_origin, chart_val, commit_val, discovered_commit_val,
+    discovered_image_val, go_quote, image_val, origin_val,
 };
 use crate::api::{Chart, DiscoveredArtifacts, FreightOrigin};
 use crate::urls::{normalize_chart, normalize_git, normalize_image};
@@ -230,6 +230,13 @@ impl<'a> Evaluator<'a> {
                         }
                         Val::Location(tz) if name == "String" && vals.is_empty() => {
                             Some(Ok(Val::Str(super::time::location_name(tz))))
+                        }
+                        Val::TimeUnit(u) if name == "String" && vals.is_empty() => {
+                            Some(Ok(Val::Str(u.name().to_string())))
+                        }
+                        Val::SemVer(v) => {
+                            let a: Vec<Val> = vals.iter().map(|(_, v)| v.clone()).collect();
+                            Some(super::semver_value::method(v, name, &a))
                         }
                         _ => None,
                     };
@@ -523,8 +530,24 @@ impl Call<'_, '_> {
                     }
                 }
             }
-            "asYAML" | "semverParse" | "artifactFrom" | "freightStatus" => {
-                return Err("not supported by haul".to_string());
+            "asYAML" => {
+                self.count(1, 1)?;
+                Val::Str(format!("\"{}\"", super::go_yaml::to_yaml(&self.args[0])?))
+            }
+            "semverParse" => super::semver_value::parse(self.one_string()?)?,
+            "artifactFrom" => return self.generic_artifact(),
+            "freightStatus" => {
+                let name = self.one_string()?;
+                if name.is_empty() {
+                    return Err("name must not be empty".to_string());
+                }
+                match self.ev.funcs.freight_status(name)? {
+                    // Kargo hands over the status through a JSON round trip.
+                    Some(m) => Val::from_go_json(&serde_json::Value::Object(m)),
+                    None => {
+                        return Ok((Val::Nil, Some(format!("there is no Freight {name:?}"))));
+                    }
+                }
             }
             name => match self.context_function(name)? {
                 Some(v) => v,
@@ -606,6 +629,40 @@ impl Call<'_, '_> {
         Ok(match found {
             Some(v) => (v, None),
             None => (Val::Nil, Some(not_discovered(what, repo, None))),
+        })
+    }
+
+    /// `artifactFrom(subscription[, origin])`: a generic subscription's artifact from the
+    /// Freight being promoted, or, in `freightCreationCriteria`, the newest discovered one (the
+    /// last result of that subscription with any, as Kargo's loop picks it).
+    fn generic_artifact(&self) -> Result<(Val, Option<String>), String> {
+        let found = if let Some(d) = self.ev.funcs.discovered_artifacts() {
+            let name = self.one_string()?;
+            d.results
+                .iter()
+                .filter(|r| r.subscription_name == name)
+                .filter_map(|r| r.artifact_references.first())
+                .next_back()
+                .cloned()
+        } else {
+            self.count(1, 2)?;
+            let name = self.string(0)?;
+            let origin = if self.args.len() == 2 {
+                Some(self.origin(1)?)
+            } else {
+                None
+            };
+            self.ev.funcs.artifact_from(name, origin.as_ref())?
+        };
+        Ok(match found {
+            Some(a) => (artifact_val(&a), None),
+            None => (
+                Val::Nil,
+                Some(format!(
+                    "artifactFrom found no artifact from subscription {:?}",
+                    self.string(0).unwrap_or_default()
+                )),
+            ),
         })
     }
 
@@ -808,6 +865,7 @@ fn builtin(c: &Call<'_, '_>) -> Result<Val, String> {
             c.count(1, 1)?;
             match &a[0] {
                 Val::Int(i) => Val::Int(*i),
+                Val::TimeUnit(u) => Val::Int(u.number()),
                 Val::Float(f) => Val::Int(*f as i64),
                 Val::Str(s) => Val::Int(
                     s.parse::<i64>()

@@ -103,6 +103,9 @@ pub(crate) fn format(t: &Zoned, layout: &str) -> Result<String, String> {
 /// Parses `value` as Go's `time.ParseInLocation(layout, value, tz)`: a value with an offset keeps
 /// it (UTC for `Z` or +00:00 where the layout allows `Z`), one without is read in `tz`.
 pub(crate) fn parse(value: &str, layout: &str, tz: &TimeZone) -> Result<Zoned, String> {
+    if let Some(head) = layout.strip_suffix("MST") {
+        return parse_abbreviated(value, layout, head, tz);
+    }
     let (fmt, utc_z) = translate(layout, true);
     let bad = |e: jiff::Error| format!("parsing time {value:?} as {layout:?}: {e}");
     let mut parsed = strtime::parse(fmt.as_str(), value);
@@ -139,6 +142,57 @@ pub(crate) fn parse(value: &str, layout: &str, tz: &TimeZone) -> Result<Zoned, S
     }
 }
 
+/// A layout ending in a zone abbreviation (Go's RFC 822, 850 and 1123), read as Go's
+/// `time.Parse` does: `UTC` is UTC; an abbreviation `tz` uses at that time means `tz`; `GMT+3`
+/// keeps the instant and shows it 3 hours ahead (Go's quirk); any other name (`MST`) is a zone
+/// with offset zero. jiff cannot parse abbreviations, so the word is split off first.
+fn parse_abbreviated(
+    value: &str,
+    layout: &str,
+    head: &str,
+    tz: &TimeZone,
+) -> Result<Zoned, String> {
+    let start = value
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-'))
+        .map_or(0, |i| i + 1);
+    let (rest, abbrev) = value.split_at(start);
+    let gmt_hours = abbrev.strip_prefix("GMT").filter(|h| !h.is_empty());
+    let letters = abbrev.len() >= 3 && abbrev.bytes().take(3).all(|b| b.is_ascii_uppercase());
+    let valid = match gmt_hours {
+        Some(h) => {
+            h.parse::<i8>().is_ok_and(|n| (-23..=23).contains(&n)) && h.starts_with(['+', '-'])
+        }
+        None => letters && abbrev.len() <= 5 && abbrev.bytes().all(|b| b.is_ascii_alphabetic()),
+    };
+    if !valid {
+        return Err(format!(
+            "parsing time {value:?} as {layout:?}: cannot parse {abbrev:?} as \"MST\""
+        ));
+    }
+    let wall = parse(rest, head, &TimeZone::UTC)?;
+    let ts = wall.timestamp();
+    if abbrev == "UTC" {
+        return Ok(ts.to_zoned(TimeZone::UTC));
+    }
+    if let Some(h) = gmt_hours.and_then(|h| h.parse::<i8>().ok()) {
+        let offset = jiff::tz::Offset::from_hours(h).map_err(|e| e.to_string())?;
+        return Ok(ts.to_zoned(TimeZone::fixed(offset)));
+    }
+    let local = wall
+        .datetime()
+        .to_zoned(tz.clone())
+        .map_err(|e| e.to_string())?;
+    if local
+        .time_zone()
+        .to_offset_info(local.timestamp())
+        .abbreviation()
+        == abbrev
+    {
+        return Ok(local);
+    }
+    Ok(ts.to_zoned(TimeZone::fixed(jiff::tz::Offset::ZERO)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +223,16 @@ mod tests {
         let d = parse("2006.01.02", "2006.01.02", &TimeZone::UTC).unwrap();
         assert_eq!(format(&d, "Monday 02/01/06").unwrap(), "Monday 02/01/06");
         assert!(parse("error", "2006-01-02", &TimeZone::UTC).is_err());
+        // Zone abbreviations, as Go's time.Parse reads them.
+        let rfc1123 = "Mon, 02 Jan 2006 15:04:05 MST";
+        let mst = parse("Sun, 01 Jun 2025 10:00:00 MST", rfc1123, &TimeZone::UTC).unwrap();
+        assert_eq!(mst.timestamp().as_second(), 1_748_772_000);
+        let gmt = parse("Sun, 01 Jun 2025 10:00:00 GMT+3", rfc1123, &TimeZone::UTC).unwrap();
+        assert_eq!(gmt.timestamp().as_second(), 1_748_772_000);
+        assert_eq!(gmt.hour(), 13);
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        let cest = parse("Sun, 01 Jun 2025 10:00:00 CEST", rfc1123, &paris).unwrap();
+        assert_eq!(cest.timestamp().as_second(), 1_748_772_000 - 7200);
+        assert!(parse("Sun, 01 Jun 2025 10:00:00 +0100", rfc1123, &TimeZone::UTC).is_err());
     }
 }

@@ -4,7 +4,8 @@
 //! rendered template back to a JSON type (`pkg/expressions/json_templates.go`). This module
 //! reproduces both: expr-lang's language (literals, member/index access, `?.`, `??`, ternaries,
 //! `if`/`else`, `let`, `;` sequences, operators, pipes, slices, predicates with `#`), its
-//! builtins except dates, and Kargo's functions (`quote`, `imageFrom`, `status`, …).
+//! builtins, Go's `time.Time`/`time.Duration` values with their methods, and Kargo's functions
+//! (`quote`, `asYAML`, `imageFrom`, `artifactFrom`, `semverParse`, `freightStatus`, `status`, …).
 //! `conformance.rs` runs expr-lang's own test tables against it.
 //!
 //! Why not the `expr-lang` crate (2.1.0): its syntax and operators cover this subset, but it
@@ -12,9 +13,8 @@
 //! runtime errors have no location, and they read like `Invalid operand for operator []:
 //! String("commit")` where a missing step output should say which key is missing. It also has
 //! no notion of Go structs, which Kargo's `imageFrom` and friends return: they are read by Go
-//! field name (`.Tag`) but rendered with their JSON tags (`"tag"`). Not supported here: method
-//! calls (`semverParse(v).Major()`), date/duration functions, `asYAML`, `artifactFrom` and
-//! `freightStatus`.
+//! field name (`.Tag`) but rendered with their JSON tags (`"tag"`), nor of Go methods on values
+//! (`semverParse(v).Major()`, `commitDate.After(…)`).
 //!
 //! A Warehouse's `freightCreationCriteria` uses the same language; see
 //! [`freight_creation_criteria_satisfied`].
@@ -23,12 +23,16 @@ mod criteria;
 mod duration;
 mod eval;
 mod go_layout;
+mod go_yaml;
 mod parser;
 mod predicates;
+mod semver_value;
 mod template;
 mod time;
 mod value;
 
+#[doc(hidden)]
+pub use template::clear_parse_cache;
 pub(crate) use value::write_go_json_string;
 
 #[cfg(test)]
@@ -41,7 +45,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::api::{Chart, DiscoveredArtifacts, FreightOrigin, GitCommit, Image};
+use crate::api::{ArtifactReference, Chart, DiscoveredArtifacts, FreightOrigin, GitCommit, Image};
 pub use criteria::{CRITERIA_FIELD, freight_creation_criteria_satisfied, parse_criteria};
 use value::Val;
 
@@ -187,6 +191,8 @@ impl PromotionContext {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Env {
     roots: Map<String, Value>,
+    /// Roots that are not JSON (a commit's date is a Go `time.Time`); they win over `roots`.
+    typed: BTreeMap<String, Val>,
 }
 
 impl Env {
@@ -221,6 +227,7 @@ impl Env {
     }
 
     pub fn set(&mut self, name: &str, value: Value) {
+        self.typed.remove(name);
         self.roots.insert(name.to_string(), value);
     }
 
@@ -238,15 +245,26 @@ impl Env {
         }
     }
 
+    /// Sets a root variable to a time (Go's `time.Time` in `at`'s zone), so expressions can
+    /// call `.After()`, `.Year()`, … on it and compare it with `date(…)`, as Kargo's git
+    /// `expressionFilter` does with `commitDate` and `creatorDate`.
+    pub fn set_time(&mut self, name: &str, at: jiff::Zoned) {
+        self.roots.remove(name);
+        self.typed.insert(name.to_string(), Val::Time(Box::new(at)));
+    }
+
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.roots.get(name)
     }
 
     fn to_roots(&self) -> BTreeMap<String, Val> {
-        self.roots
+        let mut roots: BTreeMap<String, Val> = self
+            .roots
             .iter()
             .map(|(k, v)| (k.clone(), Val::from_json(v)))
-            .collect()
+            .collect();
+        roots.extend(self.typed.iter().map(|(k, v)| (k.clone(), v.clone())));
+        roots
     }
 }
 
@@ -333,6 +351,24 @@ pub trait Functions {
     /// Freight or its metadata does not exist.
     fn freight_metadata(&self, freight: &str) -> Result<Option<Map<String, Value>>, String> {
         let _ = freight;
+        Err(NOT_AVAILABLE.to_string())
+    }
+
+    /// `freightStatus(name)`: a Freight's whole `status` as JSON; `None` when there is no such
+    /// Freight.
+    fn freight_status(&self, freight: &str) -> Result<Option<Map<String, Value>>, String> {
+        let _ = freight;
+        Err(NOT_AVAILABLE.to_string())
+    }
+
+    /// `artifactFrom(subscription[, origin])`: the generic artifact a subscription of that name
+    /// put in the Freight being promoted, or `None`. `Err` when the request is ambiguous.
+    fn artifact_from(
+        &self,
+        subscription: &str,
+        origin: Option<&FreightOrigin>,
+    ) -> Result<Option<ArtifactReference>, String> {
+        let _ = (subscription, origin);
         Err(NOT_AVAILABLE.to_string())
     }
 

@@ -4,9 +4,13 @@
 //! `a = 1`, `b = 2` gives the number 1.2, exactly as in Kargo.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use lru::LruCache;
 
 use super::eval::{Evaluator, parse_go_float};
-use super::parser::{SpanError, parse};
+use super::parser::{Expr, SpanError, parse};
 use super::value::{Val, json_number};
 use super::{ErrorKind, ExpressionError, Functions, Position};
 
@@ -46,14 +50,44 @@ pub(crate) fn span_error(
     }
 }
 
-/// Parses and evaluates one bare expression.
+/// How many parsed expressions are kept. A controller evaluates the same few hundred step
+/// configs and `if` conditions over and over; beyond this the least recently used go.
+const PARSE_CACHE_CAPACITY: usize = 2048;
+
+/// Parsed expressions by source text, so each `${{ }}` is parsed once rather than on every
+/// evaluation (steps are re-evaluated on every reconcile, criteria on every discovery).
+/// Syntax errors are not cached: they are rare and reported once.
+static PARSED: LazyLock<Mutex<LruCache<String, Arc<Expr>>>> = LazyLock::new(|| {
+    Mutex::new(LruCache::new(
+        NonZeroUsize::new(PARSE_CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN),
+    ))
+});
+
+fn parse_cached(src: &str) -> Result<Arc<Expr>, SpanError> {
+    // A poisoned lock only means another thread panicked mid-update; the cache is still sound.
+    let lock = || PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(expr) = lock().get(src) {
+        return Ok(Arc::clone(expr));
+    }
+    let expr = Arc::new(parse(src)?);
+    lock().put(src.to_string(), Arc::clone(&expr));
+    Ok(expr)
+}
+
+/// Empties the parse cache, so a benchmark can measure evaluation with parsing.
+#[doc(hidden)]
+pub fn clear_parse_cache() {
+    PARSED.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// Parses (once per source text) and evaluates one bare expression.
 pub(crate) fn eval_expression(
     src: &str,
     shown: &str,
     roots: &BTreeMap<String, Val>,
     funcs: &dyn Functions,
 ) -> Result<Val, ExpressionError> {
-    let expr = parse(src).map_err(|e| span_error(ErrorKind::Syntax, shown, src, e))?;
+    let expr = parse_cached(src).map_err(|e| span_error(ErrorKind::Syntax, shown, src, e))?;
     let ev = Evaluator::new(roots, funcs, src);
     ev.eval(&expr)
         .map_err(|e| span_error(ErrorKind::Evaluation, shown, src, e))

@@ -123,6 +123,42 @@ impl Functions for TestFuncs {
         }))
     }
 
+    fn shared_secret(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
+        self.secret(name)
+    }
+
+    fn shared_config_map(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
+        self.config_map(name)
+    }
+
+    fn freight_status(&self, freight: &str) -> Result<Option<Map<String, Value>>, String> {
+        Ok((freight == "abc123").then(|| {
+            obj(json!({
+                "currentlyIn": {"test": {"since": "2025-06-01T09:00:00Z"}},
+                "verifiedIn": {"test": {}},
+                "approvedFor": {"prod": {"approvedAt": "2025-06-01T10:00:00Z"}},
+                "metadata": {"category": "hotfix"},
+            }))
+        }))
+    }
+
+    fn artifact_from(
+        &self,
+        subscription: &str,
+        origin: Option<&FreightOrigin>,
+    ) -> Result<Option<crate::api::ArtifactReference>, String> {
+        Ok(
+            (subscription == "my-artifact" && origin.is_none()).then(|| {
+                crate::api::ArtifactReference {
+                    artifact_type: Some("application/vnd.example.bundle".to_string()),
+                    subscription_name: subscription.to_string(),
+                    version: "v1.0.0".to_string(),
+                    metadata: Some(json!({"url": "https://example.com/b-1.0.0.tgz", "size": 42})),
+                }
+            }),
+        )
+    }
+
     fn stage_metadata(&self, stage: &str) -> Result<Option<Map<String, Value>>, String> {
         Ok((stage == "test").then(|| {
             let Value::Object(m) = json!({"aws-region": "eu-west-1", "config": {"settings": {}}})
@@ -174,8 +210,12 @@ fn env() -> Env {
             "commit": {"commit": "abc1234"},
             "read-version": {"currentVersion": "1.2.3"},
             "indirect-push": {"branch": "kargo/promotion/test.01j2.abc"},
+            "read-config": {"appConfig": {"replicas": 2, "image": {"tag": "1.2.3"}}},
         })))
-        .with_task_outputs(obj(json!({"x": {"y": "z"}})))
+        .with_task_outputs(obj(json!({
+            "x": {"y": "z"},
+            "read-version": {"currentVersion": "1.2.3"},
+        })))
 }
 
 fn eval(template: &str) -> Result<Value, ExpressionError> {
@@ -470,12 +510,77 @@ fn examples_from_kargos_expression_docs() {
         ("${{ vars.targetBranch }}", json!("stage/test")),
         ("${{ vars.outPath }}", json!("./out")),
         ("${{ vars.srcPath }}/base", json!("./src/base")),
+        (
+            "${% {\"labels\": {\"app\": \"nginx\"}} %}",
+            json!({"labels": {"app": "nginx"}}),
+        ),
+        (
+            "${{ asYAML(outputs['read-config'].appConfig) }}",
+            json!("image:\n    tag: 1.2.3\nreplicas: 2\n"),
+        ),
+        (
+            "${{ asJSON(outputs['read-config'].appConfig) }}",
+            json!("{\n  \"image\": {\n    \"tag\": \"1.2.3\"\n  },\n  \"replicas\": 2\n}\n"),
+        ),
+        (
+            "${{ sharedConfigMap('my-config').repoURL }}",
+            json!("https://github.com/example/config.git"),
+        ),
+        (
+            "Bearer ${{ sharedSecret('slack').token }}",
+            json!("Bearer xoxb-123"),
+        ),
+        (
+            "${{ freightStatus(ctx.targetFreight.name).currentlyIn }}",
+            json!({"test": {"since": "2025-06-01T09:00:00Z"}}),
+        ),
+        (
+            "${{ freightStatus(ctx.targetFreight.name).metadata }}",
+            json!({"category": "hotfix"}),
+        ),
+        (
+            "${{ freightStatus(ctx.targetFreight.name).approvedFor?.prod?.approvedAt != nil }}",
+            json!(true),
+        ),
+        (
+            "Freight ${{ ctx.targetFreight.name }} was promoted to prod via a manual approval bypass (approvedFor.prod.approvedAt = ${{ freightStatus(ctx.targetFreight.name).approvedFor?.prod?.approvedAt }}).",
+            json!(
+                "Freight abc123 was promoted to prod via a manual approval bypass (approvedFor.prod.approvedAt = 2025-06-01T10:00:00Z)."
+            ),
+        ),
+        (
+            "${{ semverParse(task.outputs['read-version'].currentVersion).IncMinor().String() }}",
+            json!("1.3.0"),
+        ),
     ];
     for (template, want) in cases {
         match eval(template) {
             Ok(got) => assert_eq!(&got, want, "{template}"),
             Err(e) => panic!("{template}: {e}"),
         }
+    }
+
+    // A git subscription's expressionFilter examples (working-with-warehouses.md), where
+    // commitDate and creatorDate are times.
+    let mut git = Env::new()
+        .with("author", json!("Alice <alice@example.com>"))
+        .with("subject", json!("feat: faster"))
+        .with("tag", json!("v1.4.0"));
+    let at: jiff::Timestamp = "2025-06-01T10:00:00Z".parse().expect("timestamp");
+    git.set_time("commitDate", at.to_zoned(jiff::tz::TimeZone::UTC));
+    git.set_time("creatorDate", at.to_zoned(jiff::tz::TimeZone::UTC));
+    for filter in [
+        "!(author == 'Example Bot') && commitDate.After(date('2025-01-01'))",
+        "creatorDate.Year() >= 2024",
+        "creatorDate.After(date('2024-01-01')) && !(tag contains 'alpha')",
+        "subject contains 'feat:' || subject contains 'fix:'",
+        "!(author contains '<bot@example.com>')",
+    ] {
+        assert_eq!(
+            evaluate_expression(filter, &git, &NoFunctions),
+            Ok(json!(true)),
+            "{filter}"
+        );
     }
 
     // Bare expressions, as in a Warehouse's freightCreationCriteria.
@@ -587,7 +692,7 @@ fn errors_say_what_and_where() {
         (
             "${{ outputs.commit2.commit }}",
             ErrorKind::Evaluation,
-            "outputs has no key \"commit2\" (it has \"commit\", \"indirect-push\", \"read-version\", \"update-image\"): cannot fetch commit from nil",
+            "outputs has no key \"commit2\" (it has \"commit\", \"indirect-push\", \"read-config\", \"read-version\", \"update-image\"): cannot fetch commit from nil",
             Some((1, 17)),
         ),
         (
@@ -705,10 +810,10 @@ fn errors_say_what_and_where() {
             None,
         ),
         (
-            "${{ semverParse('1.2.3').Major() }}",
+            "${{ semverParse('1.2.3').Majr() }}",
             ErrorKind::Evaluation,
-            "semverParse: not supported by haul",
-            None,
+            "semverParse('1.2.3').Majr: type *semver.Version has no method Majr",
+            Some((1, 22)),
         ),
         (
             "${{ # * 2 }}",
@@ -1043,4 +1148,145 @@ fn kargo_documented_predicate_example() {
     )
     .expect("evaluates");
     assert_eq!(got, json!("Approved by:\n- alice: ship it\n- bob\n"));
+}
+
+/// Go's `time.Month`/`time.Weekday` and `date()` without a layout, as expr-lang v1.17 answers
+/// (checked against expr-lang v1.17.7 with Go 1.26).
+#[test]
+fn time_values_as_expr_lang_answers() {
+    let mut env = Env::new();
+    let at: jiff::Timestamp = "2025-06-01T10:00:00Z".parse().expect("timestamp");
+    env.set_time("commitDate", at.to_zoned(jiff::tz::TimeZone::UTC));
+    let ok = |e: &str| evaluate_expression(e, &env, &NoFunctions);
+    let cases = [
+        // A Month is not an int: equal to none, and printed by name.
+        ("commitDate.Month() == 6", json!(false)),
+        ("int(commitDate.Month()) == 6", json!(true)),
+        ("string(commitDate.Month())", json!("June")),
+        ("commitDate.Month().String()", json!("June")),
+        ("commitDate.Weekday().String()", json!("Sunday")),
+        ("toJSON(commitDate.Month())", json!("6")),
+        ("commitDate.Month()", json!(6)),
+        ("commitDate.Year() >= 2025", json!(true)),
+        // Go's RFC 822, 850 and 1123 layouts are tried too.
+        (
+            "date('Sun, 01 Jun 2025 10:00:00 MST').Unix()",
+            json!(1_748_772_000),
+        ),
+        ("date('01 Jun 25 10:00 UTC').Unix()", json!(1_748_772_000)),
+        ("date('Sunday, 01-Jun-25 10:00:00 GMT+3').Hour()", json!(13)),
+        (
+            "date('Sunday, 01-Jun-25 10:00:00 GMT+3').Unix()",
+            json!(1_748_772_000),
+        ),
+        (
+            "date('2025-06-01T12:00:00+02:00') == commitDate",
+            json!(true),
+        ),
+    ];
+    for (expr, want) in cases {
+        assert_eq!(ok(expr), Ok(want), "{expr}");
+    }
+    for bad in [
+        "commitDate.Month() > 5",
+        "commitDate.Month() + 1",
+        "commitDate > '2025-01-01'",
+        "date('June 1st')",
+    ] {
+        assert!(ok(bad).is_err(), "{bad}: {:?}", ok(bad));
+    }
+}
+
+/// Kargo's `artifactFrom` (generic subscriptions) and `semverParse` values.
+#[test]
+fn artifact_from_and_semver_parse() {
+    let cases: &[(&str, Value)] = &[
+        (
+            "${{ artifactFrom('my-artifact').Version }}",
+            json!("v1.0.0"),
+        ),
+        (
+            "${{ artifactFrom('my-artifact').Metadata.url }}",
+            json!("https://example.com/b-1.0.0.tgz"),
+        ),
+        (
+            "${{ artifactFrom('my-artifact') }}",
+            json!({
+                "ArtifactType": "application/vnd.example.bundle",
+                "SubscriptionName": "my-artifact",
+                "Version": "v1.0.0",
+                "Metadata": {"size": 42, "url": "https://example.com/b-1.0.0.tgz"},
+            }),
+        ),
+        ("${{ artifactFrom('other') == nil }}", json!(true)),
+        (
+            "${{ artifactFrom('my-artifact', warehouse('w')) ?? 'none' }}",
+            json!("none"),
+        ),
+        ("${{ semverParse('v1.2.3-rc.1+b7').Major() }}", json!(1)),
+        (
+            "${{ semverParse('v1.2.3-rc.1+b7').Prerelease() }}",
+            json!("rc.1"),
+        ),
+        (
+            "${{ semverParse('v1.2.3-rc.1+b7').Metadata() }}",
+            json!("b7"),
+        ),
+        ("${{ semverParse('v1.2').Original() }}", json!("v1.2")),
+        ("${{ semverParse('v1.2') }}", json!("1.2.0")),
+        // A non-string result is JSON in mixed text, as in Kargo.
+        (
+            "v${{ semverParse('1.2.3').IncPatch() }}",
+            json!("v\"1.2.4\""),
+        ),
+        (
+            "${{ semverParse('1.10.0').GreaterThan(semverParse('1.9.0')) }}",
+            json!(true),
+        ),
+        (
+            "${{ semverParse('1.0.0').Compare(semverParse('1.0.0+meta')) }}",
+            json!(0),
+        ),
+        (
+            "${{ semverParse('1.2.3') == semverParse('1.2.3') }}",
+            json!(true),
+        ),
+        (
+            "${{ asYAML({'versions': ['1.0', '2'], 'ok': 'yes', 'msg': 'a: b'}) }}",
+            json!("msg: 'a: b'\nok: \"yes\"\nversions:\n    - \"1.0\"\n    - \"2\"\n"),
+        ),
+    ];
+    for (template, want) in cases {
+        match eval(template) {
+            Ok(got) => assert_eq!(&got, want, "{template}"),
+            Err(e) => panic!("{template}: {e}"),
+        }
+    }
+    let e = eval("${{ semverParse('not-a-version') }}")
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|m| m.contains("semverParse: invalid semantic version")),
+        "{e:?}"
+    );
+    let e = eval("${{ semverParse('1.0.0').LessThan('2.0.0') }}")
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref().is_some_and(|m| m.contains("*semver.Version")),
+        "{e:?}"
+    );
+    let e = eval("${{ freightStatus('') }}")
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|m| m.contains("must not be empty")),
+        "{e:?}"
+    );
+    assert_eq!(
+        eval("${{ freightStatus('gone') ?? 'none' }}"),
+        Ok(json!("none"))
+    );
 }

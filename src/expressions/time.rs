@@ -8,14 +8,72 @@ use jiff::{SignedDuration, Timestamp, Zoned};
 use super::go_layout;
 use super::value::Val;
 
-/// The layouts `date(s)` tries without one, as expr-lang v1.17.8. Go's RFC 822/850/1123 layouts
-/// end in a zone abbreviation (MST), which jiff cannot parse, so they are not tried.
+/// The layouts `date(s)` tries without one, in expr-lang v1.17.8's order: dates, clock times,
+/// RFC 3339, then Go's RFC 822, 850 and 1123 (which end in a zone abbreviation).
 const DEFAULT_LAYOUTS: &[&str] = &[
     "2006-01-02",
     "15:04:05",
     "2006-01-02 15:04:05",
     "2006-01-02T15:04:05Z07:00",
+    "02 Jan 06 15:04 MST",
+    "Monday, 02-Jan-06 15:04:05 MST",
+    "Mon, 02 Jan 2006 15:04:05 MST",
 ];
+
+/// Go's `time.Month` (1-12) and `time.Weekday` (0 is Sunday).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimeUnit {
+    Month(i8),
+    Weekday(i8),
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const WEEKDAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+impl TimeUnit {
+    pub(crate) fn type_name(self) -> &'static str {
+        match self {
+            TimeUnit::Month(_) => "time.Month",
+            TimeUnit::Weekday(_) => "time.Weekday",
+        }
+    }
+
+    pub(crate) fn number(self) -> i64 {
+        match self {
+            TimeUnit::Month(n) | TimeUnit::Weekday(n) => n.into(),
+        }
+    }
+
+    /// What Go's `String()` prints.
+    pub(crate) fn name(self) -> &'static str {
+        let name = match self {
+            TimeUnit::Month(n) => usize::try_from(n - 1).ok().and_then(|i| MONTHS.get(i)),
+            TimeUnit::Weekday(n) => usize::try_from(n).ok().and_then(|i| WEEKDAYS.get(i)),
+        };
+        name.copied().unwrap_or("%!(BAD)")
+    }
+}
 
 /// `time.LoadLocation`: "" and "UTC" are UTC, "Local" the machine's zone.
 pub(crate) fn load_location(name: &str) -> Result<TimeZone, String> {
@@ -188,13 +246,15 @@ pub(crate) fn method(t: &Zoned, name: &str, args: &[Val]) -> Result<Val, String>
             want(0)?;
             match name {
                 "Year" => int(t.year().into()),
-                "Month" => int(t.month().into()),
+                "Month" => Ok(Val::TimeUnit(TimeUnit::Month(t.month()))),
                 "Day" => int(t.day().into()),
                 "Hour" => int(t.hour().into()),
                 "Minute" => int(t.minute().into()),
                 "Second" => int(t.second().into()),
                 "Nanosecond" => int(t.subsec_nanosecond().into()),
-                "Weekday" => int(t.weekday().to_sunday_zero_offset().into()),
+                "Weekday" => Ok(Val::TimeUnit(TimeUnit::Weekday(
+                    t.weekday().to_sunday_zero_offset(),
+                ))),
                 "YearDay" => int(t.day_of_year().into()),
                 "Unix" => int(t.timestamp().as_second()),
                 "UnixMilli" => int(t.timestamp().as_millisecond()),

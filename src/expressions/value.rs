@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Chart, DiscoveredCommit, DiscoveredImageReference, FreightOrigin, GitCommit, Image,
+    ArtifactReference, Chart, DiscoveredCommit, DiscoveredImageReference, FreightOrigin, GitCommit,
+    Image,
 };
 
 /// A value during evaluation. It mirrors the Go types Kargo's environment holds: JSON data
@@ -35,6 +36,11 @@ pub(crate) enum Val {
     Time(Box<jiff::Zoned>),
     /// A Go `*time.Location`, from `timezone()`.
     Location(Box<jiff::tz::TimeZone>),
+    /// Go's `time.Month` or `time.Weekday`: integers that print as names and, being other
+    /// types than `int`, never equal one (`t.Month() == 6` is false in expr-lang).
+    TimeUnit(super::time::TimeUnit),
+    /// A Masterminds `*semver.Version`, from `semverParse()`.
+    SemVer(Box<super::semver_value::SemVer>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +99,8 @@ impl Val {
             Val::Duration(_) => "time.Duration",
             Val::Time(_) => "time.Time",
             Val::Location(_) => "*time.Location",
+            Val::SemVer(_) => "*semver.Version",
+            Val::TimeUnit(u) => u.type_name(),
         }
     }
 
@@ -139,6 +147,9 @@ impl Val {
             // Go marshals a time as RFC 3339 and a Location (no exported fields) as {}.
             Val::Time(t) => serde_json::Value::String(super::time::rfc3339(t)),
             Val::Location(_) => serde_json::Value::Object(serde_json::Map::new()),
+            // Masterminds marshals a version as its String().
+            Val::SemVer(v) => serde_json::Value::String(v.string()),
+            Val::TimeUnit(u) => serde_json::Value::from(u.number()),
             Val::Float(f) => serde_json::Value::Number(json_number(*f)?),
             Val::Str(s) => serde_json::Value::String(s.clone()),
             Val::Array(a) => {
@@ -176,7 +187,8 @@ impl Val {
             Val::Bool(b) => !b,
             Val::Int(i) | Val::Duration(i) => *i == 0,
             // A struct in Go, never empty for omitempty.
-            Val::Time(_) | Val::Location(_) => false,
+            Val::Time(_) | Val::Location(_) | Val::SemVer(_) => false,
+            Val::TimeUnit(u) => u.number() == 0,
             Val::Float(f) => *f == 0.0,
             Val::Str(s) => s.is_empty(),
             Val::Array(a) => a.is_empty(),
@@ -224,6 +236,10 @@ impl Val {
             Val::Float(f) => out.push_str(&go_json_float(*f)?),
             Val::Time(t) => write_go_json_string(out, &super::time::rfc3339(t)),
             Val::Location(_) => out.push_str("{}"),
+            Val::SemVer(v) => write_go_json_string(out, &v.string()),
+            Val::TimeUnit(u) => {
+                let _ = write!(out, "{}", u.number());
+            }
             Val::Str(s) => write_go_json_string(out, s),
             Val::Array(a) => {
                 out.push('[');
@@ -285,6 +301,8 @@ impl Val {
             Val::Duration(d) => super::duration::go_duration_string(*d),
             Val::Time(t) => super::time::go_string(t),
             Val::Location(tz) => super::time::location_name(tz),
+            Val::SemVer(v) => v.string(),
+            Val::TimeUnit(u) => u.name().to_string(),
             Val::Float(f) => go_float_g(*f),
             Val::Str(s) => s.clone(),
             Val::Array(a) => {
@@ -383,8 +401,12 @@ pub(crate) fn chart_val(c: &Chart) -> Val {
 }
 
 /// A timestamp as Kargo's JSON renders a `metav1.Time` (RFC 3339); nil when unknown.
+/// A `*metav1.Time`: nil when absent, else a time whose Go methods (`.After()`, `.Year()`)
+/// expressions can call, as expr-lang reaches the embedded `time.Time`'s.
 fn opt_time(t: &Option<Time>) -> Val {
-    t.as_ref().map_or(Val::Nil, |t| Val::Str(t.0.to_string()))
+    t.as_ref().map_or(Val::Nil, |t| {
+        Val::Time(Box::new(t.0.to_zoned(jiff::tz::TimeZone::UTC)))
+    })
 }
 
 /// Kargo's `DiscoveredImageReference`, what `imageFrom` returns in a Warehouse's
@@ -418,6 +440,31 @@ pub(crate) fn discovered_commit_val(c: &DiscoveredCommit) -> Val {
             field("Author", "author", opt_str(&c.author)),
             field("Committer", "committer", opt_str(&c.committer)),
             field("CreatorDate", "creatorDate", opt_time(&c.creator_date)),
+        ],
+    }))
+}
+
+/// Kargo's `expressionFriendlyArtifactReference`, what `artifactFrom` returns: Go field names
+/// without JSON tags (so they render as `ArtifactType`, …), and `Metadata` decoded from JSON
+/// (`{}` when there is none).
+pub(crate) fn artifact_val(a: &ArtifactReference) -> Val {
+    let metadata = match &a.metadata {
+        Some(m @ serde_json::Value::Object(_)) => Val::from_go_json(m),
+        _ => Val::Map(BTreeMap::new()),
+    };
+    let plain = |name: &'static str, value: Val| GoField {
+        name,
+        json: name,
+        omitempty: false,
+        value,
+    };
+    Val::Struct(Box::new(GoStruct {
+        type_name: "expressionFriendlyArtifactReference",
+        fields: vec![
+            plain("ArtifactType", opt_str(&a.artifact_type)),
+            plain("SubscriptionName", Val::Str(a.subscription_name.clone())),
+            plain("Version", Val::Str(a.version.clone())),
+            plain("Metadata", metadata),
         ],
     }))
 }

@@ -17,8 +17,9 @@ use super::cluster_data::{ClusterData, Needs};
 use super::inflate::{TASK_SEPARATOR, task_of};
 use super::steps::{self, Refusal, StepEnv, StepError, StepSpec};
 use crate::api::{
-    Chart, ExpressionVariable, Freight, FreightCollection, FreightOrigin, GitCommit, Image,
-    PromotionPhase, PromotionStatus, PromotionStep, Stage, StepExecutionMetadata, StepStatus,
+    ArtifactReference, Chart, ExpressionVariable, Freight, FreightCollection, FreightOrigin,
+    GitCommit, Image, PromotionPhase, PromotionStatus, PromotionStep, Stage, StepExecutionMetadata,
+    StepStatus,
 };
 use crate::expressions::{self, Env, Functions, PromotionContext};
 
@@ -59,6 +60,8 @@ pub struct PromotionFunctions<'a> {
 pub struct ClusterMetadata {
     pub stages: BTreeMap<String, Map<String, Value>>,
     pub freight: BTreeMap<String, Map<String, Value>>,
+    /// Each Freight's whole `status` as JSON, for `freightStatus(name)`.
+    pub freight_status: BTreeMap<String, Map<String, Value>>,
     pub unavailable: Option<String>,
 }
 
@@ -88,6 +91,18 @@ impl ClusterMetadata {
                     .items
                     .into_iter()
                     .map(|s| (s.name_any(), to_map(s.status.unwrap_or_default().metadata)))
+                    .collect(),
+                freight_status: freight
+                    .items
+                    .iter()
+                    .map(|f| {
+                        let status =
+                            match serde_json::to_value(f.status.clone().unwrap_or_default()) {
+                                Ok(Value::Object(m)) => m,
+                                _ => Map::new(),
+                            };
+                        (f.metadata.name.clone().unwrap_or_default(), status)
+                    })
                     .collect(),
                 freight: freight
                     .items
@@ -124,7 +139,9 @@ impl ClusterMetadata {
 /// Whether a step (or the promotion's vars) calls a function reading cluster metadata.
 fn reads_cluster_metadata(step: &PromotionStep, vars: &[ExpressionVariable]) -> bool {
     let text = step_text(step, vars);
-    text.contains("freightMetadata") || text.contains("stageMetadata")
+    text.contains("freightMetadata")
+        || text.contains("stageMetadata")
+        || text.contains("freightStatus")
 }
 
 /// A step's and the promotion's vars' text, scanned for the functions that read the cluster.
@@ -234,6 +251,29 @@ impl Functions for PromotionFunctions<'_> {
 
     fn stage_metadata(&self, stage: &str) -> Result<Option<Map<String, Value>>, String> {
         ClusterMetadata::lookup(self.cluster_metadata, |m| &m.stages, stage)
+    }
+
+    fn freight_status(&self, freight: &str) -> Result<Option<Map<String, Value>>, String> {
+        let m = self.cluster_metadata.ok_or("not available here")?;
+        if let Some(why) = &m.unavailable {
+            return Err(why.clone());
+        }
+        Ok(m.freight_status.get(freight).cloned())
+    }
+
+    fn artifact_from(
+        &self,
+        subscription: &str,
+        origin: Option<&FreightOrigin>,
+    ) -> Result<Option<ArtifactReference>, String> {
+        self.pick("artifact", subscription, origin, |f| {
+            f.artifacts
+                .iter()
+                .filter(|a| a.subscription_name == subscription)
+                .take(1)
+                .cloned()
+                .collect()
+        })
     }
 
     fn secret(&self, name: &str) -> Result<BTreeMap<String, String>, String> {

@@ -18,7 +18,7 @@
 //!   kustomization.
 
 pub mod kustomize_images;
-mod quoting;
+pub(crate) mod quoting;
 pub mod scalar_edit;
 mod tree;
 
