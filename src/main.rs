@@ -391,14 +391,18 @@ fn controller(
         Err(e) => return fail(&format!("starting the async runtime: {e}")),
     };
     rt.block_on(async move {
-        let client = match kube::Client::try_default().await {
-            Ok(c) => c,
-            Err(e) => return fail(&format!("connecting to Kubernetes: {e}")),
-        };
         let opts = haul::controller::RunOptions {
             leader,
             liveness: health.liveness.clone(),
             ..Default::default()
+        };
+        let client = match kube::Config::infer().await {
+            Ok(c) => haul::kube_client::client(c, opts.metrics.kube_requests.clone()),
+            Err(e) => return fail(&format!("reading the Kubernetes client configuration: {e}")),
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => return fail(&format!("connecting to Kubernetes: {e}")),
         };
         let (metrics, ready) = (opts.metrics.clone(), opts.ready.clone());
         // Every replica checks: a standby may lead next, and the check is two reads.
