@@ -508,8 +508,9 @@ struct CacheStores {
 
 /// Changes seen by the stores, sent after the store has them; each can be taken once.
 struct Triggers {
-    /// Namespaces whose Stages to reconcile: Freight or the ProjectConfig changed there.
-    freight: UnboundedReceiver<String>,
+    /// Stages to reconcile: those of a namespace requesting Freight of an origin (Freight of
+    /// it changed), or all of it (`None`: its ProjectConfig changed).
+    freight: UnboundedReceiver<(String, Option<crate::api::FreightOrigin>)>,
     /// Changed Stages (drive the Stage controller).
     stages: UnboundedReceiver<ObjectRef<Stage>>,
     /// Changed Promotions (drive the Promotion controller).
@@ -624,10 +625,8 @@ impl Caches {
                 live.watch("freights (shared cache)"),
                 move |f: &Freight, change| {
                     if change == Change::Applied {
-                        send(
-                            &freight_tx,
-                            f.metadata.namespace.clone().unwrap_or_default(),
-                        )
+                        let ns = f.metadata.namespace.clone().unwrap_or_default();
+                        send(&freight_tx, (ns, Some(f.origin.clone())))
                     }
                 },
             ),
@@ -675,7 +674,10 @@ impl Caches {
                 client,
                 live.watch("projectconfigs (shared cache)"),
                 move |c: &ProjectConfig, _| {
-                    send(&config_tx, c.metadata.namespace.clone().unwrap_or_default())
+                    send(
+                        &config_tx,
+                        (c.metadata.namespace.clone().unwrap_or_default(), None),
+                    )
                 },
             ),
         };
@@ -724,13 +726,20 @@ impl Caches {
         let promo_stages = std::mem::replace(&mut t.promotion_stages, empty_promo_stages);
         let stages = stores.stages.clone();
         let of_freight = futures::stream::unfold(freight, |mut rx| async move {
-            rx.recv().await.map(|ns| (ns, rx))
+            rx.recv().await.map(|change| (change, rx))
         })
-        .flat_map(move |ns| {
+        .flat_map(move |(ns, origin)| {
+            // A Stage reads only Freight of the origins it requests (from its Warehouse or
+            // through upstream Stages, the same origin).
             let refs: Vec<_> = stages
                 .state()
                 .into_iter()
                 .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
+                .filter(|s| {
+                    origin
+                        .as_ref()
+                        .is_none_or(|o| s.spec.requested_freight.iter().any(|r| &r.origin == o))
+                })
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect();
             futures::stream::iter(refs)
