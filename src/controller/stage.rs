@@ -452,7 +452,7 @@ pub async fn run(ctx: Arc<Context>) {
             );
             let stages = controller.store();
             let of_freight = stages.clone();
-            let controller = controller
+            controller
                 .watches(
                     Api::<Promotion>::all(client.clone()),
                     watcher::Config::default(),
@@ -472,21 +472,20 @@ pub async fn run(ctx: Arc<Context>) {
                             .map(|s| ObjectRef::from_obj(s.as_ref()))
                             .collect::<Vec<_>>()
                     },
-                );
-            // Cached, ProjectConfig changes arrive with the Freight ones (`Caches::start`).
-            let controller = controller.watches(
-                Api::<ProjectConfig>::all(client.clone()),
-                watcher::Config::default(),
-                move |c: ProjectConfig| {
-                    stages
-                        .state()
-                        .into_iter()
-                        .filter(|s| s.namespace() == c.namespace())
-                        .map(|s| ObjectRef::from_obj(s.as_ref()))
-                        .collect::<Vec<_>>()
-                },
-            );
-            controller
+                )
+                // Cached, ProjectConfig changes arrive with the Freight ones (`Caches::start`).
+                .watches(
+                    Api::<ProjectConfig>::all(client.clone()),
+                    watcher::Config::default(),
+                    move |c: ProjectConfig| {
+                        stages
+                            .state()
+                            .into_iter()
+                            .filter(|s| s.namespace() == c.namespace())
+                            .map(|s| ObjectRef::from_obj(s.as_ref()))
+                            .collect::<Vec<_>>()
+                    },
+                )
         }
     };
     let apps: Api<Application> = Api::all(client.clone());
