@@ -7,6 +7,7 @@
 //! HAUL_SCALE_BIN=<path> runs another `haul` binary as the controller (e.g. an older build, to
 //! compare side by side on the same machine).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,6 +85,69 @@ fn apiserver_requests(cp: &ControlPlane) -> f64 {
         .sum()
 }
 
+/// `apiserver_request_total` by (verb, resource[/subresource]), all clients, from the API
+/// server's /metrics.
+fn apiserver_requests_by_kind(cp: &ControlPlane) -> BTreeMap<(String, String), f64> {
+    let out = cp
+        .kubectl()
+        .args(["get", "--raw", "/metrics"])
+        .output()
+        .expect("kubectl");
+    let mut by = BTreeMap::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rest) = l.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let (resource, sub) = (label("resource"), label("subresource"));
+        let resource = if sub.is_empty() {
+            resource
+        } else {
+            format!("{resource}/{sub}")
+        };
+        *by.entry((label("verb"), resource)).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    by
+}
+
+/// `haul_kube_requests_total` by (verb, resource) from the controller's /metrics.
+fn controller_requests_by_kind(metrics_port: u16) -> BTreeMap<(String, String), f64> {
+    let mut by = BTreeMap::new();
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", metrics_port)) else {
+        return by;
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut body = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut body);
+    for l in body.lines() {
+        let Some(rest) = l.strip_prefix("haul_kube_requests_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        *by.entry((label("verb"), label("resource"))).or_insert(0.0) +=
+            value.parse::<f64>().unwrap_or(0.0);
+    }
+    by
+}
+
 fn count_phase(cp: &ControlPlane, phase: &str) -> usize {
     let out = cp
         .kubectl()
@@ -111,13 +175,17 @@ fn main() {
     let (warehouses, stages_per, freight_per, promotions) = (n(50), 3, n(40), n(500));
     let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
     let log = std::fs::File::create(cp.dir().join("controller.log")).expect("log");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let bin = std::env::var("HAUL_SCALE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_haul").into());
     let mut controller = Command::new(bin)
         .arg("controller")
         .env("KUBECONFIG", cp.kubeconfig())
         .env("HAUL_WORK_DIR", cp.dir().join("work"))
         .env("HAUL_LEADER_ELECT", "false")
-        .env("HAUL_METRICS_ADDR", "127.0.0.1:0")
+        .env("HAUL_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .env("RUST_LOG", "warn")
         .stderr(Stdio::from(log))
         .spawn()
@@ -222,6 +290,8 @@ fn main() {
     );
     std::thread::sleep(Duration::from_secs(20));
     sample("idle 20 s later", &mut rows);
+    let haul_requests = controller_requests_by_kind(metrics_port);
+    let referee = apiserver_requests_by_kind(&cp);
     let _ = controller.kill();
     let _ = controller.wait();
     println!(
@@ -231,4 +301,30 @@ fn main() {
     for r in rows {
         println!("{r}");
     }
+    println!();
+    println!("| verb | resource | kube-apiserver (all clients) | haul's client |");
+    println!("|---|---|---:|---:|");
+    let mut kinds: Vec<_> = referee
+        .keys()
+        .chain(haul_requests.keys())
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|k| {
+            let a = referee.get(&k).copied().unwrap_or(0.0);
+            let h = haul_requests.get(&k).copied().unwrap_or(0.0);
+            (k, a, h)
+        })
+        .filter(|(_, a, h)| *a >= 10.0 || *h >= 10.0)
+        .collect();
+    kinds.sort_by(|x, y| y.1.total_cmp(&x.1));
+    for ((verb, resource), a, h) in &kinds {
+        println!("| {verb} | {resource} | {a:.0} | {h:.0} |");
+    }
+    let total = |m: &BTreeMap<(String, String), f64>| m.values().sum::<f64>();
+    println!(
+        "| all | all | {:.0} | {:.0} |",
+        total(&referee),
+        total(&haul_requests)
+    );
 }

@@ -18,6 +18,7 @@ pub mod freight;
 pub mod gc;
 pub mod generated;
 pub mod git;
+pub mod kube_client;
 pub mod metrics;
 pub mod promotion;
 #[cfg(feature = "quickstart")]

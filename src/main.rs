@@ -183,6 +183,9 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
+    // Colours only on a terminal: a pod's log (or any file or pipe) must not fill with
+    // escape sequences.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // The quickstart's controller runs in this process: its full log goes to a file.
     #[cfg(feature = "quickstart")]
     if let Command::Quickstart {
@@ -197,6 +200,7 @@ fn main() -> ExitCode {
         tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_ansi(colour)
                     .with_writer(std::io::stderr)
                     .with_filter(filter),
             )
@@ -211,6 +215,7 @@ fn main() -> ExitCode {
     }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if json {
         logs.json().init();
@@ -435,14 +440,18 @@ fn controller(
         Err(e) => return fail(&format!("starting the async runtime: {e}")),
     };
     rt.block_on(async move {
-        let client = match kube::Client::try_default().await {
-            Ok(c) => c,
-            Err(e) => return fail(&format!("connecting to Kubernetes: {e}")),
-        };
         let opts = haul::controller::RunOptions {
             leader,
             liveness: health.liveness.clone(),
             ..Default::default()
+        };
+        let client = match kube::Config::infer().await {
+            Ok(c) => haul::kube_client::client(c, opts.metrics.kube_requests.clone()),
+            Err(e) => return fail(&format!("reading the Kubernetes client configuration: {e}")),
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => return fail(&format!("connecting to Kubernetes: {e}")),
         };
         let (metrics, ready) = (opts.metrics.clone(), opts.ready.clone());
         // Every replica checks: a standby may lead next, and the check is two reads.

@@ -40,6 +40,14 @@ pub struct StepLabel {
     pub status: String,
 }
 
+/// A request of haul's kube client: the verb and resource as kube-apiserver's
+/// `apiserver_request_total` names them (`GET`/`stages`, `APPLY`/`stages/status`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeRequestLabel {
+    pub verb: String,
+    pub resource: String,
+}
+
 fn seconds_histogram() -> Histogram {
     // 5 ms .. ~80 s
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
@@ -58,6 +66,8 @@ pub struct Metrics {
     /// 1 while this controller runs under another identity than haul's admission policies
     /// expect (its auto-promotions are refused); see `controller::identity`.
     pub identity_mismatch: Gauge,
+    /// Requests the controller's kube client sent, by verb and resource (see `kube_client`).
+    pub kube_requests: Family<KubeRequestLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,6 +82,7 @@ impl Default for Metrics {
             discovery_duration: seconds_histogram(),
             leader: Gauge::default(),
             identity_mismatch: Gauge::default(),
+            kube_requests: Family::default(),
         };
         if let Ok(mut r) = m.registry.lock() {
             r.register(
@@ -114,6 +125,11 @@ impl Default for Metrics {
                 "1 while the controller runs under another identity than haul's admission \
                  policies expect (its auto-promotions are refused)",
                 m.identity_mismatch.clone(),
+            );
+            r.register(
+                "kube_requests",
+                "Requests this process sent to the Kubernetes API server, by verb and resource",
+                m.kube_requests.clone(),
             );
         }
         m

@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod git_user;
 pub mod identity;
 pub mod liveness;
+pub mod own_writes;
 pub mod progress;
 pub mod project;
 pub mod project_config;
@@ -27,7 +28,7 @@ use serde::Serialize;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use crate::api::{Freight, Promotion, PromotionPhase, Stage, Warehouse};
+use crate::api::{Freight, ProjectConfig, Promotion, PromotionPhase, Stage, Warehouse};
 use crate::discovery::{DiscovererConfig, ImageDiscoverer};
 
 /// The field manager haul writes status with (server-side apply).
@@ -442,18 +443,27 @@ where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
+    apply_status_returning(api, obj, status).await.map(|_| ())
+}
+
+/// [`apply_status`], returning the object as written.
+pub async fn apply_status_returning<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    Ok(api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?)
 }
 
 /// `<namespace>/<name>` of an object, for keys and messages.
@@ -478,6 +488,10 @@ pub struct Caches {
     /// The last phase this process wrote per Promotion UID, until the store shows it: the queue
     /// of a Stage must not wait behind a Promotion this process has just finished.
     phases: Mutex<HashMap<String, (std::time::Instant, Option<PromotionPhase>)>>,
+    /// Stages and Promotions as this process's own status writes returned them, until the
+    /// stores show them: reconciles read from the stores and still see their own writes.
+    pub written_stages: own_writes::OwnWrites<Stage>,
+    pub written_promotions: own_writes::OwnWrites<Promotion>,
 }
 
 /// How long an overlay entry may wait for the store before it is dropped (a Promotion deleted
@@ -489,12 +503,14 @@ struct CacheStores {
     stages: Store<Stage>,
     warehouses: Store<Warehouse>,
     promotions: Store<Promotion>,
+    project_configs: Store<ProjectConfig>,
 }
 
 /// Changes seen by the stores, sent after the store has them; each can be taken once.
 struct Triggers {
-    /// Namespaces of Freight changes.
-    freight: UnboundedReceiver<String>,
+    /// Stages to reconcile: those of a namespace requesting Freight of an origin (Freight of
+    /// it changed), or all of it (`None`: its ProjectConfig changed).
+    freight: UnboundedReceiver<(String, Option<crate::api::FreightOrigin>)>,
     /// Changed Stages (drive the Stage controller).
     stages: UnboundedReceiver<ObjectRef<Stage>>,
     /// Changed Promotions (drive the Promotion controller).
@@ -593,6 +609,7 @@ impl Caches {
         let (promo_stage_tx, promotion_stages) = unbounded_channel();
         let (project_tx, projects) = unbounded_channel();
         let project_of_warehouse = project_tx.clone();
+        let config_tx = freight_tx.clone();
         if let Ok(mut slot) = self.triggers.lock() {
             *slot = Some(Triggers {
                 freight,
@@ -608,10 +625,8 @@ impl Caches {
                 live.watch("freights (shared cache)"),
                 move |f: &Freight, change| {
                     if change == Change::Applied {
-                        send(
-                            &freight_tx,
-                            f.metadata.namespace.clone().unwrap_or_default(),
-                        )
+                        let ns = f.metadata.namespace.clone().unwrap_or_default();
+                        send(&freight_tx, (ns, Some(f.origin.clone())))
                     }
                 },
             ),
@@ -654,8 +669,20 @@ impl Caches {
                     );
                 },
             ),
+            // The Stage reconciler reads its project's promotion policies from here.
+            project_configs: reflect(
+                client,
+                live.watch("projectconfigs (shared cache)"),
+                move |c: &ProjectConfig, _| {
+                    send(
+                        &config_tx,
+                        (c.metadata.namespace.clone().unwrap_or_default(), None),
+                    )
+                },
+            ),
         };
         let _ = tokio::join!(
+            stores.project_configs.wait_until_ready(),
             stores.freights.wait_until_ready(),
             stores.stages.wait_until_ready(),
             stores.warehouses.wait_until_ready(),
@@ -699,13 +726,20 @@ impl Caches {
         let promo_stages = std::mem::replace(&mut t.promotion_stages, empty_promo_stages);
         let stages = stores.stages.clone();
         let of_freight = futures::stream::unfold(freight, |mut rx| async move {
-            rx.recv().await.map(|ns| (ns, rx))
+            rx.recv().await.map(|change| (change, rx))
         })
-        .flat_map(move |ns| {
+        .flat_map(move |(ns, origin)| {
+            // A Stage reads only Freight of the origins it requests (from its Warehouse or
+            // through upstream Stages, the same origin).
             let refs: Vec<_> = stages
                 .state()
                 .into_iter()
                 .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
+                .filter(|s| {
+                    origin
+                        .as_ref()
+                        .is_none_or(|o| s.spec.requested_freight.iter().any(|r| &r.origin == o))
+                })
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect();
             futures::stream::iter(refs)
@@ -793,6 +827,41 @@ impl Caches {
             promotions,
             warehouses,
         })
+    }
+
+    /// The ProjectConfig of project `ns` (named like it); `None` before [`Caches::start`].
+    pub fn project_config(&self, ns: &str) -> Option<Option<Arc<ProjectConfig>>> {
+        let s = self.stores.get()?;
+        Some(
+            s.project_configs
+                .get(&ObjectRef::<ProjectConfig>::new(ns).within(ns)),
+        )
+    }
+
+    /// A Freight of project `ns` as the store holds it; `None` when not stored (or before
+    /// [`Caches::start`]).
+    pub fn freight(&self, ns: &str, name: &str) -> Option<Arc<Freight>> {
+        self.stores
+            .get()?
+            .freights
+            .get(&ObjectRef::<Freight>::new(name).within(ns))
+    }
+
+    /// A Stage of project `ns` as the store holds it, or as this process last wrote it when
+    /// the store does not show that yet; `None` when not stored (or before [`Caches::start`]).
+    pub fn stage(&self, ns: &str, name: &str) -> Option<Arc<Stage>> {
+        let cached = self
+            .stores
+            .get()?
+            .stages
+            .get(&ObjectRef::<Stage>::new(name).within(ns))?;
+        self.written_stages.freshest(&cached)
+    }
+
+    /// A Promotion as the store holds it now (annotations such as abort); `None` when not
+    /// stored (or before [`Caches::start`]).
+    pub fn promotion(&self, p: &Promotion) -> Option<Arc<Promotion>> {
+        self.stores.get()?.promotions.get(&ObjectRef::from_obj(p))
     }
 
     /// Remembers a Promotion this process created until the store has it.

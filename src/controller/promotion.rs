@@ -16,7 +16,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 
-use super::{Context, Error, apply_status, key, within_deadline};
+use super::{Context, Error, apply_status, apply_status_returning, key, within_deadline};
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, ClusterPromotionTask, Freight,
     FreightCollection, Promotion, PromotionPhase, PromotionStatus, PromotionTask, Stage,
@@ -86,15 +86,18 @@ async fn write_status(
         status.last_handled_refresh = Some(token.clone());
     }
     let status = &status;
-    apply_status(api, p, status).await.map_err(|e| match e {
-        Error::Kube(source) => Error::Failed {
-            reason: "StatusWriteFailed",
-            what: "writing the Promotion's status".into(),
-            source,
-        },
-        other => other,
-    })?;
+    let written = apply_status_returning(api, p, status)
+        .await
+        .map_err(|e| match e {
+            Error::Kube(source) => Error::Failed {
+                reason: "StatusWriteFailed",
+                what: "writing the Promotion's status".into(),
+                source,
+            },
+            other => other,
+        })?;
     ctx.cache.wrote_phase(p, status.phase);
+    ctx.cache.written_promotions.remember(written);
     Ok(())
 }
 
@@ -111,14 +114,16 @@ async fn promotion_event(
 ) {
     let mut now_p = p.clone();
     now_p.status = Some(status.clone());
+    let ns = p.namespace().unwrap_or_default();
     let freight = match p.spec.freight.as_deref() {
-        Some(name) if !name.is_empty() => {
-            Api::<Freight>::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default())
+        Some(name) if !name.is_empty() => match ctx.cache.freight(&ns, name) {
+            Some(cached) => Some(cached.as_ref().clone()),
+            None => Api::<Freight>::namespaced(ctx.client.clone(), &ns)
                 .get_opt(name)
                 .await
                 .ok()
-                .flatten()
-        }
+                .flatten(),
+        },
         _ => None,
     };
     let annotations = crate::event_annotations::promotion(
@@ -213,14 +218,19 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
     let _timer = ctx.metrics.reconcile("promotion");
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &ns);
-    // The cache may lag behind our own status writes; re-running a finished step would repeat
-    // a side effect, so read the Promotion fresh.
-    let Some(p) = api
-        .get_opt(&obj.name_any())
-        .await
-        .map_err(Error::failed("ReadFailed", "reading the Promotion"))?
-    else {
-        return Ok(Action::await_change());
+    // The cache may lag behind our own status writes, and re-running a finished step would
+    // repeat a side effect: the store's copy only when it shows this process's last write
+    // (see `own_writes`), else read fresh.
+    let p = match ctx.cache.written_promotions.freshest(&obj) {
+        Some(p) => p.as_ref().clone(),
+        None => match api
+            .get_opt(&obj.name_any())
+            .await
+            .map_err(Error::failed("ReadFailed", "reading the Promotion"))?
+        {
+            Some(p) => p,
+            None => return Ok(Action::await_change()),
+        },
     };
     let k = key(&p);
     if p.status.as_ref().is_some_and(|s| s.is_terminal()) {
@@ -281,11 +291,19 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
     let mut status = p.status.clone().unwrap_or_default();
     without_retry_note(&mut status);
     let stages: Api<Stage> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(stage) = stages.get_opt(&stage_name).await.map_err(Error::failed(
-        "StageReadFailed",
-        format!("reading Stage {stage_name}"),
-    ))?
-    else {
+    // From the cache; read live when it does not have the Stage (yet), before refusing.
+    let cached = ctx
+        .cache
+        .stage(&ns, &stage_name)
+        .map(|s| s.as_ref().clone());
+    let stage = match cached {
+        Some(s) => Some(s),
+        None => stages.get_opt(&stage_name).await.map_err(Error::failed(
+            "StageReadFailed",
+            format!("reading Stage {stage_name}"),
+        ))?,
+    };
+    let Some(stage) = stage else {
         return fail_before_start(
             &ctx,
             &api,
@@ -409,11 +427,20 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         match progress {
             Progress::Continue => {
                 write_status(&ctx, &api, &p, &status).await?;
-                // A user may abort between steps.
-                if let Some(fresh) = api
-                    .get_opt(&p.name_any())
-                    .await
-                    .map_err(Error::failed("ReadFailed", "reading the Promotion"))?
+                // A user may abort between steps (the annotation is in the cache within a
+                // watch event's time).
+                let fresh = match ctx.cache.promotion(&p) {
+                    Some(cached) => ctx
+                        .cache
+                        .written_promotions
+                        .freshest(&cached)
+                        .map(|p| p.as_ref().clone()),
+                    None => api
+                        .get_opt(&p.name_any())
+                        .await
+                        .map_err(Error::failed("ReadFailed", "reading the Promotion"))?,
+                };
+                if let Some(fresh) = fresh
                     && fresh.annotations().contains_key(ANNOTATION_ABORT)
                 {
                     return abort(&ctx, &api, &fresh).await;
@@ -512,18 +539,30 @@ async fn start(
                 .into(),
         ));
     };
-    let freights: Api<Freight> = Api::namespaced(ctx.client.clone(), ns);
-    let freight = match freights.get_opt(&freight_name).await {
-        Ok(Some(f)) => f,
-        Ok(None) => {
-            return Err(failed(format!(
-                "Freight {freight_name} does not exist in project {ns}"
-            )));
+    // From the cache; a refusal is final, so it is only made on a live read (the cache may
+    // not show the Freight, or its verification or approval, yet).
+    let cached = ctx
+        .cache
+        .freight(ns, &freight_name)
+        .filter(|f| crate::availability::check(stage, f, Timestamp::now()).is_ok());
+    let freight = match cached {
+        Some(f) => f.as_ref().clone(),
+        None => {
+            let freights: Api<Freight> = Api::namespaced(ctx.client.clone(), ns);
+            let freight = match freights.get_opt(&freight_name).await {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    return Err(failed(format!(
+                        "Freight {freight_name} does not exist in project {ns}"
+                    )));
+                }
+                Err(e) => return Err(errored(format!("reading Freight {freight_name}: {e}"))),
+            };
+            crate::availability::check(stage, &freight, Timestamp::now())
+                .map_err(|e| failed(e.to_string()))?;
+            freight
         }
-        Err(e) => return Err(errored(format!("reading Freight {freight_name}: {e}"))),
     };
-    crate::availability::check(stage, &freight, Timestamp::now())
-        .map_err(|e| failed(e.to_string()))?;
 
     let (steps, vars) = if !p.spec.steps.is_empty() {
         (p.spec.steps.clone(), p.spec.vars.clone())

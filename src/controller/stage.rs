@@ -23,7 +23,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::json;
 
-use super::{Context, Error, analysis, api_message, apply_status, key, within_deadline};
+use super::{Context, Error, analysis, api_message, key, within_deadline};
 use crate::api::{Freight, ProjectConfig, Promotion, Stage, Warehouse};
 use crate::argocd::authorized_stage;
 use crate::stages::health_checks::{CheckEnv, HealthCheck};
@@ -42,7 +42,12 @@ async fn load(ctx: &Context, ns: &str, o: &mut Observed) -> Result<(), Error> {
         o.stages = p.stages;
         o.freights = p.freights;
         o.promotions = p.promotions;
-        o.config = config.get_opt(ns).await?;
+        // Cached too: a ProjectConfig change re-triggers this project's Stages once the cache
+        // has it.
+        o.config = match ctx.cache.project_config(ns) {
+            Some(cached) => cached.map(|c| c.as_ref().clone()),
+            None => config.get_opt(ns).await?,
+        };
         return Ok(());
     }
     let (wa, sa, fa, pa) = (
@@ -119,6 +124,10 @@ async fn observe(ctx: &Context, stage: Stage, now: Timestamp) -> Result<Observed
 /// refusal fixed by a person (a policy, RBAC) is noticed within a minute.
 const RETRY_CAP: Duration = Duration::from_secs(30);
 
+/// How soon a pass whose status write found the Stage changed since it was read runs again
+/// (the change's watch event usually triggers it sooner).
+const REQUEUE_CONFLICT: Duration = Duration::from_secs(1);
+
 async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> {
     let out = within_deadline(&ctx, "stage", reconcile_once(&obj, &ctx)).await;
     if let Err(e @ Error::DeadlineExceeded(_)) = &out {
@@ -134,7 +143,7 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
         // may be older than what the cut-off reconcile wrote.
         let show = async {
             if let Ok(Some(fresh)) = api.get_opt(&obj.name_any()).await {
-                report(&ctx, &api, &fresh, None, &failure).await
+                report(&ctx, &api, &fresh, None, &failure).await.map(|_| ())
             } else {
                 Ok(())
             }
@@ -149,15 +158,28 @@ async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> 
     out
 }
 
-async fn reconcile_once(obj: &Stage, ctx: &Context) -> Result<Action, Error> {
+/// The Stage to plan from: the cached copy (the controller hands out the store's newest), or
+/// this process's own last status write when the store does not show it yet, or a live read
+/// when their versions cannot be compared. The status write is conditional on its
+/// resourceVersion, so a copy that is stale after all costs a retry, never an older status.
+async fn read_stage(
+    ctx: &Context,
+    api: &Api<Stage>,
+    obj: &Arc<Stage>,
+) -> Result<Option<Stage>, Error> {
+    if let Some(fresh) = ctx.cache.written_stages.freshest(obj) {
+        return Ok(Some(fresh.as_ref().clone()));
+    }
+    api.get_opt(&obj.name_any())
+        .await
+        .map_err(Error::failed(plan::REASON_READ_FAILED, "reading the Stage"))
+}
+
+async fn reconcile_once(obj: &Arc<Stage>, ctx: &Context) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("stage");
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<Stage> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(stage) = api
-        .get_opt(&obj.name_any())
-        .await
-        .map_err(Error::failed(plan::REASON_READ_FAILED, "reading the Stage"))?
-    else {
+    let Some(stage) = read_stage(ctx, &api, obj).await? else {
         return Ok(Action::await_change());
     };
     let k = key(&stage);
@@ -182,7 +204,9 @@ async fn reconcile_once(obj: &Stage, ctx: &Context) -> Result<Action, Error> {
     if let Some(failure) = failure {
         return fail(ctx, &api, &observed.stage, Some(&plan), &failure).await;
     }
-    write_status(&api, &observed.stage, &plan).await?;
+    if write_status(ctx, &api, &observed.stage, &plan).await? == Written::Conflict {
+        return Ok(Action::requeue(REQUEUE_CONFLICT));
+    }
     ctx.reset_backoff(&k);
     Ok(Action::requeue(plan.requeue))
 }
@@ -207,7 +231,9 @@ async fn fail(
     let delay = ctx.backoff(&k, RETRY_CAP);
     ctx.retry_after(&k, delay);
     tracing::warn!(stage = %k, reason = failure.reason, message = %failure.message, retry_in = ?delay, "reconcile failed");
-    report(ctx, api, stage, planned, failure).await?;
+    if report(ctx, api, stage, planned, failure).await? == Written::Conflict {
+        return Ok(Action::requeue(REQUEUE_CONFLICT));
+    }
     Ok(Action::requeue(delay))
 }
 
@@ -218,14 +244,16 @@ async fn report(
     stage: &Stage,
     planned: Option<&Plan>,
     failure: &plan::Failure,
-) -> Result<(), Error> {
+) -> Result<Written, Error> {
     ctx.metrics.reconcile_failed("stage", failure.reason);
     let shown = plan::failed(stage, planned, failure, Timestamp::now());
-    write_status(api, stage, &shown).await?;
+    if write_status(ctx, api, stage, &shown).await? == Written::Conflict {
+        return Ok(Written::Conflict);
+    }
     for effect in &shown.effects {
         apply(ctx, stage, effect).await?;
     }
-    Ok(())
+    Ok(Written::Done)
 }
 
 /// Plans and applies the plan's effects in order, stopping at the first that fails (the ones
@@ -262,25 +290,56 @@ async fn apply_plan(
     Ok((plan, None))
 }
 
-/// Writes the planned status when it changed.
-async fn write_status(api: &Api<Stage>, stage: &Stage, plan: &Plan) -> Result<(), Error> {
+/// How a status write went, when it did not fail.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    /// Written, or nothing changed.
+    Done,
+    /// The Stage changed since it was read: nothing written; plan again from the newer copy.
+    Conflict,
+}
+
+/// Writes the planned status when it changed, on the condition that the Stage is still the
+/// version `stage` was read at (server-side apply with a resourceVersion precondition), and
+/// remembers what it wrote for the next pass (see [`super::own_writes`]).
+async fn write_status(
+    ctx: &Context,
+    api: &Api<Stage>,
+    stage: &Stage,
+    plan: &Plan,
+) -> Result<Written, Error> {
     if !plan.write_status {
-        return Ok(());
+        return Ok(Written::Done);
     }
     // status.metadata belongs to the set-metadata step (a merge patch): applying the cached
     // copy would make haul's field manager own it and could put back an older value.
     let mut applied = plan.status.clone();
     applied.metadata.clear();
-    apply_status(api, stage, &applied)
+    let patch = json!({
+        "apiVersion": <Stage as kube::Resource>::api_version(&()),
+        "kind": <Stage as kube::Resource>::kind(&()),
+        "metadata": {"resourceVersion": stage.metadata.resource_version},
+        "status": applied,
+    });
+    let params = PatchParams::apply(super::FIELD_MANAGER).force();
+    match api
+        .patch_status(&stage.name_any(), &params, &Patch::Apply(&patch))
         .await
-        .map_err(|e| match e {
-            Error::Kube(source) => Error::Failed {
-                reason: "StatusWriteFailed",
-                what: "writing the Stage's status".into(),
-                source,
-            },
-            other => other,
-        })
+    {
+        Ok(written) => {
+            ctx.cache.written_stages.remember(written);
+            Ok(Written::Done)
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            tracing::debug!(stage = %key(stage), "the Stage changed since it was read; planning again");
+            Ok(Written::Conflict)
+        }
+        Err(source) => Err(Error::Failed {
+            reason: "StatusWriteFailed",
+            what: "writing the Stage's status".into(),
+            source,
+        }),
+    }
 }
 
 /// How applying an effect went, when it did not fail.
@@ -378,16 +437,13 @@ pub async fn run(ctx: Arc<Context>) {
     // Driven from the shared caches when they run: Stage changes, and Freight and Promotion
     // changes once the cache the reconciler reads has them.
     let live = ctx.liveness.clone();
-    let (controller, stages) = match ctx.cache.stage_triggers() {
+    let controller = match ctx.cache.stage_triggers() {
         Some((store, changes, others)) => {
             // A change waiting to be reconciled: /healthz fails if the queue stops draining.
             let (queued, queued_too) = (live.clone(), live.clone());
             let changes = changes.inspect(move |_| queued.triggered("stage"));
             let others = others.inspect(move |_| queued_too.triggered("stage"));
-            (
-                Controller::for_shared_stream(changes, store.clone()).reconcile_on(others),
-                store,
-            )
+            Controller::for_shared_stream(changes, store).reconcile_on(others)
         }
         None => {
             let controller = Controller::new(
@@ -396,7 +452,7 @@ pub async fn run(ctx: Arc<Context>) {
             );
             let stages = controller.store();
             let of_freight = stages.clone();
-            let controller = controller
+            controller
                 .watches(
                     Api::<Promotion>::all(client.clone()),
                     watcher::Config::default(),
@@ -416,22 +472,22 @@ pub async fn run(ctx: Arc<Context>) {
                             .map(|s| ObjectRef::from_obj(s.as_ref()))
                             .collect::<Vec<_>>()
                     },
-                );
-            (controller, stages)
+                )
+                // Cached, ProjectConfig changes arrive with the Freight ones (`Caches::start`).
+                .watches(
+                    Api::<ProjectConfig>::all(client.clone()),
+                    watcher::Config::default(),
+                    move |c: ProjectConfig| {
+                        stages
+                            .state()
+                            .into_iter()
+                            .filter(|s| s.namespace() == c.namespace())
+                            .map(|s| ObjectRef::from_obj(s.as_ref()))
+                            .collect::<Vec<_>>()
+                    },
+                )
         }
     };
-    let controller = controller.watches(
-        Api::<ProjectConfig>::all(client.clone()),
-        watcher::Config::default(),
-        move |c: ProjectConfig| {
-            stages
-                .state()
-                .into_iter()
-                .filter(|s| s.namespace() == c.namespace())
-                .map(|s| ObjectRef::from_obj(s.as_ref()))
-                .collect::<Vec<_>>()
-        },
-    );
     let apps: Api<Application> = Api::all(client.clone());
     let controller = if apps
         .list_metadata(&ListParams::default().limit(1))
