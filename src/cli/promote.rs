@@ -154,7 +154,7 @@ pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
     }
     let actor = cluster.whoami().await;
     let name = promotion_name(&args.stage, &freight_name);
-    let promotion = Promotion {
+    let mut promotion = Promotion {
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(ns.clone()),
@@ -190,6 +190,8 @@ pub async fn promote(args: PromoteArgs) -> Result<(), CliError> {
         },
         status: None,
     };
+    // The Stage's shard runs it (Kargo's webhook sets this label).
+    crate::controller::shard::label_for_stage(&mut promotion, &stage);
     let api: Api<Promotion> = Api::namespaced(cluster.client.clone(), &ns);
     api.create(&PostParams::default(), &promotion)
         .await
