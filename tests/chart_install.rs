@@ -928,7 +928,11 @@ fn shards_deploy_one_controller_each() {
             .map(|v| v["value"].clone())
     };
     let main = find(&d, "Deployment", "haul");
-    assert_eq!(env_of(main, "SHARD_NAME"), None, "the main one is the default");
+    assert_eq!(
+        env_of(main, "SHARD_NAME"),
+        None,
+        "the main one is the default"
+    );
     let main_selector = &main["spec"]["selector"]["matchLabels"];
     for (shard, replicas) in [("eu", 1), ("us", 2)] {
         let dep = find(&d, "Deployment", &format!("haul-shard-{shard}"));

@@ -123,8 +123,11 @@ fn phase(ns: &str, name: &str) -> String {
 }
 
 fn shard_label(ns: &str, name: &str) -> Option<String> {
-    get_json("promotion", name, ns)
-        .and_then(|p| p["metadata"]["labels"]["kargo.akuity.io/shard"].as_str().map(str::to_string))
+    get_json("promotion", name, ns).and_then(|p| {
+        p["metadata"]["labels"]["kargo.akuity.io/shard"]
+            .as_str()
+            .map(str::to_string)
+    })
 }
 
 /// The controllers (their POD_NAME) that reported an outcome of Promotion `name`.
@@ -196,7 +199,10 @@ fn each_shard_promotes_its_own_stages_and_a_moved_stage_is_handed_over() {
         metric(&default, "haul_promotions_total{phase=\"Succeeded\"}"),
         1.0
     );
-    assert_eq!(metric(&a, "haul_promotions_total{phase=\"Succeeded\"}"), 2.0);
+    assert_eq!(
+        metric(&a, "haul_promotions_total{phase=\"Succeeded\"}"),
+        2.0
+    );
 
     // m1 runs on shard a and waits on the job; then the Stage moves to the default controller.
     promote(&ns, "m1", "mover");
@@ -204,8 +210,15 @@ fn each_shard_promotes_its_own_stages_and_a_moved_stage_is_handed_over() {
         (job.requests_for("m1") >= 1 && phase(&ns, "m1") == "Running").then_some(())
     });
     assert_eq!(shard_label(&ns, "m1").as_deref(), Some("a"));
-    kubectl(&["label", "stage", "mover", "-n", &ns, "kargo.akuity.io/shard-"])
-        .success("move the Stage to the default controller");
+    kubectl(&[
+        "label",
+        "stage",
+        "mover",
+        "-n",
+        &ns,
+        "kargo.akuity.io/shard-",
+    ])
+    .success("move the Stage to the default controller");
     promote(&ns, "m2", "mover");
     // While shard a still runs m1, the default controller starts nothing for the Stage.
     let polled = job.requests_for("m1");
@@ -218,7 +231,11 @@ fn each_shard_promotes_its_own_stages_and_a_moved_stage_is_handed_over() {
         !matches!(phase(&ns, "m2").as_str(), "Running" | "Succeeded"),
         "m2 started while m1 was running on the old shard"
     );
-    assert_eq!(job.requests_for("m2"), 0, "m2 ran a step while m1 was running");
+    assert_eq!(
+        job.requests_for("m2"),
+        0,
+        "m2 ran a step while m1 was running"
+    );
 
     job.released.store(true, Ordering::SeqCst);
     for p in ["m1", "m2"] {
@@ -242,9 +259,77 @@ fn each_shard_promotes_its_own_stages_and_a_moved_stage_is_handed_over() {
         "m2 started before m1 finished:\n{m1:#}\n{m2:#}"
     );
     let stage = get_json("stage", "mover", &ns).expect("mover");
-    assert_eq!(
-        stage["status"]["lastPromotion"]["name"], "m2",
-        "{stage:#}"
-    );
+    assert_eq!(stage["status"]["lastPromotion"]["name"], "m2", "{stage:#}");
     assert!(default.running() && a.running());
+
+    // A Stage moved while the default controller is down: at its start it finds the Promotion
+    // shard a still runs, and waits for it.
+    let job2 = Job::serve();
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &objects(&ns, &job2.url)
+            .split("---\n")
+            .filter(|d| d.contains("name: mover\n"))
+            .collect::<String>()
+            .replace("name: mover\n", "name: mover2\n"),
+    )
+    .success("mover2");
+    kubectl_stdin(
+        &["create", "-f", "-"],
+        &format!("apiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: m3\n  namespace: {ns}\n  labels: {{kargo.akuity.io/shard: a}}\nspec:\n  stage: mover2\n  freight: f1\n"),
+    )
+    .success("m3");
+    wait_for(60, "m3 to poll the job on shard a", || {
+        (job2.requests_for("m3") >= 1 && phase(&ns, "m3") == "Running").then_some(())
+    });
+    default.kill();
+    kubectl(&[
+        "label",
+        "stage",
+        "mover2",
+        "-n",
+        &ns,
+        "kargo.akuity.io/shard-",
+    ])
+    .success("move mover2 to the default controller");
+    promote(&ns, "m4", "mover2");
+    let default = ControllerProcess::start_with_env(
+        &dir.join("shard-default-2"),
+        &[("POD_NAME", "haul-default-2")],
+    );
+    wait_for(60, "the restarted default controller to lead", || {
+        (metric(&default, "haul_leader") == 1.0).then_some(())
+    });
+    let polled = job2.requests_for("m3");
+    wait_for(60, "m3 to keep polling after the restart", || {
+        (job2.requests_for("m3") >= polled + 3).then_some(())
+    });
+    assert!(
+        !matches!(phase(&ns, "m4").as_str(), "Running" | "Succeeded"),
+        "m4 started while m3 was running on the old shard"
+    );
+    assert_eq!(
+        job2.requests_for("m4"),
+        0,
+        "m4 ran a step while m3 was running"
+    );
+    job2.released.store(true, Ordering::SeqCst);
+    for p in ["m3", "m4"] {
+        wait_for(60, &format!("{p} to succeed"), || {
+            (phase(&ns, p) == "Succeeded").then_some(())
+        });
+    }
+    assert_eq!(reporters(&ns, "m3", "PromotionSucceeded"), ["haul-shard-a"]);
+    assert_eq!(
+        reporters(&ns, "m4", "PromotionSucceeded"),
+        ["haul-default-2"]
+    );
+    let (m3, m4) = (
+        get_json("promotion", "m3", &ns).expect("m3"),
+        get_json("promotion", "m4", &ns).expect("m4"),
+    );
+    assert!(
+        time(&m4, "startedAt") >= time(&m3, "finishedAt"),
+        "m4 started before m3 finished:\n{m3:#}\n{m4:#}"
+    );
 }

@@ -556,8 +556,7 @@ where
     }
     let stream = kube::runtime::reflector(
         writer,
-        kube::runtime::watcher(Api::<K>::all(client.clone()), config)
-        .modify(slim::<K>),
+        kube::runtime::watcher(Api::<K>::all(client.clone()), config).modify(slim::<K>),
     )
     .default_backoff()
     // Every event and relist marks the watch working, every error (retried with backoff) down.
@@ -610,6 +609,7 @@ impl Caches {
         let (stage_tx, stages) = unbounded_channel();
         let (promo_tx, promotions) = unbounded_channel();
         let on_stage_move = self.on_stage_move(client, me, &stage_tx, &promo_tx);
+        let arrive_at_start = self.on_stage_move(client, me, &stage_tx, &promo_tx);
         let mut seen = shard::StageShards::default();
         let me_too = me.clone();
         let (promo_stage_tx, promotion_stages) = unbounded_channel();
@@ -693,7 +693,12 @@ impl Caches {
             stores.warehouses.wait_until_ready(),
             stores.promotions.wait_until_ready(),
         );
-        let _ = self.stores.set(stores);
+        let _ = self.stores.set(stores.clone());
+        // A Stage that moved here while this controller was not running: its old shard may
+        // still hold an unfinished Promotion of it. Checked before any reconcile starts.
+        for stage in held_elsewhere(client, me, &stores.stages).await {
+            arrive_at_start(&stage, shard::Move::In);
+        }
     }
 
     /// What to do when a Stage moves into or out of this shard: out, its Promotions here are
@@ -981,6 +986,48 @@ impl Caches {
         out.push(Arc::new(fresh.clone()));
         Some(out)
     }
+}
+
+/// This shard's Stages of which another shard holds an unfinished Promotion (one paginated
+/// LIST of the other shards' Promotions). A failed LIST is logged and checks nothing.
+async fn held_elsewhere(
+    client: &kube::Client,
+    me: &shard::Shard,
+    stages: &Store<Stage>,
+) -> Vec<Arc<Stage>> {
+    let api: Api<Promotion> = Api::all(client.clone());
+    let mut lp = kube::api::ListParams::default()
+        .labels(&me.foreign_selector())
+        .limit(500);
+    let mut held = std::collections::BTreeMap::new();
+    // Bounded: a LIST has finitely many pages; the cap guards against a server that loops.
+    for _ in 0..10_000 {
+        let page = match api.list(&lp).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list other shards' Promotions at start");
+                break;
+            }
+        };
+        for p in page
+            .items
+            .iter()
+            .filter(|p| !p.status.as_ref().is_some_and(|s| s.is_terminal()))
+        {
+            let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+            let r = ObjectRef::<Stage>::new(&p.spec.stage).within(ns);
+            if let Some(s) = stages.get(&r)
+                && me.owns(shard::stage_shard(&s))
+            {
+                held.insert(key(s.as_ref()), s);
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => break,
+        }
+    }
+    held.into_values().collect()
 }
 
 /// The objects of one project, as [`Caches::project`] returns them.

@@ -41,7 +41,10 @@ fn selectors_are_kargos() {
     );
     // A named shard that is also the default cannot be selected on the server.
     assert_eq!(shard(Some("a"), true).label_selector(), None);
-    assert_eq!(shard(None, false).foreign_selector(), "kargo.akuity.io/shard");
+    assert_eq!(
+        shard(None, false).foreign_selector(),
+        "kargo.akuity.io/shard"
+    );
     assert_eq!(
         shard(Some("a"), false).foreign_selector(),
         "kargo.akuity.io/shard!=a"
@@ -69,7 +72,10 @@ fn ownership_follows_the_label_and_the_default() {
 
 #[test]
 fn each_shard_has_its_own_lease() {
-    assert_eq!(shard(None, false).lease_name("haul-controller"), "haul-controller");
+    assert_eq!(
+        shard(None, false).lease_name("haul-controller"),
+        "haul-controller"
+    );
     assert_eq!(
         shard(Some("eu-1"), false).lease_name("haul-controller"),
         "haul-controller-shard-eu-1"
@@ -118,8 +124,14 @@ fn a_promotion_follows_its_stage_unless_it_is_running() {
     // Unknown Stage: the reconciler says so on the Promotion.
     assert_eq!(route(&a, &pending, None, false), Route::Run);
     // Stage moved to the default controller.
-    assert_eq!(route(&a, &pending, Some(None), false), Route::HandOver(None));
-    assert_eq!(route(&a, &promotion(None), Some(None), false), Route::HandOver(None));
+    assert_eq!(
+        route(&a, &pending, Some(None), false),
+        Route::HandOver(None)
+    );
+    assert_eq!(
+        route(&a, &promotion(None), Some(None), false),
+        Route::HandOver(None)
+    );
     assert_eq!(route(&a, &done, Some(None), false), Route::HandOver(None));
     assert_eq!(route(&a, &running, Some(None), false), Route::Run);
     // An unlabelled Promotion of a Stage of shard a, created with kubectl.
