@@ -294,10 +294,7 @@ pub async fn arrive(
     let api: Api<Promotion> = Api::namespaced(client.clone(), &ns);
     let lp = ListParams::default().labels(&me.foreign_selector());
     let mut waited_on: Option<String> = None;
-    loop {
-        let Some(target) = still_ours() else {
-            break;
-        };
+    while let Some(target) = still_ours() {
         match api.list(&lp).await {
             Ok(list) => {
                 let mut holding = None;
