@@ -116,6 +116,15 @@ enum Command {
         /// default RoleBinding or ServiceAccount is recreated within this).
         #[arg(long, env = "HAUL_PROJECT_RESYNC", default_value_t = 600)]
         project_resync: u64,
+        /// Reconcile only Stages, Warehouses and Promotions of this shard (labelled
+        /// kargo.akuity.io/shard=<name>, or Stage/Warehouse spec.shard), under a Lease of its
+        /// own. Unset: the default controller, which takes the unlabelled ones and the Projects.
+        #[arg(long, env = "SHARD_NAME")]
+        shard: Option<String>,
+        /// With --shard: take the unlabelled objects and the Projects too (Kargo's
+        /// IS_DEFAULT_CONTROLLER).
+        #[arg(long, env = "IS_DEFAULT_CONTROLLER", default_value_t = false, action = clap::ArgAction::Set)]
+        default_controller: bool,
     },
     /// List Warehouses, Freight, Stages or Promotions of a project, or show one (-o yaml|json|wide).
     Get(haul::cli::GetArgs),
@@ -269,8 +278,15 @@ fn run(cli: Cli) -> ExitCode {
             identity_check_interval,
             project_roles,
             project_resync,
+            shard,
+            default_controller,
         } => {
             use std::time::Duration;
+            let shard = match haul::controller::shard::Shard::new(shard, default_controller) {
+                Ok(s) => s,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let lease_name = shard.lease_name("haul-controller");
             let health = haul::metrics::Health {
                 liveness: Default::default(),
                 thresholds: haul::controller::liveness::Thresholds {
@@ -281,10 +297,7 @@ fn run(cli: Cli) -> ExitCode {
             };
             let identity_check = (identity_check_interval > 0).then(|| IdentityCheck {
                 period: Duration::from_secs(identity_check_interval),
-                lease: haul::controller::identity::lease_reference(
-                    &lease_namespace,
-                    "haul-controller",
-                ),
+                lease: haul::controller::identity::lease_reference(&lease_namespace, &lease_name),
             });
             let system_namespace = system_namespace
                 .or_else(|| shared_namespace.clone())
@@ -304,6 +317,7 @@ fn run(cli: Cli) -> ExitCode {
                 project_roles: project_roles
                     .then(haul::controller::project::plan::ProjectRoles::default),
                 project_resync: Duration::from_secs(project_resync.max(1)),
+                shard,
                 ..Default::default()
             };
             if let Some(d) = work_dir {
@@ -320,7 +334,7 @@ fn run(cli: Cli) -> ExitCode {
             });
             let leader = leader_elect.then(|| haul::controller::LeaderElection {
                 namespace: lease_namespace,
-                lease: "haul-controller".into(),
+                lease: lease_name,
                 identity,
                 duration_secs: lease_duration.max(2),
             });

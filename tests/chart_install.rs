@@ -904,3 +904,89 @@ fn receivers_add_a_port_a_service_an_ingress_and_warehouse_patch() {
         Some("https://hooks.example.com".into())
     );
 }
+
+/// Kargo's sharding: one more Deployment per `shards` entry, each with its shard name, a pod
+/// selector of its own (the main Deployment and the Services do not select it) and the
+/// restricted pod; the controller may relabel Promotions (handing one to its Stage's shard).
+#[test]
+fn shards_deploy_one_controller_each() {
+    let d = docs(&template(
+        "haul",
+        &[
+            "--set",
+            "shards[0].name=eu",
+            "--set",
+            "shards[0].replicaCount=1",
+            "--set",
+            "shards[1].name=us",
+        ],
+    ));
+    let env_of = |dep: &Value, n: &str| {
+        dep["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == n))
+            .map(|v| v["value"].clone())
+    };
+    let main = find(&d, "Deployment", "haul");
+    assert_eq!(
+        env_of(main, "SHARD_NAME"),
+        None,
+        "the main one is the default"
+    );
+    let main_selector = &main["spec"]["selector"]["matchLabels"];
+    for (shard, replicas) in [("eu", 1), ("us", 2)] {
+        let dep = find(&d, "Deployment", &format!("haul-shard-{shard}"));
+        assert_eq!(dep["spec"]["replicas"], replicas);
+        assert_eq!(env_of(dep, "SHARD_NAME"), Some(shard.into()));
+        assert_eq!(env_of(dep, "IS_DEFAULT_CONTROLLER"), None);
+        // Only the main Deployment serves the receivers and the webhook.
+        assert_eq!(env_of(dep, "HAUL_RECEIVERS_ADDR"), Some("off".into()));
+        assert_eq!(env_of(dep, "HAUL_WEBHOOK_CERT_DIR"), None);
+        let selector = &dep["spec"]["selector"]["matchLabels"];
+        assert_ne!(selector, main_selector);
+        let pod_labels = &dep["spec"]["template"]["metadata"]["labels"];
+        for (k, v) in selector.as_object().expect("selector") {
+            assert_eq!(&pod_labels[k], v, "its pods match its selector");
+        }
+        assert!(
+            main_selector
+                .as_object()
+                .expect("selector")
+                .iter()
+                .any(|(k, v)| &pod_labels[k] != v),
+            "the main Deployment's selector must not match the {shard} pods"
+        );
+        let pod = &dep["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    }
+    assert!(d.iter().any(|o| o["kind"] == "PodDisruptionBudget"
+        && o["metadata"]["name"] == "haul-shard-us"));
+    let patch_promotions = (
+        "kargo.akuity.io".to_string(),
+        "promotions".to_string(),
+        "patch".to_string(),
+    );
+    assert!(triples(find(&d, "ClusterRole", "haul-controller")).contains(&patch_promotions));
+
+    // Kargo's values for a release that runs one shard.
+    let one = docs(&template(
+        "haul",
+        &[
+            "--set",
+            "controller.shardName=eu",
+            "--set",
+            "controller.isDefault=true",
+        ],
+    ));
+    let dep = find(&one, "Deployment", "haul");
+    assert_eq!(env_of(dep, "SHARD_NAME"), Some("eu".into()));
+    assert_eq!(env_of(dep, "IS_DEFAULT_CONTROLLER"), Some("true".into()));
+
+    for (bad, says) in [
+        ("shards[0].name=-x", "must be a label value"),
+        ("shards[0].replicaCount=1", "shards[].name is required"),
+    ] {
+        let (ok, _, stderr) = helm(&["template", "haul", "charts/haul", "--set", bad]);
+        assert!(!ok && stderr.contains(says), "{bad}: {stderr}");
+    }
+}

@@ -174,7 +174,7 @@ pub(crate) async fn create_promotion(
     }
     let actor = cluster.whoami().await;
     let name = promotion_name(stage_name, &freight_name);
-    let promotion = Promotion {
+    let mut promotion = Promotion {
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(ns.clone()),
@@ -210,6 +210,8 @@ pub(crate) async fn create_promotion(
         },
         status: None,
     };
+    // The Stage's shard runs it (Kargo's webhook sets this label).
+    crate::controller::shard::label_for_stage(&mut promotion, &stage);
     let api: Api<Promotion> = Api::namespaced(cluster.client.clone(), &ns);
     api.create(&PostParams::default(), &promotion)
         .await

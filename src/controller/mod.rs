@@ -12,6 +12,7 @@ pub mod progress;
 pub mod project;
 pub mod project_config;
 pub mod promotion;
+pub mod shard;
 pub mod stage;
 pub mod warehouse;
 
@@ -63,6 +64,9 @@ pub struct Config {
     /// How long a Project's namespace-and-roles sync is trusted before it is redone (a deleted
     /// default RoleBinding or ServiceAccount comes back within this).
     pub project_resync: Duration,
+    /// Which objects this controller is responsible for (Kargo's SHARD_NAME and
+    /// IS_DEFAULT_CONTROLLER); see [`shard`].
+    pub shard: shard::Shard,
 }
 
 impl Default for Config {
@@ -79,6 +83,7 @@ impl Default for Config {
             reconcile_deadline: DEFAULT_RECONCILE_DEADLINE,
             project_roles: Some(project::plan::ProjectRoles::default()),
             project_resync: project::DEFAULT_RESYNC,
+            shard: shard::Shard::default(),
         }
     }
 }
@@ -480,7 +485,10 @@ pub fn key<K: Resource>(obj: &K) -> String {
 /// triggers a reconcile is always in the store it reads.
 #[derive(Default)]
 pub struct Caches {
-    stores: std::sync::OnceLock<CacheStores>,
+    /// Shared with the watch callbacks, which read the stores when a Stage changes shard.
+    stores: Arc<std::sync::OnceLock<CacheStores>>,
+    /// Stages moved to this shard that wait for their old shard to let go (see [`shard`]).
+    arrivals: Arc<shard::Arrivals>,
     triggers: Mutex<Option<Triggers>>,
     /// Promotions this process created that the store may not show yet: auto-promotion must
     /// see them at once or it could create a second one.
@@ -498,6 +506,7 @@ pub struct Caches {
 /// before its watch event arrived, or a store that is not being updated).
 const OVERLAY_TTL: Duration = Duration::from_secs(600);
 
+#[derive(Clone)]
 struct CacheStores {
     freights: Store<Freight>,
     stages: Store<Stage>,
@@ -540,6 +549,7 @@ enum Change {
 
 fn reflect<K>(
     client: &kube::Client,
+    labels: Option<String>,
     watch: liveness::WatchTracker,
     mut on_change: impl FnMut(&K, Change) + Send + 'static,
 ) -> Store<K>
@@ -555,13 +565,14 @@ where
     use futures::StreamExt;
     use kube::runtime::WatchStreamExt;
     let (reader, writer) = kube::runtime::reflector::store();
+    let mut config = kube::runtime::watcher::Config::default();
+    // Selected on the API server: a shard does not even receive other shards' objects.
+    if let Some(l) = labels {
+        config = config.labels(&l);
+    }
     let stream = kube::runtime::reflector(
         writer,
-        kube::runtime::watcher(
-            Api::<K>::all(client.clone()),
-            kube::runtime::watcher::Config::default(),
-        )
-        .modify(slim::<K>),
+        kube::runtime::watcher(Api::<K>::all(client.clone()), config).modify(slim::<K>),
     )
     .default_backoff()
     // Every event and relist marks the watch working, every error (retried with backoff) down.
@@ -602,10 +613,21 @@ fn send<T>(tx: &UnboundedSender<T>, v: T) {
 
 impl Caches {
     /// Starts the watches and waits until each store has its first complete list.
-    pub async fn start(&self, client: &kube::Client, live: &Arc<liveness::Liveness>) {
+    /// Promotions are selected by `me`'s shard label; Stages, Warehouses and Freight are
+    /// watched whole (see [`shard`]).
+    pub async fn start(
+        &self,
+        client: &kube::Client,
+        live: &Arc<liveness::Liveness>,
+        me: &shard::Shard,
+    ) {
         let (freight_tx, freight) = unbounded_channel();
         let (stage_tx, stages) = unbounded_channel();
         let (promo_tx, promotions) = unbounded_channel();
+        let on_stage_move = self.on_stage_move(client, me, &stage_tx, &promo_tx);
+        let arrive_at_start = self.on_stage_move(client, me, &stage_tx, &promo_tx);
+        let mut seen = shard::StageShards::default();
+        let me_too = me.clone();
         let (promo_stage_tx, promotion_stages) = unbounded_channel();
         let (project_tx, projects) = unbounded_channel();
         let project_of_warehouse = project_tx.clone();
@@ -622,6 +644,7 @@ impl Caches {
         let stores = CacheStores {
             freights: reflect(
                 client,
+                None,
                 live.watch("freights (shared cache)"),
                 move |f: &Freight, change| {
                     if change == Change::Applied {
@@ -632,11 +655,18 @@ impl Caches {
             ),
             stages: reflect(
                 client,
+                None,
                 live.watch("stages (shared cache)"),
                 // A deleted Stage changes its project's stats too.
                 move |s: &Stage, change| {
                     if change == Change::Applied {
-                        send(&stage_tx, ObjectRef::from_obj(s));
+                        let moved = seen.observe(&me_too, s);
+                        // An arriving Stage is triggered once it has arrived.
+                        if !on_stage_move(s, moved) {
+                            send(&stage_tx, ObjectRef::from_obj(s));
+                        }
+                    } else {
+                        seen.forget(s);
                     }
                     send(
                         &project_tx,
@@ -646,6 +676,7 @@ impl Caches {
             ),
             warehouses: reflect(
                 client,
+                None,
                 live.watch("warehouses (shared cache)"),
                 move |w: &Warehouse, _| {
                     send(
@@ -656,6 +687,7 @@ impl Caches {
             ),
             promotions: reflect(
                 client,
+                me.label_selector(),
                 live.watch("promotions (shared cache)"),
                 move |p: &Promotion, change| {
                     if change == Change::Deleted {
@@ -688,7 +720,114 @@ impl Caches {
             stores.warehouses.wait_until_ready(),
             stores.promotions.wait_until_ready(),
         );
-        let _ = self.stores.set(stores);
+        let _ = self.stores.set(stores.clone());
+        // A Stage that moved here while this controller was not running: its old shard may
+        // still hold an unfinished Promotion of it. Checked before any reconcile starts.
+        for stage in held_elsewhere(client, me, &stores.stages).await {
+            arrive_at_start(&stage, shard::Move::In);
+        }
+    }
+
+    /// What to do when a Stage moves into or out of this shard: out, its Promotions here are
+    /// re-triggered so the Promotion controller hands them over; in, it is held back until
+    /// its old shard let go ([`shard::arrive`]), then triggered with its Promotions. Returns
+    /// whether the Stage is held back.
+    fn on_stage_move(
+        &self,
+        client: &kube::Client,
+        me: &shard::Shard,
+        stage_tx: &UnboundedSender<ObjectRef<Stage>>,
+        promo_tx: &UnboundedSender<ObjectRef<Promotion>>,
+    ) -> impl Fn(&Stage, shard::Move) -> bool + Send + 'static {
+        let (client, me) = (client.clone(), me.clone());
+        let (stores, arrivals) = (self.stores.clone(), self.arrivals.clone());
+        let (stage_tx, promo_tx) = (stage_tx.clone(), promo_tx.clone());
+        let promotions_of = |stores: &std::sync::OnceLock<CacheStores>, ns: &str, name: &str| {
+            stores
+                .get()
+                .map(|s| {
+                    s.promotions
+                        .state()
+                        .into_iter()
+                        .filter(|p| {
+                            p.metadata.namespace.as_deref() == Some(ns) && p.spec.stage == name
+                        })
+                        .map(|p| ObjectRef::from_obj(p.as_ref()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        move |s: &Stage, moved: shard::Move| {
+            let ns = s.metadata.namespace.clone().unwrap_or_default();
+            let name = s.metadata.name.clone().unwrap_or_default();
+            match moved {
+                shard::Move::None => false,
+                shard::Move::Out => {
+                    for p in promotions_of(&stores, &ns, &name) {
+                        send(&promo_tx, p);
+                    }
+                    false
+                }
+                shard::Move::In => {
+                    if !arrivals.begin(&ns, &name) {
+                        return true;
+                    }
+                    let still_ours = {
+                        let (stores, me, r) = (
+                            stores.clone(),
+                            me.clone(),
+                            ObjectRef::<Stage>::new(&name).within(&ns),
+                        );
+                        move || {
+                            let s = stores.get()?.stages.get(&r)?;
+                            let at = shard::stage_shard(&s);
+                            me.owns(at).then(|| at.map(str::to_string))
+                        }
+                    };
+                    let arrived = {
+                        let (stores, stage_tx, promo_tx) =
+                            (stores.clone(), stage_tx.clone(), promo_tx.clone());
+                        let (ns, name) = (ns.clone(), name.clone());
+                        move || {
+                            send(&stage_tx, ObjectRef::<Stage>::new(&name).within(&ns));
+                            for p in promotions_of(&stores, &ns, &name) {
+                                send(&promo_tx, p);
+                            }
+                        }
+                    };
+                    tokio::spawn(shard::arrive(
+                        client.clone(),
+                        me.clone(),
+                        arrivals.clone(),
+                        ns,
+                        name,
+                        still_ours,
+                        arrived,
+                    ));
+                    true
+                }
+            }
+        }
+    }
+
+    /// Whether this controller reconciles `stage`: it is of its shard and not arriving.
+    pub fn owns_stage(&self, me: &shard::Shard, stage: &Stage) -> bool {
+        me.owns(shard::stage_shard(stage))
+            && !self.arrivals.contains(
+                stage.metadata.namespace.as_deref().unwrap_or_default(),
+                stage.metadata.name.as_deref().unwrap_or_default(),
+            )
+    }
+
+    /// Where a Promotion runs, from its Stage as the cache has it (see [`shard::route`]).
+    pub fn route(&self, me: &shard::Shard, p: &Promotion) -> shard::Route {
+        let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+        let stage = self.stores.get().and_then(|s| {
+            s.stages
+                .get(&ObjectRef::<Stage>::new(&p.spec.stage).within(ns))
+        });
+        let at = stage.as_deref().map(shard::stage_shard);
+        shard::route(me, p, at, self.arrivals.contains(ns, &p.spec.stage))
     }
 
     fn in_ns<K: kube::Resource<DynamicType = ()> + Clone + 'static>(
@@ -918,6 +1057,48 @@ impl Caches {
     }
 }
 
+/// This shard's Stages of which another shard holds an unfinished Promotion (one paginated
+/// LIST of the other shards' Promotions). A failed LIST is logged and checks nothing.
+async fn held_elsewhere(
+    client: &kube::Client,
+    me: &shard::Shard,
+    stages: &Store<Stage>,
+) -> Vec<Arc<Stage>> {
+    let api: Api<Promotion> = Api::all(client.clone());
+    let mut lp = kube::api::ListParams::default()
+        .labels(&me.foreign_selector())
+        .limit(500);
+    let mut held = std::collections::BTreeMap::new();
+    // Bounded: a LIST has finitely many pages; the cap guards against a server that loops.
+    for _ in 0..10_000 {
+        let page = match api.list(&lp).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list other shards' Promotions at start");
+                break;
+            }
+        };
+        for p in page
+            .items
+            .iter()
+            .filter(|p| !p.status.as_ref().is_some_and(|s| s.is_terminal()))
+        {
+            let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+            let r = ObjectRef::<Stage>::new(&p.spec.stage).within(ns);
+            if let Some(s) = stages.get(&r)
+                && me.owns(shard::stage_shard(&s))
+            {
+                held.insert(key(s.as_ref()), s);
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => break,
+        }
+    }
+    held.into_values().collect()
+}
+
 /// The objects of one project, as [`Caches::project`] returns them.
 pub struct ProjectObjects {
     pub freights: Vec<Arc<Freight>>,
@@ -953,14 +1134,34 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
 }
 
 async fn controllers(ctx: Arc<Context>) {
-    ctx.cache.start(&ctx.client, &ctx.liveness).await;
+    ctx.cache
+        .start(&ctx.client, &ctx.liveness, &ctx.config.shard)
+        .await;
+    // The cluster-wide kinds belong to the default controller alone (Kargo's management
+    // controller is not sharded).
+    if !ctx.config.shard.is_default() {
+        // Nobody drains the Project triggers here; dropping them lets their sends fall away.
+        drop(ctx.cache.project_triggers());
+    }
+    let cluster_wide = ctx.config.shard.is_default().then(|| {
+        let ctx = ctx.clone();
+        async move {
+            tokio::join!(
+                project::run(ctx.clone()),
+                project_config::run(ctx.clone()),
+                cluster_config::run(ctx)
+            );
+        }
+    });
     tokio::join!(
         warehouse::run(ctx.clone()),
         promotion::run(ctx.clone()),
         stage::run(ctx.clone()),
-        project::run(ctx.clone()),
-        project_config::run(ctx.clone()),
-        cluster_config::run(ctx)
+        async {
+            if let Some(run) = cluster_wide {
+                run.await;
+            }
+        }
     );
 }
 

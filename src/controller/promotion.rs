@@ -165,6 +165,20 @@ async fn fail_before_start(
 const RETRY_NOTE: &str = "Retrying after an error";
 
 async fn reconcile(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // A Promotion follows its Stage's shard (see `super::shard`).
+    match ctx.cache.route(&ctx.config.shard, &obj) {
+        super::shard::Route::Run => {}
+        super::shard::Route::Wait => return Ok(Action::await_change()),
+        super::shard::Route::HandOver(to) => {
+            super::shard::hand_over(&ctx.client, &obj, to.as_deref())
+                .await
+                .map_err(Error::failed(
+                    "HandOverFailed",
+                    "handing the Promotion over to its Stage's shard",
+                ))?;
+            return Ok(Action::await_change());
+        }
+    }
     let out = within_deadline(&ctx, "promotion", reconcile_once(obj.clone(), ctx.clone())).await;
     if let Err(e) = &out {
         // Bounded: the API server may be what fails.

@@ -129,6 +129,10 @@ const RETRY_CAP: Duration = Duration::from_secs(30);
 const REQUEUE_CONFLICT: Duration = Duration::from_secs(1);
 
 async fn reconcile(obj: Arc<Stage>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Another shard's Stage, or one still arriving here (see `super::shard`).
+    if !ctx.cache.owns_stage(&ctx.config.shard, &obj) {
+        return Ok(Action::await_change());
+    }
     let out = within_deadline(&ctx, "stage", reconcile_once(&obj, &ctx)).await;
     if let Err(e @ Error::DeadlineExceeded(_)) = &out {
         // Shown on the Stage too, best effort: the API server may be what is slow.

@@ -565,7 +565,7 @@ fn readiness(r: Readiness<'_>) -> (bool, &'static str, String) {
 fn auto_promotion(stage: &Stage, freight: &str, ulid: &str) -> Promotion {
     let short: String = freight.chars().take(7).collect();
     let name = format!("{}.{ulid}.{short}", stage.name_any()).to_lowercase();
-    Promotion {
+    let mut p = Promotion {
         metadata: kube::api::ObjectMeta {
             name: Some(name),
             namespace: Some(stage.namespace().unwrap_or_default()),
@@ -596,7 +596,10 @@ fn auto_promotion(stage: &Stage, freight: &str, ulid: &str) -> Promotion {
             ..Default::default()
         },
         status: None,
-    }
+    };
+    // The Stage's shard runs it (Kargo's webhook sets this label).
+    crate::controller::shard::label_for_stage(&mut p, stage);
+    p
 }
 
 #[cfg(test)]

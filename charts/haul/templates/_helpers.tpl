@@ -38,6 +38,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: haul
 {{- end -}}
 
+{{/* Selector labels of a shard's controller pods (dict "root" $ "shard" name): a component of
+their own, so the main Deployment and the Services do not select them. */}}
+{{- define "haul.shardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "haul.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ printf "controller-shard-%s" .shard | trunc 63 | trimSuffix "-" }}
+{{- end -}}
+
+{{- define "haul.shardLabels" -}}
+helm.sh/chart: {{ include "haul.chart" .root }}
+{{ include "haul.shardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: haul
+kargo.akuity.io/shard: {{ .shard | quote }}
+{{- end -}}
+
 {{/* The ServiceAccount the controller runs as. */}}
 {{- define "haul.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}

@@ -30,6 +30,10 @@ fn now() -> Time {
 }
 
 async fn reconcile(w: Arc<Warehouse>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Another shard's Warehouse (see `super::shard`).
+    if !ctx.config.shard.owns(super::shard::warehouse_shard(&w)) {
+        return Ok(Action::await_change());
+    }
     within_deadline(&ctx, "warehouse", reconcile_once(w, ctx.clone())).await
 }
 

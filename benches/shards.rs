@@ -1,0 +1,328 @@
+//! Sharding at scale: the same objects reconciled by one controller, then split between two
+//! (the default controller and shard "a", half of the Warehouses and Stages labelled for "a"),
+//! on a fresh control plane per run. For each size: every controller's resident memory, CPU
+//! time and reconciles once idle, the kube-apiserver's CPU time and requests (all clients,
+//! including the kubectl that creates the objects), then the time to run Promotions spread
+//! over both shards and each controller's peak memory meanwhile.
+//!
+//!   cargo bench --bench shards
+//!   HAUL_SHARDS_SIZES=500:5000,1000:10000   (Stages:Freight per point; 3 Stages a Warehouse)
+//!   HAUL_SHARDS_PROMOTIONS=200              (Promotions per point)
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use haul_testenv::ControlPlane;
+
+fn apply(cp: &ControlPlane, yaml: &str) {
+    let mut c = cp.kubectl();
+    c.args(["apply", "--server-side", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = c.spawn().expect("kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(yaml.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("kubectl").success());
+}
+
+/// (resident MiB, CPU seconds) of a process.
+fn usage(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|u| u.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (rss_kb / 1024.0, (tick(11) + tick(12)) / 100.0)
+}
+
+fn apiserver_pid(cp: &ControlPlane) -> Option<u32> {
+    let out = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("kube-apiserver.*--cert-dir={}", cp.dir().display()),
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+}
+
+/// Sum of the samples of `metric` in a Prometheus text exposition.
+fn sum_metric(text: &str, metric: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn apiserver_requests(cp: &ControlPlane) -> f64 {
+    let out = cp
+        .kubectl()
+        .args(["get", "--raw", "/metrics"])
+        .output()
+        .expect("kubectl");
+    sum_metric(
+        &String::from_utf8_lossy(&out.stdout),
+        "apiserver_request_total{",
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Controller {
+    name: &'static str,
+    child: Child,
+    port: u16,
+}
+
+impl Controller {
+    fn start(cp: &ControlPlane, name: &'static str, shard: Option<&str>) -> Self {
+        let port = free_port();
+        let log =
+            std::fs::File::create(cp.dir().join(format!("controller-{name}.log"))).expect("log");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_haul"));
+        c.arg("controller")
+            .env("KUBECONFIG", cp.kubeconfig())
+            .env("HAUL_WORK_DIR", cp.dir().join(format!("work-{name}")))
+            .env("HAUL_LEADER_ELECT", "false")
+            .env("HAUL_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .env("HAUL_RECEIVERS_ADDR", "off")
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::from(log));
+        if let Some(s) = shard {
+            c.env("SHARD_NAME", s);
+        }
+        Self {
+            name,
+            child: c.spawn().expect("controller"),
+            port,
+        }
+    }
+
+    fn reconciles(&self) -> f64 {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5"])
+            .arg(format!("http://127.0.0.1:{}/metrics", self.port))
+            .output();
+        out.map(|o| sum_metric(&String::from_utf8_lossy(&o.stdout), "haul_reconciles_total"))
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn count_phase(cp: &ControlPlane, phase: &str) -> usize {
+    let out = cp
+        .kubectl()
+        .args([
+            "get",
+            "promotions",
+            "-A",
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ])
+        .output()
+        .expect("kubectl");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|p| *p == phase)
+        .count()
+}
+
+/// Waits until every controller's CPU time grows by less than 0.1 s over 5 s (at most 300 s).
+fn settle(controllers: &[Controller]) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let cpu = || -> f64 { controllers.iter().map(|c| usage(c.child.id()).1).sum() };
+    let mut before = cpu();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(5));
+        let now = cpu();
+        if now - before < 0.1 {
+            return;
+        }
+        before = now;
+    }
+    eprintln!("controllers did not settle within 300 s");
+}
+
+/// Warehouses of `w` (3 Stages each: dev direct, uat and prod downstream; one compose-output
+/// step), `freight_per` Freight each; odd Warehouses and their Stages in shard "a" when
+/// `sharded`. One namespace per 10 Warehouses.
+fn objects(warehouses: usize, freight_per: usize, sharded: bool) -> (String, Vec<String>) {
+    let mut y = String::new();
+    let mut freight = Vec::new();
+    for w in 0..warehouses {
+        let ns = format!("shards-{}", w / 10);
+        if w % 10 == 0 {
+            y.push_str(&format!(
+                "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+            ));
+        }
+        let shard = if sharded && w % 2 == 1 {
+            "\n  shard: a"
+        } else {
+            ""
+        };
+        y.push_str(&format!(
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: w{w}, namespace: {ns}}}\nspec:{shard}\n  interval: 100h\n  subscriptions:\n  - image: {{repoURL: 127.0.0.1:9/none/w{w}}}\n"
+        ));
+        for (s, src) in ["dev", "uat", "prod"].iter().zip([
+            "{direct: true}".to_string(),
+            format!("{{stages: [dev-w{w}]}}"),
+            format!("{{stages: [uat-w{w}]}}"),
+        ]) {
+            y.push_str(&format!(
+                "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: {s}-w{w}, namespace: {ns}}}\nspec:{shard}\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w{w}}}\n    sources: {src}\n  promotionTemplate:\n    spec:\n      steps:\n      - uses: compose-output\n        config: {{stage: {s}}}\n"
+            ));
+        }
+        let mut f = String::new();
+        for i in 0..freight_per {
+            f.push_str(&format!(
+                "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata: {{name: f{w}-{i}, namespace: {ns}}}\norigin: {{kind: Warehouse, name: w{w}}}\nimages:\n- {{repoURL: example.com/w{w}, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
+            ));
+        }
+        freight.push(f);
+    }
+    (y, freight)
+}
+
+fn run(stages: usize, freight: usize, promotions: usize, sharded: bool) {
+    let warehouses = (stages / 3).max(1);
+    let freight_per = (freight / warehouses).max(1);
+    let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
+    let kas = apiserver_pid(&cp).expect("kube-apiserver pid");
+    let controllers = if sharded {
+        vec![
+            Controller::start(&cp, "default", None),
+            Controller::start(&cp, "shard a", Some("a")),
+        ]
+    } else {
+        vec![Controller::start(&cp, "single", None)]
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let (base_kas_cpu, base_requests) = (usage(kas).1, apiserver_requests(&cp));
+    let t = Instant::now();
+    let (y, freight_docs) = objects(warehouses, freight_per, sharded);
+    apply(&cp, &y);
+    // Freight in batches of about 2,000 objects.
+    for chunk in freight_docs.chunks((2000 / freight_per).max(1)) {
+        apply(&cp, &chunk.concat());
+    }
+    settle(&controllers);
+    let created_in = t.elapsed().as_secs_f64();
+    let kas_cpu = usage(kas).1 - base_kas_cpu;
+    let requests = apiserver_requests(&cp) - base_requests;
+    let label = format!(
+        "{} Stages / {} Freight, {}",
+        warehouses * 3,
+        warehouses * freight_per,
+        if sharded { "2 shards" } else { "1 controller" }
+    );
+    for c in &controllers {
+        let (rss, cpu) = usage(c.child.id());
+        println!(
+            "| {label} | {} | idle | {rss:.1} MiB | {cpu:.1} s | {:.0} |",
+            c.name,
+            c.reconciles()
+        );
+    }
+    println!(
+        "| {label} | kube-apiserver | created and settled in {created_in:.0} s | | {kas_cpu:.1} s | {requests:.0} requests |"
+    );
+
+    // Promotions spread over the dev Stages (both shards), created at once without labels,
+    // as kubectl users do.
+    let t = Instant::now();
+    let (base_kas_cpu, base_requests) = (usage(kas).1, apiserver_requests(&cp));
+    let mut y = String::new();
+    for p in 0..promotions {
+        let w = p % warehouses;
+        let i = p / warehouses % freight_per;
+        y.push_str(&format!(
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata: {{name: p{p}, namespace: shards-{}}}\nspec: {{stage: dev-w{w}, freight: f{w}-{i}}}\n",
+            w / 10
+        ));
+    }
+    apply(&cp, &y);
+    let mut peaks = vec![0.0f64; controllers.len()];
+    let deadline = t + Duration::from_secs(600);
+    let done = loop {
+        for (c, peak) in controllers.iter().zip(peaks.iter_mut()) {
+            *peak = peak.max(usage(c.child.id()).0);
+        }
+        let done = count_phase(&cp, "Succeeded");
+        if done >= promotions || Instant::now() > deadline {
+            break done;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let took = t.elapsed().as_secs_f64();
+    for (c, peak) in controllers.iter().zip(&peaks) {
+        let (_, cpu) = usage(c.child.id());
+        println!(
+            "| {label} | {} | promoting: peak | {peak:.1} MiB | {cpu:.1} s | {:.0} |",
+            c.name,
+            c.reconciles()
+        );
+    }
+    println!(
+        "| {label} | kube-apiserver | {done}/{promotions} Promotions succeeded in {took:.1} s | | {:.1} s | {:.0} requests |",
+        usage(kas).1 - base_kas_cpu,
+        apiserver_requests(&cp) - base_requests
+    );
+}
+
+fn main() {
+    let sizes: Vec<(usize, usize)> = std::env::var("HAUL_SHARDS_SIZES")
+        .unwrap_or_else(|_| "500:5000,1000:10000".into())
+        .split(',')
+        .filter_map(|p| {
+            let (s, f) = p.split_once(':')?;
+            Some((s.trim().parse().ok()?, f.trim().parse().ok()?))
+        })
+        .collect();
+    let promotions: usize = std::env::var("HAUL_SHARDS_PROMOTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    println!(
+        "| objects | controller | state | resident memory | CPU time (cumulative) | reconciles / API requests |"
+    );
+    println!("|---|---|---|---:|---:|---:|");
+    for (stages, freight) in sizes {
+        for sharded in [false, true] {
+            run(stages, freight, promotions, sharded);
+        }
+    }
+}
