@@ -704,6 +704,7 @@ impl Caches {
             // The Stage reconciler reads its project's promotion policies from here.
             project_configs: reflect(
                 client,
+                None,
                 live.watch("projectconfigs (shared cache)"),
                 move |c: &ProjectConfig, _| {
                     send(
