@@ -1315,3 +1315,219 @@ async fn unusable_key_commits_nothing() {
     assert_eq!(wt.head().await.expect("head"), head);
     assert_eq!(status(&wt), "?? ours.txt");
 }
+
+/// Counts the ref updates the bare repository receives (one per pushed ref) with an `update`
+/// hook.
+fn count_pushes(remote: &Remote) -> PathBuf {
+    let log = remote.bare.join("pushes.log");
+    let hook = remote.bare.join("hooks/update");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho \"$1\" >> '{}'\n", log.display()),
+    )
+    .expect("hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    log
+}
+
+fn pushes(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |s| s.lines().count())
+}
+
+/// Checks out `main` at `work/<name>`, writes `file`, commits with the promotion trailer `name`.
+async fn promotion_commit(
+    cache: &RepoCache,
+    remote: &Remote,
+    root: &Path,
+    name: &str,
+    file: &str,
+    content: &str,
+) -> Worktree {
+    let wt = cache
+        .checkout(
+            &remote.url,
+            &Credentials::None,
+            &Checkout::branch("main"),
+            &root.join("work").join(name),
+        )
+        .await
+        .expect("checkout");
+    std::fs::write(wt.path().join(file), content).expect("write");
+    wt.commit_all_with_trailers(name, &author(), &[(PROMOTION_TRAILER, name)])
+        .await
+        .expect("commit");
+    wt
+}
+
+/// Pushes every worktree at once while the branch lock is held, so that all of them are
+/// queued before the first push starts; returns each push's result, in order.
+async fn push_queued(wts: Vec<Worktree>) -> Vec<(Worktree, Result<PushOutcome>)> {
+    let Some(first) = wts.first() else {
+        return Vec::new();
+    };
+    let repo_dir = first.repo_dir.clone();
+    let n = wts.len();
+    let lock = first.lock_branch("main").await;
+    let tasks: Vec<_> = wts
+        .into_iter()
+        .map(|mut wt| {
+            tokio::spawn(async move {
+                let r = wt.push(&Credentials::None, &fast_push()).await;
+                (wt, r)
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while super::worktree::queued(&repo_dir, "main") < n {
+        assert!(Instant::now() < deadline, "pushes never queued");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(lock);
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+fn trailer_of(remote: &Remote, commit: &str) -> String {
+    git(
+        &remote.bare,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Haul-Promotion,valueonly)",
+            commit,
+        ],
+    )
+}
+
+#[tokio::test]
+async fn queued_pushes_to_one_branch_go_in_one_push() {
+    let remote = Remote::new(1);
+    let log = count_pushes(&remote);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = cache(&tmp.path().join("cache"));
+    let n = 8;
+    let mut wts = Vec::new();
+    for i in 0..n {
+        let name = format!("promo-{i}");
+        wts.push(
+            promotion_commit(
+                &cache,
+                &remote,
+                tmp.path(),
+                &name,
+                &format!("env-{i}.yaml"),
+                "v\n",
+            )
+            .await,
+        );
+    }
+    let results = push_queued(wts).await;
+    assert_eq!(pushes(&log), 1, "one push for all queued promotions");
+    let mut commits = Vec::new();
+    for (i, (wt, r)) in results.into_iter().enumerate() {
+        let out = r.expect("push");
+        assert!(!out.already_pushed);
+        // Each outcome names its own commit: on the branch, carrying its own trailer, and the
+        // worktree is on it.
+        git(
+            &remote.bare,
+            &["merge-base", "--is-ancestor", &out.commit, "main"],
+        );
+        assert_eq!(trailer_of(&remote, &out.commit), format!("promo-{i}"));
+        assert_eq!(wt.head().await.expect("head"), out.commit);
+        assert_eq!(status(&wt), "");
+        commits.push(out.commit);
+    }
+    // Every promotion's commit exactly once, linear, in queue order.
+    let subjects = remote.log("main");
+    assert_eq!(subjects.len(), 1 + n, "{subjects:?}");
+    for i in 0..n {
+        let c = subjects
+            .iter()
+            .filter(|s| **s == format!("promo-{i}"))
+            .count();
+        assert_eq!(c, 1, "promo-{i} in {subjects:?}");
+    }
+    assert_eq!(remote.head("main"), commits[n - 1]);
+    assert_eq!(
+        git(&remote.bare, &["rev-list", "--merges", "--count", "main"]),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn conflicting_entry_of_a_group_fails_alone() {
+    let remote = Remote::new(1);
+    let log = count_pushes(&remote);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = cache(&tmp.path().join("cache"));
+    let root = tmp.path();
+    let a = promotion_commit(&cache, &remote, root, "a", "shared.txt", "line one\nA\n").await;
+    let b = promotion_commit(&cache, &remote, root, "b", "shared.txt", "line one\nB\n").await;
+    let b_commit = b.head().await.expect("head");
+    let c = promotion_commit(&cache, &remote, root, "c", "c.txt", "c\n").await;
+    let results = push_queued(vec![a, b, c]).await;
+    assert_eq!(pushes(&log), 1);
+    let mut it = results.into_iter();
+    let (_, ra) = it.next().expect("a");
+    let (b, rb) = it.next().expect("b");
+    let (_, rc) = it.next().expect("c");
+    let ra = ra.expect("a pushed");
+    let rc = rc.expect("c pushed");
+    match rb {
+        Err(GitError::RebaseConflict { files, .. }) => assert_eq!(files, ["shared.txt"]),
+        other => panic!("b: {other:?}"),
+    }
+    // b's worktree is back on its own commit, clean; a and c landed.
+    assert_eq!(b.head().await.expect("head"), b_commit);
+    assert_eq!(status(&b), "");
+    assert_eq!(remote.log("main"), ["c", "a", "seed"]);
+    assert_eq!(remote.head("main"), rc.commit);
+    assert_eq!(trailer_of(&remote, &ra.commit), "a");
+}
+
+#[tokio::test]
+async fn group_skips_a_promotion_already_on_the_branch() {
+    let remote = Remote::new(1);
+    let log = count_pushes(&remote);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = cache(&tmp.path().join("cache"));
+    let root = tmp.path();
+    // A first run of promotion "x" pushed; its re-run (checked out before) commits again.
+    let mut first = promotion_commit(&cache, &remote, root, "x", "x.txt", "1\n").await;
+    let rerun = cache
+        .checkout(
+            &remote.url,
+            &Credentials::None,
+            &Checkout::branch("main"),
+            &root.join("work/x-rerun"),
+        )
+        .await
+        .expect("checkout");
+    let pushed = first
+        .push(&Credentials::None, &fast_push())
+        .await
+        .expect("push");
+    std::fs::write(rerun.path().join("x.txt"), "1\n").expect("write");
+    rerun
+        .commit_all_with_trailers("x again", &author(), &[(PROMOTION_TRAILER, "x")])
+        .await
+        .expect("commit");
+    let y = promotion_commit(&cache, &remote, root, "y", "y.txt", "y\n").await;
+    let results = push_queued(vec![rerun, y]).await;
+    assert_eq!(pushes(&log), 2);
+    let mut it = results.into_iter();
+    let (rerun, rx) = it.next().expect("x");
+    let (_, ry) = it.next().expect("y");
+    let rx = rx.expect("x");
+    let ry = ry.expect("y");
+    assert!(rx.already_pushed);
+    assert_eq!(rx.commit, pushed.commit);
+    assert!(!ry.already_pushed);
+    assert_eq!(remote.log("main"), ["y", "x", "seed"]);
+    assert_eq!(rerun.head().await.expect("head"), pushed.commit);
+}

@@ -13,7 +13,10 @@ use super::{
 };
 
 mod api_push;
+mod group_push;
 pub use api_push::CommitSignature;
+#[cfg(test)]
+pub(crate) use group_push::queued;
 
 /// Per-worktree ref holding the remote commit the worktree's own commits sit on: the
 /// checkout, then each remote head rebased onto or pushed. `rebase --onto <new> <base>`
@@ -428,11 +431,12 @@ impl Worktree {
 
     /// Pushes HEAD to the tracked branch (or [`PushOptions::target_branch`]).
     ///
-    /// Pushes to one (repository, branch) are serialised within the process. A non-fast-forward
-    /// rejection is answered by fetching the branch, rebasing this worktree's commits onto it
-    /// and retrying, up to [`PushOptions::max_attempts`] attempts with backoff. If HEAD carries a
-    /// [`PROMOTION_TRAILER`] that a recent commit of the remote branch also carries, nothing is
-    /// pushed (see the module docs).
+    /// Pushes to one (repository, branch) are serialised within the process, and those that
+    /// queue up meanwhile are pushed together (see `group_push`): each keeps its own commit, and
+    /// the outcome names it. A non-fast-forward rejection is answered by fetching the branch,
+    /// rebasing the worktrees' commits onto it and retrying, up to [`PushOptions::max_attempts`]
+    /// attempts with backoff. If HEAD carries a [`PROMOTION_TRAILER`] that a recent commit of the
+    /// remote branch also carries, nothing is pushed (see the module docs).
     pub async fn push(&mut self, creds: &Credentials, opts: &PushOptions) -> Result<PushOutcome> {
         let target = opts
             .target_branch
@@ -444,101 +448,80 @@ impl Worktree {
             })?;
         validate_ref_name("branch", &target)?;
         let auth = self.auth(creds)?;
-        let tracking = format!("refs/remotes/origin/{target}");
-        let _branch_guard = locks::branch(&self.url.normalized, &target).await;
-        let promotion = if opts.force {
-            None
-        } else {
-            self.unpushed_promotion(&tracking).await?
-        };
-        let max = opts.max_attempts.max(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if let Some(value) = &promotion
-                && let Some(sha) = self
-                    .find_in_remote(
-                        &auth,
-                        &target,
-                        PROMOTION_TRAILER,
-                        value,
-                        opts.dedupe_search_depth,
-                    )
-                    .await?
-            {
-                // With auth: in a partial clone, checking out fetches blobs.
-                self.cmd("reset")
-                    .auth(&auth)
-                    .args(["reset", "--quiet", "--hard", &tracking])
-                    .ok()
-                    .await?;
-                self.set_base("HEAD").await?;
-                tracing::info!(repo = %self.url.remote, branch = %target, commit = %sha,
-                    promotion = %value, "promotion's commit already on the remote branch; not pushing again");
-                return Ok(PushOutcome {
-                    commit: sha,
-                    branch: target,
-                    already_pushed: true,
-                    attempts: attempt,
-                });
-            }
-            if attempt > 1 && self.try_rev_parse(&tracking).await?.is_some() {
-                self.rebase_onto(&auth, &tracking, &target).await?;
-            }
-            // A successful push also moves the remote-tracking ref, which a concurrent fetch
-            // into the same cached repository would fail to lock: push under the repository
-            // lock (taken after the branch lock, the order used everywhere).
-            let pushed = {
-                let _g = locks::repo(&self.repo_dir.to_string_lossy()).await;
-                self.try_push(&auth, &target, opts.force).await?
-            };
-            match pushed {
-                PushAttempt::Pushed => {
-                    let commit = self.head().await?;
-                    self.set_base("HEAD").await?;
-                    tracing::info!(repo = %self.url.remote, branch = %target, %commit,
-                        attempts = attempt, "pushed");
-                    return Ok(PushOutcome {
-                        commit,
-                        branch: target,
-                        already_pushed: false,
-                        attempts: attempt,
-                    });
-                }
-                PushAttempt::NonFastForward => {
-                    if attempt >= max {
-                        return Err(GitError::PushRetriesExhausted {
-                            repo_url: self.url.remote.clone(),
-                            branch: target,
-                            attempts: attempt,
-                        });
-                    }
-                    // The first rejection is usually another promotion of this process that
-                    // held the branch lock just before: fetch and rebase at once. Back off
-                    // only when someone keeps moving the branch.
-                    let delay = if attempt == 1 {
-                        std::time::Duration::ZERO
-                    } else {
-                        opts.backoff.delay(attempt - 1)
-                    };
-                    tracing::info!(repo = %self.url.remote, branch = %target, attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        "push rejected (non-fast-forward); fetching and rebasing");
-                    tokio::time::sleep(delay).await;
-                    let _g = locks::repo(&self.repo_dir.to_string_lossy()).await;
-                    let refspec = format!("+refs/heads/{target}:refs/remotes/origin/{target}");
-                    self.cache
-                        .fetch(
-                            &self.url,
-                            &self.repo_dir,
-                            &auth,
-                            &refspec,
-                            Depth::Incremental,
-                        )
-                        .await?;
-                }
-            }
+        if opts.force {
+            return self.force_push(&auth, &target).await;
         }
+        drop(auth);
+        group_push::submit(self.handle(), target, creds.clone(), opts.clone()).await
+    }
+
+    /// Another handle on this worktree, for the task that pushes it with others.
+    fn handle(&self) -> Worktree {
+        Worktree {
+            cache: self.cache.clone(),
+            url: self.url.clone(),
+            repo_dir: self.repo_dir.clone(),
+            path: self.path.clone(),
+            branch: self.branch.clone(),
+            local_branch: self.local_branch.clone(),
+            skip_tls_verify: self.skip_tls_verify,
+        }
+    }
+
+    /// Force-pushes HEAD: no rebase, no duplicate check, never grouped with other pushes.
+    async fn force_push(&self, auth: &Auth, target: &str) -> Result<PushOutcome> {
+        let _branch_guard = locks::branch(&self.url.normalized, target).await;
+        let pushed = {
+            let _g = locks::repo(&self.repo_dir.to_string_lossy()).await;
+            self.try_push(auth, target, true).await?
+        };
+        match pushed {
+            PushAttempt::Pushed => {
+                let commit = self.head().await?;
+                self.set_base("HEAD").await?;
+                tracing::info!(repo = %self.url.remote, branch = %target, %commit, "force-pushed");
+                Ok(PushOutcome {
+                    commit,
+                    branch: target.to_string(),
+                    already_pushed: false,
+                    attempts: 1,
+                })
+            }
+            // A forced push is never non-fast-forward; a rejection of it is the server's.
+            PushAttempt::NonFastForward => Err(GitError::PushRejected {
+                repo_url: self.url.remote.clone(),
+                branch: target.to_string(),
+                detail: "rejected".into(),
+            }),
+        }
+    }
+
+    /// The promotion `value`'s commit `sha` is already on the remote branch: moves the worktree
+    /// onto the remote branch instead of pushing again.
+    async fn settle_already_pushed(
+        &self,
+        auth: &Auth,
+        tracking: &str,
+        target: &str,
+        sha: String,
+        value: &str,
+        attempts: u32,
+    ) -> Result<PushOutcome> {
+        // With auth: in a partial clone, checking out fetches blobs.
+        self.cmd("reset")
+            .auth(auth)
+            .args(["reset", "--quiet", "--hard", tracking])
+            .ok()
+            .await?;
+        self.set_base("HEAD").await?;
+        tracing::info!(repo = %self.url.remote, branch = %target, commit = %sha,
+            promotion = %value, "promotion's commit already on the remote branch; not pushing again");
+        Ok(PushOutcome {
+            commit: sha,
+            branch: target.to_string(),
+            already_pushed: true,
+            attempts,
+        })
     }
 
     async fn try_push(&self, auth: &Auth, target: &str, force: bool) -> Result<PushAttempt> {
