@@ -1,15 +1,26 @@
 //! The story of SCENARIO.md, end to end, with the manifests a user copies from
 //! `examples/reference-pipeline/`: CI pushes image 1006 to ECR → the Warehouse (ECR through
-//! IRSA) records Freight → dev is auto-promoted (commit in the GitOps repo) → Argo CD reports
-//! dev healthy → the same Freight goes to uat → prod refuses Freight not verified in uat →
-//! prod is promoted after uat verifies → one commit per promotion, each with a clean message.
+//! IRSA) records Freight → dev is auto-promoted (commit in the GitOps repo) → Argo CD syncs dev
+//! to that commit and reports it healthy → the same Freight goes to uat → prod refuses Freight
+//! not verified in uat → prod is promoted after uat verifies → one commit per promotion, each
+//! with a clean message.
+//!
+//! Argo CD is the real one (`haul_testenv::ArgoCd`, as in `tests/argocd_real.rs`): nothing here
+//! writes an Application's status. The GitOps repo is `seed_gitops_for_argocd`'s, whose overlays
+//! deploy what syncs Healthy without nodes (a suspended CronJob, ConfigMaps) into `backend`.
+//! As in the example, all three Applications deploy the same objects into that one namespace of
+//! one cluster, so each Stage's sync takes them over: each is checked right after its sync.
 
 mod support;
 
 use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use support::fixtures::{argocd_synced, promotion_yaml};
-use support::gitops::seed_gitops;
+use haul_testenv::ArgoCd;
+use haul_testenv::argocd::repository_secret_yaml;
+use support::fixtures::promotion_yaml;
+use support::gitops::seed_gitops_for_argocd;
 use support::services::services;
 use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, wait_for};
 
@@ -71,18 +82,80 @@ fn example_manifests(gitops: &str) -> String {
         )
 }
 
-/// What Argo CD does once it has synced `app` to the revision a Promotion asked for.
-fn argocd_syncs(app: &str) {
-    let a = get_json("application", app, "argocd").expect("application");
-    let promotion = a["operation"]["info"]
-        .as_array()
-        .and_then(|i| i.iter().find(|e| e["name"] == "kargo.akuity.io/promotion"))
-        .and_then(|e| e["value"].as_str())
-        .expect("a sync requested by a Promotion");
-    let revision = a["operation"]["sync"]["revision"]
-        .as_str()
-        .unwrap_or_default();
-    argocd_synced("argocd", app, promotion, revision);
+/// Argo CD's own waits are in seconds (a 60 s reconciliation cadence); a loaded CI machine may
+/// take a while to clone and render.
+const ARGO_WAIT: u64 = 180;
+
+/// The Argo CD of this test binary, started once on its control plane.
+fn argocd() -> &'static ArgoCd {
+    static A: OnceLock<ArgoCd> = OnceLock::new();
+    A.get_or_init(|| {
+        let cp = support::cp();
+        ArgoCd::start(cp, &cp.dir().join("argocd"))
+            .unwrap_or_else(|e| panic!("cannot start Argo CD: {e}"))
+    })
+}
+
+/// Polls `f` until it returns `Some`; on timeout panics with `what` and Argo CD's log tails.
+fn wait_argo<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(ARGO_WAIT);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline && !argocd().exited(),
+            "timed out after {ARGO_WAIT}s waiting for {what}\n{}",
+            argocd().log_tails()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Argo CD has synced `app` to exactly `commit` for `promotion`, and its comparison since (the
+/// branch head is that commit) finds the Application Synced and Healthy.
+fn argocd_synced_to(app: &str, promotion: &str, commit: &str) {
+    let a = wait_argo(&format!("Argo CD to sync {app} to {commit}"), || {
+        let a = get_json("application", app, "argocd")?;
+        let st = &a["status"];
+        (st["operationState"]["phase"] == "Succeeded"
+            && st["operationState"]["syncResult"]["revision"] == commit
+            && st["sync"]["revision"] == commit
+            && st["sync"]["status"] == "Synced"
+            && st["health"]["status"] == "Healthy")
+            .then_some(a)
+    });
+    let op = &a["status"]["operationState"]["operation"];
+    assert!(
+        op["info"].as_array().is_some_and(|i| i
+            .iter()
+            .any(|e| e["name"] == "kargo.akuity.io/promotion" && e["value"] == promotion)),
+        "the sync was not the Promotion's: {op:#}"
+    );
+    // What Argo CD deployed into `backend` carries the image the Promotion set.
+    let cj = get_json("cronjob", "my-app", "backend").expect("the CronJob Argo CD applied");
+    assert_eq!(
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("{ECR}:1006").as_str()
+    );
+}
+
+/// The Stage's health is Argo CD's: Healthy, its Healthy condition naming the Application.
+fn stage_healthy_from_argocd(stage: &str, app: &str) {
+    let healthy = wait_argo(&format!("{stage} to be Healthy"), || {
+        let st = get_json("stage", stage, "my-app")?;
+        if st["status"]["health"]["status"] != "Healthy" {
+            return None;
+        }
+        st["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Healthy")
+            .cloned()
+    });
+    assert_eq!(healthy["status"], "True", "{healthy:#}");
+    let message = healthy["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("argocd/{app}")), "{healthy:#}");
 }
 
 fn promotion_of(stage: &str) -> Option<serde_json::Value> {
@@ -100,14 +173,17 @@ fn promotion_of(stage: &str) -> Option<serde_json::Value> {
         .cloned()
 }
 
+/// The name of `stage`'s Promotion once it reached argocd-update (Argo CD may finish the sync
+/// before this looks, so the step may already have succeeded).
 fn waiting_on_argocd(stage: &str) -> String {
-    wait_for(
-        60,
+    wait_argo(
         &format!("the {stage} promotion to ask Argo CD to sync"),
         || {
             let p = promotion_of(stage)?;
             let steps = p["status"]["stepExecutionMetadata"].as_array()?;
-            (steps.len() == 5 && steps[4]["status"] == "Running").then(|| {
+            let asked = steps.len() == 5
+                && matches!(steps[4]["status"].as_str(), Some("Running" | "Succeeded"));
+            asked.then(|| {
                 p["metadata"]["name"]
                     .as_str()
                     .unwrap_or_default()
@@ -118,7 +194,7 @@ fn waiting_on_argocd(stage: &str) -> String {
 }
 
 fn verified_in(freight: &str, stage: &str) {
-    wait_for(60, &format!("Freight to be verified in {stage}"), || {
+    wait_argo(&format!("Freight to be verified in {stage}"), || {
         let f = get_json("freight", freight, "my-app")?;
         f["status"]["verifiedIn"][stage].is_object().then_some(())
     });
@@ -141,6 +217,7 @@ fn phase(name: &str) -> Option<String> {
 #[test]
 fn ecr_to_dev_uat_prod() {
     let s = services();
+    let _ = argocd();
     let token = support::cp().dir().join("irsa-token");
     std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln").expect("token");
     let token = token.display().to_string();
@@ -153,12 +230,24 @@ fn ecr_to_dev_uat_prod() {
             ("AWS_ENDPOINT_URL", s.var("HAUL_TEST_MOTO_URL")),
         ],
     );
-    let (gitops, _) = seed_gitops("pipeline");
+    let (gitops, _) = seed_gitops_for_argocd("pipeline");
     let bare = s.bare_path(&gitops);
     let start = git(&bare, &["rev-parse", "gitops"]).trim().to_string();
 
-    // 1. CI pushes build 1006 to ECR; the user applies the example manifests.
+    // 1. CI pushes build 1006 to ECR; the user applies the example manifests, with the
+    // namespace the Applications deploy into and Argo CD's credentials for the GitOps repo.
     let digest = ci_pushes("1006");
+    kubectl(&["create", "namespace", "backend"]).success("create namespace backend");
+    kubectl_stdin(
+        &["apply", "-f", "-"],
+        &repository_secret_yaml(
+            "my-gitops-repo",
+            &gitops,
+            s.var("HAUL_TEST_GIT_USER"),
+            s.var("HAUL_TEST_GIT_PASSWORD"),
+        ),
+    )
+    .success("apply the repository Secret");
     kubectl_stdin(&["apply", "-f", "-"], &example_manifests(&gitops)).success("apply examples");
 
     // 2. The Warehouse records Freight for it.
@@ -211,11 +300,13 @@ fn ecr_to_dev_uat_prod() {
         "{k}"
     );
 
-    // 4. Argo CD syncs dev and reports it healthy: the Freight is verified in dev.
-    argocd_syncs("my-app-dev");
-    wait_for(60, "dev promotion to succeed", || {
+    // 4. Argo CD syncs dev to that commit and reports it healthy: the Freight is verified in
+    // dev.
+    argocd_synced_to("my-app-dev", &dev, &after_dev);
+    wait_argo("dev promotion to succeed", || {
         (phase(&dev).as_deref() == Some("Succeeded")).then_some(())
     });
+    stage_healthy_from_argocd("dev", "my-app-dev");
     verified_in(&name, "dev");
 
     // 5. prod refuses Freight that has not passed uat, and nothing is pushed.
@@ -231,17 +322,21 @@ fn ecr_to_dev_uat_prod() {
     // 6. The release manager promotes the same Freight (same digest) to uat, then prod.
     promote("to-uat", "uat", &name);
     waiting_on_argocd("uat");
-    argocd_syncs("my-app-uat");
-    wait_for(60, "uat promotion", || {
+    let after_uat = git(&bare, &["rev-parse", "gitops"]).trim().to_string();
+    argocd_synced_to("my-app-uat", "to-uat", &after_uat);
+    wait_argo("uat promotion", || {
         (phase("to-uat").as_deref() == Some("Succeeded")).then_some(())
     });
+    stage_healthy_from_argocd("uat", "my-app-uat");
     verified_in(&name, "uat");
     promote("to-prod", "prod", &name);
     waiting_on_argocd("prod");
-    argocd_syncs("my-app-prod");
-    wait_for(60, "prod promotion", || {
+    let after_prod = git(&bare, &["rev-parse", "gitops"]).trim().to_string();
+    argocd_synced_to("my-app-prod", "to-prod", &after_prod);
+    wait_argo("prod promotion", || {
         (phase("to-prod").as_deref() == Some("Succeeded")).then_some(())
     });
+    verified_in(&name, "prod");
     for p in [dev.as_str(), "to-uat", "to-prod"] {
         let p = get_json("promotion", p, "my-app").expect("promotion");
         assert_eq!(
@@ -270,7 +365,7 @@ fn ecr_to_dev_uat_prod() {
             "Updated ./src/apps/my-app-service1/env/prod to use new image",
         ]
     );
-    wait_for(60, "prod to be ready", || {
+    wait_argo("prod to be ready", || {
         let st = get_json("stage", "prod", "my-app")?;
         (st["status"]["freightSummary"] == name.as_str()
             && st["status"]["health"]["status"] == "Healthy")

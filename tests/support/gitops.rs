@@ -48,9 +48,34 @@ pub fn seed_dev_overlay(name: &str) -> (String, PathBuf) {
     (url, bare)
 }
 
+/// What the seeded services deploy.
+#[derive(Clone, Copy)]
+enum Workload {
+    /// A Deployment and custom kinds (VirtualService, ExternalSecret, …) with no CRDs: enough
+    /// for haul to edit, never Healthy in a real Argo CD here (no nodes, no CRDs).
+    Stubs,
+    /// The same file names and kustomization.yaml, holding what a real Argo CD syncs Healthy
+    /// without nodes: a suspended CronJob with image `my-app-service` and ConfigMaps.
+    SyncsHealthy,
+}
+
 /// A GitOps monorepo with service1 and service2, each with base and env/dev|uat|prod, on
 /// branch `gitops`. Returns (clone URL, a local clone to inspect).
 pub fn seed_gitops(name: &str) -> (String, PathBuf) {
+    seed(name, Workload::Stubs)
+}
+
+/// [`seed_gitops`] for a real Argo CD: the overlays' kustomization.yaml is the same (so
+/// kustomize-set-image makes the same edit), but every resource syncs Healthy without nodes.
+/// The custom kinds become ConfigMaps under the same file names rather than minimal CRDs: that
+/// keeps CRDs of made-up kinds out of the control plane every test of the binary shares, and
+/// the story is about the image edit, not those kinds. `prod-env.yml`'s patch targets a
+/// Deployment, which no longer exists, so kustomize applies it to nothing.
+pub fn seed_gitops_for_argocd(name: &str) -> (String, PathBuf) {
+    seed(name, Workload::SyncsHealthy)
+}
+
+fn seed(name: &str, workload: Workload) -> (String, PathBuf) {
     let url = services().new_repo(name);
     let work = super::cp().dir().join(format!("seed-{name}"));
     std::fs::create_dir_all(&work).expect("dir");
@@ -59,16 +84,22 @@ pub fn seed_gitops(name: &str) -> (String, PathBuf) {
     for svc in ["my-app-service1", "my-app-service2"] {
         let base = work.join(format!("apps/{svc}/base"));
         std::fs::create_dir_all(&base).expect("base");
+        let (base_file, base_body) = match workload {
+            Workload::Stubs => (
+                "deployment.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: my-app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: my-app-service\n",
+            ),
+            Workload::SyncsHealthy => (
+                "cronjob.yaml",
+                "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: my-app\nspec:\n  schedule: \"0 0 1 1 *\"\n  suspend: true\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n            - name: app\n              image: my-app-service\n",
+            ),
+        };
         std::fs::write(
             base.join("kustomization.yaml"),
-            "resources:\n  - deployment.yaml\n",
+            format!("resources:\n  - {base_file}\n"),
         )
         .expect("write");
-        std::fs::write(
-            base.join("deployment.yaml"),
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: my-app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: my-app-service\n",
-        )
-        .expect("write");
+        std::fs::write(base.join(base_file), base_body).expect("write");
         for env in ["dev", "uat", "prod"] {
             let d = work.join(format!("apps/{svc}/env/{env}"));
             std::fs::create_dir_all(&d).expect("env dir");
@@ -80,13 +111,16 @@ pub fn seed_gitops(name: &str) -> (String, PathBuf) {
                 ("scaledobject.yaml", "ScaledObject"),
                 ("vpa.yaml", "VerticalPodAutoscaler"),
             ] {
-                std::fs::write(
-                    d.join(f),
-                    format!(
+                let body = match workload {
+                    Workload::Stubs => format!(
                         "apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: my-app\n"
                     ),
-                )
-                .expect("write");
+                    Workload::SyncsHealthy => format!(
+                        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: my-app-{}\ndata:\n  stands-for: {kind}\n",
+                        kind.to_lowercase()
+                    ),
+                };
+                std::fs::write(d.join(f), body).expect("write");
             }
             std::fs::write(
                 d.join("prod-env.yml"),
