@@ -18,7 +18,6 @@
 //!   path it would take under `/app/config` or `/tmp` is moved into this instance's directory,
 //!   so several instances (test binaries) run side by side.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -41,17 +40,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnvtestError + '_ {
 }
 
 fn free_port() -> Result<u16, EnvtestError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| EnvtestError::Process(e.to_string()))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| EnvtestError::Process(e.to_string()))
+    crate::free_loopback_port().map_err(EnvtestError::Process)
 }
 
-fn tail(path: &Path) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
+use crate::log_tail as tail;
 
 fn log_file(path: &Path) -> Result<(Stdio, Stdio), EnvtestError> {
     let f = std::fs::File::create(path).map_err(io_err(path))?;
@@ -63,20 +55,7 @@ fn log_file(path: &Path) -> Result<(Stdio, Stdio), EnvtestError> {
 /// symlinks, `kustomize` and `crds/` (`ARGOCD_ASSETS` when it holds them; else the cache,
 /// building on first use).
 pub fn locate() -> Result<PathBuf, EnvtestError> {
-    let script = crate::hack_script("argocd-binary.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| EnvtestError::Binaries(format!("cannot run {}: {e}", script.display())))?;
-    if !out.status.success() {
-        return Err(EnvtestError::Binaries(format!(
-            "{} failed ({}); see its output above",
-            script.display(),
-            out.status
-        )));
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = crate::provisioned_dir("argocd-binary.sh").map_err(EnvtestError::Binaries)?;
     for name in [
         "argocd-application-controller",
         "argocd-repo-server",

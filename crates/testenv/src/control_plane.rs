@@ -2,7 +2,6 @@
 //! way controller-runtime's envtest does it (client-certificate authentication, RBAC on,
 //! `--advertise-address=127.0.0.1`), with the caller's CRDs installed and Established.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -50,17 +49,10 @@ pub struct ControlPlane {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn free_port() -> Result<u16, EnvtestError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| EnvtestError::Process(e.to_string()))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| EnvtestError::Process(e.to_string()))
+    crate::free_loopback_port().map_err(EnvtestError::Process)
 }
 
-fn tail(path: &Path) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
+use crate::log_tail as tail;
 
 /// Removes directories left by test runs whose process no longer exists (e.g. killed ones).
 fn remove_stale_dirs(root: &Path) {

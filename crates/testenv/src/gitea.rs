@@ -10,7 +10,6 @@
 //! and from inside a Tokio runtime alike) and authenticate with the admin's token.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::{hack_script, process};
+use crate::process;
 
 /// How long `gitea web` may take to answer `/api/v1/version`.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -122,10 +121,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GiteaError + '_ {
 }
 
 fn free_port() -> Result<u16, GiteaError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| GiteaError::Process(e.to_string()))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| GiteaError::Process(e.to_string()))
+    crate::free_loopback_port().map_err(GiteaError::Process)
 }
 
 /// `n` random bytes from the kernel, as URL-safe base64 without padding.
@@ -138,29 +134,12 @@ fn random_secret(n: usize) -> Result<String, GiteaError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
-fn tail(path: &Path) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
+use crate::log_tail as tail;
 
 /// The directory holding `gitea`, `templates/` and `options/`: `hack/gitea-binary.sh` prints it
 /// (`HAUL_GITEA_DIR`, else the version-keyed cache, built on first use under a file lock).
 pub fn locate() -> Result<PathBuf, GiteaError> {
-    let script = hack_script("gitea-binary.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| GiteaError::Binary(format!("cannot run {}: {e}", script.display())))?;
-    if !out.status.success() {
-        return Err(GiteaError::Binary(format!(
-            "{} failed ({}); see its output above",
-            script.display(),
-            out.status
-        )));
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = crate::provisioned_dir("gitea-binary.sh").map_err(GiteaError::Binary)?;
     if !dir.join("gitea").is_file() {
         return Err(GiteaError::Binary(format!(
             "{} holds no gitea binary",

@@ -70,3 +70,37 @@ pub fn repo_root() -> PathBuf {
 pub fn hack_script(name: &str) -> PathBuf {
     repo_root().join("hack").join(name)
 }
+
+/// Runs `hack/<name>`, a provisioning script that builds or finds something and prints the
+/// directory holding it; its progress goes to this process's stderr.
+pub(crate) fn provisioned_dir(name: &str) -> Result<PathBuf, String> {
+    let script = hack_script(name);
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}); see its output above",
+            script.display(),
+            out.status
+        ));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// A port on 127.0.0.1 that is free now (the OS picks it; the listener closes on return).
+pub(crate) fn free_loopback_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// The last 30 lines of a log file (empty when it cannot be read), for error messages.
+pub(crate) fn log_tail(path: &std::path::Path) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}

@@ -9,13 +9,12 @@
 //! Experiments or traffic routers to manage), watching every namespace, no leader election,
 //! metrics and health on free loopback ports.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::{ControlPlane, hack_script, process};
+use crate::{ControlPlane, process};
 
 /// How long the controller may take to answer on its health port.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,35 +70,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RolloutsError + '_ {
 }
 
 fn free_port() -> Result<u16, RolloutsError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| RolloutsError::Process(e.to_string()))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| RolloutsError::Process(e.to_string()))
+    crate::free_loopback_port().map_err(RolloutsError::Process)
 }
 
-fn tail(path: &Path) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
+use crate::log_tail as tail;
 
 /// The directory holding `rollouts-controller` and `crds/`: `hack/rollouts-binary.sh` prints it
 /// (`HAUL_ROLLOUTS_DIR`, else the version-keyed cache, built on first use under a file lock).
 pub fn locate() -> Result<PathBuf, RolloutsError> {
-    let script = hack_script("rollouts-binary.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| RolloutsError::Binary(format!("cannot run {}: {e}", script.display())))?;
-    if !out.status.success() {
-        return Err(RolloutsError::Binary(format!(
-            "{} failed ({}); see its output above",
-            script.display(),
-            out.status
-        )));
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = crate::provisioned_dir("rollouts-binary.sh").map_err(RolloutsError::Binary)?;
     if !dir.join("rollouts-controller").is_file() {
         return Err(RolloutsError::Binary(format!(
             "{} holds no rollouts-controller",
