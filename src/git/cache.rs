@@ -565,10 +565,12 @@ impl RepoCache {
             local_branch,
             skip_tls_verify: checkout.skip_tls_verify,
         };
+        // The rest touches only this worktree's own files and refs: other checkouts of the
+        // repository need not wait for it.
+        drop(repo_guard);
         wt.set_base("HEAD").await?;
         super::worktree::mark_skip_tls_verify(&wt.path, checkout.skip_tls_verify)?;
         self.remember_opened(&wt);
-        drop(repo_guard);
         if checkout.recurse_submodules {
             wt.update_submodules(creds).await?;
         }

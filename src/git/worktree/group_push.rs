@@ -174,9 +174,12 @@ async fn run_batch(batch: Vec<Request>, target: &str) {
         .max()
         .unwrap_or(1);
     let backoff = first.opts.backoff.clone();
+    // Read-only and independent per worktree: all at once.
+    let promotions =
+        futures::future::join_all(batch.iter().map(|r| r.wt.unpushed_promotion(&tracking))).await;
     let mut live = Vec::with_capacity(batch.len());
-    for req in batch {
-        match req.wt.unpushed_promotion(&tracking).await {
+    for (req, promotion) in batch.into_iter().zip(promotions) {
+        match promotion {
             Ok(promotion) => live.push(Entry {
                 req,
                 promotion,
