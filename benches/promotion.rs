@@ -4,18 +4,25 @@
 //!
 //!   cargo bench --bench promotion            (installs the side services on first use)
 //!
+//! HAUL_PROMOTION_BIN=<path> runs another `haul` binary as the controller (e.g. an older build,
+//! to compare side by side); HAUL_BENCH_LATER=<n> sets how many later promotions are timed
+//! (default 3). Promotions are created and watched through the API (no kubectl in the timed
+//! path); where the time went is read from the controller's "promotion phases" log lines.
+//!
 //! Bounded: every wait times out; the large repository is generated with `git fast-import`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use haul_testenv::{ControlPlane, Services};
 
 const LARGE_FILES: usize = 50_000;
 const LARGE_COMMITS: usize = 2_000;
 const STAGES: usize = 8;
+/// Freight in each project: one per later promotion, the last for the burst.
+const FREIGHT: usize = 41;
 
 struct Env {
     cp: ControlPlane,
@@ -149,7 +156,7 @@ fn objects(env: &Env, ns: &str, url: &str, sparse: bool) -> String {
         var(env, "HAUL_TEST_GIT_USER"),
         var(env, "HAUL_TEST_GIT_PASSWORD")
     );
-    for i in 0..20 {
+    for i in 0..FREIGHT {
         y.push_str(&format!(
             "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata:\n  name: f{i}\n  namespace: {ns}\norigin: {{kind: Warehouse, name: w}}\nimages:\n- {{repoURL: example.com/app, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
         ));
@@ -167,46 +174,164 @@ fn objects(env: &Env, ns: &str, url: &str, sparse: bool) -> String {
     y
 }
 
-fn phase(env: &Env, ns: &str, name: &str) -> String {
-    let mut c = env.cp.kubectl();
-    c.args([
-        "get",
-        "promotion",
-        name,
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.status.phase}",
-    ]);
-    String::from_utf8_lossy(&c.output().map(|o| o.stdout).unwrap_or_default()).into_owned()
+/// A runtime and an API client for the bench's own requests, made once.
+fn api(env: &Env) -> &'static (tokio::runtime::Runtime, kube::Client) {
+    static API: std::sync::OnceLock<(tokio::runtime::Runtime, kube::Client)> =
+        std::sync::OnceLock::new();
+    API.get_or_init(|| {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let client = rt.block_on(env.cp.client()).expect("client");
+        (rt, client)
+    })
 }
 
-/// Promotes and returns the wall time from creation to Succeeded.
+fn unix_ms(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// One promotion's times (ms): the controller's phases from its log, the part before the
+/// controller started it, and the part after its Succeeded write until the watch showed it.
+#[derive(Default)]
+struct Phases(Vec<(String, f64)>);
+
+/// Creates the Promotions through the API, waits (watching) until each is Succeeded, and
+/// returns the wall time from the first create to the last Succeeded, with each promotion's
+/// phases when the controller logged them.
 fn promote_all(env: &Env, ns: &str, items: &[(String, String, String)]) -> Duration {
-    let mut y = String::new();
-    for (name, stage, freight) in items {
-        y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  stage: {stage}\n  freight: {freight}\n"
-        ));
-    }
+    promote_timed(env, ns, items).0
+}
+
+fn promote_timed(
+    env: &Env,
+    ns: &str,
+    items: &[(String, String, String)],
+) -> (Duration, Vec<Phases>) {
+    use haul::api::{Promotion, PromotionPhase};
+    use kube::api::{Api, PostParams};
+    let (rt, client) = api(env);
+    let promotions: Api<Promotion> = Api::namespaced(client.clone(), ns);
+    let created_wall = SystemTime::now();
     let t = Instant::now();
-    kubectl(env, &["create", "-f", "-"], Some(&y));
-    let deadline = t + Duration::from_secs(300);
-    for (name, _, _) in items {
-        loop {
-            let p = phase(env, ns, name);
-            if p == "Succeeded" {
-                break;
+    let seen = rt.block_on(async {
+        let creates = items.iter().map(|(name, stage, freight)| {
+            let p: Promotion = serde_json::from_value(serde_json::json!({
+                "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"stage": stage, "freight": freight},
+            }))
+            .expect("promotion");
+            let promotions = promotions.clone();
+            async move { promotions.create(&PostParams::default(), &p).await }
+        });
+        for r in futures::future::join_all(creates).await {
+            r.expect("create promotion");
+        }
+        let waits = items.iter().map(|(name, _, _)| {
+            let promotions = promotions.clone();
+            async move {
+                let done = |p: Option<&Promotion>| {
+                    p.and_then(|p| p.status.as_ref())
+                        .and_then(|s| s.phase)
+                        .is_some_and(|ph| {
+                            ph != PromotionPhase::Pending && ph != PromotionPhase::Running
+                        })
+                };
+                let p = tokio::time::timeout(
+                    Duration::from_secs(300),
+                    kube::runtime::wait::await_condition(promotions, name, done),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("{name} did not finish in time"))
+                .expect("watch")
+                .expect("promotion exists");
+                let phase = p.status.as_ref().and_then(|s| s.phase);
+                assert_eq!(
+                    phase,
+                    Some(PromotionPhase::Succeeded),
+                    "{name} ended {phase:?}"
+                );
+                SystemTime::now()
             }
-            assert!(
-                !["Failed", "Errored", "Aborted"].contains(&p.as_str()),
-                "{name} ended {p}"
-            );
-            assert!(Instant::now() < deadline, "{name} did not finish in time");
-            std::thread::sleep(Duration::from_millis(20));
+        });
+        futures::future::join_all(waits).await
+    });
+    let total = t.elapsed();
+    let phases = items
+        .iter()
+        .zip(seen)
+        .map(|((name, _, _), seen)| logged_phases(env, ns, name, created_wall, seen))
+        .collect();
+    (total, phases)
+}
+
+/// The "promotion phases" line of `ns/name` in the controller's JSON log, as phases: the
+/// time before the controller started it (create, watch, queue), its own phases, and the time
+/// from its last status write until the bench saw Succeeded. Empty when it logged none (an
+/// older controller).
+fn logged_phases(env: &Env, ns: &str, name: &str, created: SystemTime, seen: SystemTime) -> Phases {
+    let log = std::fs::read_to_string(env.cp.dir().join("controller.log")).unwrap_or_default();
+    let key = format!("{ns}/{name}");
+    let Some(f) = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["fields"].clone())
+        .find(|f| f["message"] == "promotion phases" && f["promotion"] == key.as_str())
+    else {
+        return Phases::default();
+    };
+    let started = f["started_unix_ms"].as_f64().unwrap_or_default();
+    let finished = f["finished_unix_ms"].as_f64().unwrap_or_default();
+    let mut out = vec![(
+        "created → controller starts".to_string(),
+        started - unix_ms(created),
+    )];
+    for part in f["phases"].as_str().unwrap_or_default().split(',') {
+        if let Some((p, ms)) = part.split_once(':')
+            && p != "queue"
+        {
+            out.push((p.to_string(), ms.parse().unwrap_or_default()));
         }
     }
-    t.elapsed()
+    out.push((
+        "Succeeded written → seen".to_string(),
+        unix_ms(seen) - finished,
+    ));
+    Phases(out)
+}
+
+/// git processes the controller ran so far (its debug "git" log lines).
+fn git_processes(env: &Env) -> usize {
+    let log = std::fs::read_to_string(env.cp.dir().join("controller.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains("\"message\":\"git\""))
+        .count()
+}
+
+/// Median of each phase over `runs`, in the order phases first appear.
+fn phase_table(label: &str, runs: &[Phases]) -> Vec<String> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        for (p, _) in &r.0 {
+            if !names.contains(&p.as_str()) {
+                names.push(p);
+            }
+        }
+    }
+    names
+        .iter()
+        .map(|n| {
+            let mut v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.0.iter().find(|(p, _)| p == n).map(|(_, ms)| *ms))
+                .collect();
+            v.sort_by(f64::total_cmp);
+            let p50 = v.get(v.len() / 2).copied().unwrap_or_default();
+            format!("| {label} | {n} | {p50:.1} ms |")
+        })
+        .collect()
 }
 
 fn bench_repo(env: &Env, label: &str, files: usize, commits: usize, sparse: bool) -> Vec<String> {
@@ -220,19 +345,54 @@ fn bench_repo(env: &Env, label: &str, files: usize, commits: usize, sparse: bool
         Some(&objects(env, &ns, &url, sparse)),
     );
     let mut rows = Vec::new();
-    let mut first = true;
-    for i in 0..4 {
-        let d = promote_all(env, &ns, &[(format!("p{i}"), "s0".into(), format!("f{i}"))]);
-        rows.push(format!(
-            "| {label} ({files} files, {commits} commits) | {} | {:.2} s |",
-            if first { "first (cold cache)" } else { "later" },
-            d.as_secs_f64()
-        ));
-        first = false;
+    let later: usize = std::env::var("HAUL_BENCH_LATER")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3)
+        .clamp(1, FREIGHT - 1);
+    let mut times = Vec::new();
+    let mut breakdown = Vec::new();
+    let mut git_before = 0;
+    for i in 0..=later {
+        if i == 1 {
+            // The first promotion's cleanup runs after it succeeded.
+            std::thread::sleep(Duration::from_millis(500));
+            git_before = git_processes(env);
+        }
+        let (d, mut phases) =
+            promote_timed(env, &ns, &[(format!("p{i}"), "s0".into(), format!("f{i}"))]);
+        if i > 0 {
+            times.push(d.as_secs_f64());
+            breakdown.append(&mut phases);
+        } else {
+            rows.push(format!(
+                "| {label} ({files} files, {commits} commits) | first (cold cache) | {:.3} s |",
+                d.as_secs_f64()
+            ));
+        }
     }
+    times.sort_by(f64::total_cmp);
+    rows.push(format!(
+        "| {label} ({files} files, {commits} commits) | later, p50 of {later} (min–max) | {:.3} s ({:.3}–{:.3}) |",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    rows.push(format!(
+        "| {label}, later | git processes per promotion (with cleanup) | {:.1} |",
+        (git_processes(env) - git_before) as f64 / later as f64
+    ));
+    rows.extend(phase_table(&format!("{label}, later: phase"), &breakdown));
     // Push throughput: N Stages promote at once, each to its own folder on one branch.
     let items: Vec<_> = (0..STAGES)
-        .map(|s| (format!("burst-{s}"), format!("s{s}"), "f10".to_string()))
+        .map(|s| {
+            (
+                format!("burst-{s}"),
+                format!("s{s}"),
+                format!("f{}", FREIGHT - 1),
+            )
+        })
         .collect();
     let d = promote_all(env, &ns, &items);
     rows.push(format!(
@@ -257,13 +417,17 @@ fn main() {
     let env = Env { cp, services };
     let work = env.cp.dir().join("work");
     let log = std::fs::File::create(env.cp.dir().join("controller.log")).expect("log");
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_haul"))
+    let bin =
+        std::env::var("HAUL_PROMOTION_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_haul").into());
+    eprintln!("controller: {bin}");
+    let mut controller = Command::new(bin)
         .arg("controller")
         .env("KUBECONFIG", env.cp.kubeconfig())
         .env("HAUL_WORK_DIR", &work)
         .env("HAUL_LEADER_ELECT", "false")
         .env("HAUL_METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info,haul=debug")
+        .env("HAUL_LOG_JSON", "true")
         .stderr(Stdio::from(log))
         .spawn()
         .expect("controller");

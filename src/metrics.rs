@@ -48,6 +48,17 @@ pub struct KubeRequestLabel {
     pub resource: String,
 }
 
+/// A part of a promotion's time (see `controller::promotion_phases`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PromotionPhaseLabel {
+    pub phase: String,
+}
+
+/// 1 ms .. ~33 s: promotion phases on loopback take milliseconds.
+fn phase_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
 fn seconds_histogram() -> Histogram {
     // 5 ms .. ~80 s
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
@@ -61,6 +72,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<ControllerLabel, Histogram, fn() -> Histogram>,
     pub promotions: Family<PhaseLabel, Counter>,
     pub step_duration: Family<StepLabel, Histogram, fn() -> Histogram>,
+    /// Per promotion, the time of each of its phases.
+    pub promotion_phase: Family<PromotionPhaseLabel, Histogram, fn() -> Histogram>,
     pub discovery_duration: Histogram,
     pub leader: Gauge,
     /// 1 while this controller runs under another identity than haul's admission policies
@@ -79,6 +92,7 @@ impl Default for Metrics {
             reconcile_duration: Family::new_with_constructor(seconds_histogram),
             promotions: Family::default(),
             step_duration: Family::new_with_constructor(seconds_histogram),
+            promotion_phase: Family::new_with_constructor(phase_histogram),
             discovery_duration: seconds_histogram(),
             leader: Gauge::default(),
             identity_mismatch: Gauge::default(),
@@ -109,6 +123,13 @@ impl Default for Metrics {
                 "promotion_step_duration_seconds",
                 "Promotion step duration by step and outcome",
                 m.step_duration.clone(),
+            );
+            r.register(
+                "promotion_phase_seconds",
+                "Time a promotion spent in each phase: queue (created to started, whole \
+                 seconds), prepare, status (writes), event, step/<step>, git/fetch, \
+                 git/worktree, git/push (within their steps)",
+                m.promotion_phase.clone(),
             );
             r.register(
                 "warehouse_discovery_duration_seconds",

@@ -160,6 +160,31 @@ fn reference_template_writes_exactly_the_scenario_kustomization() {
     );
     assert!(message.contains("Haul-Promotion: p1"), "{message}");
 
+    // The final status carries every step although steps that only touch the work dir are not
+    // saved one by one; the controller exports where the time went.
+    let steps = status["stepExecutionMetadata"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        steps.iter().all(|m| m["status"] == "Succeeded") && steps.len() >= 4,
+        "{status:#}"
+    );
+    let metrics = controller()
+        .lock()
+        .expect("controller")
+        .http_get("/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    for phase in ["step/git-clone", "git/fetch", "git/push", "status"] {
+        assert!(
+            metrics.contains(&format!(
+                "haul_promotion_phase_seconds_count{{phase=\"{phase}\"}}"
+            )),
+            "no {phase} in {metrics}"
+        );
+    }
+
     // kustomize renders the edited overlay with the new image.
     let check = support::cp().dir().join("render-golden");
     std::fs::create_dir_all(&check).expect("dir");

@@ -12,6 +12,7 @@ pub mod progress;
 pub mod project;
 pub mod project_config;
 pub mod promotion;
+pub mod promotion_phases;
 pub mod shard;
 pub mod stage;
 pub mod warehouse;

@@ -16,6 +16,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 
+use super::promotion_phases::{self, PhaseClock};
 use super::{Context, Error, apply_status, apply_status_returning, key, within_deadline};
 use crate::api::{
     ANNOTATION_ABORT, ANNOTATION_CREATE_ACTOR, ANNOTATION_REFRESH, ClusterPromotionTask, Freight,
@@ -25,7 +26,7 @@ use crate::api::{
 use crate::expressions::{PromotionContext, TargetFreight};
 use crate::promotion::engine::{self, Progress};
 use crate::promotion::inflate::{self, TaskKind, Tasks};
-use crate::promotion::steps::{ClusterCredentials, StepEnv};
+use crate::promotion::steps::{ClusterCredentials, CredentialsProvider, StepEnv, StepError};
 
 fn now() -> Time {
     Time(Timestamp::now())
@@ -229,6 +230,7 @@ fn without_retry_note(status: &mut PromotionStatus) {
 
 async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action, Error> {
     let reconcile_started = std::time::Instant::now();
+    let mut clock = PhaseClock::start();
     let _timer = ctx.metrics.reconcile("promotion");
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &ns);
@@ -328,26 +330,37 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         .await;
     };
     if !matches!(status.phase, Some(PromotionPhase::Running)) {
+        if let Some(created) = &p.metadata.creation_timestamp {
+            clock.add("queue", promotion_phases::since(&created.0));
+        }
         match start(&ctx, &ns, &p, &stage, &mut status).await {
             Ok(()) => {}
             Err(Refusal { phase, message }) => {
                 return fail_before_start(&ctx, &api, &p, phase, message).await;
             }
         }
+        clock.lap("prepare");
         write_status(&ctx, &api, &p, &status).await?;
-        promotion_event(
-            &ctx,
-            &p,
-            &status,
-            EventType::Normal,
-            "PromotionRunning",
-            "Promote",
-            format!(
-                "Promoting Freight {} to Stage {stage_name}",
-                p.spec.freight.clone().unwrap_or_default()
-            ),
-        )
-        .await;
+        clock.lap("status");
+        // In the background: the first step need not wait for the Event to be stored.
+        let (ctx2, p2, status2) = (ctx.clone(), p.clone(), status.clone());
+        let note = format!(
+            "Promoting Freight {} to Stage {stage_name}",
+            p.spec.freight.clone().unwrap_or_default()
+        );
+        tokio::spawn(async move {
+            promotion_event(
+                &ctx2,
+                &p2,
+                &status2,
+                EventType::Normal,
+                "PromotionRunning",
+                "Promote",
+                note,
+            )
+            .await;
+        });
+        clock.lap("event");
     }
 
     let dir = work_dir(&ctx, &p);
@@ -391,11 +404,11 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         ..Default::default()
     };
     let promotion_name = p.name_any();
-    let credentials = ClusterCredentials {
+    let credentials = MemoCredentials::new(ClusterCredentials {
         client: &ctx.client,
         project: &ns,
         shared_namespace: ctx.config.shared_namespace.as_deref(),
-    };
+    });
     let git_user = super::git_user::resolve(
         &ctx.client,
         ctx.config.system_namespace.as_deref(),
@@ -423,24 +436,48 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
     };
     let steps = status.steps.clone();
     let vars = status.vars.clone();
+    clock.lap("prepare");
     loop {
         let index = status.current_step.unwrap_or(0).max(0) as usize;
         let started = std::time::Instant::now();
-        let progress = engine::step_once(&steps, &vars, &pctx, &mut status, &env).await;
-        if let (Some(step), Some(meta)) =
-            (steps.get(index), status.step_execution_metadata.get(index))
-        {
+        let (progress, git_times) = crate::git::timing::measured(engine::step_once(
+            &steps,
+            &vars,
+            &pctx,
+            &mut status,
+            &env,
+        ))
+        .await;
+        let uses = steps
+            .get(index)
+            .and_then(|s| s.uses.clone())
+            .unwrap_or_default();
+        if let Some(meta) = status.step_execution_metadata.get(index) {
             ctx.metrics
                 .step_duration
                 .get_or_create(&crate::metrics::StepLabel {
-                    step: step.uses.clone().unwrap_or_default(),
+                    step: uses.clone(),
                     status: meta.status.map(|s| format!("{s:?}")).unwrap_or_default(),
                 })
                 .observe(started.elapsed().as_secs_f64());
         }
+        if index < steps.len() {
+            clock.lap(&format!("step/{uses}"));
+            clock.add_git(&git_times);
+        }
         match progress {
             Progress::Continue => {
-                write_status(&ctx, &api, &p, &status).await?;
+                // Long Promotions continue in the next reconcile, well within its deadline
+                // (the status is saved, so nothing is repeated).
+                let go_on = reconcile_started.elapsed() <= ctx.config.reconcile_deadline / 2;
+                // A step whose effects stay in the work dir is replayed after a restart
+                // anyway, and after the last step the final write follows at once: saving
+                // the status then would only cost a write.
+                let last = index + 1 >= steps.len();
+                if !go_on || !(last || replays_locally(&uses)) {
+                    write_status(&ctx, &api, &p, &status).await?;
+                    clock.lap("status");
+                }
                 // A user may abort between steps (the annotation is in the cache within a
                 // watch event's time).
                 let fresh = match ctx.cache.promotion(&p) {
@@ -454,14 +491,15 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
                         .await
                         .map_err(Error::failed("ReadFailed", "reading the Promotion"))?,
                 };
-                if let Some(fresh) = fresh
+                if let Some(mut fresh) = fresh
                     && fresh.annotations().contains_key(ANNOTATION_ABORT)
                 {
+                    // This status is newer than the stored one when the last write was
+                    // skipped.
+                    fresh.status = Some(status.clone());
                     return abort(&ctx, &api, &fresh).await;
                 }
-                // Long Promotions continue in the next reconcile, well within its deadline
-                // (the status is saved, so nothing is repeated).
-                if reconcile_started.elapsed() > ctx.config.reconcile_deadline / 2 {
+                if !go_on {
                     return Ok(Action::requeue(Duration::ZERO));
                 }
             }
@@ -481,6 +519,8 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
                 status.message = Some(message.clone());
                 status.finished_at = Some(now());
                 write_status(&ctx, &api, &p, &status).await?;
+                clock.lap("status");
+                record_phases(&ctx, &k, &clock);
                 ctx.metrics
                     .promotions
                     .get_or_create(&crate::metrics::PhaseLabel {
@@ -506,6 +546,97 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
                 return Ok(Action::await_change());
             }
         }
+    }
+}
+
+/// Steps whose effects stay in the Promotion's work dir (reads of remotes aside): re-running
+/// one after a restart changes nothing outside, so the status need not be saved after it.
+const LOCAL_STEPS: &[&str] = &[
+    "git-clone",
+    "git-clear",
+    "git-commit",
+    "kustomize-set-image",
+    "kustomize-build",
+    "helm-template",
+    "yaml-update",
+    "yaml-parse",
+    "yaml-merge",
+    "json-update",
+    "json-parse",
+    "toml-update",
+    "toml-parse",
+    "copy",
+    "delete",
+    "file-write",
+    "tar",
+    "untar",
+    "compose-output",
+];
+
+fn replays_locally(uses: &str) -> bool {
+    LOCAL_STEPS.contains(&uses)
+}
+
+/// Exports a finished promotion's phase times and logs them in one line.
+fn record_phases(ctx: &Context, promotion: &str, clock: &PhaseClock) {
+    for (phase, d) in clock.phases() {
+        ctx.metrics
+            .promotion_phase
+            .get_or_create(&crate::metrics::PromotionPhaseLabel {
+                phase: phase.clone(),
+            })
+            .observe(d.as_secs_f64());
+    }
+    tracing::info!(
+        %promotion,
+        started_unix_ms = clock.started_unix_ms() as u64,
+        finished_unix_ms = promotion_phases::unix_ms() as u64,
+        phases = %clock.summary(),
+        "promotion phases"
+    );
+}
+
+/// Git credentials looked up once per repository for all steps of one reconcile (a lookup
+/// lists Secrets from the API server).
+struct MemoCredentials<'a> {
+    inner: ClusterCredentials<'a>,
+    git: tokio::sync::Mutex<HashMap<String, crate::git::Credentials>>,
+}
+
+impl<'a> MemoCredentials<'a> {
+    fn new(inner: ClusterCredentials<'a>) -> Self {
+        Self {
+            inner,
+            git: Default::default(),
+        }
+    }
+}
+
+impl CredentialsProvider for MemoCredentials<'_> {
+    fn git<'a>(
+        &'a self,
+        repo_url: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<crate::git::Credentials, StepError>> {
+        Box::pin(async move {
+            let mut memo = self.git.lock().await;
+            if let Some(c) = memo.get(repo_url) {
+                return Ok(c.clone());
+            }
+            let c = self.inner.git(repo_url).await?;
+            memo.insert(repo_url.to_string(), c.clone());
+            Ok(c)
+        })
+    }
+
+    fn registry<'a>(
+        &'a self,
+        cred_type: crate::credentials::CredType,
+        repo_url: &'a str,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<Option<crate::credentials::FoundCredentials>, StepError>,
+    > {
+        self.inner.registry(cred_type, repo_url)
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Semaphore;
 
@@ -81,6 +81,21 @@ pub(crate) struct Inner {
     /// In memory only: key material is never written to the cache.
     pub(crate) signing:
         std::sync::Mutex<std::collections::HashMap<PathBuf, super::worktree::WorktreeKeys>>,
+    /// Worktrees this process checked out or opened, by path, so reopening one (every git
+    /// step after git-clone does) spawns no git process. Entries go with [`Worktree::remove`]
+    /// or a new checkout at the path.
+    opened: std::sync::Mutex<std::collections::HashMap<PathBuf, Opened>>,
+    /// Cached repositories whose `remote.origin.url` this process set or checked, with it
+    /// (spares a `git config` per checkout).
+    url_checked: std::sync::Mutex<std::collections::HashMap<PathBuf, String>>,
+    /// Cached repositories this process fetched refs into (spares a `git for-each-ref`).
+    fetched: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    /// Cached repositories pruned of stale worktrees and branches by this process. Later
+    /// checkouts skip the prune: worktrees this process removes take their branches along.
+    pruned: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    /// When the last successful fetch of (cached repository, refspec) started: a checkout
+    /// asked for after that needs no fetch of its own (see [`RepoCache::checkout`]).
+    fetch_started: std::sync::Mutex<std::collections::HashMap<(PathBuf, String), Instant>>,
 }
 
 impl std::fmt::Debug for RepoCache {
@@ -102,6 +117,21 @@ pub(crate) enum Depth {
     Incremental,
     /// `--deepen=n` below the current shallow boundary.
     Deepen(u32),
+}
+
+/// What [`RepoCache::open_worktree`] would find out about a worktree of this process.
+#[derive(Clone)]
+pub(crate) struct Opened {
+    url: RepoUrl,
+    repo_dir: PathBuf,
+    branch: Option<String>,
+    local_branch: Option<String>,
+    skip_tls_verify: bool,
+}
+
+/// Locks one of the in-memory memos (poisoned only by a panic elsewhere; the data is intact).
+fn memo<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RepoCache {
@@ -146,6 +176,11 @@ impl RepoCache {
                 clones: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
                 signing: Default::default(),
+                opened: Default::default(),
+                url_checked: Default::default(),
+                fetched: Default::default(),
+                pruned: Default::default(),
+                fetch_started: Default::default(),
             }),
         })
     }
@@ -379,7 +414,8 @@ impl RepoCache {
             self.repo_dir(&url)
         };
         let dir_key = dir.to_string_lossy().into_owned();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
+        let fetched_before = super::timing::reported("fetch");
 
         let mut repo_guard = locks::repo(&dir_key).await;
         self.ensure_repo(&url, &dir).await?;
@@ -398,14 +434,34 @@ impl RepoCache {
             }
             None => Depth::Full,
         };
-        let worktrees = self.prune(&url, &dir).await?;
+        // Prune (three git processes) only when something may be stale: on this process's
+        // first checkout of the repository, at a work path used before, or when a registered
+        // worktree's directory is gone (deleted behind git's back).
+        let reused_path = tokio::fs::symlink_metadata(&work_path).await.is_ok();
+        let pruned =
+            reused_path || !memo(&self.inner.pruned).contains(&dir) || has_missing_worktree(&dir);
+        let worktrees = if pruned {
+            let w = self.prune(&url, &dir).await?;
+            memo(&self.inner.pruned).insert(dir.clone());
+            w
+        } else {
+            Vec::new()
+        };
         self.clear_work_path(&url, &dir, &work_path, &worktrees)
             .await?;
 
         let (branch, local_branch) = match &checkout.reference {
             GitRef::Branch(b) => {
                 let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}");
-                if !self.fetch(&url, &dir, &auth, &refspec, depth).await? {
+                // Group fetch: a fetch of this branch that started after this checkout was
+                // asked for (while it waited for the repository) brought all it would.
+                let fresh = depth == Depth::Incremental
+                    && memo(&self.inner.fetch_started)
+                        .get(&(dir.clone(), refspec.clone()))
+                        .is_some_and(|t| *t >= started);
+                if fresh {
+                    tracing::debug!(repo = %url.remote, branch = %b, "fetched since asked; not fetching again");
+                } else if !self.fetch(&url, &dir, &auth, &refspec, depth).await? {
                     if !checkout.create_branch_if_missing {
                         return Err(GitError::BranchNotFound {
                             repo_url: url.remote.clone(),
@@ -429,21 +485,34 @@ impl RepoCache {
                     drop(branch_guard);
                 }
                 let local = local_branch_name(&work_path, b);
-                // With auth: a partial clone fetches the blobs it checks out.
-                let mut add = self
-                    .runner()
-                    .cmd("worktree add", &url.remote, &dir)
-                    .git_dir(&dir)
-                    .auth(&auth)
-                    .args(["worktree", "add", "--quiet"]);
-                if !checkout.sparse.is_empty() {
-                    add = add.arg("--no-checkout");
+                let add = || {
+                    // With auth: a partial clone fetches the blobs it checks out.
+                    let mut add = self
+                        .runner()
+                        .cmd("worktree add", &url.remote, &dir)
+                        .git_dir(&dir)
+                        .auth(&auth)
+                        .args(["worktree", "add", "--quiet"]);
+                    if !checkout.sparse.is_empty() {
+                        add = add.arg("--no-checkout");
+                    }
+                    add.args(["--track", "-B", &local])
+                        .arg(&work_path)
+                        .arg(format!("refs/remotes/origin/{b}"))
+                        .ok()
+                };
+                match add().await {
+                    Ok(_) => {}
+                    // Something unexpected was left behind: prune and try once more.
+                    Err(e) if !pruned => {
+                        tracing::debug!(repo = %url.remote, error = %e, "worktree add failed; pruning and retrying");
+                        let worktrees = self.prune(&url, &dir).await?;
+                        self.clear_work_path(&url, &dir, &work_path, &worktrees)
+                            .await?;
+                        add().await?;
+                    }
+                    Err(e) => return Err(e),
                 }
-                add.args(["--track", "-B", &local])
-                    .arg(&work_path)
-                    .arg(format!("refs/remotes/origin/{b}"))
-                    .ok()
-                    .await?;
                 self.apply_sparse(&url, &auth, &work_path, &checkout.sparse)
                     .await?;
                 (Some(b.clone()), Some(local))
@@ -496,12 +565,18 @@ impl RepoCache {
             local_branch,
             skip_tls_verify: checkout.skip_tls_verify,
         };
+        // The rest touches only this worktree's own files and refs: other checkouts of the
+        // repository need not wait for it.
+        drop(repo_guard);
         wt.set_base("HEAD").await?;
         super::worktree::mark_skip_tls_verify(&wt.path, checkout.skip_tls_verify)?;
-        drop(repo_guard);
+        self.remember_opened(&wt);
         if checkout.recurse_submodules {
             wt.update_submodules(creds).await?;
         }
+        // What is not fetching: waiting for the repository, pruning, `worktree add`.
+        let fetched = super::timing::reported("fetch").saturating_sub(fetched_before);
+        super::timing::report("worktree", started.elapsed().saturating_sub(fetched));
         tracing::info!(repo = %wt.url.remote, reference = ?checkout.reference,
             depth = ?checkout.depth, path = %wt.path.display(),
             elapsed_ms = started.elapsed().as_millis() as u64, "checked out git worktree");
@@ -521,6 +596,18 @@ impl RepoCache {
         };
         if !path.join(".git").is_file() {
             return Err(not_ours());
+        }
+        let known = memo(&self.inner.opened).get(&path).cloned();
+        if let Some(o) = known.filter(|o| o.url.normalized == url.normalized) {
+            return Ok(Worktree {
+                cache: self.clone(),
+                url: o.url,
+                repo_dir: o.repo_dir,
+                path,
+                branch: o.branch,
+                local_branch: o.local_branch,
+                skip_tls_verify: o.skip_tls_verify,
+            });
         }
         let mut wt = Worktree {
             cache: self.clone(),
@@ -567,7 +654,25 @@ impl RepoCache {
                 .map(str::to_string);
             wt.local_branch = Some(local);
         }
+        self.remember_opened(&wt);
         Ok(wt)
+    }
+
+    fn remember_opened(&self, wt: &Worktree) {
+        memo(&self.inner.opened).insert(
+            wt.path.clone(),
+            Opened {
+                url: wt.url.clone(),
+                repo_dir: wt.repo_dir.clone(),
+                branch: wt.branch.clone(),
+                local_branch: wt.local_branch.clone(),
+                skip_tls_verify: wt.skip_tls_verify,
+            },
+        );
+    }
+
+    pub(crate) fn forget_opened(&self, path: &Path) {
+        memo(&self.inner.opened).remove(path);
     }
 
     async fn add_detached(
@@ -634,6 +739,9 @@ impl RepoCache {
 
     /// Whether the cached repository at `dir` has any ref yet (something was fetched into it).
     async fn has_refs(&self, url: &RepoUrl, dir: &Path) -> Result<bool> {
+        if memo(&self.inner.fetched).contains(dir) {
+            return Ok(true);
+        }
         Ok(!self
             .runner()
             .cmd("for-each-ref", &url.remote, dir)
@@ -649,6 +757,9 @@ impl RepoCache {
     async fn ensure_repo(&self, url: &RepoUrl, dir: &Path) -> Result<()> {
         let r = self.runner();
         if dir.join("HEAD").is_file() {
+            if memo(&self.inner.url_checked).get(dir) == Some(&url.remote) {
+                return Ok(());
+            }
             let current = r
                 .cmd("config", &url.remote, dir)
                 .git_dir(dir)
@@ -662,6 +773,7 @@ impl RepoCache {
                     .ok()
                     .await?;
             }
+            memo(&self.inner.url_checked).insert(dir.to_path_buf(), url.remote.clone());
             return Ok(());
         }
         let tmp = self.inner.repos.join(format!(
@@ -723,7 +835,15 @@ impl RepoCache {
         refspec: &str,
         depth: Depth,
     ) -> Result<bool> {
-        self.fetch_refspecs(url, dir, auth, &[refspec], depth).await
+        let started = Instant::now();
+        let found = self
+            .fetch_refspecs(url, dir, auth, &[refspec], depth)
+            .await?;
+        if found {
+            memo(&self.inner.fetch_started)
+                .insert((dir.to_path_buf(), refspec.to_string()), started);
+        }
+        Ok(found)
     }
 
     /// [`RepoCache::fetch`] of several refspecs in one round trip; `Ok(false)` when the remote
@@ -759,9 +879,12 @@ impl RepoCache {
             Depth::Full | Depth::Incremental => {}
             Depth::Deepen(n) => cmd = cmd.arg(format!("--deepen={n}")),
         }
+        let started = std::time::Instant::now();
         let out = cmd.arg("origin").args(refspecs).output().await?;
+        super::timing::report("fetch", started.elapsed());
         if out.success() {
             self.inner.fetches.fetch_add(1, Ordering::Relaxed);
+            memo(&self.inner.fetched).insert(dir.to_path_buf());
             return Ok(true);
         }
         let e = out.stderr.to_ascii_lowercase();
@@ -960,6 +1083,19 @@ impl RepoCache {
         }
         Err(classify(&url.remote, "push", out.code, &out.stderr))
     }
+}
+
+/// Whether a worktree registered in the cached repository `dir` has lost its directory (read
+/// from `worktrees/*/gitdir`, which names the worktree's `.git` file).
+fn has_missing_worktree(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir.join("worktrees")) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        std::fs::read_to_string(e.path().join("gitdir"))
+            .map(|g| !Path::new(g.trim()).exists())
+            .unwrap_or(true)
+    })
 }
 
 /// The local branch of the worktree at `work_path` that tracks remote branch `b`.

@@ -131,14 +131,31 @@ impl Runner {
                     reason: "username or password contains a line break or NUL".into(),
                 });
             }
+            use base64::Engine;
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode(format!("{username}:{password}").as_bytes());
             let mut secrets = vec![password.clone()];
-            // Also scrub the forms a password takes inside a URL.
+            // Also scrub the forms a password takes inside a URL and in the header.
             secrets.push(percent_encode(&password));
+            secrets.push(basic.clone());
             return Ok(Auth {
                 config: vec![CREDENTIAL_HELPER],
                 env: vec![
                     ("HAUL_GIT_USERNAME", username),
                     ("HAUL_GIT_PASSWORD", password),
+                    // Sent with the first request to this repository's URL (git's config from
+                    // the environment, so not on argv): no 401 round trip and no helper
+                    // process per fetch or push. Other URLs (a redirect elsewhere) get none;
+                    // they, and a rejected header, fall back to the helper.
+                    ("GIT_CONFIG_COUNT", "1".into()),
+                    (
+                        "GIT_CONFIG_KEY_0",
+                        format!("http.{}.extraHeader", url.remote),
+                    ),
+                    (
+                        "GIT_CONFIG_VALUE_0",
+                        format!("Authorization: Basic {basic}"),
+                    ),
                 ],
                 secrets,
                 _key_dir: None,

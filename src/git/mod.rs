@@ -68,6 +68,7 @@ mod locks;
 pub mod pull_requests;
 mod signing;
 mod tag;
+pub mod timing;
 mod url;
 mod worktree;
 

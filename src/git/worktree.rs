@@ -210,9 +210,10 @@ impl Worktree {
     }
 
     pub(crate) async fn set_base(&self, rev: &str) -> Result<()> {
-        let sha = self.rev_parse(rev).await?;
+        // update-ref resolves (and peels) the revision itself: one process.
         self.cmd("update-ref")
-            .args(["update-ref", BASE_REF, &sha])
+            .args(["update-ref", BASE_REF])
+            .arg(format!("{rev}^{{commit}}"))
             .ok()
             .await?;
         Ok(())
@@ -347,7 +348,23 @@ impl Worktree {
         depth: u32,
     ) -> Result<Option<String>> {
         let tracking = format!("refs/remotes/origin/{branch}");
-        if self.try_rev_parse(&tracking).await?.is_none() {
+        let exists = self.try_rev_parse(&tracking).await?.is_some();
+        self.find_in_tracking(auth, branch, key, value, depth, exists)
+            .await
+    }
+
+    /// [`Worktree::find_in_remote`] when the caller knows whether `origin/<branch>` exists.
+    pub(crate) async fn find_in_tracking(
+        &self,
+        auth: &Auth,
+        branch: &str,
+        key: &str,
+        value: &str,
+        depth: u32,
+        tracking_exists: bool,
+    ) -> Result<Option<String>> {
+        let tracking = format!("refs/remotes/origin/{branch}");
+        if !tracking_exists {
             return Ok(None);
         }
         let (found, seen) = self.search_trailer(&tracking, key, value, depth).await?;
@@ -404,15 +421,14 @@ impl Worktree {
     /// The value of the [`PROMOTION_TRAILER`] of HEAD, if HEAD is not already part of
     /// `tracking`.
     async fn unpushed_promotion(&self, tracking: &str) -> Result<Option<String>> {
-        if self.try_rev_parse(tracking).await?.is_some() {
-            let contained = self
-                .cmd("merge-base")
-                .args(["merge-base", "--is-ancestor", "HEAD", tracking])
-                .output()
-                .await?;
-            if contained.success() {
-                return Ok(None);
-            }
+        // Exit 0: contained; 1: not; otherwise (128) `tracking` does not exist yet.
+        let contained = self
+            .cmd("merge-base")
+            .args(["merge-base", "--is-ancestor", "HEAD", tracking])
+            .output()
+            .await?;
+        if contained.success() {
+            return Ok(None);
         }
         let v = self
             .cmd("log")
@@ -452,7 +468,12 @@ impl Worktree {
             return self.force_push(&auth, &target).await;
         }
         drop(auth);
-        group_push::submit(self.handle(), target, creds.clone(), opts.clone()).await
+        // The whole wait: queue, dedupe check, rebase and the push round trip (the push
+        // itself runs in the group's task).
+        let started = std::time::Instant::now();
+        let out = group_push::submit(self.handle(), target, creds.clone(), opts.clone()).await;
+        super::timing::report("push", started.elapsed());
+        out
     }
 
     /// Another handle on this worktree, for the task that pushes it with others.
@@ -571,7 +592,13 @@ impl Worktree {
     /// aborted and the files are reported.
     /// `auth`: in a partial clone, the rebase fetches the blobs it merges.
     async fn rebase_onto(&self, auth: &Auth, onto_ref: &str, target: &str) -> Result<()> {
-        let onto = self.rev_parse(onto_ref).await?;
+        let is_sha =
+            matches!(onto_ref.len(), 40 | 64) && onto_ref.bytes().all(|b| b.is_ascii_hexdigit());
+        let onto = if is_sha {
+            onto_ref.to_string()
+        } else {
+            self.rev_parse(onto_ref).await?
+        };
         let base = match self.try_rev_parse(BASE_REF).await? {
             Some(b) => b,
             None => {
@@ -663,9 +690,12 @@ impl Worktree {
     /// Removes the worktree directory and its registration and local branch in the cache.
     pub async fn remove(self) -> Result<()> {
         self.keys().remove(&self.path);
+        self.cache.forget_opened(&self.path);
         let r = self.cache.runner();
         let dir = &self.repo_dir;
         let _g = locks::repo(&dir.to_string_lossy()).await;
+        // `worktree remove` drops the registration too; prune only when it could not.
+        let mut registered = true;
         if self.path.exists() {
             let out = r
                 .cmd("worktree remove", &self.url.remote, dir)
@@ -674,17 +704,20 @@ impl Worktree {
                 .arg(&self.path)
                 .output()
                 .await?;
+            registered = !out.success();
             if !out.success() && self.path.exists() {
                 tokio::fs::remove_dir_all(&self.path)
                     .await
                     .map_err(GitError::io("removing the worktree"))?;
             }
         }
-        r.cmd("worktree prune", &self.url.remote, dir)
-            .git_dir(dir)
-            .args(["worktree", "prune"])
-            .ok()
-            .await?;
+        if registered {
+            r.cmd("worktree prune", &self.url.remote, dir)
+                .git_dir(dir)
+                .args(["worktree", "prune"])
+                .ok()
+                .await?;
+        }
         if let Some(local) = &self.local_branch {
             // Best effort: prune() of the next checkout deletes leftovers anyway.
             let _ = r

@@ -145,6 +145,8 @@ struct Entry {
     req: Request,
     /// Its HEAD's promotion trailer, when HEAD is not yet on the remote branch.
     promotion: Option<String>,
+    /// Its HEAD once chained.
+    head: Option<String>,
 }
 
 impl Entry {
@@ -172,10 +174,17 @@ async fn run_batch(batch: Vec<Request>, target: &str) {
         .max()
         .unwrap_or(1);
     let backoff = first.opts.backoff.clone();
+    // Read-only and independent per worktree: all at once.
+    let promotions =
+        futures::future::join_all(batch.iter().map(|r| r.wt.unpushed_promotion(&tracking))).await;
     let mut live = Vec::with_capacity(batch.len());
-    for req in batch {
-        match req.wt.unpushed_promotion(&tracking).await {
-            Ok(promotion) => live.push(Entry { req, promotion }),
+    for (req, promotion) in batch.into_iter().zip(promotions) {
+        match promotion {
+            Ok(promotion) => live.push(Entry {
+                req,
+                promotion,
+                head: None,
+            }),
             Err(e) => {
                 let _ = req.reply.send(Err(e));
             }
@@ -185,8 +194,19 @@ async fn run_batch(batch: Vec<Request>, target: &str) {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        live = skip_already_pushed(live, &auth, target, &tracking, attempt).await;
-        live = chain(live, &auth, target, &tracking).await;
+        // The remote-tracking ref is the cached repository's, shared by all the worktrees.
+        let tip = match live.first() {
+            Some(e) => match e.req.wt.try_rev_parse(&tracking).await {
+                Ok(t) => t,
+                Err(err) => {
+                    fail_all(live, &err);
+                    return;
+                }
+            },
+            None => return,
+        };
+        live = skip_already_pushed(live, &auth, target, &tracking, tip.is_some(), attempt).await;
+        live = chain(live, &auth, target, tip).await;
         let Some(last) = live.last() else { return };
         let pushed = {
             let _g = locks::repo(&last.req.wt.repo_dir.to_string_lossy()).await;
@@ -197,7 +217,7 @@ async fn run_batch(batch: Vec<Request>, target: &str) {
                 tracing::info!(repo = %last.req.wt.url.remote, branch = %target, attempts = attempt,
                     commits = live.len(), queued = size, "pushed");
                 for e in live {
-                    let r = settle_pushed(&e.req.wt, target, attempt).await;
+                    let r = settle_pushed(&e.req.wt, e.head.as_deref(), target, attempt).await;
                     e.reply(r);
                 }
                 return;
@@ -259,6 +279,7 @@ async fn skip_already_pushed(
     auth: &Auth,
     target: &str,
     tracking: &str,
+    tracking_exists: bool,
     attempt: u32,
 ) -> Vec<Entry> {
     let mut kept = Vec::with_capacity(live.len());
@@ -270,7 +291,14 @@ async fn skip_already_pushed(
         let wt = &e.req.wt;
         let depth = e.req.opts.dedupe_search_depth;
         match wt
-            .find_in_remote(auth, target, PROMOTION_TRAILER, &value, depth)
+            .find_in_tracking(
+                auth,
+                target,
+                PROMOTION_TRAILER,
+                &value,
+                depth,
+                tracking_exists,
+            )
             .await
         {
             Ok(None) => kept.push(e),
@@ -286,22 +314,12 @@ async fn skip_already_pushed(
     kept
 }
 
-/// Rebases each entry's own commits onto the previous entry's HEAD (the first onto the
-/// remote-tracking branch). An entry that cannot be rebased is answered with its error (its
-/// worktree is back where it was) and left out of the chain.
-async fn chain(live: Vec<Entry>, auth: &Auth, target: &str, tracking: &str) -> Vec<Entry> {
-    let mut tip = match live.first() {
-        Some(e) => match e.req.wt.try_rev_parse(tracking).await {
-            Ok(t) => t,
-            Err(err) => {
-                fail_all(live, &err);
-                return Vec::new();
-            }
-        },
-        None => return live,
-    };
+/// Rebases each entry's own commits onto the previous entry's HEAD (the first onto `tip`, the
+/// remote-tracking branch's commit). An entry that cannot be rebased is answered with its
+/// error (its worktree is back where it was) and left out of the chain.
+async fn chain(live: Vec<Entry>, auth: &Auth, target: &str, mut tip: Option<String>) -> Vec<Entry> {
     let mut chained = Vec::with_capacity(live.len());
-    for e in live {
+    for mut e in live {
         let wt = &e.req.wt;
         if let Some(t) = &tip
             && let Err(err) = wt.rebase_onto(auth, t, target).await
@@ -311,7 +329,8 @@ async fn chain(live: Vec<Entry>, auth: &Auth, target: &str, tracking: &str) -> V
         }
         match wt.head().await {
             Ok(head) => {
-                tip = Some(head);
+                tip = Some(head.clone());
+                e.head = Some(head);
                 chained.push(e);
             }
             Err(err) => e.reply(Err(err)),
@@ -320,9 +339,17 @@ async fn chain(live: Vec<Entry>, auth: &Auth, target: &str, tracking: &str) -> V
     chained
 }
 
-async fn settle_pushed(wt: &Worktree, target: &str, attempts: u32) -> Result<PushOutcome> {
-    let commit = wt.head().await?;
-    wt.set_base("HEAD").await?;
+async fn settle_pushed(
+    wt: &Worktree,
+    head: Option<&str>,
+    target: &str,
+    attempts: u32,
+) -> Result<PushOutcome> {
+    let commit = match head {
+        Some(h) => h.to_string(),
+        None => wt.head().await?,
+    };
+    wt.set_base(&commit).await?;
     tracing::debug!(repo = %wt.url.remote, branch = %target, %commit, "commit pushed");
     Ok(PushOutcome {
         commit,
