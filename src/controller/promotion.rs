@@ -346,19 +346,9 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
             }
         }
         write_status(&ctx, &api, &p, &status).await?;
-        promotion_event(
-            &ctx,
-            &p,
-            &status,
-            EventType::Normal,
-            "PromotionRunning",
-            "Promote",
-            format!(
-                "Promoting Freight {} to Stage {stage_name}",
-                p.spec.freight.clone().unwrap_or_default()
-            ),
-        )
-        .await;
+        // No Event for the start (Kargo publishes none; the terminal phase has one): one
+        // request per Promotion less.
+        tracing::info!(promotion = %k, freight = ?p.spec.freight, "began promotion");
     }
 
     let dir = work_dir(&ctx, &p);
