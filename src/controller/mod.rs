@@ -598,26 +598,27 @@ where
     reader
 }
 
-/// The unfinished Promotions of `p`'s Stage other than `p` (those waiting behind it), from the
-/// Promotion store; none before [`Caches::start`] has finished.
-fn queued_behind(
+/// The Promotion of `p`'s Stage that runs next now that `p` finished or is gone (the head of
+/// the rest of its queue), from the Promotion store; the others keep waiting, so only it is
+/// triggered. None before [`Caches::start`] has finished.
+fn next_in_queue(
     stores: &std::sync::OnceLock<CacheStores>,
     p: &Promotion,
-) -> Vec<ObjectRef<Promotion>> {
-    let Some(s) = stores.get() else {
-        return Vec::new();
-    };
-    s.promotions
+) -> Option<ObjectRef<Promotion>> {
+    let s = stores.get()?;
+    let rest: Vec<Arc<Promotion>> = s
+        .promotions
         .state()
         .into_iter()
         .filter(|q| {
             q.metadata.namespace == p.metadata.namespace
                 && q.spec.stage == p.spec.stage
                 && q.metadata.uid != p.metadata.uid
-                && !q.status.as_ref().is_some_and(|s| s.is_terminal())
         })
+        .collect();
+    promotion::queue_order(rest)
+        .first()
         .map(|q| ObjectRef::from_obj(q.as_ref()))
-        .collect()
 }
 
 /// How long Freight changes are gathered before the Stages they concern are triggered: a burst
@@ -746,7 +747,7 @@ impl Caches {
                     // Not for a listing: every Promotion is reconciled after one anyway.
                     let finished = p.status.as_ref().is_some_and(|s| s.is_terminal());
                     if change == Change::Deleted || (change == Change::Applied && finished) {
-                        for next in queued_behind(&stores_of_queue, p) {
+                        if let Some(next) = next_in_queue(&stores_of_queue, p) {
                             send(&queue_tx, next);
                         }
                     }

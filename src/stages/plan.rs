@@ -202,8 +202,12 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     let mut effects = Vec::new();
     let mut busy = false;
 
-    // The Stage's place in the graph.
+    // The Stage's place in the graph. A missing Warehouse or upstream Stage may be created at
+    // any time, and that change triggers only the new object: look again soon.
     let problems = graph::check(stage, &o.warehouses, &o.stages);
+    if !problems.is_empty() {
+        busy = true;
+    }
 
     // Promotions: the one running (or next), and what the newest finished one deployed.
     let progress = tracked(o, &mut status, &t);

@@ -198,6 +198,8 @@ fn graph_problems_make_the_stage_not_ready_and_are_reported_once() {
     // The same problem again: no second Event.
     o.stage.status = Some(p.status.clone());
     assert!(events(&plan(&o, now())).is_empty());
+    // The Warehouse's creation triggers only the Warehouse: the Stage looks again soon.
+    assert_eq!(p.requeue, REQUEUE_BUSY);
 }
 
 #[test]
