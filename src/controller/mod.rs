@@ -746,10 +746,10 @@ impl Caches {
                     // The queue of its Stage moves on at once (not at the queued ones' requeue).
                     // Not for a listing: every Promotion is reconciled after one anyway.
                     let finished = p.status.as_ref().is_some_and(|s| s.is_terminal());
-                    if change == Change::Deleted || (change == Change::Applied && finished) {
-                        if let Some(next) = next_in_queue(&stores_of_queue, p) {
-                            send(&queue_tx, next);
-                        }
+                    if (change == Change::Deleted || (change == Change::Applied && finished))
+                        && let Some(next) = next_in_queue(&stores_of_queue, p)
+                    {
+                        send(&queue_tx, next);
                     }
                     if change == Change::Deleted {
                         return;
