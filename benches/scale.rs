@@ -119,15 +119,41 @@ fn apiserver_requests_by_kind(cp: &ControlPlane) -> BTreeMap<(String, String), f
     by
 }
 
+/// The controller's /metrics text (empty when it cannot be read).
+fn controller_metrics(metrics_port: u16) -> String {
+    let mut body = String::new();
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", metrics_port)) else {
+        return body;
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let _ = std::io::Read::read_to_string(&mut s, &mut body);
+    body
+}
+
+/// `haul_reconciles_total` per controller, as `stage 123, promotion 45, …` (what each new
+/// object costs the controller in passes).
+fn controller_reconciles(metrics_port: u16) -> String {
+    let body = controller_metrics(metrics_port);
+    let mut by = BTreeMap::new();
+    for l in body.lines() {
+        let Some(rest) = l.strip_prefix("haul_reconciles_total{controller=\"") else {
+            continue;
+        };
+        let Some((name, value)) = rest.split_once("\"} ") else {
+            continue;
+        };
+        by.insert(name.to_string(), value.trim().parse::<f64>().unwrap_or(0.0));
+    }
+    by.iter()
+        .map(|(k, v)| format!("{k} {v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `haul_kube_requests_total` by (verb, resource) from the controller's /metrics.
 fn controller_requests_by_kind(metrics_port: u16) -> BTreeMap<(String, String), f64> {
     let mut by = BTreeMap::new();
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", metrics_port)) else {
-        return by;
-    };
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    let mut body = String::new();
-    let _ = std::io::Read::read_to_string(&mut s, &mut body);
+    let body = controller_metrics(metrics_port);
     for l in body.lines() {
         let Some(rest) = l.strip_prefix("haul_kube_requests_total{") else {
             continue;
@@ -193,12 +219,17 @@ fn main() {
     let pid = controller.id();
     let kas = apiserver_pid(&cp).expect("kube-apiserver pid");
     let mut rows = Vec::new();
-    let sample = |label: &str, rows: &mut Vec<String>| {
+    let mut passes = Vec::new();
+    let mut sample = |label: &str, rows: &mut Vec<String>| {
         let (rss, cpu) = usage(pid);
         let (_, kas_cpu) = usage(kas);
         let requests = apiserver_requests(&cp);
         rows.push(format!(
             "| {label} | {rss:.1} MiB | {cpu:.1} s | {kas_cpu:.1} s | {requests:.0} |"
+        ));
+        passes.push(format!(
+            "| {label} | {} |",
+            controller_reconciles(metrics_port)
         ));
     };
     std::thread::sleep(Duration::from_secs(3));
@@ -299,6 +330,12 @@ fn main() {
     );
     println!("|---|---:|---:|---:|---:|");
     for r in rows {
+        println!("{r}");
+    }
+    println!();
+    println!("| state | reconciles per controller (cumulative) |");
+    println!("|---|---|");
+    for r in passes {
         println!("{r}");
     }
     println!();

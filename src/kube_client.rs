@@ -1,7 +1,7 @@
-//! The controller's connection to the API server: one HTTP/2 connection multiplexing every
-//! request and watch (as client-go does; kube's default stack speaks HTTP/1.1 only, one
-//! connection per request in flight), and a count of the requests per verb and resource for
-//! `/metrics`.
+//! The connection to the API server (the controller's, the CLI's and `haul gc`'s): one HTTP/2
+//! connection multiplexing every request and watch (as client-go does; kube's default stack
+//! speaks HTTP/1.1 only, one connection per request in flight), and a count of the requests
+//! per verb and resource for the controller's `/metrics`.
 //!
 //! The stack is kube's default one (base URI, authentication, extra headers, retry of 429/503/
 //! 504) rebuilt around a connector that offers `h2` by ALPN; a server that does not accept it
@@ -24,6 +24,12 @@ use crate::metrics::KubeRequestLabel;
 /// dead connection must not silently stall every watch multiplexed on it.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 const PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Builds a client for `config` speaking HTTP/2 as [`client`] does, for commands that keep no
+/// request count (the CLI, `haul gc`).
+pub fn uncounted(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    client(config, Family::default())
+}
 
 /// Builds a client for `config` that counts its requests into `requests`.
 pub fn client(

@@ -11,6 +11,21 @@ use support::fixtures::{
 use support::gitops::seed_dev_overlay;
 use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, namespace, wait_for};
 
+/// Runs `haul` with the test control plane's kubeconfig; its stdout.
+fn haul_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_haul"))
+        .env("KUBECONFIG", support::cp().kubeconfig())
+        .args(args)
+        .output()
+        .expect("haul runs");
+    assert!(
+        out.status.success(),
+        "haul {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 
 /// Credentials, Freight f7, Stage `stage` (git + argocd-update) and its Application
@@ -140,9 +155,18 @@ fn promotions_queue_per_stage_and_abort() {
     let message = wait_for(30, "q2 to wait in the queue", || {
         let p = get_json("promotion", "q2", &ns)?;
         let m = p["status"]["message"].as_str()?.to_string();
-        (p["status"]["phase"] == "Pending" && m.contains("Waiting for Promotion q1")).then_some(m)
+        (p["status"]["phase"] == "Pending" && m.contains("queue of Stage dev")).then_some(m)
     });
-    assert!(message.contains("Stage dev"), "{message}");
+    assert!(!message.contains("q1"), "a stable message: {message}");
+    // The position is computed by the CLI from the Stage's Promotions.
+    let shown = haul_cli(&["get", "promotions", "q2", "-n", &ns, "-o", "wide"]);
+    assert!(
+        shown.contains("queued, 1 ahead")
+            && shown
+                .contains("Waiting for Promotion q1 to finish (1 ahead in the queue of Stage dev)")
+            && !shown.contains("\nq1 "),
+        "{shown}"
+    );
 
     kubectl(&[
         "annotate",

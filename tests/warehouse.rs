@@ -620,7 +620,7 @@ fn a_registry_429_retry_after_delays_the_retry() {
     assert_eq!(status, "False");
     assert!(message.contains("throttled"), "{message}");
     assert!(
-        message.contains("retrying in 120s, as the registry's Retry-After asks"),
+        message.contains("retrying in 120s at the earliest, as the registry's Retry-After asks"),
         "{message}"
     );
     let after_first = requests.load(Ordering::SeqCst);

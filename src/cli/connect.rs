@@ -65,7 +65,7 @@ impl Cluster {
             .clone()
             .or(context_namespace)
             .ok_or(CliError::NoNamespace)?;
-        let client = kube::Client::try_from(config)
+        let client = crate::kube_client::uncounted(config)
             .map_err(|e| CliError::Config(format!("building the API client: {e}")))?;
         Ok(Self { client, namespace })
     }

@@ -2,6 +2,7 @@
 //! needs (more than the CRDs' printer columns, which `kubectl get` shows), or as YAML/JSON
 //! exactly as the API server returns them.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use k8s_openapi::jiff::Timestamp;
@@ -23,17 +24,51 @@ pub async fn run(args: GetArgs) -> Result<(), CliError> {
     let out = args.output;
     match args.kind {
         Kind::Warehouses => {
-            show::<Warehouse>(&cluster, name, out, "Warehouse", "warehouses", warehouses).await
+            let table = ToTable::of(warehouses);
+            show::<Warehouse>(&cluster, name, out, "Warehouse", "warehouses", table).await
         }
-        Kind::Freight => show::<Freight>(&cluster, name, out, "Freight", "freight", freight).await,
-        Kind::Stages => show::<Stage>(&cluster, name, out, "Stage", "stages", stages).await,
+        Kind::Freight => {
+            show::<Freight>(
+                &cluster,
+                name,
+                out,
+                "Freight",
+                "freight",
+                ToTable::of(freight),
+            )
+            .await
+        }
+        Kind::Stages => {
+            show::<Stage>(&cluster, name, out, "Stage", "stages", ToTable::of(stages)).await
+        }
         Kind::Promotions => {
-            show::<Promotion>(&cluster, name, out, "Promotion", "promotions", promotions).await
+            let table = ToTable::of(promotions).with_siblings();
+            show::<Promotion>(&cluster, name, out, "Promotion", "promotions", table).await
         }
     }
 }
 
-type ToTable<K> = fn(&[K], bool, Timestamp) -> Table;
+/// How objects are shown as a table.
+struct ToTable<K> {
+    build: fn(&[K], bool, Timestamp) -> Table,
+    /// One object's row depends on the others of its namespace (a Promotion's place in its
+    /// Stage's queue): a single object is shown from the whole list.
+    siblings: bool,
+}
+
+impl<K> ToTable<K> {
+    fn of(build: fn(&[K], bool, Timestamp) -> Table) -> Self {
+        Self {
+            build,
+            siblings: false,
+        }
+    }
+
+    fn with_siblings(mut self) -> Self {
+        self.siblings = true;
+        self
+    }
+}
 
 async fn show<K>(
     cluster: &Cluster,
@@ -50,7 +85,9 @@ where
     let api: Api<DynamicObject> =
         Api::namespaced_with(cluster.client.clone(), &cluster.namespace, &ar);
     let ns = &cluster.namespace;
-    let mut objects = match name {
+    // A table row that depends on the other objects is made from the whole list.
+    let one = name.filter(|_| !(to_table.siblings && matches!(output, None | Some(Output::Wide))));
+    let mut objects = match one {
         Some(n) => match api
             .get_opt(n)
             .await
@@ -67,10 +104,22 @@ where
             }
         },
         None => {
-            api.list(&ListParams::default())
+            let items = api
+                .list(&ListParams::default())
                 .await
                 .map_err(CliError::api(format!("listing {plural} in {ns}"), None))?
-                .items
+                .items;
+            match name {
+                Some(n) if !items.iter().any(|o| o.metadata.name.as_deref() == Some(n)) => {
+                    return Err(CliError::NotFound {
+                        kind,
+                        plural,
+                        name: n.to_string(),
+                        namespace: ns.clone(),
+                    });
+                }
+                _ => items,
+            }
         }
     };
     objects.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -129,7 +178,11 @@ where
                 })
                 .collect::<Result<Vec<K>, _>>()?;
             let wide = table == Some(Output::Wide);
-            print!("{}", to_table(&typed, wide, Timestamp::now()).render());
+            let mut t = (to_table.build)(&typed, wide, Timestamp::now());
+            if let Some(n) = name.filter(|_| to_table.siblings) {
+                t.rows.retain(|r| r.first().map(String::as_str) == Some(n));
+            }
+            print!("{}", t.render());
         }
     }
     Ok(())
@@ -330,6 +383,40 @@ pub(crate) fn step_progress(status: &PromotionStatus) -> String {
     format!("{shown}/{total}")
 }
 
+/// Where each waiting Promotion of `items` stands in its Stage's queue: (the Promotion at the
+/// head, how many are ahead), by name. The controller does not write this on the Promotion
+/// (rewriting every queued Promotion whenever the queue moves would cost the API server a write
+/// per queued Promotion per finished one), so it is computed here from the listed Promotions,
+/// in the controller's queue order.
+fn queue_positions(items: &[Promotion]) -> BTreeMap<String, (String, usize)> {
+    let mut by_stage: BTreeMap<&str, Vec<&Promotion>> = BTreeMap::new();
+    for p in items {
+        by_stage.entry(p.spec.stage.as_str()).or_default().push(p);
+    }
+    let mut out = BTreeMap::new();
+    for queue in by_stage.into_values() {
+        let queue = crate::controller::promotion::queue_order(
+            queue.into_iter().map(PromotionRef).collect(),
+        );
+        let head = queue.first().map(|p| name_of(&p.0.metadata));
+        for (pos, p) in queue.iter().enumerate().skip(1) {
+            if let Some(head) = &head {
+                out.insert(name_of(&p.0.metadata), (head.clone(), pos));
+            }
+        }
+    }
+    out
+}
+
+/// A borrowed Promotion for [`crate::controller::promotion::queue_order`].
+struct PromotionRef<'a>(&'a Promotion);
+
+impl AsRef<Promotion> for PromotionRef<'_> {
+    fn as_ref(&self) -> &Promotion {
+        self.0
+    }
+}
+
 fn promotions(items: &[Promotion], wide: bool, now: Timestamp) -> Table {
     let mut header = vec!["NAME", "STAGE", "FREIGHT", "PHASE", "STEP"];
     if wide {
@@ -337,14 +424,26 @@ fn promotions(items: &[Promotion], wide: bool, now: Timestamp) -> Table {
     }
     header.push("AGE");
     let mut t = Table::new(header);
+    let queued = queue_positions(items);
     for p in items {
-        let status = p.status.clone().unwrap_or_default();
+        let mut status = p.status.clone().unwrap_or_default();
+        let place = queued.get(&name_of(&p.metadata));
+        let step = match place {
+            Some((_, ahead)) => format!("queued, {ahead} ahead"),
+            None => step_progress(&status),
+        };
+        if let Some((head, ahead)) = place {
+            status.message = Some(format!(
+                "Waiting for Promotion {head} to finish ({ahead} ahead in the queue of Stage {})",
+                p.spec.stage
+            ));
+        }
         let mut row = vec![
             name_of(&p.metadata),
             p.spec.stage.clone(),
             p.spec.freight.clone().unwrap_or_default(),
             status.phase.map(|ph| ph.to_string()).unwrap_or_default(),
-            step_progress(&status),
+            step,
         ];
         if wide {
             row.push(
@@ -393,6 +492,38 @@ mod tests {
         let p = promotion(json!({"phase": "Succeeded", "currentStep": 3, "steps": steps}));
         assert_eq!(step_progress(p.status.as_ref().expect("status")), "3/3");
         assert_eq!(step_progress(&PromotionStatus::default()), "");
+    }
+
+    #[test]
+    fn queued_promotions_show_their_place_computed_from_the_list() {
+        let p = |name: &str, stage: &str, created: &str, phase: Option<&str>| -> Promotion {
+            serde_json::from_value(json!({
+                "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
+                "metadata": {"name": name, "namespace": "p", "creationTimestamp": created},
+                "spec": {"stage": stage, "freight": "f"},
+                "status": phase.map_or(json!({}), |ph| json!({"phase": ph})),
+            }))
+            .expect("promotion")
+        };
+        let items = [
+            p("done", "dev", "2026-01-01T00:00:00Z", Some("Succeeded")),
+            p("third", "dev", "2026-01-01T00:00:03Z", Some("Pending")),
+            p("head", "dev", "2026-01-01T00:00:02Z", Some("Running")),
+            p("second", "dev", "2026-01-01T00:00:01Z", Some("Pending")),
+            p("alone", "uat", "2026-01-01T00:00:04Z", None),
+        ];
+        let t = promotions(&items, true, Timestamp::now());
+        let row = |name: &str| t.rows.iter().find(|r| r[0] == name).cloned().expect("row");
+        // Running first, then by creation time.
+        assert_eq!(row("second")[4], "queued, 1 ahead");
+        assert_eq!(row("third")[4], "queued, 2 ahead");
+        assert_eq!(
+            row("third")[6],
+            "Waiting for Promotion head to finish (2 ahead in the queue of Stage dev)"
+        );
+        assert_eq!(row("head")[4], "");
+        assert_eq!(row("alone")[4], "");
+        assert_eq!(row("done")[4], "");
     }
 
     #[test]

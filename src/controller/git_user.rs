@@ -18,10 +18,12 @@ pub struct GitUser {
     pub signing_key: DefaultSigningKey,
 }
 
-/// Reads ClusterConfig `cluster` and, when it names one, the signing key Secret in
-/// `system_namespace`. An API error (other than not found) is returned for a retry.
+/// Reads ClusterConfig `cluster` (from `cached` when given: `Some(None)` when there is none;
+/// live otherwise) and, when it names one, the signing key Secret in `system_namespace`. An
+/// API error (other than not found) is returned for a retry.
 pub async fn resolve(
     client: &kube::Client,
+    cached: Option<Option<std::sync::Arc<ClusterConfig>>>,
     system_namespace: Option<&str>,
     fallback_author: &Author,
     fallback_key: &DefaultSigningKey,
@@ -30,11 +32,16 @@ pub async fn resolve(
         author: fallback_author.clone(),
         signing_key: fallback_key.clone(),
     };
-    let api: Api<ClusterConfig> = Api::all(client.clone());
-    let Some(cc) = api.get_opt(CLUSTER_CONFIG_NAME).await? else {
-        return Ok(fallback);
+    let cc = match cached {
+        Some(cc) => cc.map(|c| c.spec.git_client.clone()),
+        None => {
+            let api: Api<ClusterConfig> = Api::all(client.clone());
+            api.get_opt(CLUSTER_CONFIG_NAME)
+                .await?
+                .map(|c| c.spec.git_client)
+        }
     };
-    let Some(gc) = cc.spec.git_client else {
+    let Some(Some(gc)) = cc else {
         return Ok(fallback);
     };
     let author = Author {

@@ -514,6 +514,8 @@ struct CacheStores {
     warehouses: Store<Warehouse>,
     promotions: Store<Promotion>,
     project_configs: Store<ProjectConfig>,
+    /// Read by every Promotion for its default git author.
+    cluster_configs: Store<crate::api::ClusterConfig>,
 }
 
 /// Changes seen by the stores, sent after the store has them; each can be taken once.
@@ -544,6 +546,8 @@ fn slim<K: kube::Resource>(obj: &mut K) {
 /// What happened to an object a shared cache watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
+    /// Listed when the watch (re)started.
+    Listed,
     Applied,
     Deleted,
 }
@@ -583,7 +587,8 @@ where
         stream
             .for_each(|event| {
                 match event {
-                    Ok(Event::Apply(o) | Event::InitApply(o)) => on_change(&o, Change::Applied),
+                    Ok(Event::Apply(o)) => on_change(&o, Change::Applied),
+                    Ok(Event::InitApply(o)) => on_change(&o, Change::Listed),
                     Ok(Event::Delete(o)) => on_change(&o, Change::Deleted),
                     _ => {}
                 }
@@ -592,6 +597,53 @@ where
             .await;
     });
     reader
+}
+
+/// The Promotion of `p`'s Stage that runs next now that `p` finished or is gone (the head of
+/// the rest of its queue), from the Promotion store; the others keep waiting, so only it is
+/// triggered. None before [`Caches::start`] has finished.
+fn next_in_queue(
+    stores: &std::sync::OnceLock<CacheStores>,
+    p: &Promotion,
+) -> Option<ObjectRef<Promotion>> {
+    let s = stores.get()?;
+    let rest: Vec<Arc<Promotion>> = s
+        .promotions
+        .state()
+        .into_iter()
+        .filter(|q| {
+            q.metadata.namespace == p.metadata.namespace
+                && q.spec.stage == p.spec.stage
+                && q.metadata.uid != p.metadata.uid
+        })
+        .collect();
+    promotion::queue_order(rest)
+        .first()
+        .map(|q| ObjectRef::from_obj(q.as_ref()))
+}
+
+/// How long Freight changes are gathered before the Stages they concern are triggered: a burst
+/// (a Warehouse's first discovery, a bulk apply, a Stage patching several Freight) then costs
+/// each Stage one pass instead of one per Freight, for at most this much more latency.
+const FREIGHT_COALESCE: Duration = Duration::from_millis(200);
+
+/// The next Freight changes of `rx` (a namespace and an origin, `None`: all of it): the first
+/// one, and all that arrive within [`FREIGHT_COALESCE`] after it, without repeats. `None` when
+/// the channel is closed.
+async fn coalesced(
+    rx: &mut UnboundedReceiver<(String, Option<crate::api::FreightOrigin>)>,
+) -> Option<std::collections::BTreeSet<(String, Option<crate::api::FreightOrigin>)>> {
+    let first = rx.recv().await?;
+    let mut changes = std::collections::BTreeSet::from([first]);
+    tokio::time::sleep(FREIGHT_COALESCE).await;
+    // Bounded, so that a flood cannot hold the Stages back indefinitely.
+    for _ in 0..100_000 {
+        match rx.try_recv() {
+            Ok(more) => changes.insert(more),
+            Err(_) => break,
+        };
+    }
+    Some(changes)
 }
 
 /// A stream of the objects `rx` names, as the store holds them now (gone ones are skipped).
@@ -633,6 +685,7 @@ impl Caches {
         let (project_tx, projects) = unbounded_channel();
         let project_of_warehouse = project_tx.clone();
         let config_tx = freight_tx.clone();
+        let (stores_of_queue, queue_tx) = (self.stores.clone(), promo_tx.clone());
         if let Ok(mut slot) = self.triggers.lock() {
             *slot = Some(Triggers {
                 freight,
@@ -648,7 +701,7 @@ impl Caches {
                 None,
                 live.watch("freights (shared cache)"),
                 move |f: &Freight, change| {
-                    if change == Change::Applied {
+                    if change != Change::Deleted {
                         let ns = f.metadata.namespace.clone().unwrap_or_default();
                         send(&freight_tx, (ns, Some(f.origin.clone())))
                     }
@@ -660,7 +713,7 @@ impl Caches {
                 live.watch("stages (shared cache)"),
                 // A deleted Stage changes its project's stats too.
                 move |s: &Stage, change| {
-                    if change == Change::Applied {
+                    if change != Change::Deleted {
                         let moved = seen.observe(&me_too, s);
                         // An arriving Stage is triggered once it has arrived.
                         if !on_stage_move(s, moved) {
@@ -691,6 +744,14 @@ impl Caches {
                 me.label_selector(),
                 live.watch("promotions (shared cache)"),
                 move |p: &Promotion, change| {
+                    // The queue of its Stage moves on at once (not at the queued ones' requeue).
+                    // Not for a listing: every Promotion is reconciled after one anyway.
+                    let finished = p.status.as_ref().is_some_and(|s| s.is_terminal());
+                    if (change == Change::Deleted || (change == Change::Applied && finished))
+                        && let Some(next) = next_in_queue(&stores_of_queue, p)
+                    {
+                        send(&queue_tx, next);
+                    }
                     if change == Change::Deleted {
                         return;
                     }
@@ -714,8 +775,15 @@ impl Caches {
                     )
                 },
             ),
+            cluster_configs: reflect(
+                client,
+                None,
+                live.watch("clusterconfigs (shared cache)"),
+                |_: &crate::api::ClusterConfig, _| {},
+            ),
         };
         let _ = tokio::join!(
+            stores.cluster_configs.wait_until_ready(),
             stores.project_configs.wait_until_ready(),
             stores.freights.wait_until_ready(),
             stores.stages.wait_until_ready(),
@@ -867,19 +935,22 @@ impl Caches {
         let promo_stages = std::mem::replace(&mut t.promotion_stages, empty_promo_stages);
         let stages = stores.stages.clone();
         let of_freight = futures::stream::unfold(freight, |mut rx| async move {
-            rx.recv().await.map(|change| (change, rx))
+            let changes = coalesced(&mut rx).await?;
+            Some((changes, rx))
         })
-        .flat_map(move |(ns, origin)| {
+        .flat_map(move |changes| {
             // A Stage reads only Freight of the origins it requests (from its Warehouse or
             // through upstream Stages, the same origin).
-            let refs: Vec<_> = stages
+            let refs: std::collections::HashSet<_> = stages
                 .state()
                 .into_iter()
-                .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
                 .filter(|s| {
-                    origin
-                        .as_ref()
-                        .is_none_or(|o| s.spec.requested_freight.iter().any(|r| &r.origin == o))
+                    let ns = s.metadata.namespace.clone().unwrap_or_default();
+                    changes.contains(&(ns.clone(), None))
+                        || s.spec
+                            .requested_freight
+                            .iter()
+                            .any(|r| changes.contains(&(ns.clone(), Some(r.origin.clone()))))
                 })
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect();
@@ -976,6 +1047,16 @@ impl Caches {
         Some(
             s.project_configs
                 .get(&ObjectRef::<ProjectConfig>::new(ns).within(ns)),
+        )
+    }
+
+    /// ClusterConfig `cluster` as the store holds it (`Some(None)`: there is none); `None`
+    /// before [`Caches::start`].
+    pub fn cluster_config(&self) -> Option<Option<Arc<crate::api::ClusterConfig>>> {
+        let s = self.stores.get()?;
+        Some(
+            s.cluster_configs
+                .get(&ObjectRef::new(crate::api::CLUSTER_CONFIG_NAME)),
         )
     }
 

@@ -217,6 +217,14 @@ async fn show_error(ctx: &Context, obj: &Promotion, e: &Error) {
         .await;
 }
 
+/// How often a queued Promotion looks at its queue without being triggered.
+const QUEUED_RECHECK: Duration = Duration::from_secs(30);
+
+/// The message of a Promotion waiting for others of its Stage to finish.
+pub fn queued_message(stage: &str) -> String {
+    format!("Waiting in the queue of Stage {stage} for the Promotions ahead of it to finish")
+}
+
 /// The regular message of a Promotion whose status shows a reconcile error.
 fn without_retry_note(status: &mut PromotionStatus) {
     if status
@@ -288,11 +296,12 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
     if let Some(pos) = queue.iter().position(|o| o.uid() == p.uid())
         && pos > 0
     {
-        let head = queue[0].name_any();
         let mut status = p.status.clone().unwrap_or_default();
-        let message = format!(
-            "Waiting for Promotion {head} to finish ({pos} ahead in the queue of Stage {stage_name})"
-        );
+        // Stable while it waits, so a queued Promotion is written once when it becomes
+        // Pending and once when it starts: naming the head or the position would rewrite every
+        // queued Promotion whenever one ahead finishes (Kargo writes no message at all). The
+        // Stage's `currentPromotion` names the head; `haul get promotions` shows the position.
+        let message = queued_message(&stage_name);
         if status.phase != Some(PromotionPhase::Pending)
             || status.message.as_deref() != Some(&message)
             || unhandled_refresh(&p).is_some()
@@ -301,7 +310,9 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
             status.message = Some(message);
             write_status(&ctx, &api, &p, &status).await?;
         }
-        return Ok(Action::requeue(Duration::from_secs(5)));
+        // The Promotion ahead re-triggers the queue when it finishes (`Caches::start`); this
+        // is the safety net.
+        return Ok(Action::requeue(QUEUED_RECHECK));
     }
 
     let mut status = p.status.clone().unwrap_or_default();
@@ -342,25 +353,9 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
         clock.lap("prepare");
         write_status(&ctx, &api, &p, &status).await?;
         clock.lap("status");
-        // In the background: the first step need not wait for the Event to be stored.
-        let (ctx2, p2, status2) = (ctx.clone(), p.clone(), status.clone());
-        let note = format!(
-            "Promoting Freight {} to Stage {stage_name}",
-            p.spec.freight.clone().unwrap_or_default()
-        );
-        tokio::spawn(async move {
-            promotion_event(
-                &ctx2,
-                &p2,
-                &status2,
-                EventType::Normal,
-                "PromotionRunning",
-                "Promote",
-                note,
-            )
-            .await;
-        });
-        clock.lap("event");
+        // No Event for the start (Kargo publishes none; the terminal phase has one): one
+        // request per Promotion less.
+        tracing::info!(promotion = %k, freight = ?p.spec.freight, "began promotion");
     }
 
     let dir = work_dir(&ctx, &p);
@@ -411,6 +406,7 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
     });
     let git_user = super::git_user::resolve(
         &ctx.client,
+        ctx.cache.cluster_config(),
         ctx.config.system_namespace.as_deref(),
         &ctx.config.git_author,
         &ctx.config.git_signing_key,

@@ -226,7 +226,13 @@ pub fn command(args: &GcArgs) -> ExitCode {
         Err(e) => return fail(format!("starting the async runtime: {e}")),
     };
     rt.block_on(async {
-        let client = match kube::Client::try_default().await {
+        let config = match kube::Config::infer().await {
+            Ok(c) => c,
+            Err(e) => {
+                return fail(format!("reading the Kubernetes client configuration: {e}"));
+            }
+        };
+        let client = match crate::kube_client::uncounted(config) {
             Ok(c) => c,
             Err(e) => return fail(format!("connecting to Kubernetes: {e}")),
         };

@@ -1,6 +1,6 @@
 //! A Stage's health (Kargo reference §5): from the health checks the last successful
 //! Promotion left, merged to the worst state. A running Promotion, or a last Promotion that
-//! failed, makes health Unknown; nothing promoted yet is NotApplicable; a stored check that
+//! failed (then the Healthy condition itself is Unknown, as in Kargo), makes health Unknown; nothing promoted yet is NotApplicable; a stored check that
 //! cannot be parsed is reported as such.
 
 use super::health_checks::HealthCheckError;
@@ -21,6 +21,9 @@ pub struct StageHealth {
     /// The Healthy condition's reason: the state, or why the checks could not run.
     pub reason: &'static str,
     pub message: String,
+    /// The Healthy condition is `Unknown` rather than `False`: health cannot be assessed at
+    /// all (Kargo's `LastPromotion<Phase>`).
+    pub unassessable: bool,
 }
 
 impl StageHealth {
@@ -38,11 +41,29 @@ impl StageHealth {
             },
             reason: state.as_str(),
             message,
+            unassessable: false,
         }
     }
 
     fn unknown(message: String) -> Self {
         Self::new(HealthState::Unknown, vec![message.clone()], message)
+    }
+}
+
+/// Kargo's Healthy message when the last Promotion did not succeed.
+pub const CANNOT_ASSESS: &str = "Cannot assess health because last Promotion did not succeed";
+
+/// Kargo's `LastPromotion<Phase>` reason (Healthy and Ready) for a last Promotion that did not
+/// succeed.
+pub fn last_promotion_reason(phase: Option<PromotionPhase>) -> &'static str {
+    match phase {
+        Some(PromotionPhase::Failed) => "LastPromotionFailed",
+        Some(PromotionPhase::Errored) => "LastPromotionErrored",
+        Some(PromotionPhase::Aborted) => "LastPromotionAborted",
+        Some(PromotionPhase::Succeeded) => "LastPromotionSucceeded",
+        Some(PromotionPhase::Running) => "LastPromotionRunning",
+        Some(PromotionPhase::Pending) => "LastPromotionPending",
+        None => "LastPromotion",
     }
 }
 
@@ -74,13 +95,17 @@ pub fn evaluate(status: &StageStatus, promoting: bool, checked: Option<&Checked>
             },
             reason: HealthState::NotApplicable.as_str(),
             message: "nothing promoted yet".into(),
+            unassessable: false,
         };
     };
     if last.phase != Some(PromotionPhase::Succeeded) {
-        return StageHealth::unknown(format!(
-            "the last Promotion did not succeed: {}",
-            last.message.clone().unwrap_or_default()
-        ));
+        // As Kargo: Healthy Unknown, reason `LastPromotion<Phase>` (Ready carries the
+        // Promotion's own message).
+        return StageHealth {
+            reason: last_promotion_reason(last.phase),
+            unassessable: true,
+            ..StageHealth::unknown(CANNOT_ASSESS.into())
+        };
     }
     let results = match checked {
         None => return StageHealth::unknown("the health checks have not run yet".into()),

@@ -202,8 +202,12 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     let mut effects = Vec::new();
     let mut busy = false;
 
-    // The Stage's place in the graph.
+    // The Stage's place in the graph. A missing Warehouse or upstream Stage may be created at
+    // any time, and that change triggers only the new object: look again soon.
     let problems = graph::check(stage, &o.warehouses, &o.stages);
+    if !problems.is_empty() {
+        busy = true;
+    }
 
     // Promotions: the one running (or next), and what the newest finished one deployed.
     let progress = tracked(o, &mut status, &t);
@@ -233,20 +237,24 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     // Health from the last successful Promotion's checks.
     let health = health::evaluate(&status, active.is_some(), o.health.as_ref());
     let healthy = health.is_healthy();
-    if !healthy {
+    // Polled only while health checks can change it (Argo CD may not be watched). A Stage
+    // with nothing promoted, or whose last Promotion did not succeed, changes only through
+    // Promotions and Freight, which are watched: polling it would cost a pass every few
+    // seconds per such Stage for nothing.
+    if !healthy && health::checks_to_run(&status, active.is_some()).is_some() {
         busy = true;
     }
-    conditions::set(
-        &mut status.conditions,
-        Desired {
-            type_: CONDITION_HEALTHY,
-            status: healthy,
-            reason: health.reason,
-            message: health.message.clone(),
-        },
-        generation,
-        &t,
-    );
+    let desired = Desired {
+        type_: CONDITION_HEALTHY,
+        status: healthy,
+        reason: health.reason,
+        message: health.message.clone(),
+    };
+    if health.unassessable {
+        conditions::set_unknown(&mut status.conditions, desired, generation, &t);
+    } else {
+        conditions::set(&mut status.conditions, desired, generation, &t);
+    }
     status.health = Some(health.health.clone());
 
     // Verification of the current Freight once the Stage is healthy and idle.
@@ -321,6 +329,16 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     let holds = super::holds::compute(stage, auto, &o.freights, &o.promotions, now);
     status.auto_promotion_holds = holds.durable;
     let mut auto_note = None;
+    // A soak time ends with no watch event: look again soon.
+    if auto
+        && stage
+            .spec
+            .requested_freight
+            .iter()
+            .any(|r| r.sources.required_soak_time.is_some())
+    {
+        busy = true;
+    }
     if auto && problems.is_empty() && active.is_none() {
         // Decide on the status as just updated: a Promotion recorded above is current now,
         // and must not be promoted again.
@@ -367,9 +385,24 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     status.effective_auto_promotion_holds = holds.effective;
 
     // Ready: the graph is sound, the Stage is healthy and its Freight verified.
+    let last_failed = status
+        .last_promotion
+        .as_ref()
+        .and_then(|l| l.status.as_ref())
+        .filter(|s| {
+            s.phase
+                .is_some_and(|ph| ph.is_terminal() && ph != crate::api::PromotionPhase::Succeeded)
+        })
+        .map(|s| {
+            (
+                health::last_promotion_reason(s.phase),
+                s.message.clone().unwrap_or_default(),
+            )
+        });
     let (ready, reason, message) = readiness(Readiness {
         problems: &problems,
         promoting: active.map(|p| p.name_any()),
+        last_failed,
         has_freight: !status.freight_history.is_empty(),
         health: &health,
         verified: verified.as_ref(),
@@ -523,6 +556,8 @@ struct Readiness<'a> {
     problems: &'a [graph::Problem],
     /// The name of the Promotion in progress.
     promoting: Option<String>,
+    /// The last Promotion did not succeed: its `LastPromotion<Phase>` reason and its message.
+    last_failed: Option<(&'static str, String)>,
     has_freight: bool,
     health: &'a StageHealth,
     verified: Option<&'a Verdict>,
@@ -537,6 +572,9 @@ fn readiness(r: Readiness<'_>) -> (bool, &'static str, String) {
         (false, p.reason, all.join("; "))
     } else if let Some(p) = r.promoting {
         (false, "Promoting", format!("Promotion {p} is in progress"))
+    } else if let Some((reason, message)) = r.last_failed {
+        // As Kargo: the failed Promotion's own message says what to fix.
+        (false, reason, message)
     } else if !r.has_freight {
         (
             false,

@@ -226,7 +226,12 @@ async fn create_freight(ctx: &Context, f: &Freight) -> Result<bool, kube::Error>
 /// Freight was created before, so a failed create leaves the status as it was.
 async fn apply(ctx: &Context, w: &Warehouse, plan: Plan) -> Result<Action, Error> {
     let k = key(w);
-    if let Some(status) = &plan.status {
+    // Written only when it changed: a retry that fails the same way writes nothing.
+    if let Some(status) = plan
+        .status
+        .as_ref()
+        .filter(|s| w.status.as_ref() != Some(*s))
+    {
         let api: Api<Warehouse> =
             Api::namespaced(ctx.client.clone(), &w.namespace().unwrap_or_default());
         apply_status(&api, w, status).await?;
@@ -264,7 +269,8 @@ async fn apply(ctx: &Context, w: &Warehouse, plan: Plan) -> Result<Action, Error
     match plan.outcome {
         plan::Outcome::NotDue => {}
         plan::Outcome::DiscoveryFailed => {
-            tracing::warn!(warehouse = %k, requeue = ?plan.requeue, "discovery failed")
+            // The retry time is here, not in the status (see `plan::retry_note`).
+            tracing::warn!(warehouse = %k, retry_in = ?plan.requeue, "discovery failed")
         }
         outcome => tracing::info!(warehouse = %k, ?outcome, "reconciled"),
     }

@@ -161,8 +161,14 @@ pub fn freight_create_failed(
     status.last_freight_id = w.status.as_ref().and_then(|s| s.last_freight_id.clone());
     let message = format!(
         "creating Freight {name} failed: {error}; {}",
-        retry_note(delay, None)
+        retry_note(None)
     );
+    // As the Warehouse shows it now (the planned status has its Ready already replaced).
+    let was = w
+        .status
+        .as_ref()
+        .and_then(|s| conditions::get(&s.conditions, CONDITION_READY))
+        .map(|c| c.message.clone());
     for type_ in [CONDITION_FREIGHT_CREATED, CONDITION_READY] {
         conditions::set(
             &mut status.conditions,
@@ -176,17 +182,20 @@ pub fn freight_create_failed(
             now,
         );
     }
+    // One Event per distinct failure, not per retry (each retry is in the log).
+    let mut effects = Vec::new();
+    if was.as_deref() != Some(message.as_str()) {
+        effects.push(Effect::Event(Event {
+            warning: true,
+            reason: REASON_FREIGHT_CREATE_FAILED,
+            action: "CreateFreight",
+            note: message,
+        }));
+    }
+    effects.push(Effect::RetryNotBefore(delay));
     Plan {
         status: Some(status),
-        effects: vec![
-            Effect::Event(Event {
-                warning: true,
-                reason: REASON_FREIGHT_CREATE_FAILED,
-                action: "CreateFreight",
-                note: message,
-            }),
-            Effect::RetryNotBefore(delay),
-        ],
+        effects,
         requeue: Requeue::After(delay),
         outcome: Outcome::FreightCreateFailed,
     }
@@ -237,18 +246,22 @@ pub fn retry_delay(backoff: Duration, retry_after: Option<Duration>) -> Duration
     }
 }
 
-/// The part of a failure message that says when the next attempt is and why.
-pub fn retry_note(delay: Duration, retry_after: Option<Duration>) -> String {
-    let secs = delay.as_secs().max(1);
+/// The part of a failure message that says how the next attempt is timed. It names no delay
+/// of ours: the backoff grows (with jitter) on every retry, and a message that changed on every
+/// retry would rewrite the status each time (the delay is in the controller's log). A
+/// registry's `Retry-After` is its own value, named so that a person sees why nothing is tried.
+pub fn retry_note(retry_after: Option<Duration>) -> String {
     match retry_after {
         Some(ra) if ra > MAX_RETRY_AFTER => format!(
-            "retrying in {secs}s (the registry's Retry-After of {}s, capped)",
+            "retrying in {}s (the registry's Retry-After of {}s, capped)",
+            MAX_RETRY_AFTER.as_secs(),
             ra.as_secs()
         ),
-        Some(ra) if ra.as_secs() >= secs => {
-            format!("retrying in {secs}s, as the registry's Retry-After asks")
-        }
-        _ => format!("retrying in {secs}s"),
+        Some(ra) => format!(
+            "retrying in {}s at the earliest, as the registry's Retry-After asks",
+            ra.as_secs().max(1)
+        ),
+        None => "retrying with backoff".to_string(),
     }
 }
 
@@ -538,22 +551,26 @@ pub fn after_discovery(w: &Warehouse, interval: Duration, observed: &Observed) -
         let message = format!(
             "{}; {}",
             found.failures.join("; "),
-            retry_note(delay, found.retry_after)
+            retry_note(found.retry_after)
         );
+        let was = conditions::get(&status.conditions, CONDITION_HEALTHY).map(|c| c.message.clone());
         for c in [CONDITION_HEALTHY, CONDITION_READY] {
             set(&mut status, c, false, "DiscoveryFailed", message.clone());
         }
         // Keep what was discovered before for the subscriptions that failed now.
         merge_discovered(&mut status, found, t);
-        let effects = vec![
-            Effect::Event(Event {
+        // One Event per distinct failure, not per retry (each retry is in the log): a
+        // Warehouse failing the same way costs no request per retry.
+        let mut effects = Vec::new();
+        if was.as_deref() != Some(message.as_str()) {
+            effects.push(Effect::Event(Event {
                 warning: true,
                 reason: "DiscoveryFailed",
                 action: "Discover",
                 note: message,
-            }),
-            Effect::RetryNotBefore(delay),
-        ];
+            }));
+        }
+        effects.push(Effect::RetryNotBefore(delay));
         return plan(
             status,
             effects,

@@ -198,6 +198,8 @@ fn graph_problems_make_the_stage_not_ready_and_are_reported_once() {
     // The same problem again: no second Event.
     o.stage.status = Some(p.status.clone());
     assert!(events(&plan(&o, now())).is_empty());
+    // The Warehouse's creation triggers only the Warehouse: the Stage looks again soon.
+    assert_eq!(p.requeue, REQUEUE_BUSY);
 }
 
 #[test]
@@ -428,14 +430,22 @@ fn health_is_unknown_when_the_last_promotion_failed() {
         "2026-12-01T11:00:00Z",
     )];
     let p = plan(&o, now());
+    // As Kargo: Healthy Unknown (not False) with `LastPromotion<Phase>`; Ready names the
+    // Promotion's own message.
     assert_eq!(
         cond(&p, CONDITION_HEALTHY),
         (
-            "False",
             "Unknown",
-            "the last Promotion did not succeed: Failed because"
+            "LastPromotionFailed",
+            "Cannot assess health because last Promotion did not succeed"
         )
     );
+    assert_eq!(
+        cond(&p, CONDITION_READY),
+        ("False", "LastPromotionFailed", "Failed because")
+    );
+    // Only a new Promotion changes that, and Promotions are watched: no polling.
+    assert_eq!(p.requeue, REQUEUE_IDLE);
 }
 
 #[test]
@@ -948,8 +958,8 @@ fn without_a_policy_nothing_is_auto_promoted() {
     let p = plan(&o, now());
     assert_eq!(p.status.auto_promotion_enabled, Some(false));
     assert!(p.effects.is_empty());
-    // Nothing promoted yet is not Healthy, and the Stage keeps looking.
-    assert_eq!(p.requeue, REQUEUE_BUSY);
+    // Nothing promoted yet: nothing to poll (Freight and Promotions are watched).
+    assert_eq!(p.requeue, REQUEUE_IDLE);
 }
 
 #[test]
@@ -1086,6 +1096,7 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
         },
         reason: "Healthy",
         message: "fine".into(),
+        unassessable: false,
     };
     let unhealthy = StageHealth {
         health: crate::api::Health {
@@ -1100,6 +1111,7 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
     let all = || Readiness {
         problems: std::slice::from_ref(&problem),
         promoting: Some("p1".into()),
+        last_failed: Some(("LastPromotionFailed", "step 2 failed".into())),
         has_freight: false,
         health: &unhealthy,
         verified: Some(&failed),
@@ -1123,10 +1135,21 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
         promoting: None,
         ..all()
     };
+    assert_eq!(
+        reason(r),
+        (false, "LastPromotionFailed", "step 2 failed".into())
+    );
+    let r = Readiness {
+        problems: &[],
+        promoting: None,
+        last_failed: None,
+        ..all()
+    };
     assert_eq!(reason(r).1, "NoFreight");
     let r = Readiness {
         problems: &[],
         promoting: None,
+        last_failed: None,
         has_freight: true,
         ..all()
     };
@@ -1134,6 +1157,7 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
     let r = Readiness {
         problems: &[],
         promoting: None,
+        last_failed: None,
         has_freight: true,
         health: &healthy,
         ..all()
@@ -1142,6 +1166,7 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
     let r = Readiness {
         problems: &[],
         promoting: None,
+        last_failed: None,
         has_freight: true,
         health: &healthy,
         verified: None,
@@ -1151,6 +1176,7 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
     let r = Readiness {
         problems: &[],
         promoting: None,
+        last_failed: None,
         has_freight: true,
         health: &healthy,
         verified: Some(&ok),
@@ -1160,6 +1186,7 @@ fn ready_reports_the_first_thing_that_keeps_the_stage_from_being_ready() {
     let r = Readiness {
         problems: &[],
         promoting: None,
+        last_failed: None,
         has_freight: true,
         health: &healthy,
         verified: Some(&ok),

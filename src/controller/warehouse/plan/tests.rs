@@ -227,12 +227,12 @@ fn retry_after_sets_a_floor_under_the_backoff() {
     assert_eq!(retry_delay(s(300), Some(s(5))), s(300));
     assert_eq!(retry_delay(s(10), Some(s(86_400))), MAX_RETRY_AFTER);
     assert_eq!(
-        retry_note(s(120), Some(s(120))),
-        "retrying in 120s, as the registry's Retry-After asks"
+        retry_note(Some(s(120))),
+        "retrying in 120s at the earliest, as the registry's Retry-After asks"
     );
-    assert_eq!(retry_note(s(300), Some(s(5))), "retrying in 300s");
-    assert!(retry_note(MAX_RETRY_AFTER, Some(s(86_400))).contains("86400s, capped"));
-    assert_eq!(retry_note(s(9), None), "retrying in 9s");
+    assert!(retry_note(Some(s(86_400))).contains("86400s, capped"));
+    // Our own delay grows with every retry: not named, or each retry would rewrite the status.
+    assert_eq!(retry_note(None), "retrying with backoff");
 }
 
 // ------------------------------------------------------------------------------ invalid spec
@@ -387,7 +387,7 @@ fn a_failed_subscription_fails_discovery_and_keeps_what_it_found_before() {
         assert_eq!(cond_is(&plan, c), pair("False", "DiscoveryFailed"));
     }
     let message = "image subscription ghcr.io/acme/api: throttled; \
-                   retrying in 90s, as the registry's Retry-After asks";
+                   retrying in 90s at the earliest, as the registry's Retry-After asks";
     assert_eq!(
         cond(&plan, "Ready").map(|c| c.message.as_str()),
         Some(message)
@@ -424,6 +424,30 @@ fn a_failed_subscription_fails_discovery_and_keeps_what_it_found_before() {
 }
 
 #[test]
+fn the_same_failure_again_changes_nothing_and_publishes_no_event() {
+    let w = warehouse(None);
+    let down = || {
+        let mut f = Found::default();
+        f.failed("image subscription a: down".into(), None);
+        f
+    };
+    let mut obs = observed(&w, down(), false);
+    obs.backoff = Some(s(10));
+    let first = after_discovery(&w, s(300), &obs);
+    assert_eq!(events(&first).len(), 1);
+    // Retried later with a longer backoff: the status is the one written, so no write.
+    let w = with_status(w, status(&first).clone());
+    let mut obs = observed(&w, down(), false);
+    obs.backoff = Some(s(40));
+    obs.now = t(1_100);
+    let again = after_discovery(&w, s(300), &obs);
+    assert_eq!(again.status.as_ref(), w.status.as_ref());
+    assert!(events(&again).is_empty(), "{:?}", again.effects);
+    assert_eq!(again.requeue, Requeue::After(s(40)));
+    assert!(again.effects.contains(&Effect::RetryNotBefore(s(40))));
+}
+
+#[test]
 fn failures_of_several_subscriptions_are_all_named() {
     let w = warehouse(None);
     let mut f = Found::default();
@@ -435,7 +459,7 @@ fn failures_of_several_subscriptions_are_all_named() {
     assert_eq!(plan.requeue, Requeue::After(s(10)));
     assert_eq!(
         cond(&plan, "Healthy").map(|c| c.message.as_str()),
-        Some("image subscription a: down; git subscription b: gone; retrying in 10s")
+        Some("image subscription a: down; git subscription b: gone; retrying with backoff")
     );
     // A first discovery that failed records when it ran.
     let d = status(&plan).discovered_artifacts.as_ref();
@@ -795,7 +819,7 @@ fn a_refused_freight_create_shows_and_is_retried_after_the_backoff() {
     let error = "freights.kargo.akuity.io is forbidden: ValidatingAdmissionPolicy 'no-freight' \
                  with binding 'no-freight' denied request: refused";
     let shown = freight_create_failed(&w, planned.clone(), error, s(10), &t(1_000));
-    let message = format!("creating Freight {name} failed: {error}; retrying in 10s");
+    let message = format!("creating Freight {name} failed: {error}; retrying with backoff");
     for type_ in [CONDITION_READY, CONDITION_FREIGHT_CREATED] {
         let c = cond(&shown, type_).expect("condition");
         assert_eq!(
