@@ -1168,8 +1168,20 @@ async fn controllers(ctx: Arc<Context>) {
 
 /// Runs the controllers, behind leader election when configured. Losing the lease ends the
 /// run with an error so the process restarts as a standby; no two processes reconcile at once.
-pub async fn run_with(client: kube::Client, config: Config, opts: RunOptions) -> Result<(), Error> {
+pub async fn run_with(
+    client: kube::Client,
+    mut config: Config,
+    opts: RunOptions,
+) -> Result<(), Error> {
     use std::sync::atomic::Ordering;
+    // Under leader election, a shard can tell another shard's controller is gone by its Lease.
+    if let Some(le) = &opts.leader {
+        config.shard = config.shard.with_takeover(shard::takeover::Leases {
+            namespace: le.namespace.clone(),
+            identity: le.identity.clone(),
+            duration_secs: le.duration_secs,
+        });
+    }
     let ctx = Context::new_with(
         client.clone(),
         config,
