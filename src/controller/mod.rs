@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod git_user;
 pub mod identity;
 pub mod liveness;
+pub mod ns_index;
 pub mod own_writes;
 pub mod progress;
 pub mod project;
@@ -513,6 +514,16 @@ struct CacheStores {
     warehouses: Store<Warehouse>,
     promotions: Store<Promotion>,
     project_configs: Store<ProjectConfig>,
+    /// The namespaced stores' objects by namespace (see [`ns_index`]).
+    by_ns: ByNamespaces,
+}
+
+#[derive(Clone, Default)]
+struct ByNamespaces {
+    freights: ns_index::ByNamespace,
+    stages: ns_index::ByNamespace,
+    warehouses: ns_index::ByNamespace,
+    promotions: ns_index::ByNamespace,
 }
 
 /// Changes seen by the stores, sent after the store has them; each can be taken once.
@@ -551,6 +562,7 @@ fn reflect<K>(
     client: &kube::Client,
     labels: Option<String>,
     watch: liveness::WatchTracker,
+    index: Option<ns_index::ByNamespace>,
     mut on_change: impl FnMut(&K, Change) + Send + 'static,
 ) -> Store<K>
 where
@@ -581,9 +593,20 @@ where
         use kube::runtime::watcher::Event;
         stream
             .for_each(|event| {
+                // The index first: a change is announced once reads can see it.
                 match event {
-                    Ok(Event::Apply(o) | Event::InitApply(o)) => on_change(&o, Change::Applied),
-                    Ok(Event::Delete(o)) => on_change(&o, Change::Deleted),
+                    Ok(Event::Apply(o) | Event::InitApply(o)) => {
+                        if let Some(i) = &index {
+                            i.observe(&o, true);
+                        }
+                        on_change(&o, Change::Applied)
+                    }
+                    Ok(Event::Delete(o)) => {
+                        if let Some(i) = &index {
+                            i.observe(&o, false);
+                        }
+                        on_change(&o, Change::Deleted)
+                    }
                     _ => {}
                 }
                 async {}
@@ -641,11 +664,13 @@ impl Caches {
                 projects,
             });
         }
+        let by_ns = ByNamespaces::default();
         let stores = CacheStores {
             freights: reflect(
                 client,
                 None,
                 live.watch("freights (shared cache)"),
+                Some(by_ns.freights.clone()),
                 move |f: &Freight, change| {
                     if change == Change::Applied {
                         let ns = f.metadata.namespace.clone().unwrap_or_default();
@@ -657,6 +682,7 @@ impl Caches {
                 client,
                 None,
                 live.watch("stages (shared cache)"),
+                Some(by_ns.stages.clone()),
                 // A deleted Stage changes its project's stats too.
                 move |s: &Stage, change| {
                     if change == Change::Applied {
@@ -678,6 +704,7 @@ impl Caches {
                 client,
                 None,
                 live.watch("warehouses (shared cache)"),
+                Some(by_ns.warehouses.clone()),
                 move |w: &Warehouse, _| {
                     send(
                         &project_of_warehouse,
@@ -689,6 +716,7 @@ impl Caches {
                 client,
                 me.label_selector(),
                 live.watch("promotions (shared cache)"),
+                Some(by_ns.promotions.clone()),
                 move |p: &Promotion, change| {
                     if change == Change::Deleted {
                         return;
@@ -706,6 +734,7 @@ impl Caches {
                 client,
                 None,
                 live.watch("projectconfigs (shared cache)"),
+                None,
                 move |c: &ProjectConfig, _| {
                     send(
                         &config_tx,
@@ -713,6 +742,7 @@ impl Caches {
                     )
                 },
             ),
+            by_ns,
         };
         let _ = tokio::join!(
             stores.project_configs.wait_until_ready(),
@@ -831,17 +861,6 @@ impl Caches {
         shard::route(me, p, at, self.arrivals.contains(ns, &p.spec.stage))
     }
 
-    fn in_ns<K: kube::Resource<DynamicType = ()> + Clone + 'static>(
-        store: &Store<K>,
-        ns: &str,
-    ) -> Vec<Arc<K>> {
-        store
-            .state()
-            .into_iter()
-            .filter(|o| o.meta().namespace.as_deref() == Some(ns))
-            .collect()
-    }
-
     /// What drives the Stage controller: the Stage store and its changes, plus the Stages to
     /// reconcile because Freight of their project or one of their Promotions changed (each
     /// sent once the change is in its store). Can be taken once.
@@ -864,17 +883,16 @@ impl Caches {
         let freight = std::mem::replace(&mut t.freight, empty_freight);
         let stages_rx = std::mem::replace(&mut t.stages, empty_stages);
         let promo_stages = std::mem::replace(&mut t.promotion_stages, empty_promo_stages);
-        let stages = stores.stages.clone();
+        let (stages, stages_by_ns) = (stores.stages.clone(), stores.by_ns.stages.clone());
         let of_freight = futures::stream::unfold(freight, |mut rx| async move {
             rx.recv().await.map(|change| (change, rx))
         })
         .flat_map(move |(ns, origin)| {
             // A Stage reads only Freight of the origins it requests (from its Warehouse or
             // through upstream Stages, the same origin).
-            let refs: Vec<_> = stages
-                .state()
+            let refs: Vec<_> = stages_by_ns
+                .get(&stages, &ns)
                 .into_iter()
-                .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
                 .filter(|s| {
                     origin
                         .as_ref()
@@ -934,7 +952,10 @@ impl Caches {
     #[allow(clippy::type_complexity)]
     pub fn stats_inputs(&self, ns: &str) -> Option<(Vec<Arc<Stage>>, Vec<Arc<Warehouse>>)> {
         let s = self.stores.get()?;
-        Some((Self::in_ns(&s.stages, ns), Self::in_ns(&s.warehouses, ns)))
+        Some((
+            s.by_ns.stages.get(&s.stages, ns),
+            s.by_ns.warehouses.get(&s.warehouses, ns),
+        ))
     }
 
     /// Freight, Stages, Promotions and Warehouse names of a project; `None` before
@@ -942,13 +963,13 @@ impl Caches {
     pub fn project(&self, ns: &str) -> Option<ProjectObjects> {
         let s = self.stores.get()?;
         let warehouses = s
+            .by_ns
             .warehouses
-            .state()
+            .get(&s.warehouses, ns)
             .into_iter()
-            .filter(|w| w.metadata.namespace.as_deref() == Some(ns))
             .filter_map(|w| w.metadata.name.clone())
             .collect();
-        let mut promotions = Self::in_ns(&s.promotions, ns);
+        let mut promotions = s.by_ns.promotions.get(&s.promotions, ns);
         if let Ok(mut created) = self.created.lock() {
             created.retain(|(at, p)| {
                 at.elapsed() < OVERLAY_TTL
@@ -962,8 +983,8 @@ impl Caches {
             );
         }
         Some(ProjectObjects {
-            freights: Self::in_ns(&s.freights, ns),
-            stages: Self::in_ns(&s.stages, ns),
+            freights: s.by_ns.freights.get(&s.freights, ns),
+            stages: s.by_ns.stages.get(&s.stages, ns),
             promotions,
             warehouses,
         })
