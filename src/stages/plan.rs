@@ -233,7 +233,12 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     // Health from the last successful Promotion's checks.
     let health = health::evaluate(&status, active.is_some(), o.health.as_ref());
     let healthy = health.is_healthy();
-    if !healthy {
+    // Nothing promoted yet: no health to re-check, and what could change it (a Promotion,
+    // Freight, the ProjectConfig) is watched. Looking every few seconds anyway made an idle
+    // cluster's CPU grow with its number of new Stages. (Auto-promotion still looks: holds
+    // and soak times expire with time.)
+    let nothing_promoted = health.health.status == Some(crate::api::HealthState::NotApplicable);
+    if !healthy && !nothing_promoted {
         busy = true;
     }
     conditions::set(
@@ -318,6 +323,9 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         .and_then(|p| p.auto_promotion_enabled)
         .unwrap_or(false);
     status.auto_promotion_enabled = Some(auto);
+    if auto && nothing_promoted {
+        busy = true;
+    }
     let holds = super::holds::compute(stage, auto, &o.freights, &o.promotions, now);
     status.auto_promotion_holds = holds.durable;
     let mut auto_note = None;

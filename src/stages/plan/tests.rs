@@ -948,8 +948,9 @@ fn without_a_policy_nothing_is_auto_promoted() {
     let p = plan(&o, now());
     assert_eq!(p.status.auto_promotion_enabled, Some(false));
     assert!(p.effects.is_empty());
-    // Nothing promoted yet is not Healthy, and the Stage keeps looking.
-    assert_eq!(p.requeue, REQUEUE_BUSY);
+    // Nothing promoted yet and no auto-promotion: nothing changes with time alone, the
+    // watches bring what could change it.
+    assert_eq!(p.requeue, REQUEUE_IDLE);
 }
 
 #[test]
