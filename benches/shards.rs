@@ -125,13 +125,27 @@ impl Controller {
         }
     }
 
-    fn reconciles(&self) -> f64 {
+    fn metric(&self, name: &str) -> f64 {
         let out = Command::new("curl")
             .args(["-s", "-m", "5"])
             .arg(format!("http://127.0.0.1:{}/metrics", self.port))
             .output();
-        out.map(|o| sum_metric(&String::from_utf8_lossy(&o.stdout), "haul_reconciles_total"))
+        out.map(|o| sum_metric(&String::from_utf8_lossy(&o.stdout), name))
             .unwrap_or(f64::NAN)
+    }
+
+    /// Reconciles of every controller (Stage, Warehouse, Promotion...).
+    fn reconciles(&self) -> f64 {
+        self.metric("haul_reconcile_duration_seconds_count")
+    }
+
+    fn stage_passes(&self) -> f64 {
+        self.metric("haul_reconcile_duration_seconds_count{controller=\"stage\"}")
+    }
+
+    /// Requests this controller sent to the API server.
+    fn requests(&self) -> f64 {
+        self.metric("haul_kube_requests_total")
     }
 }
 
@@ -160,20 +174,24 @@ fn count_phase(cp: &ControlPlane, phase: &str) -> usize {
         .count()
 }
 
-/// Waits until every controller's CPU time grows by less than 0.1 s over 5 s (at most 300 s).
-fn settle(controllers: &[Controller]) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let cpu = || -> f64 { controllers.iter().map(|c| usage(c.child.id()).1).sum() };
-    let mut before = cpu();
+/// Waits until no controller has reconciled a Stage for 10 s (at most 600 s): the Stage
+/// passes are the work that grows with Stages and Freight. (Warehouses keep retrying their
+/// unreachable registry with a growing backoff, so CPU never drops to zero.) Returns whether
+/// they settled.
+fn settle(controllers: &[Controller]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let passes = || -> f64 { controllers.iter().map(Controller::stage_passes).sum() };
+    let mut before = passes();
     while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_secs(5));
-        let now = cpu();
-        if now - before < 0.1 {
-            return;
+        std::thread::sleep(Duration::from_secs(10));
+        let now = passes();
+        if now == before {
+            return true;
         }
         before = now;
     }
-    eprintln!("controllers did not settle within 300 s");
+    eprintln!("controllers did not settle within 600 s");
+    false
 }
 
 /// One object to create: its kind's plural (group kargo.akuity.io unless a Namespace), its
@@ -331,7 +349,7 @@ fn run(
     seed(rt, &client, pipeline);
     seed(rt, &client, freight_docs);
     let seeded_in = t.elapsed().as_secs_f64();
-    settle(&controllers);
+    let settled = settle(&controllers);
     let created_in = t.elapsed().as_secs_f64();
     let kas_cpu = usage(kas).1 - base_kas_cpu;
     let requests = apiserver_requests(&cp) - base_requests;
@@ -344,13 +362,15 @@ fn run(
     for c in &controllers {
         let (rss, cpu) = usage(c.child.id());
         println!(
-            "| {label} | {} | idle | {rss:.1} MiB | {cpu:.1} s | {:.0} |",
+            "| {label} | {} | idle | {rss:.1} MiB | {cpu:.1} s | {:.0} / {:.0} |",
             c.name,
-            c.reconciles()
+            c.reconciles(),
+            c.requests()
         );
     }
+    let settled = if settled { "settled" } else { "NOT settled" };
     println!(
-        "| {label} | kube-apiserver | created in {seeded_in:.0} s, settled at {created_in:.0} s | | {kas_cpu:.1} s | {requests:.0} requests |"
+        "| {label} | kube-apiserver | created in {seeded_in:.0} s, {settled} at {created_in:.0} s | | {kas_cpu:.1} s | {requests:.0} requests |"
     );
 
     // Promotions spread over the dev Stages (both shards), created at once without labels,
@@ -383,9 +403,10 @@ fn run(
     for (c, peak) in controllers.iter().zip(&peaks) {
         let (_, cpu) = usage(c.child.id());
         println!(
-            "| {label} | {} | promoting: peak | {peak:.1} MiB | {cpu:.1} s | {:.0} |",
+            "| {label} | {} | promoting: peak | {peak:.1} MiB | {cpu:.1} s | {:.0} / {:.0} |",
             c.name,
-            c.reconciles()
+            c.reconciles(),
+            c.requests()
         );
     }
     println!(
