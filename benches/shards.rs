@@ -125,13 +125,27 @@ impl Controller {
         }
     }
 
-    fn reconciles(&self) -> f64 {
+    fn metric(&self, name: &str) -> f64 {
         let out = Command::new("curl")
             .args(["-s", "-m", "5"])
             .arg(format!("http://127.0.0.1:{}/metrics", self.port))
             .output();
-        out.map(|o| sum_metric(&String::from_utf8_lossy(&o.stdout), "haul_reconciles_total"))
+        out.map(|o| sum_metric(&String::from_utf8_lossy(&o.stdout), name))
             .unwrap_or(f64::NAN)
+    }
+
+    /// Reconciles of every controller (Stage, Warehouse, Promotion...).
+    fn reconciles(&self) -> f64 {
+        self.metric("haul_reconcile_duration_seconds_count")
+    }
+
+    fn stage_passes(&self) -> f64 {
+        self.metric("haul_reconcile_duration_seconds_count{controller=\"stage\"}")
+    }
+
+    /// Requests this controller sent to the API server.
+    fn requests(&self) -> f64 {
+        self.metric("haul_kube_requests_total")
     }
 }
 
@@ -160,67 +174,164 @@ fn count_phase(cp: &ControlPlane, phase: &str) -> usize {
         .count()
 }
 
-/// Waits until every controller's CPU time grows by less than 0.1 s over 5 s (at most 300 s).
-fn settle(controllers: &[Controller]) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let cpu = || -> f64 { controllers.iter().map(|c| usage(c.child.id()).1).sum() };
-    let mut before = cpu();
+/// Waits until no controller has reconciled a Stage for 10 s (at most 600 s): the Stage
+/// passes are the work that grows with Stages and Freight. (Warehouses keep retrying their
+/// unreachable registry with a growing backoff, so CPU never drops to zero.) Returns whether
+/// they settled.
+fn settle(controllers: &[Controller]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let passes = || -> f64 { controllers.iter().map(Controller::stage_passes).sum() };
+    let mut before = passes();
     while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_secs(5));
-        let now = cpu();
-        if now - before < 0.1 {
-            return;
+        std::thread::sleep(Duration::from_secs(10));
+        let now = passes();
+        if now == before {
+            return true;
         }
         before = now;
     }
-    eprintln!("controllers did not settle within 300 s");
+    eprintln!("controllers did not settle within 600 s");
+    false
+}
+
+/// One object to create: its kind's plural (group kargo.akuity.io unless a Namespace), its
+/// namespace and name, and the object.
+struct Doc {
+    plural: &'static str,
+    ns: Option<String>,
+    name: String,
+    body: serde_json::Value,
+}
+
+fn doc(plural: &'static str, ns: Option<&str>, name: &str, mut body: serde_json::Value) -> Doc {
+    // An unsharded object has no `spec.shard` (null would be an error in an apply).
+    if let Some(spec) = body.get_mut("spec").and_then(|s| s.as_object_mut()) {
+        spec.retain(|_, v| !v.is_null());
+    }
+    Doc {
+        plural,
+        ns: ns.map(str::to_string),
+        name: name.to_string(),
+        body,
+    }
 }
 
 /// Warehouses of `w` (3 Stages each: dev direct, uat and prod downstream; one compose-output
 /// step), `freight_per` Freight each; odd Warehouses and their Stages in shard "a" when
-/// `sharded`. One namespace per 10 Warehouses.
-fn objects(warehouses: usize, freight_per: usize, sharded: bool) -> (String, Vec<String>) {
-    let mut y = String::new();
-    let mut freight = Vec::new();
+/// `sharded`. One namespace per 10 Warehouses. Returns the namespaces, then the Warehouses and
+/// Stages, then the Freight.
+fn objects(warehouses: usize, freight_per: usize, sharded: bool) -> [Vec<Doc>; 3] {
+    use serde_json::json;
+    let (mut namespaces, mut pipeline, mut freight) = (Vec::new(), Vec::new(), Vec::new());
+    const KARGO: &str = "kargo.akuity.io/v1alpha1";
     for w in 0..warehouses {
         let ns = format!("shards-{}", w / 10);
         if w % 10 == 0 {
-            y.push_str(&format!(
-                "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+            namespaces.push(doc(
+                "namespaces",
+                None,
+                &ns,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
             ));
         }
-        let shard = if sharded && w % 2 == 1 {
-            "\n  shard: a"
-        } else {
-            ""
-        };
-        y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: w{w}, namespace: {ns}}}\nspec:{shard}\n  interval: 100h\n  subscriptions:\n  - image: {{repoURL: 127.0.0.1:9/none/w{w}}}\n"
+        let shard = (sharded && w % 2 == 1).then_some("a");
+        let name = format!("w{w}");
+        pipeline.push(doc(
+            "warehouses",
+            Some(&ns),
+            &name,
+            json!({"apiVersion": KARGO, "kind": "Warehouse", "metadata": {"name": name, "namespace": ns},
+                "spec": {"shard": shard, "interval": "100h",
+                    "subscriptions": [{"image": {"repoURL": format!("127.0.0.1:9/none/w{w}")}}]}}),
         ));
-        for (s, src) in ["dev", "uat", "prod"].iter().zip([
-            "{direct: true}".to_string(),
-            format!("{{stages: [dev-w{w}]}}"),
-            format!("{{stages: [uat-w{w}]}}"),
+        for (s, sources) in ["dev", "uat", "prod"].iter().zip([
+            json!({"direct": true}),
+            json!({"stages": [format!("dev-w{w}")]}),
+            json!({"stages": [format!("uat-w{w}")]}),
         ]) {
-            y.push_str(&format!(
-                "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: {s}-w{w}, namespace: {ns}}}\nspec:{shard}\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w{w}}}\n    sources: {src}\n  promotionTemplate:\n    spec:\n      steps:\n      - uses: compose-output\n        config: {{stage: {s}}}\n"
+            let name = format!("{s}-w{w}");
+            pipeline.push(doc(
+                "stages",
+                Some(&ns),
+                &name,
+                json!({"apiVersion": KARGO, "kind": "Stage", "metadata": {"name": name, "namespace": ns},
+                    "spec": {"shard": shard,
+                        "requestedFreight": [{"origin": {"kind": "Warehouse", "name": format!("w{w}")}, "sources": sources}],
+                        "promotionTemplate": {"spec": {"steps": [{"uses": "compose-output", "config": {"stage": s}}]}}}}),
             ));
         }
-        let mut f = String::new();
         for i in 0..freight_per {
-            f.push_str(&format!(
-                "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata: {{name: f{w}-{i}, namespace: {ns}}}\norigin: {{kind: Warehouse, name: w{w}}}\nimages:\n- {{repoURL: example.com/w{w}, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
+            let name = format!("f{w}-{i}");
+            freight.push(doc(
+                "freights",
+                Some(&ns),
+                &name,
+                json!({"apiVersion": KARGO, "kind": "Freight", "metadata": {"name": name, "namespace": ns},
+                    "origin": {"kind": "Warehouse", "name": format!("w{w}")},
+                    "images": [{"repoURL": format!("example.com/w{w}"), "tag": format!("v{i}"), "digest": format!("sha256:{i}")}]}),
             ));
         }
-        freight.push(f);
     }
-    (y, freight)
+    [namespaces, pipeline, freight]
 }
 
-fn run(stages: usize, freight: usize, promotions: usize, sharded: bool) {
+/// How many apply requests are in flight while seeding: far faster than kubectl's one at a
+/// time, few enough not to starve the controllers being measured of the API server.
+const SEED_PARALLEL: usize = 8;
+
+/// Server-side applies `docs`, [`SEED_PARALLEL`] at a time, through the kube client.
+fn seed(rt: &tokio::runtime::Runtime, client: &kube::Client, docs: Vec<Doc>) {
+    use futures::StreamExt;
+    use kube::api::{Api, DynamicObject, Patch, PatchParams};
+    use kube::discovery::ApiResource;
+    let pp = PatchParams::apply("haul-bench").force();
+    rt.block_on(
+        futures::stream::iter(docs)
+            .map(|d| {
+                let (group, kind) = match d.plural {
+                    "namespaces" => ("", "Namespace"),
+                    "warehouses" => ("kargo.akuity.io", "Warehouse"),
+                    "stages" => ("kargo.akuity.io", "Stage"),
+                    _ => ("kargo.akuity.io", "Freight"),
+                };
+                let gvk = kube::api::GroupVersionKind::gvk(
+                    group,
+                    if group.is_empty() { "v1" } else { "v1alpha1" },
+                    kind,
+                );
+                let ar = ApiResource::from_gvk_with_plural(&gvk, d.plural);
+                let api: Api<DynamicObject> = match &d.ns {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+                    None => Api::all_with(client.clone(), &ar),
+                };
+                let pp = pp.clone();
+                async move {
+                    // Bounded: a few retries of a transient failure (API server overloaded).
+                    for attempt in 0..5 {
+                        match api.patch(&d.name, &pp, &Patch::Apply(&d.body)).await {
+                            Ok(_) => return,
+                            Err(e) if attempt == 4 => panic!("apply {} {}: {e}", d.plural, d.name),
+                            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(SEED_PARALLEL)
+            .collect::<Vec<()>>(),
+    );
+}
+
+fn run(
+    rt: &tokio::runtime::Runtime,
+    stages: usize,
+    freight: usize,
+    promotions: usize,
+    sharded: bool,
+) {
     let warehouses = (stages / 3).max(1);
     let freight_per = (freight / warehouses).max(1);
     let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
+    let client = rt.block_on(cp.client()).expect("kube client");
     let kas = apiserver_pid(&cp).expect("kube-apiserver pid");
     let controllers = if sharded {
         vec![
@@ -233,13 +344,12 @@ fn run(stages: usize, freight: usize, promotions: usize, sharded: bool) {
     std::thread::sleep(Duration::from_secs(3));
     let (base_kas_cpu, base_requests) = (usage(kas).1, apiserver_requests(&cp));
     let t = Instant::now();
-    let (y, freight_docs) = objects(warehouses, freight_per, sharded);
-    apply(&cp, &y);
-    // Freight in batches of about 2,000 objects.
-    for chunk in freight_docs.chunks((2000 / freight_per).max(1)) {
-        apply(&cp, &chunk.concat());
-    }
-    settle(&controllers);
+    let [namespaces, pipeline, freight_docs] = objects(warehouses, freight_per, sharded);
+    seed(rt, &client, namespaces);
+    seed(rt, &client, pipeline);
+    seed(rt, &client, freight_docs);
+    let seeded_in = t.elapsed().as_secs_f64();
+    let settled = settle(&controllers);
     let created_in = t.elapsed().as_secs_f64();
     let kas_cpu = usage(kas).1 - base_kas_cpu;
     let requests = apiserver_requests(&cp) - base_requests;
@@ -252,13 +362,15 @@ fn run(stages: usize, freight: usize, promotions: usize, sharded: bool) {
     for c in &controllers {
         let (rss, cpu) = usage(c.child.id());
         println!(
-            "| {label} | {} | idle | {rss:.1} MiB | {cpu:.1} s | {:.0} |",
+            "| {label} | {} | idle | {rss:.1} MiB | {cpu:.1} s | {:.0} / {:.0} |",
             c.name,
-            c.reconciles()
+            c.reconciles(),
+            c.requests()
         );
     }
+    let settled = if settled { "settled" } else { "NOT settled" };
     println!(
-        "| {label} | kube-apiserver | created and settled in {created_in:.0} s | | {kas_cpu:.1} s | {requests:.0} requests |"
+        "| {label} | kube-apiserver | created in {seeded_in:.0} s, {settled} at {created_in:.0} s | | {kas_cpu:.1} s | {requests:.0} requests |"
     );
 
     // Promotions spread over the dev Stages (both shards), created at once without labels,
@@ -291,9 +403,10 @@ fn run(stages: usize, freight: usize, promotions: usize, sharded: bool) {
     for (c, peak) in controllers.iter().zip(&peaks) {
         let (_, cpu) = usage(c.child.id());
         println!(
-            "| {label} | {} | promoting: peak | {peak:.1} MiB | {cpu:.1} s | {:.0} |",
+            "| {label} | {} | promoting: peak | {peak:.1} MiB | {cpu:.1} s | {:.0} / {:.0} |",
             c.name,
-            c.reconciles()
+            c.reconciles(),
+            c.requests()
         );
     }
     println!(
@@ -320,9 +433,14 @@ fn main() {
         "| objects | controller | state | resident memory | CPU time (cumulative) | reconciles / API requests |"
     );
     println!("|---|---|---|---:|---:|---:|");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     for (stages, freight) in sizes {
         for sharded in [false, true] {
-            run(stages, freight, promotions, sharded);
+            run(&rt, stages, freight, promotions, sharded);
         }
     }
 }

@@ -286,7 +286,7 @@ fn run(cli: Cli) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(&e.to_string()),
             };
-            let lease_name = shard.lease_name("haul-controller");
+            let lease_name = shard.lease_name(haul::controller::shard::LEASE_BASE);
             let health = haul::metrics::Health {
                 liveness: Default::default(),
                 thresholds: haul::controller::liveness::Thresholds {

@@ -333,3 +333,118 @@ fn each_shard_promotes_its_own_stages_and_a_moved_stage_is_handed_over() {
         "m4 started before m3 finished:\n{m3:#}\n{m4:#}"
     );
 }
+
+/// Freight f1 and Stage `mover` of shard `shard`, whose step polls `job`.
+fn mover(ns: &str, shard: &str, job: &str) -> String {
+    objects(ns, job)
+        .split("---\n")
+        .filter(|d| d.contains("kind: Freight") || d.contains("name: mover\n"))
+        .map(|d| {
+            d.replace(
+                "kargo.akuity.io/shard: a}",
+                &format!("kargo.akuity.io/shard: {shard}}}"),
+            )
+        })
+        .map(|d| format!("---\n{d}"))
+        .collect()
+}
+
+/// A Promotion labelled for `shard`, as Kargo's webhook labels it.
+fn promote_on(ns: &str, name: &str, stage: &str, shard: &str) {
+    kubectl_stdin(
+        &["create", "-f", "-"],
+        &format!("apiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{kargo.akuity.io/shard: {shard}}}\nspec:\n  stage: {stage}\n  freight: f1\n"),
+    )
+    .success("promote");
+}
+
+/// Shards "b" and "c" (not the default: the other test's default controller shares the API
+/// server). Shard b's controller dies while running m1; the Stage moves to c, which takes m1
+/// over once b's Lease has expired, finishes it, then runs m2: each Promotion succeeds once,
+/// one after the other.
+#[test]
+fn a_stage_moved_from_a_gone_shard_is_taken_over_once_its_lease_expired() {
+    let ns = namespace("shard-gone");
+    let dir = support::cp().dir();
+    let mut b = ControllerProcess::start_with_env(
+        &dir.join("shard-b"),
+        &[("POD_NAME", "haul-shard-b"), ("SHARD_NAME", "b")],
+    );
+    let mut c = ControllerProcess::start_with_env(
+        &dir.join("shard-c"),
+        &[("POD_NAME", "haul-shard-c"), ("SHARD_NAME", "c")],
+    );
+    for ctl in [&b, &c] {
+        wait_for(60, "each shard to lead its own Lease", || {
+            (metric(ctl, "haul_leader") == 1.0).then_some(())
+        });
+    }
+    let job = Job::serve();
+    kubectl_stdin(&["apply", "-f", "-"], &mover(&ns, "b", &job.url)).success("objects");
+    promote_on(&ns, "m1", "mover", "b");
+    wait_for(60, "m1 to poll the job on shard b", || {
+        (job.requests_for("m1") >= 1 && phase(&ns, "m1") == "Running").then_some(())
+    });
+
+    // Shard b crashes (its Lease is neither renewed nor released), then the Stage moves to c.
+    b.kill();
+    let polled = job.requests_for("m1");
+    kubectl(&[
+        "label",
+        "stage",
+        "mover",
+        "-n",
+        &ns,
+        "kargo.akuity.io/shard=c",
+        "--overwrite",
+    ])
+    .success("move the Stage to shard c");
+    promote_on(&ns, "m2", "mover", "c");
+
+    // Shard c takes m1 over (relabels it) and resumes it; m2 waits behind it.
+    wait_for(120, "shard c to take m1 over", || {
+        (shard_label(&ns, "m1").as_deref() == Some("c")).then_some(())
+    });
+    let lease = get_json("lease", "haul-controller-shard-b", "default").expect("b's Lease");
+    assert!(
+        lease["spec"]["holderIdentity"].as_str().is_none(),
+        "shard c released b's Lease after the takeover: {lease:#}"
+    );
+    wait_for(60, "m1 to poll the job again, from shard c", || {
+        (job.requests_for("m1") > polled + 1).then_some(())
+    });
+    assert_eq!(phase(&ns, "m1"), "Running");
+    assert!(
+        !matches!(phase(&ns, "m2").as_str(), "Running" | "Succeeded"),
+        "m2 started while m1 was unfinished"
+    );
+    assert_eq!(
+        job.requests_for("m2"),
+        0,
+        "m2 ran a step while m1 was running"
+    );
+
+    job.released.store(true, Ordering::SeqCst);
+    for p in ["m1", "m2"] {
+        wait_for(60, &format!("{p} to succeed"), || {
+            (phase(&ns, p) == "Succeeded").then_some(())
+        });
+    }
+    assert_eq!(reporters(&ns, "m1", "PromotionSucceeded"), ["haul-shard-c"]);
+    assert_eq!(reporters(&ns, "m2", "PromotionSucceeded"), ["haul-shard-c"]);
+    assert_eq!(
+        metric(&c, "haul_promotions_total{phase=\"Succeeded\"}"),
+        2.0
+    );
+    let (m1, m2) = (
+        get_json("promotion", "m1", &ns).expect("m1"),
+        get_json("promotion", "m2", &ns).expect("m2"),
+    );
+    assert!(
+        time(&m2, "startedAt") >= time(&m1, "finishedAt"),
+        "m2 started before m1 finished:\n{m1:#}\n{m2:#}"
+    );
+    let stage = get_json("stage", "mover", &ns).expect("mover");
+    assert_eq!(stage["status"]["lastPromotion"]["name"], "m2", "{stage:#}");
+    assert!(c.running());
+}

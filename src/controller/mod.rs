@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod git_user;
 pub mod identity;
 pub mod liveness;
+pub mod ns_index;
 pub mod own_writes;
 pub mod progress;
 pub mod project;
@@ -516,6 +517,16 @@ struct CacheStores {
     project_configs: Store<ProjectConfig>,
     /// Read by every Promotion for its default git author.
     cluster_configs: Store<crate::api::ClusterConfig>,
+    /// The namespaced stores' objects by namespace (see [`ns_index`]).
+    by_ns: ByNamespaces,
+}
+
+#[derive(Clone, Default)]
+struct ByNamespaces {
+    freights: ns_index::ByNamespace,
+    stages: ns_index::ByNamespace,
+    warehouses: ns_index::ByNamespace,
+    promotions: ns_index::ByNamespace,
 }
 
 /// Changes seen by the stores, sent after the store has them; each can be taken once.
@@ -556,6 +567,7 @@ fn reflect<K>(
     client: &kube::Client,
     labels: Option<String>,
     watch: liveness::WatchTracker,
+    index: Option<ns_index::ByNamespace>,
     mut on_change: impl FnMut(&K, Change) + Send + 'static,
 ) -> Store<K>
 where
@@ -586,10 +598,26 @@ where
         use kube::runtime::watcher::Event;
         stream
             .for_each(|event| {
+                // The index first: a change is announced once reads can see it.
                 match event {
-                    Ok(Event::Apply(o)) => on_change(&o, Change::Applied),
-                    Ok(Event::InitApply(o)) => on_change(&o, Change::Listed),
-                    Ok(Event::Delete(o)) => on_change(&o, Change::Deleted),
+                    Ok(Event::Apply(o)) => {
+                        if let Some(i) = &index {
+                            i.observe(&o, true);
+                        }
+                        on_change(&o, Change::Applied)
+                    }
+                    Ok(Event::InitApply(o)) => {
+                        if let Some(i) = &index {
+                            i.observe(&o, true);
+                        }
+                        on_change(&o, Change::Listed)
+                    }
+                    Ok(Event::Delete(o)) => {
+                        if let Some(i) = &index {
+                            i.observe(&o, false);
+                        }
+                        on_change(&o, Change::Deleted)
+                    }
                     _ => {}
                 }
                 async {}
@@ -695,11 +723,13 @@ impl Caches {
                 projects,
             });
         }
+        let by_ns = ByNamespaces::default();
         let stores = CacheStores {
             freights: reflect(
                 client,
                 None,
                 live.watch("freights (shared cache)"),
+                Some(by_ns.freights.clone()),
                 move |f: &Freight, change| {
                     if change != Change::Deleted {
                         let ns = f.metadata.namespace.clone().unwrap_or_default();
@@ -711,6 +741,7 @@ impl Caches {
                 client,
                 None,
                 live.watch("stages (shared cache)"),
+                Some(by_ns.stages.clone()),
                 // A deleted Stage changes its project's stats too.
                 move |s: &Stage, change| {
                     if change != Change::Deleted {
@@ -732,6 +763,7 @@ impl Caches {
                 client,
                 None,
                 live.watch("warehouses (shared cache)"),
+                Some(by_ns.warehouses.clone()),
                 move |w: &Warehouse, _| {
                     send(
                         &project_of_warehouse,
@@ -743,6 +775,7 @@ impl Caches {
                 client,
                 me.label_selector(),
                 live.watch("promotions (shared cache)"),
+                Some(by_ns.promotions.clone()),
                 move |p: &Promotion, change| {
                     // The queue of its Stage moves on at once (not at the queued ones' requeue).
                     // Not for a listing: every Promotion is reconciled after one anyway.
@@ -768,6 +801,7 @@ impl Caches {
                 client,
                 None,
                 live.watch("projectconfigs (shared cache)"),
+                None,
                 move |c: &ProjectConfig, _| {
                     send(
                         &config_tx,
@@ -779,8 +813,10 @@ impl Caches {
                 client,
                 None,
                 live.watch("clusterconfigs (shared cache)"),
+                None,
                 |_: &crate::api::ClusterConfig, _| {},
             ),
+            by_ns,
         };
         let _ = tokio::join!(
             stores.cluster_configs.wait_until_ready(),
@@ -900,17 +936,6 @@ impl Caches {
         shard::route(me, p, at, self.arrivals.contains(ns, &p.spec.stage))
     }
 
-    fn in_ns<K: kube::Resource<DynamicType = ()> + Clone + 'static>(
-        store: &Store<K>,
-        ns: &str,
-    ) -> Vec<Arc<K>> {
-        store
-            .state()
-            .into_iter()
-            .filter(|o| o.meta().namespace.as_deref() == Some(ns))
-            .collect()
-    }
-
     /// What drives the Stage controller: the Stage store and its changes, plus the Stages to
     /// reconcile because Freight of their project or one of their Promotions changed (each
     /// sent once the change is in its store). Can be taken once.
@@ -933,7 +958,7 @@ impl Caches {
         let freight = std::mem::replace(&mut t.freight, empty_freight);
         let stages_rx = std::mem::replace(&mut t.stages, empty_stages);
         let promo_stages = std::mem::replace(&mut t.promotion_stages, empty_promo_stages);
-        let stages = stores.stages.clone();
+        let (stages, stages_by_ns) = (stores.stages.clone(), stores.by_ns.stages.clone());
         let of_freight = futures::stream::unfold(freight, |mut rx| async move {
             let changes = coalesced(&mut rx).await?;
             Some((changes, rx))
@@ -941,9 +966,12 @@ impl Caches {
         .flat_map(move |changes| {
             // A Stage reads only Freight of the origins it requests (from its Warehouse or
             // through upstream Stages, the same origin).
-            let refs: std::collections::HashSet<_> = stages
-                .state()
+            // Only the changed projects' Stages (the namespace index), not the whole cluster's.
+            let namespaces: std::collections::HashSet<&String> =
+                changes.iter().map(|(ns, _)| ns).collect();
+            let refs: std::collections::HashSet<_> = namespaces
                 .into_iter()
+                .flat_map(|ns| stages_by_ns.get(&stages, ns))
                 .filter(|s| {
                     let ns = s.metadata.namespace.clone().unwrap_or_default();
                     changes.contains(&(ns.clone(), None))
@@ -1006,7 +1034,10 @@ impl Caches {
     #[allow(clippy::type_complexity)]
     pub fn stats_inputs(&self, ns: &str) -> Option<(Vec<Arc<Stage>>, Vec<Arc<Warehouse>>)> {
         let s = self.stores.get()?;
-        Some((Self::in_ns(&s.stages, ns), Self::in_ns(&s.warehouses, ns)))
+        Some((
+            s.by_ns.stages.get(&s.stages, ns),
+            s.by_ns.warehouses.get(&s.warehouses, ns),
+        ))
     }
 
     /// Freight, Stages, Promotions and Warehouse names of a project; `None` before
@@ -1014,13 +1045,13 @@ impl Caches {
     pub fn project(&self, ns: &str) -> Option<ProjectObjects> {
         let s = self.stores.get()?;
         let warehouses = s
+            .by_ns
             .warehouses
-            .state()
+            .get(&s.warehouses, ns)
             .into_iter()
-            .filter(|w| w.metadata.namespace.as_deref() == Some(ns))
             .filter_map(|w| w.metadata.name.clone())
             .collect();
-        let mut promotions = Self::in_ns(&s.promotions, ns);
+        let mut promotions = s.by_ns.promotions.get(&s.promotions, ns);
         if let Ok(mut created) = self.created.lock() {
             created.retain(|(at, p)| {
                 at.elapsed() < OVERLAY_TTL
@@ -1034,8 +1065,8 @@ impl Caches {
             );
         }
         Some(ProjectObjects {
-            freights: Self::in_ns(&s.freights, ns),
-            stages: Self::in_ns(&s.stages, ns),
+            freights: s.by_ns.freights.get(&s.freights, ns),
+            stages: s.by_ns.stages.get(&s.stages, ns),
             promotions,
             warehouses,
         })
@@ -1250,8 +1281,20 @@ async fn controllers(ctx: Arc<Context>) {
 
 /// Runs the controllers, behind leader election when configured. Losing the lease ends the
 /// run with an error so the process restarts as a standby; no two processes reconcile at once.
-pub async fn run_with(client: kube::Client, config: Config, opts: RunOptions) -> Result<(), Error> {
+pub async fn run_with(
+    client: kube::Client,
+    mut config: Config,
+    opts: RunOptions,
+) -> Result<(), Error> {
     use std::sync::atomic::Ordering;
+    // Under leader election, a shard can tell another shard's controller is gone by its Lease.
+    if let Some(le) = &opts.leader {
+        config.shard = config.shard.with_takeover(shard::takeover::Leases {
+            namespace: le.namespace.clone(),
+            identity: le.identity.clone(),
+            duration_secs: le.duration_secs,
+        });
+    }
     let ctx = Context::new_with(
         client.clone(),
         config,

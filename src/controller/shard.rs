@@ -19,6 +19,8 @@
 //! (relabels it) unless it is running it, in which case it finishes it first. A shard that
 //! receives a Stage moved to it waits until no other shard holds an unfinished Promotion of
 //! it ([`arrive`]) before reconciling it, so a moved Stage never has two Promotions running.
+//! When the old shard's controller is gone (its leader Lease free or expired), the new shard
+//! takes the Promotions over itself, holding the old shard's Lease meanwhile ([`takeover`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,11 +31,18 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 
 use crate::api::{LABEL_SHARD, Promotion, PromotionPhase, Stage, Warehouse};
 
+pub mod takeover;
+
+/// The name of the default controller's leader Lease; a named shard's is `<this>-shard-<name>`.
+pub const LEASE_BASE: &str = "haul-controller";
+
 /// Which objects this controller is responsible for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shard {
     name: Option<String>,
     default: bool,
+    /// Set under leader election: how to tell another shard's controller is gone.
+    takeover: Option<takeover::Leases>,
 }
 
 /// A shard name that cannot be a label value.
@@ -53,7 +62,20 @@ impl Shard {
         {
             return Err(InvalidShardName(n.clone()));
         }
-        Ok(Self { name, default })
+        Ok(Self {
+            name,
+            default,
+            takeover: None,
+        })
+    }
+
+    /// Lets this controller take a moved Stage's Promotions from a shard whose controller is
+    /// gone, judged by that shard's leader Lease (see [`takeover`]).
+    pub fn with_takeover(self, leases: takeover::Leases) -> Self {
+        Self {
+            takeover: Some(leases),
+            ..self
+        }
     }
 
     /// The shard's name; `None` for the default controller.
@@ -298,6 +320,9 @@ pub async fn arrive(
         match api.list(&lp).await {
             Ok(list) => {
                 let mut holding = None;
+                // Unfinished Promotions by the shard holding them.
+                let mut unfinished: std::collections::BTreeMap<Option<&str>, Vec<&Promotion>> =
+                    Default::default();
                 for p in list.items.iter().filter(|p| p.spec.stage == name) {
                     if p.status.as_ref().is_some_and(|s| s.is_terminal()) {
                         if let Err(e) = hand_over(&client, p, target.as_deref()).await {
@@ -305,7 +330,19 @@ pub async fn arrive(
                             holding = Some(p.name_any());
                         }
                     } else {
-                        holding = Some(p.name_any());
+                        unfinished.entry(promotion_shard(p)).or_default().push(p);
+                    }
+                }
+                for (from, promotions) in unfinished {
+                    let taken = match &me.takeover {
+                        Some(leases) => {
+                            take_from_gone(&client, leases, from, &promotions, target.as_deref())
+                                .await
+                        }
+                        None => false,
+                    };
+                    if !taken {
+                        holding = promotions.first().map(|p| p.name_any());
                     }
                 }
                 match holding {
@@ -329,6 +366,33 @@ pub async fn arrive(
         tokio::time::sleep(ARRIVAL_POLL).await;
     }
     arrivals.remove(&ns, &name);
+}
+
+/// Relabels for `target` the unfinished Promotions shard `from` holds, if its controller is
+/// gone: only while this controller holds `from`'s Lease, so that no controller of `from`
+/// runs them meanwhile. A Running one then resumes here as after a restart on another node
+/// (steps replayed from a fresh work directory; git steps recognise their earlier commit).
+/// Returns whether all were taken.
+async fn take_from_gone(
+    client: &kube::Client,
+    leases: &takeover::Leases,
+    from: Option<&str>,
+    promotions: &[&Promotion],
+    target: Option<&str>,
+) -> bool {
+    let Some(fence) = takeover::Fence::take(client, leases, from).await else {
+        return false;
+    };
+    let mut all = true;
+    for p in promotions {
+        tracing::warn!(promotion = %super::key(*p), from = from.unwrap_or("(default)"), lease = fence.lease(), "the Promotion's shard controller is gone (its Lease is free or expired); taking the Promotion over");
+        if let Err(e) = hand_over(client, p, target).await {
+            tracing::warn!(promotion = %super::key(*p), error = %e, "cannot take over a Promotion of a gone shard");
+            all = false;
+        }
+    }
+    fence.release().await;
+    all
 }
 
 #[cfg(test)]

@@ -165,3 +165,19 @@ fn relabel_patch_sets_or_removes_the_label() {
         serde_json::json!({"metadata": {"labels": {"kargo.akuity.io/shard": null}}})
     );
 }
+
+#[test]
+fn a_gone_shard_is_judged_by_its_own_lease() {
+    use kube_lease_manager::LeaseCreateMode;
+    assert_eq!(takeover::lease_of(Some("eu")), "haul-controller-shard-eu");
+    assert_eq!(takeover::lease_of(None), "haul-controller");
+    // The default's Promotions may be held by a named default shard: its absent Lease proves
+    // nothing; a labelled shard's absent Lease means it never ran.
+    assert_eq!(takeover::create_mode(None), LeaseCreateMode::UseExistent);
+    assert_eq!(
+        takeover::create_mode(Some("eu")),
+        LeaseCreateMode::AutoCreate
+    );
+    // Only under leader election.
+    assert!(shard(Some("a"), false).takeover.is_none());
+}
