@@ -42,6 +42,40 @@ ENV_VARS=(
   RUST_LOG=info
 )
 
+json_list() {
+  local out="" s
+  for s in "$@"; do out+="${out:+,}\"$s\""; done
+  echo "[$out]"
+}
+# The image's config (OCI image-spec); diff_ids, VERSION, CREATED and ARCH from the caller.
+image_config() {
+  cat <<JSON
+  {"created":"$CREATED","architecture":"$ARCH","os":"linux",
+   "config":{"User":"$UID_GID:$UID_GID","Env":$(json_list "${ENV_VARS[@]}"),
+    "Entrypoint":["/usr/bin/tini","--","/usr/local/bin/haul"],"Cmd":["controller"],
+    "WorkingDir":"/var/lib/haul","ExposedPorts":{"8080/tcp":{}},
+    "Labels":{"org.opencontainers.image.title":"haul",
+     "org.opencontainers.image.description":"Promotes releases through environments the GitOps way (Kargo's kargo.akuity.io/v1alpha1 API)",
+     "org.opencontainers.image.licenses":"Apache-2.0","org.opencontainers.image.version":"$VERSION"}},
+   "rootfs":{"type":"layers","diff_ids":$(json_list "${diff_ids[@]}")},
+   "history":[{"created":"$CREATED","created_by":"hack/build-image.sh: mmdebstrap --variant=minbase $SUITE + ${PACKAGES[*]}, user haul ($UID_GID), kubectl, helm"},
+    {"created":"$CREATED","created_by":"hack/build-image.sh: /usr/local/bin/haul $VERSION"}]}
+JSON
+}
+
+case ${1:-} in
+  # What hack/check-image.sh --static compares with the Dockerfile, without building anything.
+  --print-config)
+    diff_ids=() VERSION=unknown CREATED=1970-01-01T00:00:00Z ARCH=$(dpkg --print-architecture)
+    image_config
+    exit 0
+    ;;
+  --print-packages)
+    printf '%s\n' "${PACKAGES[@]}"
+    exit 0
+    ;;
+esac
+
 BIN=${1:-$ROOT/target/release/haul}
 OUT=${HAUL_IMAGE_OUT:-$ROOT/target/image/haul-image.tar}
 MIRROR=${HAUL_IMAGE_MIRROR:-http://deb.debian.org/debian}
@@ -144,23 +178,7 @@ for l in layer1 layer2; do
 done
 t2=$(date +%s)
 
-json_list() {
-  local out="" s
-  for s in "$@"; do out+="${out:+,}\"$s\""; done
-  echo "[$out]"
-}
-cat >"$work/config.json" <<JSON
-{"created":"$CREATED","architecture":"$ARCH","os":"linux",
- "config":{"User":"$UID_GID:$UID_GID","Env":$(json_list "${ENV_VARS[@]}"),
-  "Entrypoint":["/usr/bin/tini","--","/usr/local/bin/haul"],"Cmd":["controller"],
-  "WorkingDir":"/var/lib/haul","ExposedPorts":{"8080/tcp":{}},
-  "Labels":{"org.opencontainers.image.title":"haul",
-   "org.opencontainers.image.description":"Promotes releases through environments the GitOps way (Kargo's kargo.akuity.io/v1alpha1 API)",
-   "org.opencontainers.image.licenses":"Apache-2.0","org.opencontainers.image.version":"$VERSION"}},
- "rootfs":{"type":"layers","diff_ids":$(json_list "${diff_ids[@]}")},
- "history":[{"created":"$CREATED","created_by":"hack/build-image.sh: mmdebstrap --variant=minbase $SUITE + ${PACKAGES[*]}, user haul ($UID_GID), kubectl, helm"},
-  {"created":"$CREATED","created_by":"hack/build-image.sh: /usr/local/bin/haul $VERSION"}]}
-JSON
+image_config >"$work/config.json"
 config_size=$(size "$work/config.json")
 config=$(blob "$work/config.json")
 

@@ -5,6 +5,8 @@
 # tmpfs on /tmp and /var/lib/haul (what the chart mounts). Needs root (chroot, mounts).
 #
 #   hack/check-image.sh [IMAGE_TAR]     # default target/image/haul-image.tar
+#   hack/check-image.sh --static        # only that hack/build-image.sh agrees with the
+#                                       # Dockerfile (no image, no root; in .ci/run)
 #
 # What it checks:
 #   1. the tarball reads as an OCI layout and as a docker-archive (with skopeo, when installed);
@@ -52,13 +54,58 @@ if [ "${1:-}" = __enter ]; then
     /bin/sh -c 'cd "$0" && exec "$@"' "$wd" "$@"
 fi
 
+# ------------------------------------------------------------- the Dockerfile's runtime stage
+DOCKERFILE=$ROOT/Dockerfile
+runtime=$(sed -n '/^FROM .* AS runtime/,$p' "$DOCKERFILE")
+[ -n "$runtime" ] || die "Dockerfile has no runtime stage"
+mapfile -t df_packages < <(sed -n '/apt-get install/{n;p}' <<<"$runtime" | tr -s ' ' '\n' | grep -v -e '^$' -e '^\\$')
+[ ${#df_packages[@]} -gt 0 ] || die "no package list found after the Dockerfile's apt-get install"
+df_uid=$(grep -o 'useradd --uid [0-9]*' <<<"$runtime" | awk '{print $3}')
+df_kubectl=$(sed -n 's/^ARG KUBECTL_VERSION=//p' "$DOCKERFILE")
+df_helm=$(sed -n 's/^ARG HELM_VERSION=//p' "$DOCKERFILE")
+df_json() { # the JSON-array instruction $1 of the runtime stage, compact
+  sed -n "s/^$1 //p" <<<"$runtime" | jq -c .
+}
+
+# check_config_against_dockerfile CONFIG: USER, WORKDIR, ENTRYPOINT, CMD, EXPOSE, ENV, the uid.
+check_config_against_dockerfile() {
+  local c=$1 user wd kv p
+  user=$(jq -r .config.User "$c") wd=$(jq -r .config.WorkingDir "$c")
+  [ "$(sed -n 's/^USER //p' <<<"$runtime")" = "$user" ] || die "image user $user differs from the Dockerfile's USER"
+  [ "${user%%:*}" = "$df_uid" ] || die "image user $user is not the Dockerfile's useradd uid $df_uid"
+  [ "$(sed -n 's/^WORKDIR //p' <<<"$runtime" | tail -1)" = "$wd" ] || die "image WorkingDir $wd differs from the Dockerfile's WORKDIR"
+  [ "$(df_json ENTRYPOINT)" = "$(jq -c .config.Entrypoint "$c")" ] || die "image Entrypoint $(jq -c .config.Entrypoint "$c") differs from the Dockerfile's $(df_json ENTRYPOINT)"
+  [ "$(df_json CMD)" = "$(jq -c .config.Cmd "$c")" ] || die "image Cmd $(jq -c .config.Cmd "$c") differs from the Dockerfile's $(df_json CMD)"
+  for p in $(sed -n 's/^EXPOSE //p' <<<"$runtime"); do
+    jq -e --arg p "$p/tcp" '.config.ExposedPorts | has($p)' "$c" >/dev/null || die "image does not expose $p"
+  done
+  # ENV: the instruction's continuation lines, as KEY=VALUE words.
+  for kv in $(awk '/^ENV /{on=1} on{print; if ($0 !~ /\\$/) on=0}' <<<"$runtime" | sed 's/^ENV //; s/\\$//'); do
+    jq -e --arg kv "$kv" 'any(.config.Env[]; . == $kv)' "$c" >/dev/null || die "image Env lacks the Dockerfile's $kv"
+  done
+}
+
+if [ "${1:-}" = --static ]; then
+  # The recipe only, no image: cheap enough for every CI run.
+  command -v jq >/dev/null || die "jq is required"
+  cfg_file=$(mktemp)
+  trap 'rm -f "$cfg_file"' EXIT
+  "$HERE/build-image.sh" --print-config >"$cfg_file"
+  check_config_against_dockerfile "$cfg_file"
+  [ "$("$HERE/build-image.sh" --print-packages | sort)" = "$(printf '%s\n' "${df_packages[@]}" | sort)" ] ||
+    die "hack/build-image.sh's packages ($("$HERE/build-image.sh" --print-packages | tr '\n' ' ')) differ from the Dockerfile's (${df_packages[*]})"
+  k=$(sed -n 's/^K8S_VERSION=${HAUL_K8S_VERSION:-\(.*\)}$/\1/p' "$HERE/kubectl-binary.sh")
+  [ "$k" = "$df_kubectl" ] || die "hack/kubectl-binary.sh builds kubectl $k, the Dockerfile ships $df_kubectl"
+  ok "hack/build-image.sh agrees with the Dockerfile's runtime stage (packages, user $df_uid, ENV, WORKDIR, ENTRYPOINT, CMD, EXPOSE, kubectl $df_kubectl)"
+  exit 0
+fi
+
 [ "$(id -u)" = 0 ] || die "run as root (chroot and mounts): sudo $0 $*"
 for c in jq openssl curl python3 unshare chroot git; do
   command -v "$c" >/dev/null || die "$c is required"
 done
 IMAGE=${1:-$ROOT/target/image/haul-image.tar}
 [ -f "$IMAGE" ] || die "no image tarball $IMAGE (build it: hack/build-image.sh)"
-DOCKERFILE=$ROOT/Dockerfile
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/haul-check-image.XXXXXX")
 PGIDS=()
@@ -121,42 +168,26 @@ in_image() {
 }
 
 # --------------------------------------------------------------------- 2. agrees with Dockerfile
-runtime=$(sed -n '/^FROM .* AS runtime/,$p' "$DOCKERFILE")
-[ -n "$runtime" ] || die "Dockerfile has no runtime stage"
-df_json() { # the JSON-array instruction $1 of the runtime stage, compact
-  sed -n "s/^$1 //p" <<<"$runtime" | jq -c .
+check_unpacked_against_dockerfile() {
+  check_config_against_dockerfile "$CONFIG"
+  for p in "${df_packages[@]}"; do
+    grep -qx "Package: $p" "$ROOTFS/var/lib/dpkg/status" || die "the Dockerfile's package $p is not installed in the image"
+  done
+  grep -q "^haul:x:$df_uid:$df_uid::/home/haul:/usr/sbin/nologin$" "$ROOTFS/etc/passwd" ||
+    die "/etc/passwd has no user haul ($df_uid) as the Dockerfile creates it"
+  for f in $(sed -n 's/^COPY --from=[a-z]* [^ ]* //p' <<<"$runtime"); do
+    [ -x "$ROOTFS$f" ] || die "the Dockerfile's $f is not an executable in the image"
+  done
+  [ "$(stat -c '%u:%g %a' "$ROOTFS/var/lib/haul")" = "$df_uid:$df_uid 750" ] || die "/var/lib/haul is not $df_uid:$df_uid 0750"
 }
-[ "$(sed -n 's/^USER //p' <<<"$runtime")" = "$RUN_USER" ] || die "image user $RUN_USER differs from the Dockerfile's USER"
-[ "$(sed -n 's/^WORKDIR //p' <<<"$runtime" | tail -1)" = "$WORKDIR" ] || die "image WorkingDir $WORKDIR differs from the Dockerfile's WORKDIR"
-[ "$(df_json ENTRYPOINT)" = "$(cfg .config.Entrypoint)" ] || die "image Entrypoint $(cfg .config.Entrypoint) differs from the Dockerfile's $(df_json ENTRYPOINT)"
-[ "$(df_json CMD)" = "$(cfg .config.Cmd)" ] || die "image Cmd $(cfg .config.Cmd) differs from the Dockerfile's $(df_json CMD)"
-for p in $(sed -n 's/^EXPOSE //p' <<<"$runtime"); do
-  jq -e --arg p "$p/tcp" '.config.ExposedPorts | has($p)' "$CONFIG" >/dev/null || die "image does not expose $p"
-done
-# ENV: the instruction's continuation lines, as KEY=VALUE words.
-for kv in $(awk '/^ENV /{on=1} on{print; if ($0 !~ /\\$/) on=0}' <<<"$runtime" | sed 's/^ENV //; s/\\$//'); do
-  printf '%s\n' "${IMAGE_ENV[@]}" | grep -qxF "$kv" || die "image Env lacks the Dockerfile's $kv"
-done
-uid=$(grep -o 'useradd --uid [0-9]*' <<<"$runtime" | awk '{print $3}')
-[ "${RUN_USER%%:*}" = "$uid" ] || die "image user $RUN_USER is not the Dockerfile's useradd uid $uid"
-grep -q "^haul:x:$uid:$uid::/home/haul:/usr/sbin/nologin$" "$ROOTFS/etc/passwd" || die "/etc/passwd has no user haul ($uid) as the Dockerfile creates it"
-mapfile -t df_packages < <(sed -n '/apt-get install/{n;p}' <<<"$runtime" | tr -s ' ' '\n' | grep -v -e '^$' -e '^\\$')
-[ ${#df_packages[@]} -gt 0 ] || die "no package list found after the Dockerfile's apt-get install"
-for p in "${df_packages[@]}"; do
-  grep -qx "Package: $p" "$ROOTFS/var/lib/dpkg/status" || die "the Dockerfile's package $p is not installed in the image"
-done
-for f in $(sed -n 's/^COPY --from=[a-z]* [^ ]* //p' <<<"$runtime"); do
-  [ -x "$ROOTFS$f" ] || die "the Dockerfile's $f is not an executable in the image"
-done
-[ "$(stat -c '%u:%g %a' "$ROOTFS/var/lib/haul")" = "$uid:$uid 750" ] || die "/var/lib/haul is not $uid:$uid 0750"
+check_unpacked_against_dockerfile
 ok "agrees with the Dockerfile: ${df_packages[*]}; user $RUN_USER; $(cfg .config.Entrypoint) $(cfg .config.Cmd)"
 
 # ------------------------------------------------------------------------------------ 3. tools
 out=$(in_image -- sh -c 'id -u; id -g; id -un; pwd')
 [ "$out" = "$(printf '%s\n%s\nhaul\n%s' "${RUN_USER%%:*}" "${RUN_USER##*:}" "$WORKDIR")" ] || die "runs as/in: $out"
 ok "runs as $(tr '\n' ' ' <<<"$out")"
-kubectl_v=$(sed -n 's/^ARG KUBECTL_VERSION=//p' "$DOCKERFILE")
-helm_v=$(sed -n 's/^ARG HELM_VERSION=//p' "$DOCKERFILE")
+kubectl_v=$df_kubectl helm_v=$df_helm
 in_image -- kubectl version --client | grep -qx "Client Version: $kubectl_v" || die "kubectl is not the Dockerfile's $kubectl_v"
 in_image -- helm version --short | grep -q "^$helm_v+" || die "helm is not the Dockerfile's $helm_v"
 for c in "git --version" "ssh -V" "gpg --version" "tini --version" "haul --version" \
