@@ -117,6 +117,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Interrupted: exit, so the EXIT trap cleans up.
+trap "exit 130" INT TERM HUP PIPE
 
 t_start=$(date +%s)
 
