@@ -85,7 +85,7 @@ CACHE=${HAUL_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/haul/image}
 log() { echo "build-image: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[ -f "$BIN" ] && [ -x "$BIN" ] || die "haul binary $BIN is not an executable file (build it: cargo build --release --bin haul, or pass its path)"
+[ -f "$BIN" ] && [ -x "$BIN" ] || die "haul binary $BIN is not an executable file (build it as the Dockerfile does: CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked --no-default-features --bin haul; or pass its path)"
 command -v mmdebstrap >/dev/null || die "mmdebstrap is required: apt-get install mmdebstrap"
 KUBECTL=${HAUL_KUBECTL:-$("$HERE/kubectl-binary.sh")}
 HELM=${HAUL_HELM:-${HAUL_TOOLS:-$HOME/.cache/haul/tools}/bin/helm}
