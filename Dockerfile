@@ -20,7 +20,12 @@
 #     offline. Measured there (rustc 1.95.0, strip=symbols): 33.0 MiB (34,652,160 bytes);
 #     NEEDED libgcc_s.so.1, libm.so.6, libc.so.6, ld-linux-x86-64.so.2; newest symbol GLIBC_2.34.
 #   * This Dockerfile itself has not been built in haul's CI or development machine: there is no
-#     Docker daemon there and base images cannot be pulled. Only its build command is proven.
+#     Docker daemon there and base images cannot be pulled. Its build command is proven by
+#     hack/build-static.sh; its runtime stage is assembled without Docker by hack/build-image.sh
+#     (mmdebstrap, the same packages, user, paths, ENV and ENTRYPOINT) into a tarball that
+#     `docker load` / `podman load` read, and hack/check-image.sh runs that image's controller
+#     against a real kube-apiserver. `hack/check-image.sh --static` (in .ci/run) fails when this
+#     runtime stage and the script drift apart: change both together (docs/image.md).
 #
 # BuildKit is required (cache mounts). The Rust build runs natively on the build platform; for
 # arm64 build on an arm64 builder (kubectl follows TARGETARCH).
@@ -89,6 +94,7 @@ ARG KUBECTL_VERSION
 # git and openssh-client: the git layer (ssh-keygen also signs with SSH keys); gnupg: GPG-signed
 # commits and tags; ca-certificates: TLS to registries, git hosts, AWS;
 # tini: PID 1 that reaps orphaned git/ssh processes (haul kills timed-out git process groups).
+# hack/build-image.sh installs the same list (PACKAGES) on the same suite.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       git openssh-client gnupg ca-certificates tini \
