@@ -4,27 +4,42 @@
 //!
 //!   cargo bench --bench promotion            (installs the side services on first use)
 //!
+//! With `HAUL_BENCH_KARGO` (see benches/support/kargo.rs) the same scenario also runs against
+//! Kargo's controller, interleaved with haul's (default 3 rounds each, `HAUL_BENCH_ROUNDS`), and a
+//! table haul | Kargo | haul ÷ Kargo follows. `HAUL_BENCH_ONLY=small|large|large-sparse` picks
+//! one repository.
+//!
 //! Bounded: every wait times out; the large repository is generated with `git fast-import`.
 
+#[path = "support/kargo.rs"]
+mod kargo;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use haul_testenv::{ControlPlane, Services};
+use kargo::{Comparison, SideBySide, Unit};
 
 const LARGE_FILES: usize = 50_000;
 const LARGE_COMMITS: usize = 2_000;
 const STAGES: usize = 8;
+/// Later promotions per repository (after the first, cold one); the row reports their median.
+const LATER: usize = 5;
 
-struct Env {
+/// One run: a fresh control plane (with its controller) and the side services shared by all runs.
+struct Env<'a> {
     cp: ControlPlane,
-    services: Services,
+    services: &'a Services,
 }
 
-impl Drop for Env {
+/// Stops the side services when the bench ends, also on a panic.
+struct ServicesGuard(Services);
+
+impl Drop for ServicesGuard {
     fn drop(&mut self) {
-        let _ = self.services.stop();
+        let _ = self.0.stop();
     }
 }
 
@@ -143,25 +158,36 @@ fn make_repo(env: &Env, name: &str, files: usize, commits: usize) -> String {
     url
 }
 
+/// Stage `s`'s promotion steps as a YAML flow sequence: its Stage's template, and copied into
+/// each of its Promotions (what Kargo's Promotion webhook does on create).
+fn steps(url: &str, s: usize, sparse: bool) -> String {
+    let sparse_dirs = if sparse {
+        format!(", sparse: [apps/svc-{s}]")
+    } else {
+        String::new()
+    };
+    format!(
+        "[{{uses: git-clone, config: {{repoURL: '{url}', checkout: [{{branch: gitops, path: ./src{sparse_dirs}}}]}}}}, {{uses: kustomize-set-image, as: set, config: {{path: ./src/apps/svc-{s}, images: [{{image: example.com/app, name: my-app-service}}]}}}}, {{uses: git-commit, config: {{path: ./src, message: '${{{{ outputs.set.commitMessage }}}}'}}}}, {{uses: git-push, config: {{path: ./src}}}}]"
+    )
+}
+
 fn objects(env: &Env, ns: &str, url: &str, sparse: bool) -> String {
     let mut y = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: git\n  namespace: {ns}\n  labels: {{kargo.akuity.io/cred-type: git}}\nstringData:\n  repoURL: {url}\n  username: {}\n  password: '{}'\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: w\n  namespace: {ns}\nspec:\n  interval: 100h\n  subscriptions:\n  - image: {{repoURL: 127.0.0.1:9/none}}\n",
+        "{}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: git\n  namespace: {ns}\n  labels: {{kargo.akuity.io/cred-type: git}}\nstringData:\n  repoURL: {url}\n  username: {}\n  password: '{}'\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: w\n  namespace: {ns}\nspec:\n  interval: 100h\n  subscriptions:\n  - image: {{repoURL: 127.0.0.1:9/none}}\n",
+        kargo::project_namespace(ns),
         var(env, "HAUL_TEST_GIT_USER"),
         var(env, "HAUL_TEST_GIT_PASSWORD")
     );
     for i in 0..20 {
+        let (labels, alias) = kargo::freight_alias(&format!("f{i}"));
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata:\n  name: f{i}\n  namespace: {ns}\norigin: {{kind: Warehouse, name: w}}\nimages:\n- {{repoURL: example.com/app, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata:\n  name: f{i}\n  namespace: {ns}\n  {labels}\n{alias}\norigin: {{kind: Warehouse, name: w}}\nimages:\n- {{repoURL: example.com/app, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
         ));
     }
     for s in 0..STAGES {
-        let sparse_dirs = if sparse {
-            format!(", sparse: [apps/svc-{s}]")
-        } else {
-            String::new()
-        };
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata:\n  name: s{s}\n  namespace: {ns}\nspec:\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w}}\n    sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n      - uses: git-clone\n        config:\n          repoURL: {url}\n          checkout: [{{branch: gitops, path: ./src{sparse_dirs}}}]\n      - uses: kustomize-set-image\n        as: set\n        config:\n          path: ./src/apps/svc-{s}\n          images: [{{image: example.com/app, name: my-app-service}}]\n      - uses: git-commit\n        config: {{path: ./src, message: '${{{{ outputs.set.commitMessage }}}}'}}\n      - uses: git-push\n        config: {{path: ./src}}\n"
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata:\n  name: s{s}\n  namespace: {ns}\nspec:\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w}}\n    sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps: {}\n",
+            steps(url, s, sparse)
         ));
     }
     y
@@ -181,12 +207,19 @@ fn phase(env: &Env, ns: &str, name: &str) -> String {
     String::from_utf8_lossy(&c.output().map(|o| o.stdout).unwrap_or_default()).into_owned()
 }
 
-/// Promotes and returns the wall time from creation to Succeeded.
-fn promote_all(env: &Env, ns: &str, items: &[(String, String, String)]) -> Duration {
+/// Promotes (name, Stage index, Freight) and returns the wall time from creation to Succeeded.
+fn promote_all(
+    env: &Env,
+    ns: &str,
+    url: &str,
+    sparse: bool,
+    items: &[(String, usize, String)],
+) -> Duration {
     let mut y = String::new();
-    for (name, stage, freight) in items {
+    for (name, s, freight) in items {
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  stage: {stage}\n  freight: {freight}\n"
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  stage: s{s}\n  freight: {freight}\n  steps: {}\n",
+            steps(url, *s, sparse)
         ));
     }
     let t = Instant::now();
@@ -209,9 +242,24 @@ fn promote_all(env: &Env, ns: &str, items: &[(String, String, String)]) -> Durat
     t.elapsed()
 }
 
-fn bench_repo(env: &Env, label: &str, files: usize, commits: usize, sparse: bool) -> Vec<String> {
+/// A repository's results: the detailed rows (one per promotion) and the compared ones.
+struct RepoRun {
+    rows: Vec<String>,
+    first: Duration,
+    later_median: Duration,
+    burst: Duration,
+}
+
+fn bench_repo(
+    env: &Env,
+    label: &str,
+    repo_name: &str,
+    files: usize,
+    commits: usize,
+    sparse: bool,
+) -> RepoRun {
     let t = Instant::now();
-    let url = make_repo(env, label, files, commits);
+    let url = make_repo(env, repo_name, files, commits);
     let generated = t.elapsed();
     let ns = format!("bench-{label}");
     kubectl(
@@ -220,81 +268,142 @@ fn bench_repo(env: &Env, label: &str, files: usize, commits: usize, sparse: bool
         Some(&objects(env, &ns, &url, sparse)),
     );
     let mut rows = Vec::new();
-    let mut first = true;
-    for i in 0..4 {
-        let d = promote_all(env, &ns, &[(format!("p{i}"), "s0".into(), format!("f{i}"))]);
+    let mut times = Vec::new();
+    for i in 0..=LATER {
+        let d = promote_all(
+            env,
+            &ns,
+            &url,
+            sparse,
+            &[(format!("p{i}"), 0, format!("f{i}"))],
+        );
         rows.push(format!(
             "| {label} ({files} files, {commits} commits) | {} | {:.2} s |",
-            if first { "first (cold cache)" } else { "later" },
+            if i == 0 {
+                "first (cold cache)"
+            } else {
+                "later"
+            },
             d.as_secs_f64()
         ));
-        first = false;
+        times.push(d);
     }
+    let first = times[0];
+    let mut later = times[1..].to_vec();
+    later.sort();
+    let later_median = later[later.len() / 2];
     // Push throughput: N Stages promote at once, each to its own folder on one branch.
     let items: Vec<_> = (0..STAGES)
-        .map(|s| (format!("burst-{s}"), format!("s{s}"), "f10".to_string()))
+        .map(|s| (format!("burst-{s}"), s, "f10".to_string()))
         .collect();
-    let d = promote_all(env, &ns, &items);
+    let burst = promote_all(env, &ns, &url, sparse, &items);
     rows.push(format!(
         "| {label}: {STAGES} Stages at once, one branch | all succeeded | {:.2} s ({:.2} promotions/s) |",
-        d.as_secs_f64(),
-        STAGES as f64 / d.as_secs_f64()
+        burst.as_secs_f64(),
+        STAGES as f64 / burst.as_secs_f64()
     ));
     eprintln!(
         "{label}: repository generated and pushed in {:.1}s",
         generated.as_secs_f64()
     );
-    rows
+    RepoRun {
+        rows,
+        first,
+        later_median,
+        burst,
+    }
 }
 
 fn main() {
-    let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
-    let services = Services::start(&PathBuf::from(format!(
-        "/tmp/hbench-{}",
-        std::process::id()
-    )))
-    .expect("side services");
-    let env = Env { cp, services };
-    let work = env.cp.dir().join("work");
-    let log = std::fs::File::create(env.cp.dir().join("controller.log")).expect("log");
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_haul"))
-        .arg("controller")
-        .env("KUBECONFIG", env.cp.kubeconfig())
-        .env("HAUL_WORK_DIR", &work)
-        .env("HAUL_LEADER_ELECT", "false")
-        .env("HAUL_METRICS_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "info,haul=debug")
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("controller");
-    let only = std::env::var("HAUL_BENCH_ONLY").unwrap_or_default();
-    let mut rows = Vec::new();
-    if only.is_empty() || only == "small" {
-        rows.extend(bench_repo(&env, "small", 20, 10, false));
-    }
-    if only.is_empty() || only == "large" {
-        rows.extend(bench_repo(&env, "large", LARGE_FILES, LARGE_COMMITS, false));
-    }
-    if only.is_empty() || only == "large-sparse" {
-        rows.extend(bench_repo(
-            &env,
-            "large-sparse",
-            LARGE_FILES,
-            LARGE_COMMITS,
-            true,
-        ));
-    }
-    let _ = controller.kill();
-    let _ = controller.wait();
-    // Keep the controller's log for a look at where the time went.
-    let _ = std::fs::copy(
-        env.cp.dir().join("controller.log"),
-        "/tmp/haul-bench-controller.log",
+    let side = SideBySide::from_env(
+        PathBuf::from(env!("CARGO_BIN_EXE_haul")),
+        if std::env::var_os("HAUL_BENCH_KARGO").is_some() {
+            3
+        } else {
+            1
+        },
     );
-    println!("| repository | promotion | created → Succeeded |");
-    println!("|---|---|---:|");
+    let services = ServicesGuard(
+        Services::start(&PathBuf::from(format!(
+            "/tmp/hbench-{}",
+            std::process::id()
+        )))
+        .expect("side services"),
+    );
+    let only = std::env::var("HAUL_BENCH_ONLY").unwrap_or_default();
+    let repos: Vec<(&str, usize, usize, bool)> = [
+        ("small", 20, 10, false),
+        ("large", LARGE_FILES, LARGE_COMMITS, false),
+        ("large-sparse", LARGE_FILES, LARGE_COMMITS, true),
+    ]
+    .into_iter()
+    .filter(|(label, ..)| only.is_empty() || only == *label)
+    .collect();
+    let mut rows = Vec::new();
+    let mut compared = Comparison::default();
+    for (round, c) in side.runs() {
+        let env = Env {
+            cp: side.control_plane(c),
+            services: &services.0,
+        };
+        let log = env.cp.dir().join("controller.log");
+        let controller = side.start_controller(c, &env.cp, &log, None, true);
+        for &(label, files, commits, sparse) in &repos {
+            let run = bench_repo(
+                &env,
+                label,
+                &format!("{label}-{}-{round}", c.name().to_lowercase()),
+                files,
+                commits,
+                sparse,
+            );
+            if side.comparing() {
+                rows.extend(
+                    run.rows
+                        .iter()
+                        .map(|r| format!("{r} {} (round {}) |", c.name(), round + 1)),
+                );
+            } else {
+                rows.extend(run.rows);
+            }
+            compared.record(
+                &format!("{label} repo: first promotion (cold)"),
+                Unit::Seconds,
+                c,
+                run.first.as_secs_f64(),
+            );
+            compared.record(
+                &format!("{label} repo: later promotion (median of {LATER})"),
+                Unit::Seconds,
+                c,
+                run.later_median.as_secs_f64(),
+            );
+            compared.record(
+                &format!("{label} repo: {STAGES} Stages promoting to one branch at once"),
+                Unit::Seconds,
+                c,
+                run.burst.as_secs_f64(),
+            );
+        }
+        kargo::stop(controller);
+        // Keep the controller's log for a look at where the time went.
+        let _ = std::fs::copy(
+            &log,
+            format!("/tmp/{}-bench-controller.log", c.name().to_lowercase()),
+        );
+    }
+    if side.comparing() {
+        println!("| repository | promotion | created → Succeeded | controller |");
+        println!("|---|---|---:|---|");
+    } else {
+        println!("| repository | promotion | created → Succeeded |");
+        println!("|---|---|---:|");
+    }
     for r in rows {
         println!("{r}");
     }
-    let _ = Path::new("");
+    if side.comparing() {
+        println!();
+        print!("{}", compared.markdown());
+    }
 }
