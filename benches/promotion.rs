@@ -403,7 +403,7 @@ fn main() {
         println!("{r}");
     }
     if side.comparing() {
-        println!();
+        println!("\n## side by side\n");
         print!("{}", compared.markdown());
     }
 }
