@@ -159,7 +159,10 @@ fn make_repo(env: &Env, name: &str, files: usize, commits: usize) -> String {
 }
 
 /// Stage `s`'s promotion steps as a YAML flow sequence: its Stage's template, and copied into
-/// each of its Promotions (what Kargo's Promotion webhook does on create).
+/// each of its Promotions (what Kargo's Promotion webhook does on create, naming unnamed steps
+/// `step-<n>`: Kargo's engine keeps each step's state under its alias). The image is the
+/// Warehouse's subscription (an unreachable loopback registry: no discovery, but Kargo's
+/// `imageFrom` only finds images that a requested Warehouse subscribes to).
 fn steps(url: &str, s: usize, sparse: bool) -> String {
     let sparse_dirs = if sparse {
         format!(", sparse: [apps/svc-{s}]")
@@ -167,7 +170,7 @@ fn steps(url: &str, s: usize, sparse: bool) -> String {
         String::new()
     };
     format!(
-        "[{{uses: git-clone, config: {{repoURL: '{url}', checkout: [{{branch: gitops, path: ./src{sparse_dirs}}}]}}}}, {{uses: kustomize-set-image, as: set, config: {{path: ./src/apps/svc-{s}, images: [{{image: example.com/app, name: my-app-service}}]}}}}, {{uses: git-commit, config: {{path: ./src, message: '${{{{ outputs.set.commitMessage }}}}'}}}}, {{uses: git-push, config: {{path: ./src}}}}]"
+        "[{{uses: git-clone, as: step-1, config: {{repoURL: '{url}', checkout: [{{branch: gitops, path: ./src{sparse_dirs}}}]}}}}, {{uses: kustomize-set-image, as: set, config: {{path: ./src/apps/svc-{s}, images: [{{image: 127.0.0.1:9/none, name: my-app-service, tag: '${{{{ imageFrom(\"127.0.0.1:9/none\").Tag }}}}'}}]}}}}, {{uses: git-commit, as: step-3, config: {{path: ./src, message: '${{{{ outputs.set.commitMessage }}}}'}}}}, {{uses: git-push, as: step-4, config: {{path: ./src}}}}]"
     )
 }
 
@@ -181,7 +184,7 @@ fn objects(env: &Env, ns: &str, url: &str, sparse: bool) -> String {
     for i in 0..20 {
         let (labels, alias) = kargo::freight_alias(&format!("f{i}"));
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata:\n  name: f{i}\n  namespace: {ns}\n  {labels}\n{alias}\norigin: {{kind: Warehouse, name: w}}\nimages:\n- {{repoURL: example.com/app, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata:\n  name: f{i}\n  namespace: {ns}\n  {labels}\n{alias}\norigin: {{kind: Warehouse, name: w}}\nimages:\n- {{repoURL: 127.0.0.1:9/none, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
         ));
     }
     for s in 0..STAGES {
@@ -215,10 +218,16 @@ fn promote_all(
     sparse: bool,
     items: &[(String, usize, String)],
 ) -> Duration {
+    let uids = kargo::stage_uids(&env.cp);
     let mut y = String::new();
     for (name, s, freight) in items {
+        let stage = format!("s{s}");
+        let uid = uids
+            .get(&(ns.to_string(), stage.clone()))
+            .expect("Stage's uid");
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  stage: s{s}\n  freight: {freight}\n  steps: {}\n",
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\n{}spec:\n  stage: {stage}\n  freight: {freight}\n  steps: {}\n",
+            kargo::promotion_metadata(&stage, uid),
             steps(url, *s, sparse)
         ));
     }
@@ -231,11 +240,22 @@ fn promote_all(
             if p == "Succeeded" {
                 break;
             }
-            assert!(
-                !["Failed", "Errored", "Aborted"].contains(&p.as_str()),
-                "{name} ended {p}"
-            );
-            assert!(Instant::now() < deadline, "{name} did not finish in time");
+            if ["Failed", "Errored", "Aborted"].contains(&p.as_str()) {
+                let status = kubectl(
+                    env,
+                    &["get", "promotion", name, "-n", ns, "-o", "yaml"],
+                    None,
+                );
+                panic!("{name} ended {p}:\n{status}");
+            }
+            if Instant::now() > deadline {
+                let status = kubectl(
+                    env,
+                    &["get", "promotion", name, "-n", ns, "-o", "yaml"],
+                    None,
+                );
+                panic!("{name} did not finish in time:\n{status}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -346,7 +366,11 @@ fn main() {
             cp: side.control_plane(c),
             services: &services.0,
         };
-        let log = env.cp.dir().join("controller.log");
+        // Outside the control plane's directory, so that it outlives a failed run.
+        let log = PathBuf::from(format!(
+            "/tmp/{}-bench-controller.log",
+            c.name().to_lowercase()
+        ));
         let controller = side.start_controller(c, &env.cp, &log, None, true);
         for &(label, files, commits, sparse) in &repos {
             let run = bench_repo(
@@ -386,11 +410,6 @@ fn main() {
             );
         }
         kargo::stop(controller);
-        // Keep the controller's log for a look at where the time went.
-        let _ = std::fs::copy(
-            &log,
-            format!("/tmp/{}-bench-controller.log", c.name().to_lowercase()),
-        );
     }
     if side.comparing() {
         println!("| repository | promotion | created → Succeeded | controller |");

@@ -185,9 +185,10 @@ struct Sizes {
 }
 
 /// Stage `s`'s promotion steps (one compose-output step: no git, this measures the controller),
-/// as a YAML flow sequence for the Stage's template and, copied, each Promotion.
+/// as a YAML flow sequence for the Stage's template and, copied, each Promotion (named as
+/// Kargo's Promotion webhook names unnamed steps).
 fn steps(s: &str) -> String {
-    format!("[{{uses: compose-output, config: {{stage: {s}}}}}]")
+    format!("[{{uses: compose-output, as: step-1, config: {{stage: {s}}}}}]")
 }
 
 fn main() {
@@ -307,17 +308,20 @@ fn run(side: &SideBySide, c: Controller, sizes: Sizes, compared: &mut Comparison
         );
     }
     // Promotions: spread over the dev Stages, all created at once.
-    let t = Instant::now();
+    let uids = kargo::stage_uids(&cp);
     let mut y = String::new();
     for p in 0..promotions {
         let w = p % warehouses;
         let i = p / warehouses % freight_per;
+        let (ns, stage) = (format!("scale-{}", w / 5), format!("dev-w{w}"));
+        let uid = uids.get(&(ns.clone(), stage.clone())).expect("Stage's uid");
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata: {{name: p{p}, namespace: scale-{}}}\nspec: {{stage: dev-w{w}, freight: f{w}-{i}, steps: {}}}\n",
-            w / 5,
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: p{p}\n  namespace: {ns}\n{}spec: {{stage: {stage}, freight: f{w}-{i}, steps: {}}}\n",
+            kargo::promotion_metadata(&stage, uid),
             steps("dev")
         ));
     }
+    let t = Instant::now();
     apply(&cp, &y);
     let applied = t.elapsed();
     let mut peak = 0.0f64;

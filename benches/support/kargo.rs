@@ -5,6 +5,8 @@
 //!   HAUL_BENCH_KARGO=<path to Kargo's `kargo` binary (cmd/controlplane)>
 //!   HAUL_BENCH_KARGO_CRDS=<directory of Kargo's CRD YAMLs (charts/kargo/resources/crds)>
 //!   HAUL_BENCH_ROUNDS=<runs per controller>   (default: the bench's own)
+//!   HAUL_BENCH_SKIP_HAUL=1                     (Kargo only: to look into a Kargo run)
+//!   HAUL_BENCH_HAUL_BIN=<path>                 (another `haul` binary, e.g. a release build)
 //!
 //! Nothing of Kargo is in this repository or downloaded by it: the caller builds Kargo from its
 //! source and names the binary. Without `HAUL_BENCH_KARGO` only haul runs, as before.
@@ -12,8 +14,10 @@
 //! Kargo's admission webhooks are not running (only its controller is), so the objects a bench
 //! creates must carry what those webhooks would fill in: Project namespaces labelled
 //! `kargo.akuity.io/project: "true"`, Freight aliases (field and label), and each Promotion's
-//! `spec.steps` copied from its Stage's promotion template. [`project_namespace`],
-//! [`freight_alias`] and the benches' Promotion YAML do that, for both controllers alike.
+//! `spec.steps` copied from its Stage's promotion template, its Stage label and annotation, and
+//! its Stage as controlling owner (Kargo's Stage reconciler only sees Promotions it owns).
+//! [`project_namespace`], [`freight_alias`], [`promotion_metadata`] and the benches' Promotion
+//! YAML do that, for both controllers alike.
 
 // Each bench includes this file with #[path] and uses a different part of it.
 #![allow(dead_code)]
@@ -54,6 +58,7 @@ pub struct SideBySide {
     pub haul_bin: PathBuf,
     pub kargo: Option<Kargo>,
     pub rounds: usize,
+    skip_haul: bool,
 }
 
 /// Kargo's namespaces that its chart creates and its controller writes to or reads from
@@ -65,6 +70,9 @@ impl SideBySide {
     /// the variable's name when one is set but unusable: a bench that silently dropped the
     /// Kargo column would print a misleading table.
     pub fn from_env(haul_bin: PathBuf, default_rounds: usize) -> Self {
+        let haul_bin = std::env::var_os("HAUL_BENCH_HAUL_BIN")
+            .filter(|v| !v.is_empty())
+            .map_or(haul_bin, PathBuf::from);
         let kargo = std::env::var_os("HAUL_BENCH_KARGO")
             .filter(|v| !v.is_empty())
             .map(|bin| {
@@ -86,6 +94,13 @@ impl SideBySide {
                     "HAUL_BENCH_KARGO_CRDS={}: kargo.akuity.io_stages.yaml is not in it",
                     crds.display()
                 );
+                // Kargo's git client hands credentials to git through this helper, at this
+                // fixed path (its image puts it there).
+                assert!(
+                    Path::new("/usr/local/bin/credential-helper").exists(),
+                    "Kargo's git steps need /usr/local/bin/credential-helper: build it from Kargo's \
+                     source (go build -o /usr/local/bin/credential-helper ./cmd/credential-helper)"
+                );
                 Kargo { bin, crds }
             });
         let rounds = match std::env::var("HAUL_BENCH_ROUNDS") {
@@ -96,10 +111,12 @@ impl SideBySide {
                 .unwrap_or_else(|| panic!("HAUL_BENCH_ROUNDS={v:?}: expected a positive integer")),
             Err(_) => default_rounds.max(1),
         };
+        let skip_haul = kargo.is_some() && std::env::var_os("HAUL_BENCH_SKIP_HAUL").is_some();
         Self {
             haul_bin,
             kargo,
             rounds,
+            skip_haul,
         }
     }
 
@@ -111,7 +128,9 @@ impl SideBySide {
     pub fn runs(&self) -> Vec<(usize, Controller)> {
         let mut runs = Vec::new();
         for round in 0..self.rounds {
-            runs.push((round, Controller::Haul));
+            if !self.skip_haul {
+                runs.push((round, Controller::Haul));
+            }
             if self.kargo.is_some() {
                 runs.push((round, Controller::Kargo));
             }
@@ -171,7 +190,7 @@ impl SideBySide {
         metrics_port: Option<u16>,
         verbose: bool,
     ) -> Child {
-        let log = File::create(log).expect("controller log");
+        let log_file = File::create(log).expect("controller log");
         let mut cmd = match (c, &self.kargo) {
             (Controller::Haul, _) => {
                 let mut cmd = Command::new(&self.haul_bin);
@@ -191,15 +210,34 @@ impl SideBySide {
                 for (key, value) in kargo_env(cp.dir(), verbose) {
                     cmd.env(key, value);
                 }
+                // Outside a cluster Kargo's Argo CD manager needs a kubeconfig too (it then
+                // finds no Argo CD CRDs and runs without that integration, as haul does).
+                cmd.env("ARGOCD_KUBECONFIG", cp.kubeconfig());
                 cmd
             }
             (Controller::Kargo, None) => panic!("a Kargo run without HAUL_BENCH_KARGO"),
         };
         cmd.env("KUBECONFIG", cp.kubeconfig())
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {} controller: {e}", c.name()))
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file));
+        // In its own process group (with its git children), killed when the bench exits, also
+        // when it is killed itself.
+        let mut child = haul_testenv::process::spawn(cmd)
+            .unwrap_or_else(|e| panic!("starting {} controller: {e}", c.name()));
+        // A controller that cannot start exits within a moment; say so now rather than let
+        // the bench wait for Promotions that never run.
+        std::thread::sleep(Duration::from_secs(2));
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{} controller exited ({status}); its log ends:\n{}",
+                c.name(),
+                tail.join("\n")
+            );
+        }
+        child
     }
 }
 
@@ -247,6 +285,11 @@ fn kargo_env(dir: &Path, verbose: bool) -> Vec<(&'static str, String)> {
     .into_iter()
     .map(|(k, v)| (k, v.to_string()))
     .collect();
+    // To look into a Kargo run: HAUL_BENCH_KARGO_LOG_LEVEL=debug.
+    if let Ok(level) = std::env::var("HAUL_BENCH_KARGO_LOG_LEVEL") {
+        env.retain(|(k, _)| *k != "LOG_LEVEL");
+        env.push(("LOG_LEVEL", level));
+    }
     env.push(("HOME", home.display().to_string()));
     env.push(("TMPDIR", tmp.display().to_string()));
     env
@@ -301,10 +344,42 @@ pub fn freight_alias(alias: &str) -> (String, String) {
     )
 }
 
+/// The UIDs of the Stages in the cluster by (namespace, name), for Promotions' owner references.
+pub fn stage_uids(cp: &ControlPlane) -> BTreeMap<(String, String), String> {
+    let out = cp
+        .kubectl()
+        .args([
+            "get",
+            "stages",
+            "-A",
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name} {.metadata.uid}{"\n"}{end}"#,
+        ])
+        .output()
+        .expect("kubectl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((
+                (f.next()?.to_string(), f.next()?.to_string()),
+                f.next()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// A Promotion's metadata entries (at two spaces' indent) that Kargo's Promotion webhook adds:
+/// the Stage label and annotation, and the Stage as controlling owner.
+pub fn promotion_metadata(stage: &str, stage_uid: &str) -> String {
+    format!(
+        "  labels: {{kargo.akuity.io/stage: {stage}}}\n  annotations: {{kargo.akuity.io/stage: {stage}}}\n  ownerReferences: [{{apiVersion: kargo.akuity.io/v1alpha1, kind: Stage, name: {stage}, uid: {stage_uid}, controller: true, blockOwnerDeletion: true}}]\n"
+    )
+}
+
 /// Stops a controller process started by [`SideBySide::start_controller`].
 pub fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+    haul_testenv::process::stop(&mut child);
 }
 
 // ------------------------------------------------------------------------------------ report
