@@ -437,7 +437,7 @@ fn run(side: &SideBySide, c: Controller, sizes: Sizes, compared: &mut Comparison
     for ((verb, resource), a, h) in &kinds {
         println!("| {verb} | {resource} | {a:.0} | {h:.0} |");
     }
-    let total = |m: &BTreeMap<(String, String), f64>| m.values().sum::<f64>();
+    let total = |m: &BTreeMap<(String, String), f64>| m.values().sum::<f64>() + 0.0;
     println!(
         "| all | all | {:.0} | {:.0} |",
         total(&referee),
