@@ -4,34 +4,46 @@
 //!
 //!   cargo bench --bench promotion            (installs the side services on first use)
 //!
-//! HAUL_PROMOTION_BIN=<path> runs another `haul` binary as the controller (e.g. an older build,
-//! to compare side by side); HAUL_BENCH_LATER=<n> sets how many later promotions are timed
-//! (default 3). Promotions are created and watched through the API (no kubectl in the timed
-//! path); where the time went is read from the controller's "promotion phases" log lines.
+//! With `HAUL_BENCH_KARGO` (see benches/support/kargo.rs) the same scenario also runs against
+//! Kargo's controller, interleaved with haul's (default 3 rounds each, `HAUL_BENCH_ROUNDS`), and a
+//! table haul | Kargo | haul ÷ Kargo follows. `HAUL_BENCH_ONLY=small|large|large-sparse` picks
+//! one repository. `HAUL_BENCH_HAUL_BIN=<path>` runs another `haul` binary (e.g. an older
+//! build, to compare side by side). For haul, where a later promotion's time went is read from
+//! the controller's "promotion phases" log lines (p50 per phase) with the git processes it ran.
 //!
 //! Bounded: every wait times out; the large repository is generated with `git fast-import`.
 
+#[path = "support/kargo.rs"]
+mod kargo;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use haul_testenv::{ControlPlane, Services};
+use kargo::{Comparison, SideBySide, Unit};
 
 const LARGE_FILES: usize = 50_000;
 const LARGE_COMMITS: usize = 2_000;
 const STAGES: usize = 8;
-/// Freight in each project: one per later promotion, the last for the burst.
-const FREIGHT: usize = 41;
+/// Later promotions per repository (after the first, cold one); the row reports their median.
+const LATER: usize = 5;
 
-struct Env {
+/// One run: a fresh control plane (with its controller) and the side services shared by all runs.
+struct Env<'a> {
     cp: ControlPlane,
-    services: Services,
+    services: &'a Services,
+    /// The controller's log (haul's is JSON: its phases and git processes are read from it).
+    log: PathBuf,
 }
 
-impl Drop for Env {
+/// Stops the side services when the bench ends, also on a panic.
+struct ServicesGuard(Services);
+
+impl Drop for ServicesGuard {
     fn drop(&mut self) {
-        let _ = self.services.stop();
+        let _ = self.0.stop();
     }
 }
 
@@ -150,39 +162,118 @@ fn make_repo(env: &Env, name: &str, files: usize, commits: usize) -> String {
     url
 }
 
+/// Stage `s`'s promotion steps as a YAML flow sequence: its Stage's template, and copied into
+/// each of its Promotions (what Kargo's Promotion webhook does on create, naming unnamed steps
+/// `step-<n>`: Kargo's engine keeps each step's state under its alias). The image is the
+/// Warehouse's subscription (an unreachable loopback registry: no discovery, but Kargo's
+/// `imageFrom` only finds images that a requested Warehouse subscribes to).
+fn steps(url: &str, s: usize, sparse: bool) -> String {
+    let sparse_dirs = if sparse {
+        format!(", sparse: [apps/svc-{s}]")
+    } else {
+        String::new()
+    };
+    format!(
+        "[{{uses: git-clone, as: step-1, config: {{repoURL: '{url}', checkout: [{{branch: gitops, path: ./src{sparse_dirs}}}]}}}}, {{uses: kustomize-set-image, as: set, config: {{path: ./src/apps/svc-{s}, images: [{{image: 127.0.0.1:9/none, name: my-app-service, tag: '${{{{ imageFrom(\"127.0.0.1:9/none\").Tag }}}}'}}]}}}}, {{uses: git-commit, as: step-3, config: {{path: ./src, message: '${{{{ outputs.set.commitMessage }}}}'}}}}, {{uses: git-push, as: step-4, config: {{path: ./src}}}}]"
+    )
+}
+
 fn objects(env: &Env, ns: &str, url: &str, sparse: bool) -> String {
     let mut y = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: git\n  namespace: {ns}\n  labels: {{kargo.akuity.io/cred-type: git}}\nstringData:\n  repoURL: {url}\n  username: {}\n  password: '{}'\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: w\n  namespace: {ns}\nspec:\n  interval: 100h\n  subscriptions:\n  - image: {{repoURL: 127.0.0.1:9/none}}\n",
+        "{}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: git\n  namespace: {ns}\n  labels: {{kargo.akuity.io/cred-type: git}}\nstringData:\n  repoURL: {url}\n  username: {}\n  password: '{}'\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata:\n  name: w\n  namespace: {ns}\nspec:\n  interval: 100h\n  subscriptions:\n  - image: {{repoURL: 127.0.0.1:9/none}}\n",
+        kargo::project_namespace(ns),
         var(env, "HAUL_TEST_GIT_USER"),
         var(env, "HAUL_TEST_GIT_PASSWORD")
     );
-    for i in 0..FREIGHT {
+    for i in 0..20 {
+        let (labels, alias) = kargo::freight_alias(&format!("f{i}"));
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata:\n  name: f{i}\n  namespace: {ns}\norigin: {{kind: Warehouse, name: w}}\nimages:\n- {{repoURL: example.com/app, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Freight\nmetadata:\n  name: f{i}\n  namespace: {ns}\n  {labels}\n{alias}\norigin: {{kind: Warehouse, name: w}}\nimages:\n- {{repoURL: 127.0.0.1:9/none, tag: 'v{i}', digest: 'sha256:{i}'}}\n"
         ));
     }
     for s in 0..STAGES {
-        let sparse_dirs = if sparse {
-            format!(", sparse: [apps/svc-{s}]")
-        } else {
-            String::new()
-        };
         y.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata:\n  name: s{s}\n  namespace: {ns}\nspec:\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w}}\n    sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n      - uses: git-clone\n        config:\n          repoURL: {url}\n          checkout: [{{branch: gitops, path: ./src{sparse_dirs}}}]\n      - uses: kustomize-set-image\n        as: set\n        config:\n          path: ./src/apps/svc-{s}\n          images: [{{image: example.com/app, name: my-app-service}}]\n      - uses: git-commit\n        config: {{path: ./src, message: '${{{{ outputs.set.commitMessage }}}}'}}\n      - uses: git-push\n        config: {{path: ./src}}\n"
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata:\n  name: s{s}\n  namespace: {ns}\nspec:\n  requestedFreight:\n  - origin: {{kind: Warehouse, name: w}}\n    sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps: {}\n",
+            steps(url, s, sparse)
         ));
     }
     y
 }
 
-/// A runtime and an API client for the bench's own requests, made once.
-fn api(env: &Env) -> &'static (tokio::runtime::Runtime, kube::Client) {
-    static API: std::sync::OnceLock<(tokio::runtime::Runtime, kube::Client)> =
-        std::sync::OnceLock::new();
-    API.get_or_init(|| {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let client = rt.block_on(env.cp.client()).expect("client");
-        (rt, client)
-    })
+fn phase(env: &Env, ns: &str, name: &str) -> String {
+    let mut c = env.cp.kubectl();
+    c.args([
+        "get",
+        "promotion",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
+    String::from_utf8_lossy(&c.output().map(|o| o.stdout).unwrap_or_default()).into_owned()
+}
+
+/// Promotes (name, Stage index, Freight) and returns the wall time from creation to Succeeded,
+/// with each promotion's phases when the controller logged them (haul).
+fn promote_all(
+    env: &Env,
+    ns: &str,
+    url: &str,
+    sparse: bool,
+    items: &[(String, usize, String)],
+) -> (Duration, Vec<Phases>) {
+    let uids = kargo::stage_uids(&env.cp);
+    let mut y = String::new();
+    for (name, s, freight) in items {
+        let stage = format!("s{s}");
+        let uid = uids
+            .get(&(ns.to_string(), stage.clone()))
+            .expect("Stage's uid");
+        y.push_str(&format!(
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: {name}\n  namespace: {ns}\n{}spec:\n  stage: {stage}\n  freight: {freight}\n  steps: {}\n",
+            kargo::promotion_metadata(&stage, uid),
+            steps(url, *s, sparse)
+        ));
+    }
+    let created_wall = SystemTime::now();
+    let t = Instant::now();
+    kubectl(env, &["create", "-f", "-"], Some(&y));
+    let deadline = t + Duration::from_secs(300);
+    let mut seen = Vec::new();
+    for (name, _, _) in items {
+        loop {
+            let p = phase(env, ns, name);
+            if p == "Succeeded" {
+                seen.push(SystemTime::now());
+                break;
+            }
+            if ["Failed", "Errored", "Aborted"].contains(&p.as_str()) {
+                let status = kubectl(
+                    env,
+                    &["get", "promotion", name, "-n", ns, "-o", "yaml"],
+                    None,
+                );
+                panic!("{name} ended {p}:\n{status}");
+            }
+            if Instant::now() > deadline {
+                let status = kubectl(
+                    env,
+                    &["get", "promotion", name, "-n", ns, "-o", "yaml"],
+                    None,
+                );
+                panic!("{name} did not finish in time:\n{status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let total = t.elapsed();
+    let phases = items
+        .iter()
+        .zip(seen)
+        .map(|((name, _, _), seen)| logged_phases(env, ns, name, created_wall, seen))
+        .collect();
+    (total, phases)
 }
 
 fn unix_ms(t: SystemTime) -> f64 {
@@ -193,86 +284,16 @@ fn unix_ms(t: SystemTime) -> f64 {
 }
 
 /// One promotion's times (ms): the controller's phases from its log, the part before the
-/// controller started it, and the part after its Succeeded write until the watch showed it.
+/// controller started it, and the part after its Succeeded write until the bench saw it.
 #[derive(Default)]
 struct Phases(Vec<(String, f64)>);
-
-/// Creates the Promotions through the API, waits (watching) until each is Succeeded, and
-/// returns the wall time from the first create to the last Succeeded, with each promotion's
-/// phases when the controller logged them.
-fn promote_all(env: &Env, ns: &str, items: &[(String, String, String)]) -> Duration {
-    promote_timed(env, ns, items).0
-}
-
-fn promote_timed(
-    env: &Env,
-    ns: &str,
-    items: &[(String, String, String)],
-) -> (Duration, Vec<Phases>) {
-    use haul::api::{Promotion, PromotionPhase};
-    use kube::api::{Api, PostParams};
-    let (rt, client) = api(env);
-    let promotions: Api<Promotion> = Api::namespaced(client.clone(), ns);
-    let created_wall = SystemTime::now();
-    let t = Instant::now();
-    let seen = rt.block_on(async {
-        let creates = items.iter().map(|(name, stage, freight)| {
-            let p: Promotion = serde_json::from_value(serde_json::json!({
-                "apiVersion": "kargo.akuity.io/v1alpha1", "kind": "Promotion",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {"stage": stage, "freight": freight},
-            }))
-            .expect("promotion");
-            let promotions = promotions.clone();
-            async move { promotions.create(&PostParams::default(), &p).await }
-        });
-        for r in futures::future::join_all(creates).await {
-            r.expect("create promotion");
-        }
-        let waits = items.iter().map(|(name, _, _)| {
-            let promotions = promotions.clone();
-            async move {
-                let done = |p: Option<&Promotion>| {
-                    p.and_then(|p| p.status.as_ref())
-                        .and_then(|s| s.phase)
-                        .is_some_and(|ph| {
-                            ph != PromotionPhase::Pending && ph != PromotionPhase::Running
-                        })
-                };
-                let p = tokio::time::timeout(
-                    Duration::from_secs(300),
-                    kube::runtime::wait::await_condition(promotions, name, done),
-                )
-                .await
-                .unwrap_or_else(|_| panic!("{name} did not finish in time"))
-                .expect("watch")
-                .expect("promotion exists");
-                let phase = p.status.as_ref().and_then(|s| s.phase);
-                assert_eq!(
-                    phase,
-                    Some(PromotionPhase::Succeeded),
-                    "{name} ended {phase:?}"
-                );
-                SystemTime::now()
-            }
-        });
-        futures::future::join_all(waits).await
-    });
-    let total = t.elapsed();
-    let phases = items
-        .iter()
-        .zip(seen)
-        .map(|((name, _, _), seen)| logged_phases(env, ns, name, created_wall, seen))
-        .collect();
-    (total, phases)
-}
 
 /// The "promotion phases" line of `ns/name` in the controller's JSON log, as phases: the
 /// time before the controller started it (create, watch, queue), its own phases, and the time
 /// from its last status write until the bench saw Succeeded. Empty when it logged none (an
 /// older controller).
 fn logged_phases(env: &Env, ns: &str, name: &str, created: SystemTime, seen: SystemTime) -> Phases {
-    let log = std::fs::read_to_string(env.cp.dir().join("controller.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
     let key = format!("{ns}/{name}");
     let Some(f) = log
         .lines()
@@ -304,7 +325,7 @@ fn logged_phases(env: &Env, ns: &str, name: &str, created: SystemTime, seen: Sys
 
 /// git processes the controller ran so far (its debug "git" log lines).
 fn git_processes(env: &Env) -> usize {
-    let log = std::fs::read_to_string(env.cp.dir().join("controller.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
     log.lines()
         .filter(|l| l.contains("\"message\":\"git\""))
         .count()
@@ -334,9 +355,24 @@ fn phase_table(label: &str, runs: &[Phases]) -> Vec<String> {
         .collect()
 }
 
-fn bench_repo(env: &Env, label: &str, files: usize, commits: usize, sparse: bool) -> Vec<String> {
+/// A repository's results: the detailed rows (one per promotion) and the compared ones.
+struct RepoRun {
+    rows: Vec<String>,
+    first: Duration,
+    later_median: Duration,
+    burst: Duration,
+}
+
+fn bench_repo(
+    env: &Env,
+    label: &str,
+    repo_name: &str,
+    files: usize,
+    commits: usize,
+    sparse: bool,
+) -> RepoRun {
     let t = Instant::now();
-    let url = make_repo(env, label, files, commits);
+    let url = make_repo(env, repo_name, files, commits);
     let generated = t.elapsed();
     let ns = format!("bench-{label}");
     kubectl(
@@ -345,120 +381,161 @@ fn bench_repo(env: &Env, label: &str, files: usize, commits: usize, sparse: bool
         Some(&objects(env, &ns, &url, sparse)),
     );
     let mut rows = Vec::new();
-    let later: usize = std::env::var("HAUL_BENCH_LATER")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(3)
-        .clamp(1, FREIGHT - 1);
     let mut times = Vec::new();
     let mut breakdown = Vec::new();
     let mut git_before = 0;
-    for i in 0..=later {
+    for i in 0..=LATER {
         if i == 1 {
             // The first promotion's cleanup runs after it succeeded.
             std::thread::sleep(Duration::from_millis(500));
             git_before = git_processes(env);
         }
-        let (d, mut phases) =
-            promote_timed(env, &ns, &[(format!("p{i}"), "s0".into(), format!("f{i}"))]);
+        let (d, mut phases) = promote_all(
+            env,
+            &ns,
+            &url,
+            sparse,
+            &[(format!("p{i}"), 0, format!("f{i}"))],
+        );
+        rows.push(format!(
+            "| {label} ({files} files, {commits} commits) | {} | {:.2} s |",
+            if i == 0 {
+                "first (cold cache)"
+            } else {
+                "later"
+            },
+            d.as_secs_f64()
+        ));
+        times.push(d);
         if i > 0 {
-            times.push(d.as_secs_f64());
             breakdown.append(&mut phases);
-        } else {
-            rows.push(format!(
-                "| {label} ({files} files, {commits} commits) | first (cold cache) | {:.3} s |",
-                d.as_secs_f64()
-            ));
         }
     }
-    times.sort_by(f64::total_cmp);
-    rows.push(format!(
-        "| {label} ({files} files, {commits} commits) | later, p50 of {later} (min–max) | {:.3} s ({:.3}–{:.3}) |",
-        times[times.len() / 2],
-        times[0],
-        times[times.len() - 1]
-    ));
     std::thread::sleep(Duration::from_millis(500));
-    rows.push(format!(
-        "| {label}, later | git processes per promotion (with cleanup) | {:.1} |",
-        (git_processes(env) - git_before) as f64 / later as f64
-    ));
+    let git = git_processes(env) - git_before;
+    if git > 0 {
+        rows.push(format!(
+            "| {label}, later | git processes per promotion (with cleanup) | {:.1} |",
+            git as f64 / LATER as f64
+        ));
+    }
     rows.extend(phase_table(&format!("{label}, later: phase"), &breakdown));
+    let first = times[0];
+    let mut later = times[1..].to_vec();
+    later.sort();
+    let later_median = later[later.len() / 2];
     // Push throughput: N Stages promote at once, each to its own folder on one branch.
     let items: Vec<_> = (0..STAGES)
-        .map(|s| {
-            (
-                format!("burst-{s}"),
-                format!("s{s}"),
-                format!("f{}", FREIGHT - 1),
-            )
-        })
+        .map(|s| (format!("burst-{s}"), s, "f10".to_string()))
         .collect();
-    let d = promote_all(env, &ns, &items);
+    let (burst, _) = promote_all(env, &ns, &url, sparse, &items);
     rows.push(format!(
         "| {label}: {STAGES} Stages at once, one branch | all succeeded | {:.2} s ({:.2} promotions/s) |",
-        d.as_secs_f64(),
-        STAGES as f64 / d.as_secs_f64()
+        burst.as_secs_f64(),
+        STAGES as f64 / burst.as_secs_f64()
     ));
     eprintln!(
         "{label}: repository generated and pushed in {:.1}s",
         generated.as_secs_f64()
     );
-    rows
+    RepoRun {
+        rows,
+        first,
+        later_median,
+        burst,
+    }
 }
 
 fn main() {
-    let cp = ControlPlane::start(&haul::crds::local_cluster_crds()).expect("control plane");
-    let services = Services::start(&PathBuf::from(format!(
-        "/tmp/hbench-{}",
-        std::process::id()
-    )))
-    .expect("side services");
-    let env = Env { cp, services };
-    let work = env.cp.dir().join("work");
-    let log = std::fs::File::create(env.cp.dir().join("controller.log")).expect("log");
-    let bin =
-        std::env::var("HAUL_PROMOTION_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_haul").into());
-    eprintln!("controller: {bin}");
-    let mut controller = Command::new(bin)
-        .arg("controller")
-        .env("KUBECONFIG", env.cp.kubeconfig())
-        .env("HAUL_WORK_DIR", &work)
-        .env("HAUL_LEADER_ELECT", "false")
-        .env("HAUL_METRICS_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "info,haul=debug")
-        .env("HAUL_LOG_JSON", "true")
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("controller");
-    let only = std::env::var("HAUL_BENCH_ONLY").unwrap_or_default();
-    let mut rows = Vec::new();
-    if only.is_empty() || only == "small" {
-        rows.extend(bench_repo(&env, "small", 20, 10, false));
-    }
-    if only.is_empty() || only == "large" {
-        rows.extend(bench_repo(&env, "large", LARGE_FILES, LARGE_COMMITS, false));
-    }
-    if only.is_empty() || only == "large-sparse" {
-        rows.extend(bench_repo(
-            &env,
-            "large-sparse",
-            LARGE_FILES,
-            LARGE_COMMITS,
-            true,
-        ));
-    }
-    let _ = controller.kill();
-    let _ = controller.wait();
-    // Keep the controller's log for a look at where the time went.
-    let _ = std::fs::copy(
-        env.cp.dir().join("controller.log"),
-        "/tmp/haul-bench-controller.log",
+    let side = SideBySide::from_env(
+        PathBuf::from(env!("CARGO_BIN_EXE_haul")),
+        if std::env::var_os("HAUL_BENCH_KARGO").is_some() {
+            3
+        } else {
+            1
+        },
     );
-    println!("| repository | promotion | created → Succeeded |");
-    println!("|---|---|---:|");
+    let services = ServicesGuard(
+        Services::start(&PathBuf::from(format!(
+            "/tmp/hbench-{}",
+            std::process::id()
+        )))
+        .expect("side services"),
+    );
+    let only = std::env::var("HAUL_BENCH_ONLY").unwrap_or_default();
+    let repos: Vec<(&str, usize, usize, bool)> = [
+        ("small", 20, 10, false),
+        ("large", LARGE_FILES, LARGE_COMMITS, false),
+        ("large-sparse", LARGE_FILES, LARGE_COMMITS, true),
+    ]
+    .into_iter()
+    .filter(|(label, ..)| only.is_empty() || only == *label)
+    .collect();
+    let mut rows = Vec::new();
+    let mut compared = Comparison::default();
+    for (round, c) in side.runs() {
+        // Outside the control plane's directory, so that it outlives a failed run.
+        let log = PathBuf::from(format!(
+            "/tmp/{}-bench-controller.log",
+            c.name().to_lowercase()
+        ));
+        let env = Env {
+            cp: side.control_plane(c),
+            services: &services.0,
+            log,
+        };
+        let controller = side.start_controller(c, &env.cp, &env.log, None, true);
+        for &(label, files, commits, sparse) in &repos {
+            let run = bench_repo(
+                &env,
+                label,
+                &format!("{label}-{}-{round}", c.name().to_lowercase()),
+                files,
+                commits,
+                sparse,
+            );
+            if side.comparing() {
+                rows.extend(
+                    run.rows
+                        .iter()
+                        .map(|r| format!("{r} {} (round {}) |", c.name(), round + 1)),
+                );
+            } else {
+                rows.extend(run.rows);
+            }
+            compared.record(
+                &format!("{label} repo: first promotion (cold)"),
+                Unit::Seconds,
+                c,
+                run.first.as_secs_f64(),
+            );
+            compared.record(
+                &format!("{label} repo: later promotion (median of {LATER})"),
+                Unit::Seconds,
+                c,
+                run.later_median.as_secs_f64(),
+            );
+            compared.record(
+                &format!("{label} repo: {STAGES} Stages promoting to one branch at once"),
+                Unit::Seconds,
+                c,
+                run.burst.as_secs_f64(),
+            );
+        }
+        kargo::stop(controller);
+    }
+    if side.comparing() {
+        println!("| repository | promotion | created → Succeeded | controller |");
+        println!("|---|---|---:|---|");
+    } else {
+        println!("| repository | promotion | created → Succeeded |");
+        println!("|---|---|---:|");
+    }
     for r in rows {
         println!("{r}");
     }
-    let _ = Path::new("");
+    if side.comparing() {
+        println!("\n## side by side\n");
+        print!("{}", compared.markdown());
+    }
 }

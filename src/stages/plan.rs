@@ -326,9 +326,6 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         .and_then(|p| p.auto_promotion_enabled)
         .unwrap_or(false);
     status.auto_promotion_enabled = Some(auto);
-    if auto && nothing_promoted {
-        busy = true;
-    }
     let holds = super::holds::compute(stage, auto, &o.freights, &o.promotions, now);
     status.auto_promotion_holds = holds.durable;
     let mut auto_note = None;
