@@ -50,6 +50,14 @@ fn a_newcomer_promotes_to_uat_in_the_browser() {
         )
         .await;
         assert_eq!(shown, serde_json::json!(true));
+        // The Warehouse's card names the Freight it produced last.
+        wait_js(
+            &c,
+            30,
+            "the Warehouse's latest Freight",
+            &format!("return !!document.querySelector('[data-warehouse] [data-latest=\"{freight}\"]');"),
+        )
+        .await;
         let before = page_id(&c).await;
         wait_js(
             &c,

@@ -91,25 +91,41 @@ function connect(project) {
     state.snap = JSON.parse(e.data);
     state.problem = null;
     index();
-    render();
-    refreshDialog();
-    // After the browser has laid out and painted the first render.
-    if (!window.__haulFirstPaint) requestAnimationFrame(() => setTimeout(() => (window.__haulFirstPaint ??= performance.now())));
+    later(true);
   });
   src.addEventListener("permissions", (e) => {
     state.perms = JSON.parse(e.data);
-    render();
-    refreshDialog();
+    later(true);
   });
   src.addEventListener("problem", (e) => {
     state.problem = e.data;
-    render();
+    later(false);
   });
   src.onopen = () => {
     window.__haulTimes.open ??= performance.now();
     $("#live").classList.add("on");
   };
   src.onerror = () => $("#live").classList.remove("on");
+}
+
+// Events arriving together (a warm project sends its snapshot and permissions at once) are
+// rendered once, in the next frame: one layout per frame however many events came.
+let frame = null;
+let dialogToo = false;
+function later(dialog) {
+  dialogToo ||= dialog;
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = null;
+    render();
+    if (dialogToo) refreshDialog();
+    dialogToo = false;
+    if (state.snap && !window.__haulFirstPaint) {
+      window.__haulTimes.rendered ??= performance.now();
+      // The next task runs once the browser has painted this frame.
+      setTimeout(() => (window.__haulFirstPaint ??= performance.now()));
+    }
+  });
 }
 
 function index() {
@@ -306,11 +322,11 @@ function warehouseCard(w) {
   const n = name(w);
   const ready = condition(w, "Ready");
   const subs = (w.spec?.subscriptions ?? []).map((s) => s.image?.repoURL ?? s.git?.repoURL ?? s.chart?.repoURL ?? s.chart?.name).filter(Boolean);
-  const last = state.byName.freight.get(w.status?.lastFreightId ?? "");
+  const last = state.byName.freight.get(w.status?.lastFreightID ?? "");
   return `<div class="card warehouse" id="node-warehouse/${esc(n)}" data-warehouse="${esc(n)}">
     <div class="row"><span class="title">${esc(n)}</span>${ready ? badge(ready.status === "True" ? "Ready" : ready.reason || "NotReady", ready.status === "True" ? "healthy" : "unhealthy") : ""}</div>
     <div class="small muted">${subs.map(esc).join("<br>")}</div>
-    <div class="small">latest: ${last ? freightLabel(last) : `<span class="muted">none</span>`}</div>
+    <div class="small">latest: ${last ? `<span data-latest="${esc(name(last))}">${freightLabel(last)}</span>` : `<span class="muted">none</span>`}</div>
     <div class="row small"><span class="grow"></span>${button("Refresh", "refresh", `data-action="refresh" data-warehouse="${esc(n)}"`, allowed(state.perms?.refreshWarehouses))}</div>
   </div>`;
 }
