@@ -44,8 +44,8 @@ fn a_newcomer_promotes_to_uat_in_the_browser() {
             60,
             "the pipeline with dev's Freight",
             &format!(
-                "return document.querySelectorAll('.card.stage').length === 3 && !!document.querySelector('[data-warehouse]') && ({});",
-                format!("(function(){{{}}})() === '{freight}'", current_in("dev"))
+                "return document.querySelectorAll('.card.stage').length === 3 && !!document.querySelector('[data-warehouse]') && (function(){{{}}})() === '{freight}';",
+                current_in("dev")
             ),
         )
         .await;
