@@ -5,91 +5,14 @@
 //! everything, Gitea included. Gitea comes from `hack/gitea-binary.sh` (built once, cached).
 #![cfg(feature = "quickstart")]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Long enough for a cold machine to build Gitea and the control plane (both cached after).
-const READY_TIMEOUT: Duration = Duration::from_secs(900);
+use support::quickstart::{Quickstart, after};
+
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The quickstart process; interrupted (then killed) when dropped, so a failed assertion leaves
-/// nothing running.
-struct Quickstart {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Quickstart {
-    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) && self.interrupt().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// What the quickstart printed: every line up to "Ctrl-C stops everything.".
-fn read_instructions(qs: &mut Quickstart) -> Vec<String> {
-    let stdout = qs.child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let mut lines = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let done = line.starts_with("Ctrl-C stops everything");
-                lines.push(line);
-                if done {
-                    return lines;
-                }
-            }
-            Err(e) => panic!(
-                "the quickstart printed no instructions ({e}); stdout:\n{}\nstderr:\n{}",
-                lines.join("\n"),
-                qs.log()
-            ),
-        }
-    }
-}
-
-fn after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
-    lines
-        .iter()
-        .find_map(|l| l.trim_start().strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{}", lines.join("\n")))
-}
 
 fn kubectl(kubeconfig: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     use std::io::Write;
@@ -160,21 +83,8 @@ fn phase(kubeconfig: &str, name: &str) -> Result<(), String> {
 #[test]
 fn prod_promotes_through_a_pull_request_merged_as_the_quickstart_says() {
     let state = tempfile::tempdir().expect("a state directory");
-    let stderr = state.path().join("quickstart.log");
-    let mut qs = Quickstart {
-        child: Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["quickstart", "--pull-requests", "--state-dir"])
-            .arg(state.path().join("state"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(&stderr).expect("a log file"),
-            ))
-            .spawn()
-            .expect("haul quickstart starts"),
-        stderr,
-    };
-    let lines = read_instructions(&mut qs);
+    let mut qs = Quickstart::start(&["--pull-requests"], state.path());
+    let lines = qs.read_instructions();
     let kubeconfig = after(&lines, "export KUBECONFIG=").to_string();
     let freight = after(&lines, "dev runs Freight ")
         .split_whitespace()

@@ -11,17 +11,26 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
+use support::browser::{
+    Proc, alias_in, browser, click, page_id, promotions_of, runtime, screenshot, spawn, wait_js,
+};
 use support::helm::render;
 use support::{
     ControllerProcess, cp, free_port, get_json, kubectl, kubectl_as, kubectl_stdin, wait_for,
 };
+
+/// Clicks Promote on `stage`'s card and `freight` in the dialog, as the admin; the new
+/// Promotion, once it Succeeded.
+async fn promote_in_page(c: &fantoccini::Client, ns: &str, stage: &str, freight: &str) -> String {
+    support::browser::promote_in_page(c, cp().kubeconfig(), ns, stage, freight, 120).await
+}
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
 
@@ -30,36 +39,14 @@ fn apply(objects: Vec<Value>, what: &str) {
     kubectl_stdin(&["apply", "-f", "-"], &list.to_string()).success(what);
 }
 
-/// A process killed (with its group) when dropped or when the test binary exits, and its log.
-struct Proc(Child, PathBuf);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(cmd: &mut Command, log: &Path) -> Proc {
-    use std::os::unix::process::CommandExt;
-    let f = std::fs::File::create(log).expect("log file");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(f.try_clone().expect("log")))
-        .stderr(Stdio::from(f))
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
-    haul_testenv::kill_group_at_exit(child.id() as i32);
-    Proc(child, log.to_path_buf())
-}
-
 /// `haul ui` as the user of `kubeconfig`, on a free loopback port; returns it and its URL.
 fn haul_ui(kubeconfig: &Path, extra: &[&str]) -> (Proc, String) {
     let port = free_port();
     let log = cp().dir().join(format!("haul-ui-{port}.log"));
+    // HAUL_UI_BIN: another build of haul to serve (the benchmark measures a release build).
+    let bin = std::env::var_os("HAUL_UI_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_haul").into());
     let p = spawn(
-        Command::new(env!("CARGO_BIN_EXE_haul"))
+        Command::new(bin)
             .args(["ui", "--address", &format!("127.0.0.1:{port}")])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
@@ -193,141 +180,6 @@ fn policy_in_force(kubeconfig: &Path, ns: &str) {
     });
 }
 
-/// The runtime the browser session runs on (multi-threaded: the tests' blocking kubectl and
-/// wait helpers occupy one worker while the WebDriver connection runs on another).
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// Headless Chromium through a chromedriver of its own.
-async fn browser() -> (Proc, Client) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let driver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("chromedriver is installed (Debian: chromium-driver; hack/install-deps.sh)");
-    let port = free_port();
-    let proc = spawn(
-        Command::new(driver).arg(format!("--port={port}")),
-        &cp().dir().join(format!("chromedriver-{port}.log")),
-    );
-    wait_for(30, "chromedriver to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                        "--disable-gpu", "--window-size=1400,900"]}),
-    );
-    let client = ClientBuilder::rustls()
-        .expect("rustls")
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a WebDriver session with Chromium");
-    (proc, client)
-}
-
-/// Polls `script` (a function body returning a value) until it returns something truthy.
-async fn wait_js(c: &Client, secs: u64, what: &str, script: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        match c.execute(script, vec![]).await {
-            Ok(v) if !(v.is_null() || v == json!(false) || v == json!("")) => return v,
-            Ok(v) => last = v,
-            Err(e) => last = json!(e.to_string()),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let text = c
-        .execute("return document.body.innerText", vec![])
-        .await
-        .unwrap_or_default();
-    panic!("timed out after {secs}s waiting for {what} (last: {last}); page:\n{text}");
-}
-
-/// The alias text a Stage card shows.
-fn alias_in(stage: &str) -> String {
-    format!(
-        "const e = document.querySelector('[data-stage=\"{stage}\"] .freight-alias'); return e ? e.textContent : null;"
-    )
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
-}
-
-fn screenshots() -> Vec<PathBuf> {
-    let mut dirs = vec![support::repo_root().join("target").join("ui-screenshots")];
-    if std::env::var("HAUL_UI_SCREENSHOTS").as_deref() == Ok("1") {
-        dirs.push(support::repo_root().join("docs").join("ui"));
-    }
-    dirs
-}
-
-async fn screenshot(c: &Client, name: &str) {
-    let png = c.screenshot().await.expect("screenshot");
-    for dir in screenshots() {
-        std::fs::create_dir_all(&dir).expect("screenshot dir");
-        std::fs::write(dir.join(format!("{name}.png")), &png).expect("write screenshot");
-    }
-}
-
-fn promotion_phase(ns: &str, name: &str) -> Option<String> {
-    get_json("promotion", name, ns)?["status"]["phase"]
-        .as_str()
-        .map(String::from)
-}
-
-/// Promotions of `stage` in `ns`, as names.
-fn promotions_of(ns: &str, stage: &str) -> Vec<String> {
-    let out = kubectl(&["get", "promotions", "-n", ns, "-o", "json"]).success("list promotions");
-    let v: Value = serde_json::from_str(&out.stdout).expect("json");
-    v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["spec"]["stage"] == stage)
-        .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
-        .collect()
-}
-
-/// Clicks Promote on `stage`'s card and then on `freight` in the dialog; returns the new
-/// Promotion once it Succeeded.
-async fn promote_in_page(c: &Client, ns: &str, stage: &str, freight: &str) -> String {
-    let before = promotions_of(ns, stage);
-    click(c, &format!("[data-stage=\"{stage}\"] button.promote")).await;
-    let confirm = format!("li[data-freight=\"{freight}\"] button.confirm-promote:not([disabled])");
-    wait_js(
-        c,
-        30,
-        "the promote dialog to offer the Freight",
-        &format!("return !!document.querySelector('{confirm}');"),
-    )
-    .await;
-    click(c, &confirm).await;
-    let name = wait_for(30, "the Promotion to be created", || {
-        promotions_of(ns, stage)
-            .into_iter()
-            .find(|p| !before.contains(p))
-    });
-    wait_for(120, "the Promotion to succeed", || {
-        (promotion_phase(ns, &name).as_deref() == Some("Succeeded")).then_some(())
-    });
-    name
-}
-
 #[test]
 fn pipeline_in_the_browser() {
     // The control plane starts on a runtime of its own: first, outside this test's.
@@ -339,7 +191,7 @@ async fn pipeline_in_the_browser_in_browser_runtime() {
     setup();
     let ns = project("ui");
     let (_ui, url) = haul_ui(cp().kubeconfig(), &[]);
-    let (_driver, c) = browser().await;
+    let (_driver, c) = browser(cp().dir()).await;
     let run = async {
         // The projects list shows the project.
         c.goto(&format!("{url}/")).await.expect("open /");
@@ -363,10 +215,7 @@ async fn pipeline_in_the_browser_in_browser_runtime() {
             "return document.querySelectorAll('.card.stage').length === 3 && !!document.querySelector('[data-warehouse=\"my-app\"]');",
         )
         .await;
-        let page_id = c
-            .execute("return window.__haulPageId", vec![])
-            .await
-            .expect("page id");
+        let page_id = page_id(&c).await;
         // Permissions arrive after the first snapshot; the admin may promote everywhere.
         wait_js(
             &c,
@@ -448,9 +297,7 @@ async fn pipeline_in_the_browser_in_browser_runtime() {
             .expect("prod's alias");
         assert_eq!(prod, Value::Null, "prod has no Freight yet");
         assert_eq!(
-            c.execute("return window.__haulPageId", vec![])
-                .await
-                .expect("page id"),
+            support::browser::page_id(&c).await,
             page_id,
             "the page updated without reloading"
         );
@@ -553,7 +400,7 @@ async fn a_developer_cannot_promote_to_prod_through_the_ui_in_browser_runtime() 
     }
     policy_in_force(&dev, &ns);
     let (_ui, url) = haul_ui(&dev, &[]);
-    let (_driver, c) = browser().await;
+    let (_driver, c) = browser(cp().dir()).await;
     c.goto(&format!("{url}/p/{ns}")).await.expect("open");
     let reason = wait_js(
         &c,
@@ -593,11 +440,42 @@ async fn a_developer_cannot_promote_to_prod_through_the_ui_in_browser_runtime() 
         "refused by the admission policy: {answer}"
     );
     assert!(
-        promotions_of(&ns, "prod")
+        promotions_of(cp().kubeconfig(), &ns, "prod")
             .iter()
             .all(|p| p.starts_with("probe-")),
         "no Promotion for prod was created through the UI"
     );
+
+    // Her right to promote is revoked while the page is open: the next refused click disables
+    // the button, without a reload.
+    let before = page_id(&c).await;
+    kubectl(&["delete", "rolebinding", "developers-promote", "-n", &ns]).success("revoke promote");
+    wait_for(60, "the revocation in force", || {
+        let out = kubectl_as(
+            &dev,
+            &["auth", "can-i", "create", "promotions", "-n", &ns],
+            None,
+        );
+        (out.stdout.trim() == "no").then_some(())
+    });
+    click(&c, "[data-stage=\"uat\"] button.promote").await;
+    let confirm = "li[data-freight=\"f1\"] button.confirm-promote:not([disabled])";
+    wait_js(
+        &c,
+        60,
+        "the dialog's (stale) Promote button",
+        &format!("return !!document.querySelector('{confirm}');"),
+    )
+    .await;
+    click(&c, confirm).await;
+    wait_js(
+        &c,
+        60,
+        "uat's Promote button disabled after the refusal",
+        "const b = document.querySelector('[data-stage=\"uat\"] button.promote[disabled]'); return b && b.dataset.reason.includes('you lack');",
+    )
+    .await;
+    assert_eq!(page_id(&c).await, before, "no reload");
     let _ = c.close().await;
 }
 
@@ -739,7 +617,7 @@ async fn the_preview_shows_the_diff_later_committed_in_browser_runtime() {
         .to_string();
 
     let (_ui, ui) = haul_ui(cp().kubeconfig(), &[]);
-    let (_driver, c) = browser().await;
+    let (_driver, c) = browser(cp().dir()).await;
     c.goto(&format!("{ui}/p/{ns}")).await.expect("open");
     wait_js(
         &c,
@@ -836,7 +714,7 @@ async fn a_150_stage_project_renders_in_browser_runtime() {
     }
     apply(stages, "150 Stages");
     let (ui, url) = haul_ui(cp().kubeconfig(), &[]);
-    let (_driver, c) = browser().await;
+    let (_driver, c) = browser(cp().dir()).await;
     let mut paints = Vec::new();
     for _ in 0..3 {
         c.goto(&format!("{url}/p/{ns}")).await.expect("open");
@@ -888,6 +766,9 @@ async fn a_150_stage_project_renders_in_browser_runtime() {
         .find(|l| l.starts_with("VmRSS"))
         .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
         .unwrap_or_default();
-    eprintln!("first paint of a 153-Stage project (ms, 3 loads): {paints:?}; haul ui RSS: {rss}");
+    // The first load starts the project's watches; the next ones find them warm.
+    eprintln!(
+        "first paint of a 153-Stage project (ms, 3 loads: cold, warm, warm): {paints:?}; haul ui RSS: {rss}"
+    );
     let _ = c.close().await;
 }

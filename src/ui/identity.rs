@@ -102,17 +102,25 @@ pub fn proxied_user(
     Ok((user, groups))
 }
 
+/// The key that names one identity (user and groups) among the UI's users: what live feeds are
+/// shared by. Header values cannot hold a line break, so the parts cannot run into each other.
+pub fn identity_key(user: &str, groups: &[String]) -> String {
+    format!("user:{user}\ngroups:{}", groups.join(","))
+}
+
 impl Identity {
-    /// The client to serve a request with.
-    pub fn client(&self, headers: &HeaderMap) -> Result<kube::Client, IdentityError> {
+    /// The client to serve a request with, and the key of the identity it acts as.
+    pub fn resolve(&self, headers: &HeaderMap) -> Result<(String, kube::Client), IdentityError> {
         match self {
-            Identity::Local(c) => Ok(c.clone()),
+            // One identity: the kubeconfig's.
+            Identity::Local(c) => Ok(("local".into(), c.clone())),
             Identity::Proxy(p) => {
                 let key = proxied_user(headers, &p.secret)?;
+                let name = identity_key(&key.0, &key.1);
                 if let Ok(mut cache) = p.clients.lock()
                     && let Some(c) = cache.get(&key)
                 {
-                    return Ok(c.clone());
+                    return Ok((name, c.clone()));
                 }
                 let mut config = p.base.clone();
                 config.auth_info.impersonate = Some(key.0.clone());
@@ -124,7 +132,7 @@ impl Identity {
                 if let Ok(mut cache) = p.clients.lock() {
                     cache.put(key, client.clone());
                 }
-                Ok(client)
+                Ok((name, client))
             }
         }
     }
@@ -172,5 +180,16 @@ mod tests {
             proxied_user(&headers(&[(SECRET_HEADER, "s3cret")]), b"s3cret"),
             Err(IdentityError::NoUser)
         ));
+    }
+
+    #[test]
+    fn identities_differing_in_user_or_groups_have_different_keys() {
+        let k = |u: &str, g: &[&str]| {
+            identity_key(u, &g.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_ne!(k("alice", &["dev"]), k("alice", &["dev", "ops"]));
+        assert_ne!(k("alice", &[]), k("bob", &[]));
+        assert_ne!(k("a,b", &[]), k("a", &["b"]));
+        assert_eq!(k("alice", &["dev"]), k("alice", &["dev"]));
     }
 }

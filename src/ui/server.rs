@@ -30,6 +30,8 @@ struct AppState {
     default_project: Option<String>,
     /// Behind a proxy the Host is the proxy's, so the loopback Host check is off.
     behind_proxy: bool,
+    /// The live project feeds, shared by the pages of one identity.
+    hub: Arc<live::Hub>,
 }
 
 type Shared = Arc<AppState>;
@@ -65,6 +67,7 @@ pub(super) async fn app(args: &UiArgs) -> Result<Router, UiError> {
         behind_proxy: matches!(identity, Identity::Proxy(_)),
         identity,
         default_project,
+        hub: Arc::default(),
     });
     Ok(router(state))
 }
@@ -136,6 +139,15 @@ fn refuse(code: StatusCode, error: String) -> Refusal {
 
 /// The client for this request, after the guards.
 fn guard(state: &AppState, headers: &HeaderMap, method: &Method) -> Result<kube::Client, Refusal> {
+    guard_identity(state, headers, method).map(|(_, client)| client)
+}
+
+/// The identity's key (see [`Identity::resolve`]) and client for this request, after the guards.
+fn guard_identity(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<(String, kube::Client), Refusal> {
     if !state.behind_proxy {
         // DNS rebinding: a foreign name resolving to 127.0.0.1 must not reach the user's identity.
         let host = headers
@@ -157,7 +169,7 @@ fn guard(state: &AppState, headers: &HeaderMap, method: &Method) -> Result<kube:
     }
     state
         .identity
-        .client(headers)
+        .resolve(headers)
         .map_err(|e| refuse(StatusCode::FORBIDDEN, e.to_string()))
 }
 
@@ -219,14 +231,14 @@ async fn events(
     headers: HeaderMap,
     Path(project): Path<String>,
 ) -> Response {
-    let client = match guard(&state, &headers, &Method::GET) {
+    let (identity, client) = match guard_identity(&state, &headers, &Method::GET) {
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
     if let Err(r) = valid_name("project", &project) {
         return r.into_response();
     }
-    Sse::new(live::project_events(client, project))
+    Sse::new(live::project_events(&state.hub, &identity, client, project))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
@@ -299,7 +311,7 @@ async fn act(
     Path((project, name)): Path<(String, String)>,
     body: Option<Json<Target>>,
 ) -> Response {
-    let client = match guard(&state, &headers, &Method::POST) {
+    let (identity, client) = match guard_identity(&state, &headers, &Method::POST) {
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
@@ -319,9 +331,16 @@ async fn act(
     };
     let cluster = Cluster {
         client,
-        namespace: project,
+        namespace: project.clone(),
     };
-    run(cluster, target).await.into_response()
+    let result = run(cluster, target).await;
+    if let Err((code, _)) = &result
+        && code.is_client_error()
+    {
+        // A refusal may mean the user's rights changed: the page's buttons follow.
+        state.hub.recheck(&identity, &project);
+    }
+    result.into_response()
 }
 
 #[cfg(test)]

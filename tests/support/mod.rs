@@ -124,6 +124,7 @@ pub fn namespace(prefix: &str) -> String {
         .expect("create namespace")
 }
 
+pub mod browser;
 pub mod charts;
 pub mod faults;
 pub mod fixtures;
@@ -131,6 +132,7 @@ pub mod gitea;
 pub mod gitops;
 pub mod helm;
 pub mod installed;
+pub mod quickstart;
 pub mod rollouts;
 pub mod run_local;
 pub mod services;

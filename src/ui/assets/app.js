@@ -9,6 +9,7 @@ const state = {
   snap: null, // the latest snapshot
   perms: null, // what the user may do (SelfSubjectAccessReviews)
   problem: null,
+  dialog: null, // the open promote dialog: { stage, loading }
   byName: { freight: new Map(), stage: new Map(), promotion: new Map(), warehouse: new Map() },
 };
 // Where the time of a page load goes (read by the benchmark in tests/ui.rs).
@@ -90,23 +91,41 @@ function connect(project) {
     state.snap = JSON.parse(e.data);
     state.problem = null;
     index();
-    render();
-    // After the browser has laid out and painted the first render.
-    if (!window.__haulFirstPaint) requestAnimationFrame(() => setTimeout(() => (window.__haulFirstPaint ??= performance.now())));
+    later(true);
   });
   src.addEventListener("permissions", (e) => {
     state.perms = JSON.parse(e.data);
-    render();
+    later(true);
   });
   src.addEventListener("problem", (e) => {
     state.problem = e.data;
-    render();
+    later(false);
   });
   src.onopen = () => {
     window.__haulTimes.open ??= performance.now();
     $("#live").classList.add("on");
   };
   src.onerror = () => $("#live").classList.remove("on");
+}
+
+// Events arriving together (a warm project sends its snapshot and permissions at once) are
+// rendered once, in the next frame: one layout per frame however many events came.
+let frame = null;
+let dialogToo = false;
+function later(dialog) {
+  dialogToo ||= dialog;
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = null;
+    render();
+    if (dialogToo) refreshDialog();
+    dialogToo = false;
+    if (state.snap && !window.__haulFirstPaint) {
+      window.__haulTimes.rendered ??= performance.now();
+      // The next task runs once the browser has painted this frame.
+      setTimeout(() => (window.__haulFirstPaint ??= performance.now()));
+    }
+  });
 }
 
 function index() {
@@ -284,7 +303,7 @@ function stageCard(stage) {
   const ready = condition(stage, "Ready");
   return `<div class="card stage" id="node-stage/${esc(n)}" data-stage="${esc(n)}">
     <div class="row"><a href="${p}/stages/${enc(n)}" data-nav class="title">${esc(n)}</a>${badge(healthOf(stage))}</div>
-    <div class="freight">${cur.length ? cur.map((f) => `${freightLabel(f)} ${artifactsShort(f)}`).join("<br>") : `<span class="muted">no Freight yet</span>`}</div>
+    <div class="freight">${cur.length ? cur.map((f) => `<span data-current="${esc(name(f))}">${freightLabel(f)} ${artifactsShort(f)}</span>`).join("<br>") : `<span class="muted">no Freight yet</span>`}</div>
     <div class="row small">
       ${v ? `<span class="verification">verification ${badge(v.phase ?? "Pending")}</span>` : ""}
       ${ready && ready.status !== "True" ? `<span class="muted" title="${esc(ready.message)}">${esc(ready.reason)}</span>` : ""}
@@ -303,11 +322,11 @@ function warehouseCard(w) {
   const n = name(w);
   const ready = condition(w, "Ready");
   const subs = (w.spec?.subscriptions ?? []).map((s) => s.image?.repoURL ?? s.git?.repoURL ?? s.chart?.repoURL ?? s.chart?.name).filter(Boolean);
-  const last = state.byName.freight.get(w.status?.lastFreightId ?? "");
+  const last = state.byName.freight.get(w.status?.lastFreightID ?? "");
   return `<div class="card warehouse" id="node-warehouse/${esc(n)}" data-warehouse="${esc(n)}">
     <div class="row"><span class="title">${esc(n)}</span>${ready ? badge(ready.status === "True" ? "Ready" : ready.reason || "NotReady", ready.status === "True" ? "healthy" : "unhealthy") : ""}</div>
     <div class="small muted">${subs.map(esc).join("<br>")}</div>
-    <div class="small">latest: ${last ? freightLabel(last) : `<span class="muted">none</span>`}</div>
+    <div class="small">latest: ${last ? `<span data-latest="${esc(name(last))}">${freightLabel(last)}</span>` : `<span class="muted">none</span>`}</div>
     <div class="row small"><span class="grow"></span>${button("Refresh", "refresh", `data-action="refresh" data-warehouse="${esc(n)}"`, allowed(state.perms?.refreshWarehouses))}</div>
   </div>`;
 }
@@ -331,23 +350,28 @@ function drawEdges() {
   const g = $("#graph");
   const svg = $("#edges");
   if (!g || !svg) return;
-  const box = g.getBoundingClientRect();
-  svg.setAttribute("width", g.scrollWidth);
-  svg.setAttribute("height", g.scrollHeight);
+  // Reads first (one layout), writes last: positions relative to the graph from offset*, which
+  // the cards' common offsetParent (the graph) gives without a layout per element.
+  const pos = new Map();
+  for (const el of g.querySelectorAll(".card[id^='node-']")) {
+    pos.set(el.id.slice(5), { x: el.offsetLeft, y: el.offsetTop, w: el.offsetWidth, h: el.offsetHeight });
+  }
+  const width = g.scrollWidth;
+  const height = g.scrollHeight;
   const paths = [];
   for (const e of state.snap.graph.edges) {
-    const a = document.getElementById(`node-${e.from}`);
-    const b = document.getElementById(`node-${e.to}`);
+    const a = pos.get(e.from);
+    const b = pos.get(e.to);
     if (!a || !b) continue;
-    const ra = a.getBoundingClientRect();
-    const rb = b.getBoundingClientRect();
-    const x1 = ra.right - box.left + g.scrollLeft;
-    const y1 = ra.top + ra.height / 2 - box.top + g.scrollTop;
-    const x2 = rb.left - box.left + g.scrollLeft;
-    const y2 = rb.top + rb.height / 2 - box.top + g.scrollTop;
+    const x1 = a.x + a.w;
+    const y1 = a.y + a.h / 2;
+    const x2 = b.x;
+    const y2 = b.y + b.h / 2;
     const dx = Math.max(20, (x2 - x1) / 2);
     paths.push(`<path d="M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}"/>`);
   }
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
   svg.innerHTML = paths.join("");
 }
 window.addEventListener("resize", () => route().view === "graph" && drawEdges());
@@ -530,14 +554,25 @@ document.addEventListener("click", async (e) => {
   }
 });
 
-async function openPromote(stage) {
+// The open promote dialog follows the project: Freight becomes available (verified upstream,
+// approved) while it is open. Not while a preview is shown or a fetch is under way.
+function refreshDialog() {
+  const d = state.dialog;
+  if (!d || !$("#dialog").open || d.loading || $("#preview")?.childElementCount) return;
+  openPromote(d.stage, true);
+}
+
+async function openPromote(stage, quiet) {
   const dlg = $("#dialog");
   const body = $("#dialog-body");
-  body.innerHTML = `<h2>Promote to ${esc(stage)}</h2><p class="muted">Loading Freight…</p>`;
+  state.dialog = { stage, loading: true };
+  if (!quiet) body.innerHTML = `<h2>Promote to ${esc(stage)}</h2><p class="muted">Loading Freight…</p>`;
   if (!dlg.open) dlg.showModal();
-  const res = await fetch(`/api/projects/${enc(state.project)}/stages/${enc(stage)}/candidates`);
-  const list = await res.json().catch(() => ({ error: `${res.status}` }));
-  if (!res.ok) {
+  const res = await fetch(`/api/projects/${enc(state.project)}/stages/${enc(stage)}/candidates`).catch(() => null);
+  const list = res ? await res.json().catch(() => ({ error: `${res.status}` })) : { error: "haul ui does not answer" };
+  state.dialog = { stage, loading: false };
+  if (!dlg.open) return;
+  if (!res?.ok) {
     body.innerHTML = `<h2>Promote to ${esc(stage)}</h2><p class="error">${esc(list.error)}</p>${button("Close", "", `data-action="close"`)}`;
     return;
   }
