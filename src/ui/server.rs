@@ -69,6 +69,14 @@ pub(super) async fn app(args: &UiArgs) -> Result<Router, UiError> {
         default_project,
         hub: Arc::default(),
     });
+    // Locally there is one user, known now: start watching the project `haul ui` was pointed
+    // at, so the first page opened is drawn from warm caches.
+    if !state.behind_proxy
+        && let Some(project) = &state.default_project
+        && let Ok((identity, client)) = state.identity.resolve(&HeaderMap::new())
+    {
+        state.hub.warm(&identity, client, project);
+    }
     Ok(router(state))
 }
 
@@ -199,14 +207,23 @@ async fn index(State(state): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn projects(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let client = match guard(&state, &headers, &Method::GET) {
+    let (identity, client) = match guard_identity(&state, &headers, &Method::GET) {
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
-    actions::projects(client, state.default_project.clone())
-        .await
-        .into_response()
+    let reply = actions::projects(client.clone(), state.default_project.clone()).await;
+    if let Ok(list) = &reply {
+        // The user is about to open one of these: their first paint should not wait for a
+        // listing. Bounded, as each warm project holds four watches for a while.
+        for p in list.0.iter().take(PREWARM_PROJECTS) {
+            state.hub.warm(&identity, client.clone(), &p.name);
+        }
+    }
+    reply.into_response()
 }
+
+/// How many of a user's listed projects get their watches started before a page asks.
+const PREWARM_PROJECTS: usize = 8;
 
 /// Kubernetes names: lowercase alphanumerics, '-' and '.'; anything else is refused before it
 /// reaches a URL path.
