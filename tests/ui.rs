@@ -770,5 +770,25 @@ async fn a_150_stage_project_renders_in_browser_runtime() {
     eprintln!(
         "first paint of a 153-Stage project (ms, 3 loads: cold, warm, warm): {paints:?}; haul ui RSS: {rss}"
     );
+    // `haul ui -n <project>` (as the quickstart starts it) watches that project from the start,
+    // so even the first page opened after it starts finds the project listed.
+    let (pointed, pointed_url) = haul_ui(cp().kubeconfig(), &["-n", &ns]);
+    c.goto(&format!("{pointed_url}/p/{ns}"))
+        .await
+        .expect("open");
+    let first = wait_js(
+        &c,
+        60,
+        "153 Stages on the page of `haul ui -n`",
+        "return document.querySelectorAll('.card.stage').length === 153 && window.__haulFirstPaint;",
+    )
+    .await;
+    let log = std::fs::read_to_string(&pointed.1).unwrap_or_default();
+    assert!(
+        log.contains("first snapshot"),
+        "`haul ui -n {ns}` built no snapshot: {log}"
+    );
+    eprintln!("first paint, first page of `haul ui -n {ns}` (ms): {first}");
+    drop(pointed);
     let _ = c.close().await;
 }
