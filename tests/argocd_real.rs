@@ -657,7 +657,8 @@ fn a_progressing_deployment_holds_verification() {
 
 /// A sync Argo CD cannot complete fails the Promotion with Argo CD's message. As in Kargo
 /// (`assessHealth`: health checks only run after a successful Promotion), the Stage's health is
-/// then Unknown, carrying that message, and the Freight is not verified.
+/// then Unknown (`LastPromotionErrored`), its Ready condition carries that message, and the
+/// Freight is not verified.
 #[test]
 fn a_failed_sync_fails_the_promotion_with_argo_cds_message_and_nothing_is_verified() {
     let ns = namespace("acd-stage-fail");
@@ -694,15 +695,36 @@ fn a_failed_sync_fails_the_promotion_with_argo_cds_message_and_nothing_is_verifi
         message.contains(&argo_message) && message.contains(&format!("{ns}/app-dev")),
         "the Promotion carries Argo CD's message {argo_message:?}: {message}"
     );
+    // As Kargo: health Unknown because the last Promotion did not succeed (reason
+    // `LastPromotionErrored`); the Ready condition carries the Promotion's message, Argo CD's.
     let stage = wait_argo("Stage dev to report the failure", || {
         let s = get_json("stage", "dev", &ns)?;
-        s["status"]["health"]["issues"]
+        s["status"]["conditions"]
             .as_array()?
             .iter()
-            .any(|i| i.as_str().is_some_and(|i| i.contains(&argo_message)))
+            .any(|c| {
+                c["type"] == "Ready"
+                    && c["status"] == "False"
+                    && c["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(&argo_message))
+            })
             .then_some(s)
     });
     assert_eq!(stage["status"]["health"]["status"], "Unknown", "{stage:#}");
+    let healthy = stage["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Healthy"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(healthy["status"], "Unknown", "{stage:#}");
+    assert_eq!(healthy["reason"], "LastPromotionErrored", "{stage:#}");
+    assert!(
+        stage["status"]["health"]["issues"][0]
+            .as_str()
+            .is_some_and(|i| i.contains("last Promotion did not succeed")),
+        "{stage:#}"
+    );
     for _ in 0..10 {
         assert!(!verified_in_dev(&ns), "f7 verified after a failed sync");
         std::thread::sleep(Duration::from_millis(500));
