@@ -16,27 +16,15 @@ use std::time::{Duration, Instant};
 
 use haul::api::{HealthState, StepStatus};
 use haul::argocd::{self, Error, UpdateConfig};
-use haul_testenv::ArgoCd;
 use haul_testenv::argocd::repository_secret_yaml;
 use serde_json::{Value, json};
+use support::argocd::{ARGO_WAIT, argocd, wait_argo};
 use support::fixtures::{GitopsTemplate, Stage, git_credentials_secret, promotion_yaml};
 use support::gitops::encoded_auth_url;
 use support::services::services;
 use support::{ControllerProcess, get_json, git, kubectl, kubectl_stdin, namespace};
 
 const ECR: &str = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/my-app";
-/// Argo CD's own waits are in seconds; a loaded CI machine may take a while to clone and render.
-const ARGO_WAIT: u64 = 180;
-
-/// The Argo CD of this test binary, started once on its control plane.
-fn argocd() -> &'static ArgoCd {
-    static A: OnceLock<ArgoCd> = OnceLock::new();
-    A.get_or_init(|| {
-        let cp = support::cp();
-        ArgoCd::start(cp, &cp.dir().join("argocd"))
-            .unwrap_or_else(|e| panic!("cannot start Argo CD: {e}"))
-    })
-}
 
 /// The one haul controller of this binary.
 fn controller() -> &'static std::sync::Mutex<ControllerProcess> {
@@ -49,22 +37,6 @@ fn controller() -> &'static std::sync::Mutex<ControllerProcess> {
 
 fn apply(yaml: &str) {
     kubectl_stdin(&["apply", "-f", "-"], yaml).success("kubectl apply");
-}
-
-/// Polls `f` until it returns `Some`; on timeout panics with `what` and Argo CD's log tails.
-fn wait_argo<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(ARGO_WAIT);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline && !argocd().exited(),
-            "timed out after {ARGO_WAIT}s waiting for {what}\n{}",
-            argocd().log_tails()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 /// A new repository on the git server with `files` committed on branch `gitops`, and a

@@ -14,11 +14,9 @@
 mod support;
 
 use std::process::Command;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-use haul_testenv::ArgoCd;
 use haul_testenv::argocd::repository_secret_yaml;
+use support::argocd::{argocd, wait_argo};
 use support::fixtures::promotion_yaml;
 use support::gitops::seed_gitops_for_argocd;
 use support::services::services;
@@ -80,36 +78,6 @@ fn example_manifests(gitops: &str) -> String {
             "password: my-codecommit-https-password",
             &format!("password: '{}'", s.var("HAUL_TEST_GIT_PASSWORD")),
         )
-}
-
-/// Argo CD's own waits are in seconds (a 60 s reconciliation cadence); a loaded CI machine may
-/// take a while to clone and render.
-const ARGO_WAIT: u64 = 180;
-
-/// The Argo CD of this test binary, started once on its control plane.
-fn argocd() -> &'static ArgoCd {
-    static A: OnceLock<ArgoCd> = OnceLock::new();
-    A.get_or_init(|| {
-        let cp = support::cp();
-        ArgoCd::start(cp, &cp.dir().join("argocd"))
-            .unwrap_or_else(|e| panic!("cannot start Argo CD: {e}"))
-    })
-}
-
-/// Polls `f` until it returns `Some`; on timeout panics with `what` and Argo CD's log tails.
-fn wait_argo<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(ARGO_WAIT);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline && !argocd().exited(),
-            "timed out after {ARGO_WAIT}s waiting for {what}\n{}",
-            argocd().log_tails()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 /// Argo CD has synced `app` to exactly `commit` for `promotion`, and its comparison since (the

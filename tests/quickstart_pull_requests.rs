@@ -10,7 +10,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::quickstart::{Quickstart, after};
+use support::quickstart::{Quickstart, after, dev_freight};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -86,11 +86,7 @@ fn prod_promotes_through_a_pull_request_merged_as_the_quickstart_says() {
     let mut qs = Quickstart::start(&["--pull-requests"], state.path());
     let lines = qs.read_instructions();
     let kubeconfig = after(&lines, "export KUBECONFIG=").to_string();
-    let freight = after(&lines, "dev runs Freight ")
-        .split_whitespace()
-        .next()
-        .expect("a Freight name")
-        .to_string();
+    let freight = dev_freight(&lines);
     let bare = after(&lines, "git --git-dir ")
         .split_whitespace()
         .next()

@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 
 use support::browser::{browser, click, page_id, promote_in_page, runtime, screenshot, wait_js};
-use support::quickstart::{Quickstart, after};
+use support::quickstart::{Quickstart, after, dev_freight};
 
 /// The Freight a Stage's card shows as current (a function body for `wait_js`).
 fn current_in(stage: &str) -> String {
@@ -24,11 +24,7 @@ fn a_newcomer_promotes_to_uat_in_the_browser() {
     let mut qs = Quickstart::start(&[], dir.path());
     let lines = qs.read_instructions();
     let kubeconfig = after(&lines, "export KUBECONFIG=").to_string();
-    let freight = after(&lines, "dev runs Freight ")
-        .split_whitespace()
-        .next()
-        .expect("a Freight name")
-        .to_string();
+    let freight = dev_freight(&lines);
     let url = after(
         &lines,
         "Web UI (your pipeline; promote to uat from there): ",

@@ -124,6 +124,7 @@ pub fn namespace(prefix: &str) -> String {
         .expect("create namespace")
 }
 
+pub mod argocd;
 pub mod browser;
 pub mod charts;
 pub mod faults;

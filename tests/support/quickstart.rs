@@ -105,3 +105,12 @@ pub fn after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
         .find_map(|l| l.trim_start().strip_prefix(prefix))
         .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{}", lines.join("\n")))
 }
+
+/// The Freight the quickstart says dev runs ("dev runs Freight <name> …").
+pub fn dev_freight(lines: &[String]) -> String {
+    after(lines, "dev runs Freight ")
+        .split_whitespace()
+        .next()
+        .expect("a Freight name")
+        .to_string()
+}
