@@ -599,28 +599,17 @@ where
         stream
             .for_each(|event| {
                 // The index first: a change is announced once reads can see it.
-                match event {
-                    Ok(Event::Apply(o)) => {
-                        if let Some(i) = &index {
-                            i.observe(&o, true);
-                        }
-                        on_change(&o, Change::Applied)
-                    }
-                    Ok(Event::InitApply(o)) => {
-                        if let Some(i) = &index {
-                            i.observe(&o, true);
-                        }
-                        on_change(&o, Change::Listed)
-                    }
-                    Ok(Event::Delete(o)) => {
-                        if let Some(i) = &index {
-                            i.observe(&o, false);
-                        }
-                        on_change(&o, Change::Deleted)
-                    }
-                    _ => {}
+                let (o, change) = match event {
+                    Ok(Event::Apply(o)) => (o, Change::Applied),
+                    Ok(Event::InitApply(o)) => (o, Change::Listed),
+                    Ok(Event::Delete(o)) => (o, Change::Deleted),
+                    _ => return std::future::ready(()),
+                };
+                if let Some(i) = &index {
+                    i.observe(&o, change != Change::Deleted);
                 }
-                async {}
+                on_change(&o, change);
+                std::future::ready(())
             })
             .await;
     });
@@ -628,22 +617,20 @@ where
 }
 
 /// The Promotion of `p`'s Stage that runs next now that `p` finished or is gone (the head of
-/// the rest of its queue), from the Promotion store; the others keep waiting, so only it is
-/// triggered. None before [`Caches::start`] has finished.
+/// the rest of its queue), from its project's Promotions in the store; the others keep
+/// waiting, so only it is triggered. None before [`Caches::start`] has finished.
 fn next_in_queue(
     stores: &std::sync::OnceLock<CacheStores>,
     p: &Promotion,
 ) -> Option<ObjectRef<Promotion>> {
     let s = stores.get()?;
+    let ns = p.metadata.namespace.as_deref()?;
     let rest: Vec<Arc<Promotion>> = s
+        .by_ns
         .promotions
-        .state()
+        .get(&s.promotions, ns)
         .into_iter()
-        .filter(|q| {
-            q.metadata.namespace == p.metadata.namespace
-                && q.spec.stage == p.spec.stage
-                && q.metadata.uid != p.metadata.uid
-        })
+        .filter(|q| q.spec.stage == p.spec.stage && q.metadata.uid != p.metadata.uid)
         .collect();
     promotion::queue_order(rest)
         .first()
