@@ -470,7 +470,7 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
                 // anyway, and after the last step the final write follows at once: saving
                 // the status then would only cost a write.
                 let last = index + 1 >= steps.len();
-                if !go_on || !(last || replays_locally(&uses)) {
+                if !go_on || !(last || crate::promotion::steps::registry::replays_locally(&uses)) {
                     write_status(&ctx, &api, &p, &status).await?;
                     clock.lap("status");
                 }
@@ -543,34 +543,6 @@ async fn reconcile_once(obj: Arc<Promotion>, ctx: Arc<Context>) -> Result<Action
             }
         }
     }
-}
-
-/// Steps whose effects stay in the Promotion's work dir (reads of remotes aside): re-running
-/// one after a restart changes nothing outside, so the status need not be saved after it.
-const LOCAL_STEPS: &[&str] = &[
-    "git-clone",
-    "git-clear",
-    "git-commit",
-    "kustomize-set-image",
-    "kustomize-build",
-    "helm-template",
-    "yaml-update",
-    "yaml-parse",
-    "yaml-merge",
-    "json-update",
-    "json-parse",
-    "toml-update",
-    "toml-parse",
-    "copy",
-    "delete",
-    "file-write",
-    "tar",
-    "untar",
-    "compose-output",
-];
-
-fn replays_locally(uses: &str) -> bool {
-    LOCAL_STEPS.contains(&uses)
 }
 
 /// Exports a finished promotion's phase times and logs them in one line.

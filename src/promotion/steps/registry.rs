@@ -61,6 +61,36 @@ pub fn find(uses: &str) -> Option<&'static StepSpec> {
     find_in(STEPS, uses)
 }
 
+/// Steps whose effects stay in the Promotion's work dir (reads of remotes aside): re-running
+/// one after a restart changes nothing outside, so the status need not be saved after it.
+const LOCAL_STEPS: &[&str] = &[
+    "git-clone",
+    "git-clear",
+    "git-commit",
+    "kustomize-set-image",
+    "kustomize-build",
+    "helm-template",
+    "yaml-update",
+    "yaml-parse",
+    "yaml-merge",
+    "json-update",
+    "json-parse",
+    "toml-update",
+    "toml-parse",
+    "copy",
+    "delete",
+    "file-write",
+    "tar",
+    "untar",
+    "compose-output",
+];
+
+/// Whether step `uses` only changes the Promotion's work dir (reads of remotes aside), so the
+/// controller need not save the status after it.
+pub fn replays_locally(uses: &str) -> bool {
+    LOCAL_STEPS.contains(&uses)
+}
+
 /// The names of the steps haul runs.
 pub fn names() -> impl Iterator<Item = &'static str> {
     STEPS.iter().map(|s| s.name)
@@ -183,6 +213,13 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("http, set-metadata"), "{m}");
+    }
+
+    #[test]
+    fn the_steps_that_replay_locally_are_registered_ones() {
+        for name in LOCAL_STEPS {
+            assert!(find(name).is_some(), "{name} is not a registered step");
+        }
     }
 
     #[test]
